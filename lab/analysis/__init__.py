@@ -1,0 +1,1 @@
+"""Analysis of measured runs: summaries, comparisons."""

@@ -1,0 +1,226 @@
+"""A run's headline figures, computed from merged interval histograms and resource samples.
+
+Percentiles always come from histograms merged over the window, never from averaging
+per-interval or per-worker percentiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from lab.load.histogram import LatencyHistogram
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Latency percentiles in milliseconds. All 0.0 when nothing was recorded."""
+
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    max: float
+    mean: float
+    count: int = 0
+
+    @classmethod
+    def from_histogram(cls, hist: LatencyHistogram) -> Latency:
+        return cls(
+            p50=hist.percentile_ms(50),
+            p90=hist.percentile_ms(90),
+            p95=hist.percentile_ms(95),
+            p99=hist.percentile_ms(99),
+            max=hist.max_ms(),
+            mean=hist.mean_ms(),
+            count=hist.count,
+        )
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(getattr(self, k), 3) for k in ("p50", "p90", "p95", "p99", "max", "mean")}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Headline figures of one run over its measured window (warm-up excluded)."""
+
+    requests: int
+    """Completed attempts in the window: ok + errors."""
+    ok: int
+    errors: int
+    dropped: int
+    interrupted: int
+    bytes: int
+    window_s: float
+    """Real length of the measured window, seconds."""
+    throughput_rps: float
+    """Goodput: successful requests per second of the window."""
+    attempts_rps: float
+    """Completed attempts (errors included) per second of the window."""
+    latency_ms: Latency
+    """Successful requests, from the intended send time (open model) or the send."""
+    latency_all_ms: Latency
+    """Every completed attempt, errors included."""
+    service_ms: Latency
+    """Successful requests from the actual send (service time)."""
+    error_rate: float
+    """errors / requests, 0..1."""
+    errors_by_class: dict[str, int] = field(default_factory=dict)
+    target_cpu_s_per_1k: float | None = None
+    """Target CPU-seconds spent per 1,000 completed requests in the window."""
+    target_peak_rss_bytes: int | None = None
+    generator_cpu_s_per_1k: float | None = None
+    generator_peak_cpu_percent: float | None = None
+    """Highest CPU percent (of one core) of any single generator process."""
+    cache_hit_ratio: float | None = None
+    """From the target's stats path, over the window; None when it reports none."""
+
+    def as_contract(self) -> dict[str, object]:
+        """The ``summary`` object of the ``lab run --format json`` contract (plus extras)."""
+        return {
+            "requests": self.requests,
+            "ok": self.ok,
+            "errors": self.errors,
+            "dropped": self.dropped,
+            "interrupted": self.interrupted,
+            "throughput_rps": round(self.throughput_rps, 3),
+            "attempts_rps": round(self.attempts_rps, 3),
+            "latency_ms": self.latency_ms.as_dict(),
+            "latency_all_ms": self.latency_all_ms.as_dict(),
+            "service_ms": self.service_ms.as_dict(),
+            "error_rate": round(self.error_rate, 6),
+            "errors_by_class": dict(self.errors_by_class),
+            "target_cpu_s_per_1k": _round(self.target_cpu_s_per_1k),
+            "target_peak_rss_bytes": self.target_peak_rss_bytes,
+            "generator_cpu_s_per_1k": _round(self.generator_cpu_s_per_1k),
+            "generator_peak_cpu_percent": _round(self.generator_peak_cpu_percent),
+            "cache_hit_ratio": _round(self.cache_hit_ratio),
+            "window_s": round(self.window_s, 3),
+            "bytes": self.bytes,
+        }
+
+
+def _round(value: float | None, ndigits: int = 4) -> float | None:
+    return None if value is None else round(value, ndigits)
+
+
+@dataclass(frozen=True)
+class IntervalCounts:
+    """What summarise() needs of one merged interval."""
+
+    t_s: float
+    duration_s: float
+    ok: int
+    errors: int
+    dropped: int
+    interrupted: int
+    bytes: int
+    errors_by_class: dict[str, int]
+    histogram: bytes
+    histogram_all: bytes
+    histogram_service: bytes
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """What summarise() needs of one resource sample."""
+
+    t_s: float
+    role: str
+    pid: int | None
+    cpu_percent: float | None
+    cpu_seconds: float
+    rss_bytes: int
+
+
+def summarise(
+    intervals: Sequence[IntervalCounts],
+    resources: Sequence[CpuReading],
+    warmup_s: float,
+    cache_stats: dict[str, object] | None = None,
+) -> Summary | None:
+    """Summarise a run over its measured window.
+
+    Args:
+        intervals: merged intervals in time order.
+        resources: resource readings in time order (any roles).
+        warmup_s: intervals starting before this many seconds are excluded; warm-up is
+            therefore rounded up to whole intervals.
+        cache_stats: ``{"cache_hits": int, "cache_misses": int}`` over the window, if the
+            target reports them.
+
+    Returns:
+        The summary, or None when no interval lies in the measured window.
+    """
+    window = [iv for iv in intervals if iv.t_s + 1e-9 >= warmup_s]
+    if not window:
+        return None
+    ok_hist, all_hist, svc_hist = LatencyHistogram(), LatencyHistogram(), LatencyHistogram()
+    by_class: dict[str, int] = {}
+    for iv in window:
+        ok_hist.merge_encoded(iv.histogram)
+        all_hist.merge_encoded(iv.histogram_all)
+        svc_hist.merge_encoded(iv.histogram_service)
+        for cls, n in iv.errors_by_class.items():
+            by_class[cls] = by_class.get(cls, 0) + n
+    ok = sum(iv.ok for iv in window)
+    errors = sum(iv.errors for iv in window)
+    requests = ok + errors
+    window_s = sum(iv.duration_s for iv in window)
+    start_s = window[0].t_s
+    per_s = (lambda n: n / window_s) if window_s > 0 else (lambda n: 0.0)
+
+    target_cpu = _cpu_delta(resources, "target", start_s)
+    gen_cpu = _cpu_delta(resources, "generator", start_s)
+    target_rss = [r.rss_bytes for r in resources if r.role == "target" and r.t_s >= start_s]
+    gen_pct = [float(r.cpu_percent) for r in resources if r.role == "generator" and r.t_s > start_s and r.cpu_percent is not None]
+
+    hit_ratio = None
+    if cache_stats:
+        hits = cache_stats.get("cache_hits")
+        misses = cache_stats.get("cache_misses")
+        if isinstance(hits, int) and isinstance(misses, int) and hits + misses > 0:
+            hit_ratio = hits / (hits + misses)
+
+    return Summary(
+        requests=requests,
+        ok=ok,
+        errors=errors,
+        dropped=sum(iv.dropped for iv in window),
+        interrupted=sum(iv.interrupted for iv in window),
+        bytes=sum(iv.bytes for iv in window),
+        window_s=window_s,
+        throughput_rps=per_s(ok),
+        attempts_rps=per_s(requests),
+        latency_ms=Latency.from_histogram(ok_hist),
+        latency_all_ms=Latency.from_histogram(all_hist),
+        service_ms=Latency.from_histogram(svc_hist),
+        error_rate=errors / requests if requests else 0.0,
+        errors_by_class=by_class,
+        target_cpu_s_per_1k=(target_cpu / requests * 1000) if target_cpu is not None and requests else None,
+        target_peak_rss_bytes=max(target_rss) if target_rss else None,
+        generator_cpu_s_per_1k=(gen_cpu / requests * 1000) if gen_cpu is not None and requests else None,
+        generator_peak_cpu_percent=max(gen_pct) if gen_pct else None,
+        cache_hit_ratio=hit_ratio,
+    )
+
+
+def _cpu_delta(resources: Sequence[CpuReading], role: str, start_s: float) -> float | None:
+    """CPU-seconds a role spent from ``start_s`` to its last reading, summed over pids.
+
+    Each pid's baseline is its last reading at or before ``start_s`` (or its first
+    reading after it, for a process that appeared later, whose earlier CPU then counts
+    from zero since it started within the window).
+    """
+    by_pid: dict[int | None, list[CpuReading]] = {}
+    for r in resources:
+        if r.role == role:
+            by_pid.setdefault(r.pid, []).append(r)
+    if not by_pid:
+        return None
+    total = 0.0
+    for readings in by_pid.values():
+        before = [r for r in readings if r.t_s <= start_s + 1e-9]
+        base = before[-1].cpu_seconds if before else 0.0
+        total += max(0.0, readings[-1].cpu_seconds - base)
+    return total

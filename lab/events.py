@@ -1,0 +1,183 @@
+"""The typed events every subscriber of the engine consumes.
+
+The engine emits these, in this order for one run: ``RunStarted``, ``TargetReady`` (when
+the lab starts the target), then ``IntervalStats`` and ``ResourceSample`` as the run goes
+on, ``ErrorSample`` at the end, and ``RunFinished`` last, always, on every exit path.
+Subscribers (the store recorder, the headless progress printer, the TUI bridge) are plain
+callables ``(event) -> None`` and know nothing of one another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from lab.analysis.summary import Summary
+    from lab.plan import RunPlan
+
+RunStatus = Literal["running", "completed", "failed", "aborted"]
+ResourceRole = Literal["target", "generator", "lab", "system"]
+ERROR_CLASSES = ("timeout", "connect", "reset", "http_4xx", "http_5xx", "generator")
+"""Error classes, in display order. ``generator`` errors are the lab's own (for example
+too many open files) and are kept apart from the target's."""
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """The machine a run was measured on."""
+
+    cores: int
+    """Logical CPU cores."""
+    memory_bytes: int
+    """Total physical memory."""
+    python: str
+    """Python version of the lab, e.g. ``3.11.7``."""
+    platform: str
+    """``platform.platform()``."""
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """A run has begun; nothing has been measured yet."""
+
+    run_key: str
+    """A unique key for this run within the process (a uuid4 hex)."""
+    plan: RunPlan
+    started_at: float
+    """Unix time, seconds."""
+    host: HostFacts
+    lab_version: str
+
+
+@dataclass(frozen=True)
+class TargetReady:
+    """The target the lab started answers its ready path."""
+
+    run_key: str
+    url: str
+    """Base URL, e.g. ``http://127.0.0.1:41234``."""
+    pid: int | None
+    """PID of the target's root process, or None for an external target."""
+    startup_s: float
+    """Seconds from spawn to the first 200 on the ready path."""
+
+
+@dataclass(frozen=True)
+class IntervalStats:
+    """One interval of a run, merged across every generator worker.
+
+    Intervals are aligned on the run's start: interval ``t_s`` covers
+    ``[t_s, t_s + duration_s)`` seconds after the load began. The last interval may be
+    shorter (the run's real end) and also holds requests that completed while the lab
+    awaited in-flight requests after the duration ended.
+    """
+
+    run_key: str
+    t_s: float
+    """Start of the interval, seconds after the load began."""
+    duration_s: float
+    """Length of the interval in seconds (1.0 except for the last)."""
+    requests: int
+    """Completed attempts: ok + errors."""
+    ok: int
+    errors: int
+    errors_by_class: dict[str, int]
+    """Error counts keyed by a class of ``ERROR_CLASSES``."""
+    bytes: int
+    """Response body bytes as received (before decompression)."""
+    dropped: int
+    """Open model: requests not sent because ``max_in_flight`` was reached."""
+    interrupted: int
+    """Requests cancelled at the run's end; neither ok nor errors."""
+    active_vus: int
+    """Closed model: VUs running at the end of the interval (summed over workers)."""
+    target_rate: float
+    """Open model: scheduled arrival rate (req/s) at the end of the interval."""
+    histogram: bytes
+    """Encoded HDR histogram (microseconds) of successful requests' latency."""
+    histogram_all: bytes
+    """Encoded HDR histogram (microseconds) of every completed attempt, errors included."""
+    histogram_service: bytes
+    """Encoded HDR histogram (microseconds) of service time of successful requests, from
+    the actual send (differs from ``histogram`` only in the open model)."""
+    p50_ms: float | None
+    p90_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    """Percentiles of successful requests in this interval (None when there were none)."""
+    stage: int = 0
+    """Index of the load stage this interval ended in."""
+
+
+@dataclass(frozen=True)
+class ResourceSample:
+    """A psutil reading of one role at one instant.
+
+    ``cpu_percent`` is a percent of one core (100 = one core busy; the system role sums
+    all cores). ``cpu_seconds`` is cumulative user+system CPU of the role's processes.
+    For the ``system`` role, ``rss_bytes`` is used physical memory.
+    """
+
+    run_key: str
+    t_s: float
+    role: ResourceRole
+    pid: int | None
+    cpu_percent: float | None
+    """None on the first reading of a run, which only primes the CPU counters."""
+    cpu_seconds: float
+    rss_bytes: int
+    num_threads: int
+    num_fds: int
+    processes: int = 1
+    """How many processes the reading sums (the target's whole tree)."""
+    detail: dict[str, Any] = field(default_factory=dict)
+    """Extra readings: per-core CPU and memory totals for ``system``."""
+
+
+@dataclass(frozen=True)
+class ErrorSample:
+    """Errors of one class and status over a whole run, with one sample message."""
+
+    run_key: str
+    error_class: str
+    status: int | None
+    message: str
+    count: int
+
+
+@dataclass(frozen=True)
+class LoadChanged:
+    """The load level changed: a new stage began or a user changed VUs or rate."""
+
+    run_key: str
+    t_s: float
+    stage: int
+    level: float
+    """VUs (closed model) or arrival rate in req/s (open model)."""
+    reason: str
+    """``stage`` or ``user``."""
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """A run has ended, whatever the way. Always the last event of a run."""
+
+    run_key: str
+    status: RunStatus
+    reason: str | None
+    """Why it failed or was aborted; None when completed."""
+    ended_at: float
+    """Unix time, seconds."""
+    summary: Summary | None
+    """Headline figures over the measured window (warm-up excluded); None when nothing
+    was measured."""
+    target_stats: dict[str, Any] = field(default_factory=dict)
+    """What the target reported on its stats path over the measured window, e.g.
+    ``{"cache_hits": 10, "cache_misses": 2}``."""
+
+
+Event = RunStarted | TargetReady | IntervalStats | ResourceSample | ErrorSample | LoadChanged | RunFinished
+Listener = Callable[[Event], None]

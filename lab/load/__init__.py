@@ -1,0 +1,1 @@
+"""Load generation: workload, histograms, client engines, executors, worker processes."""
