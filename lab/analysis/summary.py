@@ -173,7 +173,8 @@ def summarise(
     target_cpu = _cpu_delta(resources, "target", start_s)
     gen_cpu = _cpu_delta(resources, "generator", start_s)
     target_rss = [r.rss_bytes for r in resources if r.role == "target" and r.t_s >= start_s]
-    gen_pct = [float(r.cpu_percent) for r in resources if r.role == "generator" and r.t_s > start_s and r.cpu_percent is not None]
+    gen_pct = [float(r.cpu_percent) for r in resources
+               if r.role == "generator" and r.t_s > start_s and r.cpu_percent is not None]
 
     hit_ratio = None
     if cache_stats:

@@ -1,0 +1,294 @@
+"""The command line: ``lab run``, ``lab runs``, ``lab show``, ``lab compare``.
+
+Data goes to stdout, diagnostics and progress to stderr. Every input error is one line on
+stderr and exit code 2 (``lab.exitcodes``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+
+from lab import __version__
+from lab.exitcodes import ExitCode
+from lab.plan import RunPlan, plan_runs
+from lab.spec import (
+    LoadSpec,
+    SpecError,
+    check_target_importable,
+    find_experiment,
+    load_experiment,
+    parse_duration,
+)
+
+FORMATS = click.Choice(["table", "json"])
+
+
+class InputError(Exception):
+    """Bad input found by the CLI itself; its message is the one line to print."""
+
+
+def _fail(message: str) -> NoReturn:
+    raise InputError(message)
+
+
+def _db_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--db", "db_path", type=click.Path(dir_okay=False), envvar="LAB_DB",
+        default="results.db", show_default=True, show_envvar=True,
+        help="The results database (SQLite).",
+    )(f)
+
+
+def _format_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--format", "fmt", type=FORMATS, default="table", show_default=True,
+                        help="Output format on stdout.")(f)
+
+
+def _stdout_console() -> Console:
+    # Piped output gets a wide, colourless table rather than rich's 80-column default.
+    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
+
+
+def _open_existing_store(db_path: str) -> Any:
+    from lab.store import Store
+
+    if not Path(db_path).exists():
+        _fail(f"{db_path}: no such results database (run an experiment first, or pass --db)")
+    return Store(db_path)
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lab")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Scalability Lab: run experiments against local web services and compare the runs.
+
+    Without a sub-command, prints this help.
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+def _apply_overrides(plans: list[RunPlan], path: str, duration: str | None, warmup: str | None,
+                     vus: int | None, rate: float | None, workers: int | None) -> list[RunPlan]:
+    """Apply command-line load overrides to every plan; errors name the option."""
+    if duration is None and warmup is None and vus is None and rate is None and workers is None:
+        return plans
+    out = []
+    for plan in plans:
+        data = plan.load.model_dump()
+        try:
+            if duration is not None:
+                seconds = parse_duration(duration)
+                if seconds <= 0:
+                    raise ValueError(f"must be a positive duration, got {duration!r}")
+                if data["stages"]:
+                    # Keep the shape of the ramp; fit it into the requested length.
+                    total = sum(s["duration"] for s in data["stages"])
+                    for s in data["stages"]:
+                        s["duration"] = s["duration"] * seconds / total
+                data["duration"] = seconds
+            if warmup is not None:
+                data["warmup"] = parse_duration(warmup)
+        except ValueError as exc:
+            _fail(f"{path}: --{'duration' if duration is not None else 'warmup'}: {exc}")
+        if vus is not None:
+            data.update(vus=vus, stages=[])
+        if rate is not None:
+            data.update(rate=rate, stages=[])
+        if workers is not None:
+            data["workers"] = workers
+        try:
+            load = LoadSpec.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "load"
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            _fail(f"{path}: {plan.variant}: load.{where}: {msg} (after command-line overrides)")
+        out.append(RunPlan(plan.experiment, plan.title, plan.variant, plan.target, load, plan.source))
+    return out
+
+
+@cli.command()
+@click.argument("experiment")
+@click.option("--variant", "variants", multiple=True, metavar="NAME",
+              help="Run only this variant (repeatable).")
+@click.option("--duration", metavar="DURATION", help="Run length, e.g. 20s or 2m (scales stages).")
+@click.option("--warmup", metavar="DURATION", help="Warm-up excluded from summaries, e.g. 3s.")
+@click.option("--vus", type=click.IntRange(min=1), help="Virtual users (closed model).")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True),
+              help="Arrival rate in requests per second (open model).")
+@click.option("--workers", type=click.IntRange(min=1), help="Load generator worker processes.")
+@click.option("--experiments", "experiments_dir", type=click.Path(file_okay=False),
+              default="experiments", show_default=True, help="Where experiment names are looked up.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@_db_option
+@_format_option
+def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: str | None,
+        vus: int | None, rate: float | None, workers: int | None, experiments_dir: str,
+        quiet: bool, db_path: str, fmt: str) -> None:
+    """Run EXPERIMENT (a path, or a name in ./experiments), every variant in turn.
+
+    Shows progress on stderr and prints the side-by-side table of the variants (or JSON)
+    on stdout. Every run is stored in the results database.
+    """
+    path = find_experiment(experiment, Path(experiments_dir))
+    exp = load_experiment(path)
+    try:
+        plans = plan_runs(exp, list(variants) or None)
+    except KeyError as exc:
+        _fail(f"{path}: --variant: {exc.args[0]}")
+    plans = _apply_overrides(plans, str(path), duration, warmup, vus, rate, workers)
+    checked: set[tuple[Any, ...]] = set()
+    for plan in plans:
+        key = (plan.target.app, plan.target.app_dir, tuple(sorted(plan.target.env.items())))
+        if plan.target.app and key not in checked:
+            check_target_importable(plan.target, str(path))
+            checked.add(key)
+
+    from lab.store import Store
+
+    if not quiet:
+        info = exp.experiment
+        click.echo(f"{info.title}" + (f" — {info.question}" if info.question else ""), err=True)
+        if info.description:
+            click.echo(info.description.strip(), err=True)
+    with Store(db_path) as store:
+        ids, statuses = asyncio.run(_run_plans(plans, store, quiet))
+        runs = store.get_runs(ids)
+    _print_runs(exp.name, runs, fmt)
+    if "aborted" in statuses:
+        sys.exit(ExitCode.INTERRUPTED)
+    if "failed" in statuses:
+        sys.exit(ExitCode.RUN_FAILED)
+
+
+async def _run_plans(plans: list[RunPlan], store: Any, quiet: bool) -> tuple[list[int], list[str]]:
+    from lab.engine import RunControl, run_plan
+    from lab.progress import ProgressPrinter
+    from lab.store import Recorder
+
+    control = RunControl()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, control.stop, "interrupted by user (SIGINT)")
+    loop.add_signal_handler(signal.SIGTERM, control.stop, "terminated (SIGTERM)")
+    recorder = Recorder(store)
+    listeners: list[Any] = [recorder]
+    if not quiet:
+        listeners.append(ProgressPrinter())
+    ids: list[int] = []
+    statuses: list[str] = []
+    try:
+        for plan in plans:
+            outcome = await run_plan(plan, listeners, control)
+            ids.append(recorder.run_id_for(outcome.run_key))
+            statuses.append(outcome.status)
+            if outcome.status == "aborted":
+                break
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.remove_signal_handler(signal.SIGTERM)
+    return ids, statuses
+
+
+def _print_runs(experiment: str, runs: Sequence[Any], fmt: str) -> None:
+    from lab.report.json_report import experiment_json
+    from lab.report.table import comparison_table
+
+    if fmt == "json":
+        click.echo(json.dumps(experiment_json(experiment, list(runs)), indent=2))
+    else:
+        _stdout_console().print(comparison_table(list(runs)))
+
+
+@cli.command("runs")
+@click.option("--experiment", help="Only runs of this experiment.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many, newest first.")
+@_db_option
+@_format_option
+def runs_cmd(experiment: str | None, limit: int | None, db_path: str, fmt: str) -> None:
+    """List stored runs, newest first."""
+    from lab.report.json_report import runs_json
+    from lab.report.table import runs_table
+
+    with _open_existing_store(db_path) as store:
+        runs = store.list_runs(experiment=experiment, limit=limit)
+    if fmt == "json":
+        click.echo(json.dumps(runs_json(runs), indent=2))
+    else:
+        _stdout_console().print(runs_table(runs))
+
+
+@cli.command()
+@click.argument("run_id", type=int)
+@_db_option
+@_format_option
+def show(run_id: int, db_path: str, fmt: str) -> None:
+    """Show one run: its facts, summary, errors and per-second series."""
+    from lab.report.json_report import series_json
+    from lab.report.table import run_details, series_table
+
+    with _open_existing_store(db_path) as store:
+        try:
+            run_rec = store.get_run(run_id)
+        except KeyError as exc:
+            _fail(f"{db_path}: {exc.args[0]}")
+        intervals = store.intervals(run_id)
+        errors = store.errors(run_id)
+    if fmt == "json":
+        click.echo(json.dumps(series_json(run_rec, intervals), indent=2))
+        return
+    console = _stdout_console()
+    console.print(run_details(run_rec, errors))
+    console.print(series_table(run_rec, intervals))
+
+
+@cli.command()
+@click.argument("run_ids", type=int, nargs=-1, required=True)
+@_db_option
+@_format_option
+def compare(run_ids: Sequence[int], db_path: str, fmt: str) -> None:
+    """Put stored runs side by side, with deltas against the first one."""
+    with _open_existing_store(db_path) as store:
+        try:
+            runs = store.get_runs(list(run_ids))
+        except KeyError as exc:
+            _fail(f"{db_path}: {exc.args[0]}")
+    names = sorted({r.experiment for r in runs})
+    _print_runs(" vs ".join(names), runs, fmt)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``lab`` console script."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="lab",
+                 standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("lab: interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except click.UsageError as exc:
+        cmd = exc.ctx.command_path if exc.ctx else "lab"
+        click.echo(f"{cmd}: {exc.format_message()} (see '{cmd} --help')", err=True)
+        sys.exit(ExitCode.BAD_INPUT)
+    except (SpecError, InputError) as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(ExitCode.BAD_INPUT)
+    except KeyboardInterrupt:
+        click.echo("lab: interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        # stdout closed early (e.g. piped into head); nothing more to say.
+        os._exit(0)

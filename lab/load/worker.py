@@ -1,0 +1,166 @@
+"""A generator worker process: runs its share of the load and reports every interval.
+
+Started by the engine as ``python -m lab.load.worker``. The protocol is JSON lines:
+
+stdin (engine → worker): first line the config
+``{"base_url", "load": LoadSpec dump, "index", "workers", "seed", "interval_s"}``, then
+commands ``{"cmd": "start", "t0": monotonic}``, ``{"cmd": "level", "value": total}`` and
+``{"cmd": "stop"}``. End of stdin (the engine died) stops the worker too.
+
+stdout (worker → engine): ``{"type": "ready"}``, one ``{"type": "interval", …}`` per
+interval index in order (see ``IntervalAccumulator.report``), then
+``{"type": "done", "errors": [[class, status, message, count], …]}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from typing import Any
+
+from lab.load.client import HttpxEngine
+from lab.load.executors import ClosedExecutor, Executor, OpenExecutor
+from lab.load.profile import LoadProfile, split_evenly
+from lab.load.recorder import StatsRecorder
+from lab.load.workload import RequestPicker
+from lab.spec import LoadSpec
+
+
+def _write(msg: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(msg, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def build_executor(config: dict[str, Any], t0: float) -> tuple[Executor, StatsRecorder]:
+    """Build this worker's executor from its config (see the module docstring)."""
+    load = LoadSpec.model_validate(config["load"])
+    index, workers = int(config["index"]), int(config["workers"])
+    stages = [(s.duration, s.target) for s in load.stages]
+    start = load.vus if load.model == "closed" else load.rate
+    total_s = load.total_duration_s
+    recorder = StatsRecorder(t0, float(config.get("interval_s", 1.0)), total_s)
+    engine = HttpxEngine(config["base_url"], load.timeout)
+    picker = RequestPicker(load.requests, seed=int(config.get("seed", 0)) * 1000 + index)
+    common: dict[str, Any] = {
+        "engine": engine,
+        "picker": picker,
+        "recorder": recorder,
+        "t0": t0,
+        "grace_s": load.timeout,
+    }
+    if load.model == "closed":
+        profile = LoadProfile(stages, float(start or 0), total_s)
+        return ClosedExecutor(profile=profile, worker_index=index, workers=workers,
+                              think_time_s=load.think_time, max_rps=(load.max_rps / workers
+                              if load.max_rps else None), **common), recorder
+    # The rate is split exactly: each worker schedules rate/workers, however small, so a
+    # rate below the worker count is neither rounded to zero nor left unthrottled.
+    profile = LoadProfile(stages, float(start or 0), total_s, scale=1.0 / workers)
+    in_flight = max(1, split_evenly(load.max_in_flight, index, workers))
+    connections = max(1, split_evenly(load.connections or load.max_in_flight, index, workers))
+    return OpenExecutor(profile=profile, max_in_flight=in_flight, connections=connections,
+                        phase=index / workers, **common), recorder
+
+
+async def _report_intervals(executor: Executor, recorder: StatsRecorder, done: asyncio.Event) -> None:
+    """Ship each interval once it is over; the last one when the executor has finished."""
+    interval = recorder.interval_s
+    index = 0
+    while index < recorder.last_index:
+        boundary = recorder.t0 + (index + 1) * interval
+        delay = boundary - time.monotonic()
+        if delay > 0:
+            try:
+                await asyncio.wait_for(done.wait(), delay)
+            except TimeoutError:
+                pass
+        if done.is_set():
+            break
+        # A completion a hair after the boundary still belongs to this interval's
+        # successor; give the loop one turn so callbacks due at the boundary run first.
+        await asyncio.sleep(0)
+        acc = recorder.pop(index)
+        _write(acc.report(index * interval, interval, executor.active_vus(),
+                          executor.target_rate(), executor.profile.stage_at(index * interval)))
+        index += 1
+    await done.wait()
+    end = time.monotonic()
+    last = max(index, min(recorder.index_at(end), recorder.last_index))
+    for i in range(index, last + 1):
+        acc = recorder.pop(i)
+        start_s = i * interval
+        length = (end - recorder.t0 - start_s) if i == last else interval
+        _write(acc.report(start_s, max(0.0, length), executor.active_vus(),
+                          executor.target_rate(), executor.profile.stage_at(start_s)))
+
+
+async def _read_commands(queue: asyncio.Queue[dict[str, Any]]) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while True:
+        line = await reader.readline()
+        if not line:
+            await queue.put({"cmd": "eof"})
+            return
+        try:
+            await queue.put(json.loads(line))
+        except ValueError:
+            continue
+
+
+async def main_async() -> int:
+    commands: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    reader_task = asyncio.create_task(_read_commands(commands))
+    config = await commands.get()
+    if config.get("cmd") == "eof":
+        return 0
+    _write({"type": "ready"})
+    cmd = await commands.get()
+    if cmd.get("cmd") != "start":
+        return 0
+    executor, recorder = build_executor(config, float(cmd["t0"]))
+    delay = executor.t0 - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    done = asyncio.Event()
+    reporter = asyncio.create_task(_report_intervals(executor, recorder, done))
+    runner = asyncio.create_task(executor.run())
+
+    async def control() -> None:
+        while True:
+            c = await commands.get()
+            if c.get("cmd") in ("stop", "eof"):
+                executor.stopping.set()
+                return
+            if c.get("cmd") == "level":
+                executor.set_level(float(c["value"]))
+
+    controller = asyncio.create_task(control())
+    try:
+        await runner
+    finally:
+        done.set()
+        await reporter
+        controller.cancel()
+        reader_task.cancel()
+    _write({"type": "done", "errors": [[cls, status, msg, n] for (cls, status), (msg, n)
+                                       in recorder.error_samples.items()]})
+    return 0
+
+
+def main() -> None:
+    # The engine owns this process's lifetime: Ctrl-C in the terminal goes to the engine,
+    # which stops workers in order, so a stray SIGINT here must not kill the measurement.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        sys.exit(asyncio.run(main_async()))
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

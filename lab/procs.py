@@ -1,0 +1,102 @@
+"""Process lifetimes: spawn children that die with the lab, and end whole trees.
+
+Every subprocess the lab starts goes through ``spawn`` and is ended by ``terminate_tree``
+on every exit path. Children get their own session, so a Ctrl-C in the terminal reaches
+only the lab, which then stops them in order; on Linux they also get a parent-death
+signal, so even a lab killed with SIGKILL leaves no orphan behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+import psutil
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+async def spawn(
+    argv: Sequence[str],
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+    stdin: int | None = None,
+    stdout: int | None = None,
+    stderr: int | None = None,
+) -> asyncio.subprocess.Process:
+    """Start a child process in its own session, tied to the lab's life.
+
+    Raises:
+        OSError: the executable could not be started.
+    """
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        env=env,
+        cwd=cwd,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+
+
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and all its descendants that are alive now."""
+    try:
+        root = psutil.Process(pid)
+        return [pid] + [c.pid for c in root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+async def terminate_tree(proc: asyncio.subprocess.Process, grace_s: float = 5.0) -> int | None:
+    """End a child and all its descendants: SIGTERM, then SIGKILL after ``grace_s``.
+
+    Descendants are collected before signalling, so children that the root would
+    otherwise leave behind (uvicorn workers) are ended too.
+
+    Returns:
+        The child's exit code (negative for a signal), or None if it could not be reaped.
+    """
+    pids = tree_pids(proc.pid)
+    procs: list[psutil.Process] = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            procs.append(psutil.Process(pid))
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), grace_s)
+    except TimeoutError:
+        pass
+    loop = asyncio.get_running_loop()
+    _gone, alive = await loop.run_in_executor(None, lambda: psutil.wait_procs(procs, timeout=grace_s))
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            await asyncio.wait_for(proc.wait(), 5.0)
+        except TimeoutError:
+            return None
+    if alive:
+        await loop.run_in_executor(None, lambda: psutil.wait_procs(alive, timeout=2.0))
+    return proc.returncode

@@ -1,0 +1,454 @@
+"""Terminal tables (rich) of stored runs: the side-by-side comparison, the run list, one
+run's per-interval series and one run's details.
+
+Input is ``lab.store`` dataclasses; nothing here touches the database. Every figure reads
+fine without colour: colour only repeats what the sign of a change already says (green
+better, red worse). Missing values show as ``–``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from lab.events import ERROR_CLASSES
+
+if TYPE_CHECKING:
+    from lab.analysis.summary import Summary
+    from lab.store import ErrorRow, IntervalRow, RunRecord
+
+MISSING = "–"
+"""Shown for a value that was not measured."""
+MINUS = "−"
+"""Typographic minus sign used in deltas."""
+MIB = 1024 * 1024
+STATUS_STYLE = {"completed": "green", "failed": "red", "aborted": "yellow", "running": "cyan"}
+
+DeltaKind = Literal["relative", "points", "absolute"]
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def fmt_ms(value: float | None) -> str:
+    """Milliseconds, precision to suit the size: ``0.412``, ``4.12``, ``41.2``, ``412``."""
+    if value is None:
+        return MISSING
+    if value < 1:
+        return f"{value:.3f}"
+    if value < 10:
+        return f"{value:.2f}"
+    if value < 100:
+        return f"{value:.1f}"
+    return f"{value:,.0f}"
+
+
+def fmt_rate(value: float | None) -> str:
+    """Requests per second: one decimal below 1,000, whole numbers with separators above."""
+    if value is None:
+        return MISSING
+    return f"{value:.1f}" if value < 1000 else f"{value:,.0f}"
+
+
+def fmt_seconds(value: float | None) -> str:
+    """Seconds with one decimal."""
+    return MISSING if value is None else f"{value:,.1f}"
+
+
+def fmt_int(value: int | None) -> str:
+    """An integer count with thousands separators."""
+    return MISSING if value is None else f"{value:,}"
+
+
+def fmt_mib(value_bytes: float | None) -> str:
+    """Bytes shown as MiB."""
+    if value_bytes is None:
+        return MISSING
+    mib = value_bytes / MIB
+    return f"{mib:.1f}" if mib < 100 else f"{mib:,.0f}"
+
+
+def fmt_percent(ratio: float | None, digits: int = 2) -> str:
+    """A 0..1 ratio shown as a percent number (without the ``%`` sign)."""
+    return MISSING if ratio is None else f"{ratio * 100:.{digits}f}"
+
+
+def fmt_cpu(value: float | None) -> str:
+    """CPU-seconds (per 1,000 requests) with three significant-ish decimals."""
+    if value is None:
+        return MISSING
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def _signed(number: float, text: str) -> str:
+    """``text`` (an absolute value already formatted) with ``+`` or a minus sign."""
+    return ("+" if number > 0 else MINUS) + text
+
+
+def format_delta(value: float, base: float, kind: DeltaKind) -> tuple[str, float] | None:
+    """The change from ``base`` to ``value`` as text, with its sign.
+
+    Args:
+        value: the figure of the compared run.
+        base: the baseline's figure.
+        kind: ``relative`` (percent change, e.g. ``+412%``; none when the base is 0),
+            ``points`` (difference of two percents, e.g. ``+1.2 pp``) or ``absolute``
+            (difference of counts, e.g. ``+120``).
+
+    Returns:
+        ``(text, signed_change)``, signed_change being 0.0 when the shown change rounds
+        to nothing; None when no change can be computed.
+    """
+    if kind == "relative":
+        if base == 0:
+            return None
+        pct = (value - base) / abs(base) * 100
+        shown = f"{abs(pct):.0f}" if abs(pct) >= 10 else f"{abs(pct):.1f}"
+        if float(shown) == 0:
+            return "±0%", 0.0
+        return _signed(pct, shown + "%"), pct
+    diff = value - base
+    if kind == "points":
+        shown = f"{abs(diff):.1f}"
+        if float(shown) == 0:
+            return "±0pp", 0.0
+        return _signed(diff, shown + "pp"), diff
+    if round(diff) == 0:
+        return "±0", 0.0
+    return _signed(diff, f"{abs(round(diff)):,}"), diff
+
+
+@dataclass(frozen=True)
+class _Metric:
+    header: str
+    get: Callable[[Summary], float | None]
+    fmt: Callable[[float | None], str]
+    higher_is_better: bool
+    delta: DeltaKind
+
+
+def _ratio_pct(ratio: float | None) -> float | None:
+    return None if ratio is None else ratio * 100
+
+
+def _pct(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.2f}"
+
+
+def _pct1(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.1f}"
+
+
+def _mib(value: float | None) -> str:
+    return fmt_mib(value)
+
+
+def _int(value: float | None) -> str:
+    return MISSING if value is None else f"{int(value):,}"
+
+
+_METRICS = (
+    _Metric("req/s", lambda s: s.throughput_rps, fmt_rate, True, "relative"),
+    _Metric("p50\nms", lambda s: s.latency_ms.p50, fmt_ms, False, "relative"),
+    _Metric("p95\nms", lambda s: s.latency_ms.p95, fmt_ms, False, "relative"),
+    _Metric("p99\nms", lambda s: s.latency_ms.p99, fmt_ms, False, "relative"),
+    _Metric("max\nms", lambda s: s.latency_ms.max, fmt_ms, False, "relative"),
+    _Metric("err\n%", lambda s: s.error_rate * 100, _pct, False, "points"),
+    _Metric("drop", lambda s: s.dropped, _int, False, "absolute"),
+    _Metric("CPU\ns/1k", lambda s: s.target_cpu_s_per_1k, fmt_cpu, False, "relative"),
+    _Metric("RSS\nMiB", lambda s: s.target_peak_rss_bytes, _mib, False, "relative"),
+)
+_CACHE_METRIC = _Metric("cache\n%", lambda s: _ratio_pct(s.cache_hit_ratio), _pct1, True, "points")
+
+
+def _cell(metric: _Metric, summary: Summary | None, base: Summary | None) -> Text:
+    value = metric.get(summary) if summary is not None else None
+    text = Text(metric.fmt(value))
+    if value is None or base is None or summary is base:
+        return text
+    base_value = metric.get(base)
+    if base_value is None:
+        return text
+    delta = format_delta(float(value), float(base_value), metric.delta)
+    if delta is None:
+        return text
+    label, change = delta
+    if change == 0:
+        style = "dim"
+    else:
+        style = "green" if (change > 0) == metric.higher_is_better else "red"
+    text.append(f"\n{label}", style=style)
+    return text
+
+
+def _compact_table(title: str, caption: str | None = None) -> Table:
+    """A table that spends few columns on borders: a rule under the header, one space
+    between columns, none at the edges (so wide tables fit 80 columns)."""
+    return Table(
+        title=title,
+        caption=caption,
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 0),
+        show_edge=False,
+    )
+
+
+def _status(run: RunRecord) -> Text:
+    return Text(run.status, style=STATUS_STYLE.get(run.status, ""))
+
+
+def _experiments(runs: Sequence[RunRecord]) -> str:
+    names = list(dict.fromkeys(run.experiment for run in runs))
+    return ", ".join(names) if names else "no runs"
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def comparison_table(runs: Sequence[RunRecord], baseline: int = 0) -> Table:
+    """The side-by-side comparison: one row per run, each figure with its change against
+    the baseline run.
+
+    Columns: run id, variant, status, goodput (req/s), p50/p95/p99/max latency (ms), error
+    percent, dropped requests, target CPU-seconds per 1,000 requests, target peak RSS
+    (MiB) and, when any run reports one, the cache hit percent. Each figure's change
+    stands on a second line of its cell, under the figure (so the table fits 80 columns;
+    the caption says so): relative (``+412%``, ``−78%``) for rates, latencies, CPU and
+    memory, in percentage points (``+1.2pp``) for error and cache-hit percents, and
+    absolute (``+120``) for dropped requests; none when the baseline's figure is 0 or
+    missing. The baseline row shows none and is bold; runs without a summary show ``–``.
+
+    Args:
+        runs: runs in display order.
+        baseline: index in ``runs`` of the run the others are compared with.
+
+    Raises:
+        IndexError: ``baseline`` is outside ``runs`` (when ``runs`` is not empty).
+    """
+    if runs and not -len(runs) <= baseline < len(runs):
+        raise IndexError(f"baseline {baseline} is outside the {len(runs)} runs")
+    base_run = runs[baseline] if runs else None
+    base = base_run.summary if base_run is not None else None
+    metrics = list(_METRICS)
+    if any(run.summary is not None and run.summary.cache_hit_ratio is not None for run in runs):
+        metrics.append(_CACHE_METRIC)
+
+    caption = None
+    if base_run is not None and len(runs) > 1:
+        caption = f"second line: change vs run {base_run.id} ({base_run.variant})"
+    table = _compact_table(_experiments(runs), caption=caption)
+    table.add_column("id", justify="right")
+    variant_width = min(12, max((len(run.variant) for run in runs), default=7))
+    table.add_column("variant", overflow="fold", min_width=variant_width)
+    table.add_column("status", min_width=max((len(run.status) for run in runs), default=6))
+    for metric in metrics:
+        table.add_column(metric.header, justify="right")
+    for run in runs:
+        table.add_row(
+            str(run.id),
+            run.variant,
+            _status(run),
+            *(_cell(metric, run.summary, base) for metric in metrics),
+            style="bold" if run is base_run and len(runs) > 1 else None,
+        )
+    return table
+
+
+def runs_table(runs: Sequence[RunRecord]) -> Table:
+    """The stored runs, one row each (for ``lab runs``): id, experiment, variant, status,
+    start (UTC), duration (s), goodput (req/s), p95 latency (ms) and error count."""
+    table = _compact_table("runs")
+    table.add_column("id", justify="right")
+    table.add_column("experiment", overflow="fold")
+    table.add_column("variant", overflow="fold")
+    table.add_column("status")
+    table.add_column("started (UTC)", no_wrap=True)
+    table.add_column("dur s", justify="right")
+    table.add_column("req/s", justify="right")
+    table.add_column("p95 ms", justify="right")
+    table.add_column("errors", justify="right")
+    for run in runs:
+        s = run.summary
+        table.add_row(
+            str(run.id),
+            run.experiment,
+            run.variant,
+            _status(run),
+            run.started_at[:16].replace("T", " "),
+            fmt_seconds(run.duration_s),
+            fmt_rate(s.throughput_rps) if s else MISSING,
+            fmt_ms(s.latency_ms.p95) if s else MISSING,
+            fmt_int(s.errors) if s else MISSING,
+        )
+    return table
+
+
+def series_table(run: RunRecord, intervals: Sequence[IntervalRow]) -> Table:
+    """One row per interval of a run (for ``lab show``).
+
+    Columns: start (s after the load began), completed requests, ok, errors, goodput
+    (req/s), p50/p95/p99/max latency of successful requests (ms), dropped requests and
+    the load level: active VUs (closed model) or scheduled arrival rate in req/s (open
+    model, when any interval has a rate).
+    """
+    open_model = any(iv.target_rate > 0 for iv in intervals)
+    table = _compact_table(f"run {run.id} · {run.experiment} / {run.variant}")
+    for header in ("t s", "req", "ok", "err", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms"):
+        table.add_column(header, justify="right")
+    table.add_column("dropped", justify="right")
+    table.add_column("rate" if open_model else "VUs", justify="right")
+    for iv in intervals:
+        table.add_row(
+            f"{iv.t_s:g}",
+            fmt_int(iv.requests),
+            fmt_int(iv.ok),
+            Text(fmt_int(iv.errors), style="red" if iv.errors else ""),
+            fmt_rate(iv.ok / iv.duration_s) if iv.duration_s > 0 else MISSING,
+            fmt_ms(iv.p50_ms),
+            fmt_ms(iv.p95_ms),
+            fmt_ms(iv.p99_ms),
+            fmt_ms(iv.max_ms),
+            fmt_int(iv.dropped),
+            fmt_rate(iv.target_rate) if open_model else fmt_int(iv.active_vus),
+        )
+    return table
+
+
+def _grid() -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    return grid
+
+
+def _host_text(host: dict[str, Any]) -> str:
+    parts = []
+    if host.get("cores"):
+        parts.append(f"{host['cores']} cores")
+    if host.get("memory_bytes"):
+        parts.append(f"{host['memory_bytes'] / 1024**3:.1f} GiB")
+    if host.get("python"):
+        parts.append(f"Python {host['python']}")
+    if host.get("platform"):
+        parts.append(str(host["platform"]))
+    return ", ".join(parts) or MISSING
+
+
+def run_details(run: RunRecord, errors: Sequence[ErrorRow] = ()) -> RenderableType:
+    """A run's facts and headline figures (for ``lab show``).
+
+    Shows the header facts (experiment, variant, status and reason, times, target, host,
+    lab version), the summary figures (counts, goodput and attempts in req/s, error
+    rate, CPU-seconds per 1,000 requests, peak RSS in MiB, cache hit percent), latency
+    in ms of successful requests, of every attempt and service time, and errors by class.
+
+    Args:
+        run: the run.
+        errors: the run's stored error samples (``Store.errors``), shown with a sample
+            message each; optional.
+    """
+    facts = _grid()
+    facts.add_row("run", f"{run.id}  {run.experiment} / {run.variant}")
+    if run.title:
+        facts.add_row("title", run.title)
+    status = _status(run)
+    if run.reason:
+        status.append(f"  {run.reason}", style="")
+    facts.add_row("status", status)
+    facts.add_row("started", run.started_at)
+    facts.add_row("ended", run.ended_at or MISSING)
+    facts.add_row("duration s", fmt_seconds(run.duration_s))
+    facts.add_row("target", run.target_url or MISSING)
+    facts.add_row("host", _host_text(run.host))
+    facts.add_row("lab", run.lab_version or MISSING)
+    parts: list[RenderableType] = [facts, Text("")]
+
+    s = run.summary
+    if s is None:
+        parts.append(Text("nothing measured", style="italic"))
+    else:
+        figures = _grid()
+        figures.add_row("window s", fmt_seconds(s.window_s))
+        figures.add_row(
+            "requests",
+            f"{s.requests:,} (ok {s.ok:,}, errors {s.errors:,}, dropped {s.dropped:,}, "
+            f"interrupted {s.interrupted:,})",
+        )
+        figures.add_row("req/s", f"{fmt_rate(s.throughput_rps)} ok, {fmt_rate(s.attempts_rps)} all")
+        figures.add_row("error %", fmt_percent(s.error_rate))
+        figures.add_row("received MiB", fmt_mib(s.bytes))
+        figures.add_row(
+            "CPU s/1k req",
+            f"target {fmt_cpu(s.target_cpu_s_per_1k)}, generator {fmt_cpu(s.generator_cpu_s_per_1k)}",
+        )
+        figures.add_row("target peak RSS MiB", fmt_mib(s.target_peak_rss_bytes))
+        peak = s.generator_peak_cpu_percent
+        figures.add_row("generator peak CPU %", MISSING if peak is None else f"{peak:.0f}")
+        if s.cache_hit_ratio is not None:
+            figures.add_row("cache hit %", fmt_percent(s.cache_hit_ratio, 1))
+        parts += [figures, Text("")]
+
+        latency = Table(title="latency ms", title_justify="left")
+        latency.add_column("")
+        for header in ("p50", "p90", "p95", "p99", "max", "mean"):
+            latency.add_column(header, justify="right")
+        latency.add_column("count", justify="right")
+        for label, lat in (
+            ("ok requests", s.latency_ms),
+            ("all attempts", s.latency_all_ms),
+            ("service time", s.service_ms),
+        ):
+            latency.add_row(
+                label,
+                *(fmt_ms(getattr(lat, k)) for k in ("p50", "p90", "p95", "p99", "max", "mean")),
+                fmt_int(lat.count),
+            )
+        parts.append(latency)
+
+    order = {name: i for i, name in enumerate(ERROR_CLASSES)}
+    if errors:
+        table = Table(title="errors (whole run)", title_justify="left")
+        table.add_column("class")
+        table.add_column("count", justify="right")
+        table.add_column("status", justify="right")
+        table.add_column("sample message", overflow="fold")
+        for row in sorted(errors, key=lambda e: (order.get(e.error_class, 99), -e.count)):
+            status_text = MISSING if row.status is None else str(row.status)
+            table.add_row(row.error_class, fmt_int(row.count), status_text, row.message)
+        parts.append(table)
+    elif s is not None and s.errors_by_class:
+        table = Table(title="errors by class (measured window)", title_justify="left")
+        table.add_column("class")
+        table.add_column("count", justify="right")
+        for name in sorted(s.errors_by_class, key=lambda c: (order.get(c, 99), c)):
+            table.add_row(name, fmt_int(s.errors_by_class[name]))
+        parts.append(table)
+
+    if run.target_stats:
+        stats = _grid()
+        for key, value in sorted(run.target_stats.items()):
+            stats.add_row(str(key), str(value))
+        parts += [Text("target stats", style="italic"), stats]
+    return Group(*parts)
+
+
+def render(renderable: RenderableType, width: int | None = None) -> str:
+    """Render to plain text (no colour codes), e.g. for tests or logs.
+
+    Args:
+        renderable: any rich renderable.
+        width: console width in columns; None lets rich decide (the terminal's width, or
+            80).
+    """
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, force_terminal=False, color_system=None)
+    console.print(renderable)
+    return buffer.getvalue()

@@ -1,0 +1,952 @@
+"""``results.db``: the schema, the writes of a run and the queries of the reports.
+
+This is the only module that speaks SQL (through sqlite-utils); everything else gets
+frozen dataclasses back. The table and column names below are a contract: people query
+``results.db`` with other tools. Extra columns may be added, none renamed.
+
+* ``runs``: one row per run (status ``running`` / ``completed`` / ``failed`` /
+  ``aborted``), with its resolved configuration as JSON and the host's facts.
+* ``intervals``: one row per merged interval (normally one second) of a run, with the
+  encoded HDR histograms, written as they arrive so a run that fails midway keeps what
+  it measured.
+* ``resources``: psutil readings per role (target / generator / lab / system).
+* ``errors``: errors of one class and status over a run, with a sample message.
+* ``run_events``: load changes (new stage, user changed VUs or rate).
+* ``summaries``: a run's headline figures, flattened (one row per run, when measured).
+
+Times: ``started_at`` / ``ended_at`` are ISO-8601 UTC text with milliseconds
+(``2026-11-29T19:03:04.123Z``); ``started_at_unix`` / ``ended_at_unix`` hold the same
+instants as Unix seconds. Interval and resource times ``t_s`` are seconds after the load
+began.
+
+Concurrency: the database runs in WAL mode with a 10 s busy timeout and every write is
+its own short ``BEGIN IMMEDIATE`` transaction, so two processes (or two ``Store``
+objects) may record runs into one file at once. A ``Store`` may be shared between
+threads; its calls are serialised by a lock.
+
+Schema changes are numbered migration steps (``_MIGRATIONS``), each applied once and
+recorded in ``PRAGMA user_version``. To change the schema, append a step; never edit
+an applied one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlite_utils import Database
+from sqlite_utils.db import Table
+
+from lab.analysis.summary import CpuReading, IntervalCounts, Latency, Summary
+from lab.events import (
+    ErrorSample,
+    Event,
+    IntervalStats,
+    LoadChanged,
+    ResourceSample,
+    RunFinished,
+    RunStarted,
+    TargetReady,
+)
+
+RUN_STATUSES = ("running", "completed", "failed", "aborted")
+"""The values of ``runs.status``."""
+
+BUSY_TIMEOUT_MS = 10_000
+"""How long a write waits for another writer's lock before failing, milliseconds."""
+
+
+def default_db_path() -> Path:
+    """The results database to use: ``$LAB_DB`` or ``results.db`` in the working directory."""
+    return Path(os.environ.get("LAB_DB", "results.db"))
+
+
+def iso_utc(unix_s: float) -> str:
+    """Format Unix seconds as ISO-8601 UTC text with milliseconds.
+
+    Example: ``2026-11-29T19:03:04.123Z``.
+    """
+    text = datetime.fromtimestamp(unix_s, tz=UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One stored run, with its summary when it measured anything."""
+
+    id: int
+    """Primary key of the ``runs`` row."""
+    experiment: str
+    """Experiment name (the TOML file's stem)."""
+    variant: str
+    """Variant name."""
+    status: str
+    """``running``, ``completed``, ``failed`` or ``aborted``."""
+    reason: str | None
+    """Why the run failed or was aborted; None when completed (or still running)."""
+    started_at: str
+    """Start as ISO-8601 UTC text, e.g. ``2026-11-29T19:03:04.123Z``."""
+    ended_at: str | None
+    """End as ISO-8601 UTC text; None while running (or if the lab died mid-run)."""
+    duration_s: float | None
+    """Wall-clock seconds from start to end; None when not ended."""
+    config: dict[str, Any]
+    """The resolved run configuration (``RunPlan.config()``)."""
+    lab_version: str
+    """Version of the lab that recorded the run."""
+    host: dict[str, Any]
+    """The machine: ``cores``, ``memory_bytes``, ``python``, ``platform``."""
+    target_url: str | None
+    """Base URL of the target, once it was ready."""
+    summary: Summary | None
+    """Headline figures over the measured window; None when nothing was measured."""
+    target_stats: dict[str, Any] = field(default_factory=dict)
+    """What the target reported on its stats path over the measured window."""
+    title: str = ""
+    """The experiment's title."""
+    run_key: str = ""
+    """The engine's key of the run (uuid4 hex)."""
+    started_at_unix: float = 0.0
+    """Start, Unix seconds."""
+    ended_at_unix: float | None = None
+    """End, Unix seconds; None when not ended."""
+
+
+@dataclass(frozen=True)
+class IntervalRow:
+    """One stored interval of a run (see ``lab.events.IntervalStats``)."""
+
+    run_id: int
+    """The run."""
+    t_s: float
+    """Start of the interval, seconds after the load began."""
+    duration_s: float
+    """Length of the interval, seconds."""
+    requests: int
+    """Completed attempts: ok + errors."""
+    ok: int
+    """Successful requests."""
+    errors: int
+    """Failed attempts."""
+    bytes: int
+    """Response body bytes received."""
+    dropped: int
+    """Open model: requests not sent because the in-flight cap was reached."""
+    interrupted: int
+    """Requests cancelled at the run's end."""
+    active_vus: int
+    """Closed model: VUs running at the end of the interval."""
+    target_rate: float
+    """Open model: scheduled arrival rate at the end of the interval, req/s."""
+    stage: int
+    """Index of the load stage the interval ended in."""
+    errors_by_class: dict[str, int]
+    """Error counts by class."""
+    histogram: bytes
+    """Encoded HDR histogram (µs) of successful requests."""
+    histogram_all: bytes
+    """Encoded HDR histogram (µs) of every completed attempt."""
+    histogram_service: bytes
+    """Encoded HDR histogram (µs) of service time of successful requests."""
+    p50_ms: float | None
+    """Median latency of successful requests, ms (None when there were none)."""
+    p90_ms: float | None
+    """90th percentile, ms."""
+    p95_ms: float | None
+    """95th percentile, ms."""
+    p99_ms: float | None
+    """99th percentile, ms."""
+    max_ms: float | None
+    """Maximum, ms."""
+
+
+@dataclass(frozen=True)
+class ResourceRow:
+    """One stored resource reading (see ``lab.events.ResourceSample``)."""
+
+    run_id: int
+    """The run."""
+    t_s: float
+    """Seconds after the load began."""
+    role: str
+    """``target``, ``generator``, ``lab`` or ``system``."""
+    pid: int | None
+    """Process id (root of the tree for the target), None for ``system``."""
+    cpu_percent: float | None
+    """Percent of one core; None on a run's first (priming) reading."""
+    cpu_seconds: float
+    """Cumulative user+system CPU seconds."""
+    rss_bytes: int
+    """Resident memory, bytes (used physical memory for ``system``)."""
+    num_threads: int
+    """Threads."""
+    num_fds: int
+    """Open file descriptors."""
+    processes: int
+    """How many processes the reading sums."""
+    detail: dict[str, Any]
+    """Extra readings (per-core CPU, memory totals)."""
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    """Errors of one class and status over a run (see ``lab.events.ErrorSample``)."""
+
+    run_id: int
+    """The run."""
+    error_class: str
+    """Error class (column ``class``), one of ``lab.events.ERROR_CLASSES``."""
+    status: int | None
+    """HTTP status, None for transport errors."""
+    message: str
+    """One sample message."""
+    count: int
+    """How many errors of this class and status."""
+
+
+@dataclass(frozen=True)
+class RunEventRow:
+    """A change of load level during a run (see ``lab.events.LoadChanged``)."""
+
+    run_id: int
+    """The run."""
+    t_s: float
+    """Seconds after the load began."""
+    kind: str
+    """``load_changed``."""
+    stage: int
+    """Index of the load stage."""
+    level: float
+    """VUs (closed model) or arrival rate in req/s (open model)."""
+    reason: str
+    """``stage`` or ``user``."""
+
+
+# --------------------------------------------------------------------------- schema
+
+_LATENCY_FIELDS = ("p50", "p90", "p95", "p99", "max", "mean")
+_LATENCY_PREFIXES = {"latency_ms": "", "latency_all_ms": "all_", "service_ms": "service_"}
+"""Summary latency attribute → column prefix in ``summaries`` (``p95_ms``, ``all_p95_ms``…)."""
+_LATENCY_COUNTS = {
+    "latency_ms": "latency_count",
+    "latency_all_ms": "all_count",
+    "service_ms": "service_count",
+}
+"""Summary latency attribute → ``summaries`` column of its histogram's count."""
+
+
+def _m001_initial(db: Database) -> None:
+    """Create the tables of the first schema."""
+    fk_run = [("run_id", "runs", "id")]
+    db.table("runs").create(
+        {
+            "id": int,
+            "run_key": str,
+            "experiment": str,
+            "variant": str,
+            "title": str,
+            "status": str,
+            "reason": str,
+            "started_at": str,
+            "started_at_unix": float,
+            "ended_at": str,
+            "ended_at_unix": float,
+            "config": str,
+            "lab_version": str,
+            "host_cores": int,
+            "host_memory_bytes": int,
+            "host_python": str,
+            "host_platform": str,
+            "target_url": str,
+            "target_pid": int,
+            "target_startup_s": float,
+        },
+        pk="id",
+        not_null=["experiment", "variant", "status", "started_at", "started_at_unix", "config"],
+    )
+    db.table("runs").create_index(["experiment"])
+    db.table("runs").create_index(["run_key"])
+    db.table("intervals").create(
+        {
+            "run_id": int,
+            "t_s": float,
+            "duration_s": float,
+            "requests": int,
+            "ok": int,
+            "errors": int,
+            "bytes": int,
+            "dropped": int,
+            "interrupted": int,
+            "active_vus": int,
+            "target_rate": float,
+            "stage": int,
+            "errors_by_class": str,
+            "histogram": bytes,
+            "histogram_all": bytes,
+            "histogram_service": bytes,
+            "p50_ms": float,
+            "p90_ms": float,
+            "p95_ms": float,
+            "p99_ms": float,
+            "max_ms": float,
+        },
+        foreign_keys=fk_run,
+        not_null=["run_id", "t_s"],
+    )
+    db.table("intervals").create_index(["run_id"])
+    db.table("resources").create(
+        {
+            "run_id": int,
+            "t_s": float,
+            "role": str,
+            "pid": int,
+            "cpu_percent": float,
+            "cpu_seconds": float,
+            "rss_bytes": int,
+            "num_threads": int,
+            "num_fds": int,
+            "processes": int,
+            "detail": str,
+        },
+        foreign_keys=fk_run,
+        not_null=["run_id", "t_s", "role"],
+    )
+    db.table("resources").create_index(["run_id"])
+    db.table("errors").create(
+        {"run_id": int, "class": str, "status": int, "message": str, "count": int},
+        foreign_keys=fk_run,
+        not_null=["run_id", "class"],
+    )
+    db.table("errors").create_index(["run_id"])
+    db.table("run_events").create(
+        {"run_id": int, "t_s": float, "kind": str, "stage": int, "level": float, "reason": str},
+        foreign_keys=fk_run,
+        not_null=["run_id", "kind"],
+    )
+    db.table("run_events").create_index(["run_id"])
+    summary_cols: dict[str, Any] = {
+        "run_id": int,
+        "requests": int,
+        "ok": int,
+        "errors": int,
+        "dropped": int,
+        "interrupted": int,
+        "bytes": int,
+        "window_s": float,
+        "throughput_rps": float,
+        "attempts_rps": float,
+    }
+    for attr, prefix in _LATENCY_PREFIXES.items():
+        for name in _LATENCY_FIELDS:
+            summary_cols[f"{prefix}{name}_ms"] = float
+        summary_cols[_LATENCY_COUNTS[attr]] = int
+    summary_cols |= {
+        "error_rate": float,
+        "errors_by_class": str,
+        "target_cpu_s_per_1k": float,
+        "target_peak_rss_bytes": int,
+        "generator_cpu_s_per_1k": float,
+        "generator_peak_cpu_percent": float,
+        "cache_hit_ratio": float,
+        "target_stats": str,
+    }
+    db.table("summaries").create(summary_cols, pk="run_id", foreign_keys=fk_run)
+
+
+_MIGRATIONS: tuple[Callable[[Database], None], ...] = (_m001_initial,)
+"""Schema steps in order; step ``n`` (1-based) brings ``PRAGMA user_version`` to ``n``."""
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+"""The schema version this code writes."""
+
+_CHILD_TABLES = ("intervals", "resources", "errors", "run_events", "summaries")
+
+
+# --------------------------------------------------------------------------- store
+
+
+class Store:
+    """The results database: opened (and created or migrated) on construction.
+
+    Args:
+        path: the SQLite file; created with its parent directories when missing.
+
+    Use as a context manager or call ``close()``.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        """The database file."""
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        self._db = Database(conn, execute_plugins=False)
+        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._db.enable_wal()
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Close the connection. The store must not be used afterwards."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        """The database's applied migration steps (``PRAGMA user_version``)."""
+        with self._lock:
+            return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    @property
+    def journal_mode(self) -> str:
+        """SQLite journal mode, ``wal`` once opened."""
+        with self._lock:
+            return str(self._db.journal_mode)
+
+    @contextmanager
+    def _write(self) -> Iterator[Database]:
+        """One short write transaction, taking the write lock up front (waits for it
+        up to the busy timeout instead of failing on a lock upgrade)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.rollback()
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.rollback()
+                raise
+
+    def _table(self, name: str) -> Table:
+        return self._db.table(name)
+
+    def _migrate(self) -> None:
+        if self.schema_version >= SCHEMA_VERSION:
+            return
+        with self._write() as db:
+            # Re-read inside the write lock: another process may have migrated meanwhile.
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                _MIGRATIONS[number - 1](db)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    # ----------------------------------------------------------------- writes
+
+    def insert_run(self, event: RunStarted) -> int:
+        """Insert a ``running`` run for a ``RunStarted`` event.
+
+        The plan is duck-typed: ``experiment``, ``variant``, ``config()`` and, when
+        present, ``title``.
+
+        Returns:
+            The new run's id.
+        """
+        plan = event.plan
+        row = {
+            "run_key": event.run_key,
+            "experiment": plan.experiment,
+            "variant": plan.variant,
+            "title": getattr(plan, "title", "") or "",
+            "status": "running",
+            "reason": None,
+            "started_at": iso_utc(event.started_at),
+            "started_at_unix": float(event.started_at),
+            "ended_at": None,
+            "ended_at_unix": None,
+            "config": _dumps(plan.config()),
+            "lab_version": event.lab_version,
+            "host_cores": event.host.cores,
+            "host_memory_bytes": event.host.memory_bytes,
+            "host_python": event.host.python,
+            "host_platform": event.host.platform,
+            "target_url": None,
+        }
+        with self._write():
+            table = self._table("runs").insert(row)
+            return int(table.last_pk)
+
+    def set_target(self, run_id: int, event: TargetReady) -> None:
+        """Record the target's URL, root PID and startup time for a run."""
+        updates = {
+            "target_url": event.url,
+            "target_pid": event.pid,
+            "target_startup_s": event.startup_s,
+        }
+        with self._write():
+            self._table("runs").update(run_id, updates)
+
+    def add_interval(self, run_id: int, event: IntervalStats) -> None:
+        """Append one interval of a run."""
+        row = {
+            "run_id": run_id,
+            "t_s": event.t_s,
+            "duration_s": event.duration_s,
+            "requests": event.requests,
+            "ok": event.ok,
+            "errors": event.errors,
+            "bytes": event.bytes,
+            "dropped": event.dropped,
+            "interrupted": event.interrupted,
+            "active_vus": event.active_vus,
+            "target_rate": event.target_rate,
+            "stage": event.stage,
+            "errors_by_class": _dumps(event.errors_by_class),
+            "histogram": bytes(event.histogram),
+            "histogram_all": bytes(event.histogram_all),
+            "histogram_service": bytes(event.histogram_service),
+            "p50_ms": event.p50_ms,
+            "p90_ms": event.p90_ms,
+            "p95_ms": event.p95_ms,
+            "p99_ms": event.p99_ms,
+            "max_ms": event.max_ms,
+        }
+        with self._write():
+            self._table("intervals").insert(row)
+
+    def add_resource(self, run_id: int, event: ResourceSample) -> None:
+        """Append one resource reading of a run."""
+        row = {
+            "run_id": run_id,
+            "t_s": event.t_s,
+            "role": event.role,
+            "pid": event.pid,
+            "cpu_percent": event.cpu_percent,
+            "cpu_seconds": event.cpu_seconds,
+            "rss_bytes": event.rss_bytes,
+            "num_threads": event.num_threads,
+            "num_fds": event.num_fds,
+            "processes": event.processes,
+            "detail": _dumps(event.detail),
+        }
+        with self._write():
+            self._table("resources").insert(row)
+
+    def add_error(self, run_id: int, event: ErrorSample) -> None:
+        """Append the errors of one class and status of a run."""
+        row = {
+            "run_id": run_id,
+            "class": event.error_class,
+            "status": event.status,
+            "message": event.message,
+            "count": event.count,
+        }
+        with self._write():
+            self._table("errors").insert(row)
+
+    def add_run_event(self, run_id: int, event: LoadChanged) -> None:
+        """Append a load change of a run (``kind`` = ``load_changed``)."""
+        row = {
+            "run_id": run_id,
+            "t_s": event.t_s,
+            "kind": "load_changed",
+            "stage": event.stage,
+            "level": event.level,
+            "reason": event.reason,
+        }
+        with self._write():
+            self._table("run_events").insert(row)
+
+    def finish_run(self, run_id: int, event: RunFinished) -> None:
+        """Set a run's final status, reason and end; store its summary when it has one.
+
+        Raises:
+            ValueError: the status is not one of ``RUN_STATUSES``.
+        """
+        if event.status not in RUN_STATUSES:
+            raise ValueError(f"run status {event.status!r} is not one of {', '.join(RUN_STATUSES)}")
+        updates = {
+            "status": event.status,
+            "reason": event.reason,
+            "ended_at": iso_utc(event.ended_at),
+            "ended_at_unix": float(event.ended_at),
+        }
+        with self._write():
+            self._table("runs").update(run_id, updates)
+            if event.summary is not None:
+                row = _summary_row(run_id, event.summary, event.target_stats)
+                self._table("summaries").insert(row, replace=True)
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete a run and all its rows (intervals, resources, errors, events, summary).
+
+        Raises:
+            KeyError: no run has this id.
+        """
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM runs WHERE id = ?", [run_id]).fetchone() is None:
+                raise KeyError(f"no run with id {run_id}")
+            for table in _CHILD_TABLES:
+                self._table(table).delete_where("run_id = ?", [run_id])
+            self._table("runs").delete_where("id = ?", [run_id])
+
+    # ----------------------------------------------------------------- reads
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._db.query(sql, list(params)))
+
+    def _records(self, rows: list[dict[str, Any]]) -> list[RunRecord]:
+        ids = [row["id"] for row in rows]
+        summaries: dict[int, dict[str, Any]] = {}
+        for chunk_start in range(0, len(ids), 500):
+            chunk = ids[chunk_start : chunk_start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for srow in self._query(f"SELECT * FROM summaries WHERE run_id IN ({marks})", chunk):
+                summaries[srow["run_id"]] = srow
+        return [_run_record(row, summaries.get(row["id"])) for row in rows]
+
+    def list_runs(self, experiment: str | None = None, limit: int | None = None) -> list[RunRecord]:
+        """Stored runs, newest first.
+
+        Args:
+            experiment: only runs of this experiment; None for all.
+            limit: at most this many runs; None for all.
+        """
+        sql = "SELECT * FROM runs"
+        params: list[Any] = []
+        if experiment is not None:
+            sql += " WHERE experiment = ?"
+            params.append(experiment)
+        sql += " ORDER BY started_at_unix DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return self._records(self._query(sql, params))
+
+    def get_run(self, run_id: int) -> RunRecord:
+        """One run by id.
+
+        Raises:
+            KeyError: ``no run with id N``.
+        """
+        return self.get_runs([run_id])[0]
+
+    def get_runs(self, ids: Sequence[int]) -> list[RunRecord]:
+        """Runs by id, in the order given.
+
+        Raises:
+            KeyError: naming the first id that has no run.
+        """
+        wanted = [int(i) for i in ids]
+        unique = list(dict.fromkeys(wanted))
+        rows: list[dict[str, Any]] = []
+        for chunk_start in range(0, len(unique), 500):
+            chunk = unique[chunk_start : chunk_start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows += self._query(f"SELECT * FROM runs WHERE id IN ({marks})", chunk)
+        by_id = {record.id: record for record in self._records(rows)}
+        for run_id in wanted:
+            if run_id not in by_id:
+                raise KeyError(f"no run with id {run_id}")
+        return [by_id[run_id] for run_id in wanted]
+
+    def experiments(self) -> list[str]:
+        """Names of the experiments that have stored runs, alphabetically."""
+        rows = self._query("SELECT DISTINCT experiment FROM runs ORDER BY experiment")
+        return [row["experiment"] for row in rows]
+
+    def intervals(self, run_id: int) -> list[IntervalRow]:
+        """A run's intervals in time order (empty for an unknown run)."""
+        rows = self._query("SELECT * FROM intervals WHERE run_id = ? ORDER BY t_s, rowid", [run_id])
+        return [
+            IntervalRow(
+                run_id=r["run_id"],
+                t_s=r["t_s"],
+                duration_s=r["duration_s"],
+                requests=r["requests"],
+                ok=r["ok"],
+                errors=r["errors"],
+                bytes=r["bytes"],
+                dropped=r["dropped"],
+                interrupted=r["interrupted"],
+                active_vus=r["active_vus"],
+                target_rate=r["target_rate"],
+                stage=r["stage"],
+                errors_by_class=_loads(r["errors_by_class"]),
+                histogram=bytes(r["histogram"] or b""),
+                histogram_all=bytes(r["histogram_all"] or b""),
+                histogram_service=bytes(r["histogram_service"] or b""),
+                p50_ms=r["p50_ms"],
+                p90_ms=r["p90_ms"],
+                p95_ms=r["p95_ms"],
+                p99_ms=r["p99_ms"],
+                max_ms=r["max_ms"],
+            )
+            for r in rows
+        ]
+
+    def interval_counts(self, run_id: int) -> list[IntervalCounts]:
+        """A run's intervals as ``summarise()`` input, in time order."""
+        return [
+            IntervalCounts(
+                t_s=iv.t_s,
+                duration_s=iv.duration_s,
+                ok=iv.ok,
+                errors=iv.errors,
+                dropped=iv.dropped,
+                interrupted=iv.interrupted,
+                bytes=iv.bytes,
+                errors_by_class=iv.errors_by_class,
+                histogram=iv.histogram,
+                histogram_all=iv.histogram_all,
+                histogram_service=iv.histogram_service,
+            )
+            for iv in self.intervals(run_id)
+        ]
+
+    def resources(self, run_id: int, role: str | None = None) -> list[ResourceRow]:
+        """A run's resource readings in time order, optionally of one role only."""
+        sql = "SELECT * FROM resources WHERE run_id = ?"
+        params: list[Any] = [run_id]
+        if role is not None:
+            sql += " AND role = ?"
+            params.append(role)
+        rows = self._query(sql + " ORDER BY t_s, rowid", params)
+        return [
+            ResourceRow(
+                run_id=r["run_id"],
+                t_s=r["t_s"],
+                role=r["role"],
+                pid=r["pid"],
+                cpu_percent=r["cpu_percent"],
+                cpu_seconds=r["cpu_seconds"],
+                rss_bytes=r["rss_bytes"],
+                num_threads=r["num_threads"],
+                num_fds=r["num_fds"],
+                processes=r["processes"],
+                detail=_loads(r["detail"]),
+            )
+            for r in rows
+        ]
+
+    def cpu_readings(self, run_id: int) -> list[CpuReading]:
+        """A run's resource readings as ``summarise()`` input, in time order."""
+        return [
+            CpuReading(
+                t_s=r.t_s,
+                role=r.role,
+                pid=r.pid,
+                cpu_percent=r.cpu_percent,
+                cpu_seconds=r.cpu_seconds,
+                rss_bytes=r.rss_bytes,
+            )
+            for r in self.resources(run_id)
+        ]
+
+    def errors(self, run_id: int) -> list[ErrorRow]:
+        """A run's errors, most frequent first."""
+        rows = self._query("SELECT * FROM errors WHERE run_id = ? ORDER BY count DESC, rowid", [run_id])
+        return [
+            ErrorRow(
+                run_id=r["run_id"],
+                error_class=r["class"],
+                status=r["status"],
+                message=r["message"] or "",
+                count=r["count"],
+            )
+            for r in rows
+        ]
+
+    def run_events(self, run_id: int) -> list[RunEventRow]:
+        """A run's load changes in time order."""
+        rows = self._query("SELECT * FROM run_events WHERE run_id = ? ORDER BY t_s, rowid", [run_id])
+        return [
+            RunEventRow(
+                run_id=r["run_id"],
+                t_s=r["t_s"],
+                kind=r["kind"],
+                stage=r["stage"],
+                level=r["level"],
+                reason=r["reason"] or "",
+            )
+            for r in rows
+        ]
+
+
+# --------------------------------------------------------------------------- recorder
+
+
+class Recorder:
+    """An engine listener that writes a run's events to a ``Store`` as they arrive.
+
+    Each event is one short transaction, so a run that fails midway keeps every interval
+    it measured. Events for run keys it has not seen start (no ``RunStarted``) are
+    ignored. Write errors propagate to the caller (the engine's event bus).
+
+    Args:
+        store: where to write.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        """Where the events go."""
+        self.last_run_id: int | None = None
+        """Id of the run most recently started; None before any."""
+        self._ids: dict[str, int] = {}
+
+    def run_id_for(self, run_key: str) -> int:
+        """The stored id of a run this recorder saw start.
+
+        Raises:
+            KeyError: the run key is unknown.
+        """
+        return self._ids[run_key]
+
+    def __call__(self, event: Event) -> None:
+        """Record one event."""
+        if isinstance(event, RunStarted):
+            run_id = self.store.insert_run(event)
+            self._ids[event.run_key] = run_id
+            self.last_run_id = run_id
+            return
+        run_id_or_none = self._ids.get(event.run_key)
+        if run_id_or_none is None:
+            return
+        run_id = run_id_or_none
+        if isinstance(event, IntervalStats):
+            self.store.add_interval(run_id, event)
+        elif isinstance(event, ResourceSample):
+            self.store.add_resource(run_id, event)
+        elif isinstance(event, ErrorSample):
+            self.store.add_error(run_id, event)
+        elif isinstance(event, LoadChanged):
+            self.store.add_run_event(run_id, event)
+        elif isinstance(event, TargetReady):
+            self.store.set_target(run_id, event)
+        elif isinstance(event, RunFinished):
+            self.store.finish_run(run_id, event)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _loads(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}
+
+
+def _summary_row(run_id: int, summary: Summary, target_stats: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "requests": summary.requests,
+        "ok": summary.ok,
+        "errors": summary.errors,
+        "dropped": summary.dropped,
+        "interrupted": summary.interrupted,
+        "bytes": summary.bytes,
+        "window_s": summary.window_s,
+        "throughput_rps": summary.throughput_rps,
+        "attempts_rps": summary.attempts_rps,
+    }
+    for attr, prefix in _LATENCY_PREFIXES.items():
+        latency: Latency = getattr(summary, attr)
+        for name in _LATENCY_FIELDS:
+            row[f"{prefix}{name}_ms"] = getattr(latency, name)
+        row[_LATENCY_COUNTS[attr]] = latency.count
+    row |= {
+        "error_rate": summary.error_rate,
+        "errors_by_class": _dumps(summary.errors_by_class),
+        "target_cpu_s_per_1k": summary.target_cpu_s_per_1k,
+        "target_peak_rss_bytes": summary.target_peak_rss_bytes,
+        "generator_cpu_s_per_1k": summary.generator_cpu_s_per_1k,
+        "generator_peak_cpu_percent": summary.generator_peak_cpu_percent,
+        "cache_hit_ratio": summary.cache_hit_ratio,
+        "target_stats": _dumps(target_stats or {}),
+    }
+    return row
+
+
+def _summary_from_row(row: dict[str, Any]) -> Summary:
+    latencies = {
+        attr: Latency(
+            **{name: float(row[f"{prefix}{name}_ms"] or 0.0) for name in _LATENCY_FIELDS},
+            count=int(row[_LATENCY_COUNTS[attr]] or 0),
+        )
+        for attr, prefix in _LATENCY_PREFIXES.items()
+    }
+    return Summary(
+        requests=row["requests"],
+        ok=row["ok"],
+        errors=row["errors"],
+        dropped=row["dropped"],
+        interrupted=row["interrupted"],
+        bytes=row["bytes"],
+        window_s=row["window_s"],
+        throughput_rps=row["throughput_rps"],
+        attempts_rps=row["attempts_rps"],
+        latency_ms=latencies["latency_ms"],
+        latency_all_ms=latencies["latency_all_ms"],
+        service_ms=latencies["service_ms"],
+        error_rate=row["error_rate"],
+        errors_by_class=_loads(row["errors_by_class"]),
+        target_cpu_s_per_1k=row["target_cpu_s_per_1k"],
+        target_peak_rss_bytes=row["target_peak_rss_bytes"],
+        generator_cpu_s_per_1k=row["generator_cpu_s_per_1k"],
+        generator_peak_cpu_percent=row["generator_peak_cpu_percent"],
+        cache_hit_ratio=row["cache_hit_ratio"],
+    )
+
+
+def _run_record(row: dict[str, Any], summary_row: dict[str, Any] | None) -> RunRecord:
+    started = float(row["started_at_unix"])
+    ended = row["ended_at_unix"]
+    return RunRecord(
+        id=row["id"],
+        experiment=row["experiment"],
+        variant=row["variant"],
+        status=row["status"],
+        reason=row["reason"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        duration_s=(float(ended) - started) if ended is not None else None,
+        config=_loads(row["config"]),
+        lab_version=row["lab_version"] or "",
+        host={
+            "cores": row["host_cores"],
+            "memory_bytes": row["host_memory_bytes"],
+            "python": row["host_python"],
+            "platform": row["host_platform"],
+        },
+        target_url=row["target_url"],
+        summary=_summary_from_row(summary_row) if summary_row else None,
+        target_stats=_loads(summary_row["target_stats"]) if summary_row else {},
+        title=row["title"] or "",
+        run_key=row["run_key"] or "",
+        started_at_unix=started,
+        ended_at_unix=float(ended) if ended is not None else None,
+    )

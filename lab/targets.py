@@ -1,0 +1,167 @@
+"""Start, wait for, and stop sample targets (uvicorn subprocesses on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+import time
+from collections import deque
+
+import httpx
+
+from lab.procs import spawn, terminate_tree
+from lab.spec import TargetSpec
+
+STDERR_TAIL_LINES = 20
+
+
+class TargetError(Exception):
+    """The target could not start, never became ready, or died."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TargetProcess:
+    """A target app served by uvicorn in a subprocess, bound to 127.0.0.1 on a free port.
+
+    Use ``await start()`` then ``await stop()`` (always: in a ``finally``). The target's
+    stdout and stderr are drained continuously; the last lines are kept for error messages.
+
+    Args:
+        spec: the resolved ``[target]`` of a variant (``app`` must be set).
+        grace_s: seconds between SIGTERM and SIGKILL when stopping.
+    """
+
+    def __init__(self, spec: TargetSpec, grace_s: float = 5.0) -> None:
+        if not spec.app:
+            raise ValueError("TargetProcess needs an app target")
+        self.spec = spec
+        self.grace_s = grace_s
+        self.port = 0
+        self.proc: asyncio.subprocess.Process | None = None
+        self._tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        self._drain: asyncio.Task[None] | None = None
+        self.startup_s = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def exited(self) -> bool:
+        return self.proc is not None and self.proc.returncode is not None
+
+    def stderr_tail(self) -> str:
+        """The target's last output lines joined with `` | `` (one line, for messages)."""
+        return " | ".join(line for line in self._tail if line.strip())
+
+    async def start(self) -> None:
+        """Spawn uvicorn and wait until ``ready_path`` answers 200.
+
+        Raises:
+            TargetError: the process exited, or ``ready_timeout`` passed; the message
+                includes the last lines of the target's stderr.
+        """
+        spec = self.spec
+        env = dict(os.environ)
+        env.update(spec.env)
+        env["PYTHONUNBUFFERED"] = "1"
+        self.port = free_port()
+        argv = [
+            sys.executable, "-m", "uvicorn", str(spec.app),
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--workers", str(spec.workers),
+            "--no-access-log", "--log-level", "warning",
+            "--app-dir", spec.app_dir or os.getcwd(),
+        ]
+        t_spawn = time.monotonic()
+        self.proc = await spawn(argv, env=env, stdin=asyncio.subprocess.DEVNULL,
+                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        self._drain = asyncio.create_task(self._drain_output())
+        await self._wait_ready()
+        self.startup_s = time.monotonic() - t_spawn
+
+    async def _drain_output(self) -> None:
+        assert self.proc and self.proc.stdout
+        while True:
+            line = await self.proc.stdout.readline()
+            if not line:
+                return
+            self._tail.append(line.decode(errors="replace").rstrip())
+
+    async def _wait_ready(self) -> None:
+        spec = self.spec
+        deadline = time.monotonic() + spec.ready_timeout
+        last = "no answer"
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+            while True:
+                if self.exited:
+                    await self._settle_output()
+                    raise TargetError(
+                        f"target {spec.app} exited with code {self.proc.returncode if self.proc else '?'}"
+                        f" before it was ready; its stderr: {self.stderr_tail() or '(empty)'}"
+                    )
+                try:
+                    resp = await client.get(self.url + spec.ready_path)
+                    if resp.status_code == 200:
+                        return
+                    last = f"HTTP {resp.status_code}"
+                except httpx.HTTPError as exc:
+                    last = type(exc).__name__
+                if time.monotonic() > deadline:
+                    await self._settle_output()
+                    raise TargetError(
+                        f"target {spec.app} did not answer 200 on {spec.ready_path} within "
+                        f"{spec.ready_timeout:g}s (last: {last}); its stderr: "
+                        f"{self.stderr_tail() or '(empty)'}"
+                    )
+                await asyncio.sleep(0.05)
+
+    async def _settle_output(self) -> None:
+        if self._drain:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._drain), 1.0)
+
+    async def stop(self) -> int | None:
+        """SIGTERM the whole tree, SIGKILL after the grace period. Safe to call twice."""
+        code = None
+        if self.proc is not None:
+            code = await terminate_tree(self.proc, self.grace_s)
+        if self._drain is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._drain, 1.0)
+        return code
+
+    async def died(self) -> int:
+        """Wait until the target exits on its own; returns its exit code."""
+        assert self.proc is not None
+        code = await self.proc.wait()
+        await self._settle_output()
+        return code
+
+
+async def fetch_stats(url: str, path: str | None) -> dict[str, object]:
+    """GET the target's stats path; ``{}`` when it has none or it does not answer JSON."""
+    if not path:
+        return {}
+    try:
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+            resp = await client.get(url.rstrip("/") + path)
+            if resp.status_code != 200:
+                return {}
+            data = resp.json()
+            return data if isinstance(data, dict) else {}
+    except (httpx.HTTPError, ValueError):
+        return {}

@@ -1,0 +1,178 @@
+"""Test target: small endpoints with precise, misbehaving-on-purpose behaviour.
+
+The lab's own tests drive this app to check how the load generator and the target
+manager cope with stalls (coordinated omission), slow bodies (timeouts), error
+statuses, chunked bodies, closed connections, a target that crashes midway, and one
+that never starts or never becomes ready. It starts in milliseconds.
+
+Environment, read at startup:
+
+- ``STALL_AT_S`` / ``STALL_FOR_S`` (default 1.0): ``/stall`` requests that arrive
+  in the window ``[STALL_AT_S, STALL_AT_S + STALL_FOR_S)`` seconds after startup are
+  held until the window ends.
+- ``TRICKLE_EVERY_S`` (default 0.5): gap between the bytes of ``/trickle``.
+- ``CRASH_AFTER_REQUESTS``: ``/crash-after`` kills the process (exit code 3) on the
+  request after this many.
+- ``FAIL_STARTUP=1``: the lifespan raises, so the server never starts.
+- ``READY_NEVER=1``: ``/health`` answers 503 forever.
+
+Run: ``uvicorn targets.testing:app --port 8000``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+TRICKLE_BYTES = 20
+CHUNKS = 3
+CHUNK_SIZE = 1000
+
+
+@dataclass
+class TargetState:
+    """Config and counters of one running app."""
+
+    started: float
+    stall_at_s: float | None
+    stall_for_s: float
+    trickle_every_s: float
+    crash_after: int | None
+    ready_never: bool
+    fast_count: int = 0
+    stall_count: int = 0
+    crash_count: int = 0
+
+
+def _float_env(name: str, default: float | None) -> float | None:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else float(raw)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[dict[str, TargetState]]:
+    """Read the environment; FAIL_STARTUP=1 makes startup fail on purpose."""
+    if os.environ.get("FAIL_STARTUP") == "1":
+        raise RuntimeError("testing target: startup failed on purpose (FAIL_STARTUP=1)")
+    crash_raw = os.environ.get("CRASH_AFTER_REQUESTS")
+    state = TargetState(
+        started=time.monotonic(),
+        stall_at_s=_float_env("STALL_AT_S", None),
+        stall_for_s=_float_env("STALL_FOR_S", 1.0) or 0.0,
+        trickle_every_s=_float_env("TRICKLE_EVERY_S", 0.5) or 0.0,
+        crash_after=int(crash_raw) if crash_raw else None,
+        ready_never=os.environ.get("READY_NEVER") == "1",
+    )
+    yield {"testing": state}
+
+
+def _state(request: Request) -> TargetState:
+    return request.state.testing
+
+
+async def health(request: Request) -> Response:
+    if _state(request).ready_never:
+        return PlainTextResponse("never ready", status_code=503)
+    return PlainTextResponse("ok")
+
+
+async def fast(request: Request) -> Response:
+    _state(request).fast_count += 1
+    return PlainTextResponse("ok")
+
+
+async def stall(request: Request) -> Response:
+    """Immediate, except during the stall window, when arrivals wait for its end.
+
+    A closed-model client stuck behind the stall sends nothing meanwhile, so its
+    latencies hide the stall (coordinated omission); an open-model client keeps its
+    schedule and measures from the intended send time, so the stall shows.
+    """
+    state = _state(request)
+    state.stall_count += 1
+    if state.stall_at_s is not None:
+        elapsed = time.monotonic() - state.started
+        window_end = state.stall_at_s + state.stall_for_s
+        if state.stall_at_s <= elapsed < window_end:
+            await asyncio.sleep(window_end - elapsed)
+    return PlainTextResponse("ok")
+
+
+async def trickle(request: Request) -> Response:
+    """Headers at once, then one body byte every TRICKLE_EVERY_S (20 bytes in all)."""
+    every = _state(request).trickle_every_s
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(TRICKLE_BYTES):
+            await asyncio.sleep(every)
+            yield b"."
+
+    return StreamingResponse(body(), media_type="text/plain")
+
+
+async def status(request: Request) -> Response:
+    """An empty response with the status code in the path (200..599)."""
+    try:
+        code = int(request.path_params["code"])
+    except ValueError:
+        code = 0
+    if not 200 <= code <= 599:
+        # 1xx are not final responses; anything else is not a status at all.
+        return PlainTextResponse("status must be 200..599", status_code=400)
+    return Response(status_code=code)
+
+
+async def chunked(request: Request) -> Response:
+    """Exactly 3 chunks of 1000 bytes, no Content-Length (Transfer-Encoding: chunked)."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for i in range(CHUNKS):
+            yield bytes([ord("a") + i]) * CHUNK_SIZE
+
+    return StreamingResponse(body(), media_type="application/octet-stream")
+
+
+async def close(request: Request) -> Response:
+    """Asks the client to drop the connection; uvicorn closes it after responding."""
+    return PlainTextResponse("closed", headers={"Connection": "close"})
+
+
+async def crash_after(request: Request) -> Response:
+    """Counts requests; past CRASH_AFTER_REQUESTS the process dies without cleanup."""
+    state = _state(request)
+    state.crash_count += 1
+    if state.crash_after is not None and state.crash_count > state.crash_after:
+        # os._exit skips uvicorn's shutdown, like a segfault or OOM kill would.
+        os._exit(3)
+    return JSONResponse({"count": state.crash_count})
+
+
+async def stats(request: Request) -> Response:
+    """Fake cache counters (/fast = hits, /stall = misses) so tests can check stats reads."""
+    state = _state(request)
+    return JSONResponse({"cache_hits": state.fast_count, "cache_misses": state.stall_count})
+
+
+app = Starlette(
+    routes=[
+        Route("/health", health),
+        Route("/fast", fast),
+        Route("/stall", stall),
+        Route("/trickle", trickle),
+        Route("/status/{code}", status),
+        Route("/chunked", chunked),
+        Route("/close", close),
+        Route("/crash-after", crash_after),
+        Route("/stats", stats),
+    ],
+    lifespan=lifespan,
+)

@@ -1,0 +1,289 @@
+"""End-to-end runs: real uvicorn targets on 127.0.0.1, real worker processes, real SQLite."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from lab.store import Store
+from tests.conftest import CONTRACT_TOOL, REPO, run_lab, write_experiment
+
+FAST = """
+[experiment]
+title = "fast endpoint"
+[target]
+app = "targets.testing:app"
+[load]
+vus = 4
+duration = "3s"
+warmup = "1s"
+timeout = "2s"
+[[load.requests]]
+path = "/fast"
+"""
+
+
+def test_intervals_add_up_and_warmup_is_excluded(tmp_path: Path, db_path: Path) -> None:
+    exp = write_experiment(tmp_path, FAST)
+    res = run_lab("run", str(exp), "--db", str(db_path), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    summary = doc["runs"][0]["summary"]
+    with Store(db_path) as store:
+        run_id = doc["runs"][0]["id"]
+        intervals = store.intervals(run_id)
+    measured = [iv for iv in intervals if iv.t_s >= 1.0]
+    assert [iv.t_s for iv in intervals] == [0.0, 1.0, 2.0]
+    assert sum(iv.requests for iv in measured) == summary["requests"]
+    assert sum(iv.requests for iv in intervals) > summary["requests"] > 0
+    assert summary["ok"] == summary["requests"]
+    window = sum(iv.duration_s for iv in measured)
+    assert summary["throughput_rps"] == pytest.approx(summary["ok"] / window, rel=1e-3)
+    # The progress went to stderr, the data alone to stdout.
+    assert "req/s" in res.stderr
+
+
+def test_json_and_db_meet_the_contract(tmp_path: Path, db_path: Path) -> None:
+    if not CONTRACT_TOOL.exists():
+        pytest.skip(f"{CONTRACT_TOOL} not present")
+    exp = write_experiment(tmp_path, FAST + """
+[[variants]]
+name = "a"
+[[variants]]
+name = "b"
+""")
+    res = run_lab("run", str(exp), "--db", str(db_path), "--format", "json", "--duration", "2s")
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "out.json"
+    out.write_text(res.stdout)
+    check = subprocess.run([sys.executable, str(CONTRACT_TOOL), "--json", str(out), "--db", str(db_path)],
+                           capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout
+    assert "contract OK" in check.stdout
+    assert [r["variant"] for r in json.loads(res.stdout)["runs"]] == ["a", "b"]
+
+
+def test_timeouts_are_total_deadlines(tmp_path: Path, db_path: Path) -> None:
+    """A server trickling a byte every 0.5 s must still time out at the 1 s deadline."""
+    exp = write_experiment(tmp_path, """
+        [experiment]
+        title = "trickle"
+        [target]
+        app = "targets.testing:app"
+        env = { TRICKLE_EVERY_S = "0.5" }
+        [load]
+        vus = 3
+        duration = "3s"
+        timeout = "1s"
+        [[load.requests]]
+        path = "/trickle"
+    """)
+    res = run_lab("run", str(exp), "--db", str(db_path), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    s = json.loads(res.stdout)["runs"][0]["summary"]
+    assert s["requests"] >= 6
+    assert s["ok"] == 0
+    assert s["errors"] == s["requests"]
+    assert s["errors_by_class"] == {"timeout": s["requests"]}
+    # Recorded with their real duration, never as ~0 ms.
+    assert 950 <= s["latency_all_ms"]["p50"] <= 1300
+    assert 950 <= s["latency_all_ms"]["max"] <= 1500
+
+
+def test_open_model_corrects_coordinated_omission(tmp_path: Path, db_path: Path) -> None:
+    """A 1 s server stall shows in latency from the intended send time, not in service time."""
+    exp = write_experiment(tmp_path, """
+        [experiment]
+        title = "stall"
+        [target]
+        app = "targets.testing:app"
+        env = { STALL_AT_S = "2.0", STALL_FOR_S = "1.0" }
+        [load]
+        model = "open"
+        rate = 200
+        connections = 4
+        duration = "5s"
+        timeout = "3s"
+        [[load.requests]]
+        path = "/stall"
+    """)
+    res = run_lab("run", str(exp), "--db", str(db_path), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    s = json.loads(res.stdout)["runs"][0]["summary"]
+    assert s["errors"] == 0 and s["dropped"] == 0
+    assert s["requests"] == pytest.approx(1000, rel=0.05)
+    assert s["latency_ms"]["p99"] >= 300, s
+    assert s["service_ms"]["p99"] < 100, s
+    assert s["latency_ms"]["max"] >= 700
+
+
+def test_errors_are_classified(tmp_path: Path, db_path: Path) -> None:
+    exp = write_experiment(tmp_path, """
+        [experiment]
+        title = "mix"
+        [target]
+        app = "targets.testing:app"
+        [load]
+        vus = 4
+        duration = "2s"
+        [[load.requests]]
+        path = "/status/503"
+        [[load.requests]]
+        path = "/status/404"
+        expect_status = [404]
+        [[load.requests]]
+        path = "/status/418"
+        [[load.requests]]
+        path = "/close"
+        [[load.requests]]
+        path = "/chunked"
+    """)
+    res = run_lab("run", str(exp), "--db", str(db_path), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    run = json.loads(res.stdout)["runs"][0]
+    s = run["summary"]
+    assert set(s["errors_by_class"]) == {"http_5xx", "http_4xx"}
+    # 404 is expected and /close, /chunked succeed: about 3 of 5 requests are ok.
+    assert 0.3 < s["error_rate"] < 0.5
+    with Store(db_path) as store:
+        errors = {(e.error_class, e.status) for e in store.errors(run["id"])}
+        intervals = store.intervals(run["id"])
+    assert {c for c, _ in errors} == {"http_5xx", "http_4xx"}
+    # Chunked bodies are counted exactly: 3000 bytes per /chunked, 6 per /close.
+    assert sum(iv.bytes for iv in intervals) > 0
+
+
+def test_connection_refused_is_a_connect_error(tmp_path: Path, db_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exp = write_experiment(tmp_path, f"""
+        [experiment]
+        title = "nobody home"
+        [target]
+        url = "http://127.0.0.1:{port}"
+        [load]
+        vus = 2
+        duration = "1s"
+        think_time = "50ms"
+        [[load.requests]]
+        path = "/"
+    """)
+    res = run_lab("run", str(exp), "--db", str(db_path), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    s = json.loads(res.stdout)["runs"][0]["summary"]
+    assert s["requests"] > 0
+    assert s["errors_by_class"] == {"connect": s["requests"]}
+    assert s["throughput_rps"] == 0
+
+
+def test_target_that_never_starts_fails_with_its_stderr(tmp_path: Path, db_path: Path) -> None:
+    exp = write_experiment(tmp_path, """
+        [experiment]
+        title = "broken"
+        [target]
+        app = "targets.testing:app"
+        env = { FAIL_STARTUP = "1" }
+        [load]
+        vus = 1
+        duration = "1s"
+        [[load.requests]]
+        path = "/fast"
+    """)
+    res = run_lab("run", str(exp), "--db", str(db_path), "--format", "json")
+    assert res.returncode == 1
+    run = json.loads(res.stdout)["runs"][0]
+    assert run["status"] == "failed"
+    assert "exited with code" in run["reason"]
+    assert "FAIL_STARTUP" in run["reason"]  # the target's own stderr is quoted
+
+
+def test_target_crash_midway_keeps_the_data(tmp_path: Path, db_path: Path) -> None:
+    exp = write_experiment(tmp_path, """
+        [experiment]
+        title = "crash"
+        [target]
+        app = "targets.testing:app"
+        env = { CRASH_AFTER_REQUESTS = "300" }
+        [load]
+        vus = 2
+        duration = "10s"
+        think_time = "2ms"
+        [[load.requests]]
+        path = "/crash-after"
+    """)
+    t = time.monotonic()
+    res = run_lab("run", str(exp), "--db", str(db_path), "--format", "json")
+    assert time.monotonic() - t < 9, "a crashed target must end the run early"
+    assert res.returncode == 1
+    run = json.loads(res.stdout)["runs"][0]
+    assert run["status"] == "failed"
+    assert "target exited with code 3" in run["reason"]
+    assert run["summary"]["ok"] >= 250
+    with Store(db_path) as store:
+        assert store.intervals(run["id"])
+        assert store.get_run(run["id"]).status == "failed"
+
+
+def test_ctrl_c_stores_aborted_run_and_leaves_no_process(tmp_path: Path, db_path: Path) -> None:
+    exp = write_experiment(tmp_path, FAST.replace('duration = "3s"', 'duration = "30s"'))
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "run", str(exp), "--db", str(db_path)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children: set[int] = set()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            children |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
+            if db_path.exists():
+                with Store(db_path) as store:
+                    runs = store.list_runs()
+                    if runs and len(store.intervals(runs[0].id)) >= 2:
+                        break
+        else:
+            pytest.fail("the run never produced intervals")
+        assert len(children) >= 2  # the target and a generator worker
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    alive = [pid for pid in children if psutil.pid_exists(pid)
+             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
+    with Store(db_path) as store:
+        run = store.list_runs()[0]
+        assert run.status == "aborted"
+        assert "SIGINT" in (run.reason or "")
+        assert len(store.intervals(run.id)) >= 2
+    assert "aborted" in out
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path, db_path: Path) -> None:
+    exp = write_experiment(tmp_path, FAST.replace('duration = "3s"', 'duration = "30s"'))
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "run", str(exp), "--db", str(db_path),
+                             "--quiet"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not db_path.exists():
+            time.sleep(0.2)
+        time.sleep(2.0)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    with Store(db_path) as store:
+        assert store.list_runs()[0].status == "aborted"
