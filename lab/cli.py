@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,6 +26,8 @@ from lab.plan import RunPlan, plan_runs
 from lab.spec import (
     LoadSpec,
     SpecError,
+    _describe,
+    _dotted,
     check_target_importable,
     find_experiment,
     load_experiment,
@@ -60,12 +63,20 @@ def _stdout_console() -> Console:
     return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
 
 
-def _open_existing_store(db_path: str) -> Any:
+def _open_store(db_path: str) -> Any:
+    """Open (or create) the results database; a file that is not one is bad input."""
     from lab.store import Store
 
+    try:
+        return Store(db_path)
+    except (sqlite3.Error, OSError) as exc:
+        _fail(f"{db_path}: cannot open results database: {exc}")
+
+
+def _open_existing_store(db_path: str) -> Any:
     if not Path(db_path).exists():
         _fail(f"{db_path}: no such results database (run an experiment first, or pass --db)")
-    return Store(db_path)
+    return _open_store(db_path)
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -88,21 +99,24 @@ def _apply_overrides(plans: list[RunPlan], path: str, duration: str | None, warm
     out = []
     for plan in plans:
         data = plan.load.model_dump()
-        try:
-            if duration is not None:
+        if duration is not None:
+            try:
                 seconds = parse_duration(duration)
-                if seconds <= 0:
-                    raise ValueError(f"must be a positive duration, got {duration!r}")
-                if data["stages"]:
-                    # Keep the shape of the ramp; fit it into the requested length.
-                    total = sum(s["duration"] for s in data["stages"])
-                    for s in data["stages"]:
-                        s["duration"] = s["duration"] * seconds / total
-                data["duration"] = seconds
-            if warmup is not None:
+            except ValueError as exc:
+                _fail(f"{path}: --duration: {exc}")
+            if seconds <= 0:
+                _fail(f"{path}: --duration: must be a positive duration, got {duration!r}")
+            if data["stages"]:
+                # Keep the shape of the ramp; fit it into the requested length.
+                total = sum(s["duration"] for s in data["stages"])
+                for s in data["stages"]:
+                    s["duration"] = s["duration"] * seconds / total
+            data["duration"] = seconds
+        if warmup is not None:
+            try:
                 data["warmup"] = parse_duration(warmup)
-        except ValueError as exc:
-            _fail(f"{path}: --{'duration' if duration is not None else 'warmup'}: {exc}")
+            except ValueError as exc:
+                _fail(f"{path}: --warmup: {exc}")
         if vus is not None:
             data.update(vus=vus, stages=[])
         if rate is not None:
@@ -112,10 +126,11 @@ def _apply_overrides(plans: list[RunPlan], path: str, duration: str | None, warm
         try:
             load = LoadSpec.model_validate(data)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "load"
-            msg = str(err["msg"]).removeprefix("Value error, ")
-            _fail(f"{path}: {plan.variant}: load.{where}: {msg} (after command-line overrides)")
+            # _describe finds the field a model-level check blames (e.g. 'vus' given to
+            # the open model), as load_experiment does for the file itself.
+            loc, msg = _describe(exc.errors()[0], LoadSpec)
+            where = f"load.{_dotted(loc)}" if loc else "load"
+            _fail(f"{path}: {plan.variant}: {where}: {msg} (after command-line overrides)")
         out.append(RunPlan(plan.experiment, plan.title, plan.variant, plan.target, load, plan.source))
     return out
 
@@ -157,14 +172,13 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
             check_target_importable(plan.target, str(path))
             checked.add(key)
 
-    from lab.store import Store
-
-    if not quiet:
-        info = exp.experiment
-        click.echo(f"{info.title}" + (f" — {info.question}" if info.question else ""), err=True)
-        if info.description:
-            click.echo(info.description.strip(), err=True)
-    with Store(db_path) as store:
+    # Opened before anything is printed, so a bad database is still a one-line error.
+    with _open_store(db_path) as store:
+        if not quiet:
+            info = exp.experiment
+            click.echo(f"{info.title}" + (f" — {info.question}" if info.question else ""), err=True)
+            if info.description:
+                click.echo(info.description.strip(), err=True)
         ids, statuses = asyncio.run(_run_plans(plans, store, quiet))
         runs = store.get_runs(ids)
     _print_runs(exp.name, runs, fmt)

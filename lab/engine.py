@@ -297,23 +297,25 @@ class _Run:
                 continue
             kind = m.msg.get("type")
             if kind == "interval":
-                for iv in self.merger.add(m.msg, pool.workers - len(done)):
+                for iv in self.merger.add(m.msg, m.index):
                     self._on_interval(iv)
             elif kind == "done":
                 done.add(m.index)
                 for cls, st, message, n in m.msg.get("errors", []):
                     entry = self.errors.setdefault((cls, st), [message, 0])
                     entry[1] += int(n)
-                for iv in self.merger.flush(pool.workers - len(done)):
+                for iv in self.merger.finished(m.index):
                     self._on_interval(iv)
             elif kind == "exit" and m.index not in done:
                 done.add(m.index)
+                for iv in self.merger.finished(m.index):
+                    self._on_interval(iv)
                 if status == "completed":
                     status, reason = "failed", pool.describe_exit(m.index)
                     stopping = True
                     stop_deadline = time.monotonic() + 3.0
                     pool.broadcast({"cmd": "stop"})
-        for iv in self.merger.flush(0, force=True):
+        for iv in self.merger.flush(force=True):
             self._on_interval(iv)
         return status, reason
 

@@ -139,23 +139,32 @@ class IntervalMerger:
     def __init__(self, run_key: str, workers: int) -> None:
         self.run_key = run_key
         self.workers = workers
-        self._pending: dict[int, list[dict[str, Any]]] = {}
+        self._pending: dict[int, dict[int, dict[str, Any]]] = {}
+        self._finished: set[int] = set()
         self.merged: list[IntervalStats] = []
 
-    def add(self, report: dict[str, Any], live_workers: int | None = None) -> list[IntervalStats]:
+    def add(self, report: dict[str, Any], worker: int = -1) -> list[IntervalStats]:
         """Add one worker's report; returns the intervals completed by it, in order."""
-        self._pending.setdefault(int(report["index"]), []).append(report)
-        return self.flush(live_workers if live_workers is not None else self.workers)
+        bucket = self._pending.setdefault(int(report["index"]), {})
+        bucket[worker if worker >= 0 else len(bucket)] = report
+        return self.flush()
 
-    def flush(self, needed: int, force: bool = False) -> list[IntervalStats]:
-        """Merge every pending index that ``needed`` workers reported (all, if ``force``)."""
+    def finished(self, worker: int) -> list[IntervalStats]:
+        """A worker has sent everything it will send (done, or exited)."""
+        self._finished.add(worker)
+        return self.flush()
+
+    def flush(self, force: bool = False) -> list[IntervalStats]:
+        """Merge, in order, every pending index that each worker has either reported or
+        will never report (it finished); with ``force``, everything pending."""
         out = []
         for index in sorted(self._pending):
-            reports = self._pending[index]
-            if len(reports) < needed and not force:
+            bucket = self._pending[index]
+            complete = all(w in bucket or w in self._finished for w in range(self.workers))
+            if not complete and not force:
                 break
             del self._pending[index]
-            stats = self._merge(reports)
+            stats = self._merge(list(bucket.values()))
             self.merged.append(stats)
             out.append(stats)
         return out

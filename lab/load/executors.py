@@ -112,7 +112,7 @@ class ClosedExecutor(Executor):
         self._last_wanted = 0
 
     def active_vus(self) -> int:
-        if time.monotonic() >= self.end:
+        if time.monotonic() >= self.end or self.stopping.is_set():
             return self._last_wanted  # VUs wind down after the end; report the level reached
         return sum(1 for task, retire in self._vus if not retire.is_set() and not task.done())
 
@@ -249,6 +249,9 @@ class OpenExecutor(Executor):
                 task = asyncio.create_task(self._one(intended))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+            # The schedule may end before the run does (a low rate); the run still lasts
+            # its full length so every worker's intervals line up.
+            await self._sleep_until(self.end)
             await self._finish(set(tasks))
         finally:
             while self._idle:

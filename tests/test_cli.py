@@ -1,0 +1,476 @@
+"""The command line as a user sees it: real ``python -m lab`` subprocesses, real SQLite files.
+
+Bad input is one line on stderr and exit code 2, and creates no results database; good
+runs print data on stdout and progress on stderr; stored runs can be listed, shown and
+compared with the same figures the run printed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+
+from lab import __version__
+from lab.cli import cli
+from lab.exitcodes import ExitCode
+from tests.conftest import REPO, _lab_children, run_lab, write_experiment
+
+BASE = """
+[experiment]
+title = "cli test"
+[target]
+app = "targets.testing:app"
+[load]
+vus = 2
+duration = "1s"
+timeout = "2s"
+[[load.requests]]
+path = "/fast"
+"""
+
+TWO_VARIANTS = BASE + """
+[[variants]]
+name = "alpha"
+[[variants]]
+name = "beta"
+load = { vus = 3 }
+"""
+
+
+def _one_line_error(res: subprocess.CompletedProcess[str]) -> str:
+    """Assert ``res`` is a bad-input failure reported as one line; return that line."""
+    assert res.returncode == ExitCode.BAD_INPUT, (res.returncode, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr, res.stderr
+    lines = res.stderr.splitlines()
+    assert len(lines) == 1, res.stderr
+    assert res.stdout == ""
+    return lines[0]
+
+
+def _bad_run(tmp_path: Path, *args: str) -> str:
+    """``lab run ARGS --db tmp/results.db`` from tmp_path; must fail without creating a database."""
+    db = tmp_path / "out" / "results.db"
+    res = run_lab("run", *args, "--db", str(db), cwd=tmp_path)
+    line = _one_line_error(res)
+    assert not db.exists()
+    assert not db.parent.exists()
+    assert not (tmp_path / "results.db").exists()
+    return line
+
+
+# ------------------------------------------------------------------------ bad input
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    line = _bad_run(tmp_path, "nope.toml")
+    assert line.startswith("nope.toml: ")
+    assert "no such experiment file" in line
+
+
+def test_unknown_experiment_name_lists_known_ones(tmp_path: Path) -> None:
+    exp_dir = tmp_path / "exps"
+    exp_dir.mkdir()
+    write_experiment(exp_dir, BASE, name="caching")
+    write_experiment(exp_dir, BASE, name="workers")
+    line = _bad_run(tmp_path, "cachin", "--experiments", str(exp_dir))
+    assert line.startswith("cachin: ")
+    assert "known experiments: caching, workers" in line
+
+
+def test_unknown_experiment_name_with_no_experiments(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    line = _bad_run(tmp_path, "caching", "--experiments", str(empty))
+    assert "caching" in line and "no experiments found" in line
+
+
+def test_toml_syntax_error_has_line_number(tmp_path: Path) -> None:
+    exp = write_experiment(tmp_path, BASE.replace('vus = 2', 'vus = = 2'))
+    line = _bad_run(tmp_path, str(exp))
+    # BASE starts with a blank line, so `vus` is on line 7.
+    assert line.startswith(f"{exp}:7: ")
+    assert "invalid TOML" in line
+
+
+# (toml change, expected field, words the message must contain)
+SPEC_ERRORS = {
+    "unknown_field": (('timeout = "2s"', 'timeout = "2s"\nbogus = 1'), "load.bogus",
+                      ["unknown field", "allowed:", "vus"]),
+    "wrong_type": (("vus = 2", 'vus = "many"'), "load.vus", ["integer", "'many'"]),
+    "zero_duration": (('duration = "1s"', 'duration = "0s"'), "load.duration", ["> 0"]),
+    "negative_duration": (('duration = "1s"', "duration = -1"), "load.duration", ["> 0", "-1"]),
+    "unknown_distribution": (
+        ('path = "/fast"',
+         'path = "/status/{code}"\nparams.code = { distribution = "gaussian" }'),
+        "load.requests[0].params.code.distribution",
+        ["'gaussian'", "allowed: zipf, uniform, sequence, choice"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SPEC_ERRORS))
+def test_invalid_spec_names_file_line_and_field(tmp_path: Path, case: str) -> None:
+    (old, new), field, words = SPEC_ERRORS[case]
+    assert old in BASE
+    body = BASE.replace(old, new)
+    exp = write_experiment(tmp_path, body)
+    line = _bad_run(tmp_path, str(exp))
+    match = re.match(rf"^{re.escape(str(exp))}:(\d+): {re.escape(field)}: (.*)$", line)
+    assert match, line
+    # The line number points at the offending key.
+    key = field.rsplit(".", 1)[-1]
+    assert key in body.splitlines()[int(match.group(1)) - 1], line
+    for word in words:
+        assert word in match.group(2), line
+
+
+def test_target_app_that_cannot_be_imported(tmp_path: Path) -> None:
+    exp = write_experiment(tmp_path, BASE.replace("targets.testing:app", "targets.nope:app"))
+    line = _bad_run(tmp_path, str(exp))
+    match = re.match(rf"^{re.escape(str(exp))}:(\d+): target\.app: ", line)
+    assert match, line
+    assert BASE.splitlines()[int(match.group(1)) - 1].startswith("app = "), line
+    assert "targets.nope" in line and "No module named" in line
+
+
+def test_variant_overriding_unknown_field(tmp_path: Path) -> None:
+    exp = write_experiment(tmp_path, TWO_VARIANTS.replace("load = { vus = 3 }",
+                                                          "load = { vuz = 3 }"))
+    line = _bad_run(tmp_path, str(exp))
+    assert re.match(rf"^{re.escape(str(exp))}:\d+: variants\[1\]\.load\.vuz: unknown field", line), line
+
+
+def test_unknown_variant_lists_known_ones(tmp_path: Path) -> None:
+    exp = write_experiment(tmp_path, TWO_VARIANTS)
+    line = _bad_run(tmp_path, str(exp), "--variant", "nosuch")
+    assert line.startswith(f"{exp}: --variant: ")
+    assert "'nosuch'" in line and "alpha, beta" in line
+
+
+def test_vus_option_with_open_model(tmp_path: Path) -> None:
+    exp = write_experiment(tmp_path, BASE.replace("vus = 2", 'model = "open"\nrate = 10'))
+    line = _bad_run(tmp_path, str(exp), "--vus", "3")
+    assert line.startswith(f"{exp}: ")
+    # The field the check blames, not a doubled 'load.load'.
+    assert "load.vus: 'vus' is for the closed model" in line
+    assert "load.load" not in line
+
+
+@pytest.mark.parametrize("option,value,field", [
+    ("--duration", "bogus", "--duration"),
+    ("--duration", "0", "--duration"),
+    ("--warmup", "bogus", "--warmup"),
+])
+def test_bad_duration_options(tmp_path: Path, option: str, value: str, field: str) -> None:
+    exp = write_experiment(tmp_path, BASE)
+    # A valid --duration alongside must not take the blame for a bad --warmup.
+    extra = ["--duration", "2s"] if option == "--warmup" else []
+    line = _bad_run(tmp_path, str(exp), *extra, option, value)
+    assert line.startswith(f"{exp}: {field}: ")
+    assert repr(value) in line
+
+
+def test_warmup_longer_than_run(tmp_path: Path) -> None:
+    exp = write_experiment(tmp_path, BASE)
+    line = _bad_run(tmp_path, str(exp), "--warmup", "5s")
+    assert "load.warmup: must be shorter than the run" in line
+
+
+@pytest.mark.parametrize("args", [
+    ("x.toml", "--bogus"),
+    ("x.toml", "--vus", "0"),
+    ("x.toml", "--format", "xml"),
+    (),
+])
+def test_usage_errors(tmp_path: Path, args: tuple[str, ...]) -> None:
+    line = _bad_run(tmp_path, *args)
+    assert line.startswith("lab run: ")
+    assert "lab run --help" in line
+
+
+def test_unreadable_database_is_one_line(tmp_path: Path) -> None:
+    exp = write_experiment(tmp_path, BASE)
+    junk = tmp_path / "junk.db"
+    junk.write_text("this is not a database\n")
+    for args in (("runs",), ("show", "1"), ("compare", "1", "2"), ("run", str(exp))):
+        line = _one_line_error(run_lab(*args, "--db", str(junk), cwd=tmp_path))
+        assert line.startswith(f"{junk}: "), line
+        assert "not a database" in line
+    assert junk.read_text() == "this is not a database\n"
+    assert not (tmp_path / "results.db").exists()
+
+
+def test_database_under_a_file_is_one_line(tmp_path: Path) -> None:
+    exp = write_experiment(tmp_path, BASE)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    line = _one_line_error(run_lab("run", str(exp), "--db", str(blocker / "x.db"), "-q",
+                                   cwd=tmp_path))
+    assert line.startswith(f"{blocker / 'x.db'}: ")
+
+
+def test_database_that_is_a_directory(tmp_path: Path) -> None:
+    line = _one_line_error(run_lab("runs", "--db", str(tmp_path), cwd=tmp_path))
+    assert "is a directory" in line
+
+
+# ---------------------------------------------------------- runs, stored and compared
+
+
+@dataclass
+class Session:
+    db: Path
+    table: subprocess.CompletedProcess[str]
+    """``lab run tabled`` (2 variants x 1 s) as a table."""
+    json_run: subprocess.CompletedProcess[str]
+    """``lab run jsoned --format json`` (2 variants x 2 s)."""
+    doc: dict[str, Any]
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
+    """Two experiments with two variants each, run once into one database for the module."""
+    tmp = tmp_path_factory.mktemp("cli")
+    db = tmp / "results.db"
+    tabled = write_experiment(tmp, TWO_VARIANTS, name="tabled")
+    jsoned = write_experiment(tmp, TWO_VARIANTS.replace('duration = "1s"', 'duration = "2s"'),
+                              name="jsoned")
+    # Both at once into one database: two runs at the same time must not fail on a lock.
+    start = time.monotonic()
+    procs = [subprocess.Popen([sys.executable, "-m", "lab", "run", str(path), "--db", str(db), *extra],
+                              cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for path, extra in ((tabled, []), (jsoned, ["--format", "json"]))]
+    try:
+        table, json_run = (subprocess.CompletedProcess(p.args, p.wait(timeout=60), *p.communicate())
+                           for p in procs)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    seconds = time.monotonic() - start
+    assert table.returncode == 0, table.stderr
+    assert json_run.returncode == 0, json_run.stderr
+    deadline = time.monotonic() + 5
+    while _lab_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _lab_children(), "lab run left processes behind"
+    return Session(db, table, json_run, json.loads(json_run.stdout), seconds)
+
+
+def test_run_prints_table_and_progress(session: Session) -> None:
+    out, err = session.table.stdout, session.table.stderr
+    assert "Traceback" not in err
+    rows = [line for line in out.splitlines() if re.match(r"^\s*\d+ (alpha|beta) ", line)]
+    assert [line.split()[1] for line in rows] == ["alpha", "beta"]
+    assert all("completed" in line for line in rows)
+    # The second run's change against the first: a line of signed percents.
+    assert re.search(r"^\s+[+−±][\d.,]*%", out, re.MULTILINE), out
+    assert "change vs run" in out
+    # Data on stdout, progress on stderr.
+    assert err.startswith("cli test\n")
+    for variant in ("alpha", "beta"):
+        assert re.search(rf"^\[{variant}\] .*req/s", err, re.MULTILINE), err
+        assert f"[{variant}] completed:" in err
+        assert f"[{variant}]" not in out
+    # Short runs keep the file fast: 2 x 1 s and 2 x 2 s of load side by side, plus start-up.
+    assert session.seconds < 15
+
+
+def test_run_json(session: Session) -> None:
+    doc = session.doc
+    assert doc["experiment"] == "jsoned"
+    runs = doc["runs"]
+    assert [r["variant"] for r in runs] == ["alpha", "beta"]
+    assert [r["status"] for r in runs] == ["completed", "completed"]
+    for r in runs:
+        assert r["summary"]["requests"] > 0
+        assert r["summary"]["errors"] == 0
+        assert r["summary"]["throughput_rps"] > 0
+    assert "[alpha]" in session.json_run.stderr  # progress still goes to stderr
+
+
+def test_runs_lists_them(session: Session) -> None:
+    res = run_lab("runs", "--db", str(session.db))
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""
+    for name in ("tabled", "jsoned", "alpha", "beta"):
+        assert name in res.stdout
+    res = run_lab("runs", "--db", str(session.db), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    listed = json.loads(res.stdout)["runs"]
+    ids = [r["id"] for r in session.doc["runs"]]
+    assert set(ids) <= {r["id"] for r in listed}
+    assert len(listed) == 4
+    # Newest first.
+    assert [r["id"] for r in listed] == sorted((r["id"] for r in listed), reverse=True)
+
+
+def test_runs_filters_by_experiment(session: Session) -> None:
+    res = run_lab("runs", "--db", str(session.db), "--format", "json", "--experiment", "jsoned")
+    assert res.returncode == 0, res.stderr
+    listed = json.loads(res.stdout)["runs"]
+    assert sorted(r["id"] for r in listed) == sorted(r["id"] for r in session.doc["runs"])
+    assert {r["experiment"] for r in listed} == {"jsoned"}
+    res = run_lab("runs", "--db", str(session.db), "--experiment", "jsoned", "--limit", "1")
+    assert res.returncode == 0, res.stderr
+    assert "jsoned" in res.stdout and "tabled" not in res.stdout
+    assert "beta" in res.stdout and "alpha" not in res.stdout
+
+
+def test_show_prints_per_second_rows(session: Session) -> None:
+    run = session.doc["runs"][0]
+    res = run_lab("show", str(run["id"]), "--db", str(session.db))
+    assert res.returncode == 0, res.stderr
+    out = res.stdout
+    assert f"run {run['id']} · jsoned / alpha" in out
+    assert "completed" in out
+    # One row per second: t = 0 and t = 1, with the VUs (2) at the end.
+    series = out[out.index("t s "):]
+    rows = [line.split() for line in series.splitlines()[2:] if line.strip()]
+    assert [row[0] for row in rows] == ["0", "1"], series
+    assert all(row[-1] == "2" for row in rows), series
+
+    res = run_lab("show", str(run["id"]), "--db", str(session.db), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    shown = json.loads(res.stdout)
+    assert shown["run"]["id"] == run["id"]
+    assert shown["run"]["summary"] == run["summary"]
+    intervals = shown["intervals"]
+    assert [iv["t_s"] for iv in intervals] == [0.0, 1.0]
+    assert sum(iv["requests"] for iv in intervals) == run["summary"]["requests"]
+
+
+def test_compare_json_matches_run_json(session: Session) -> None:
+    ids = [str(r["id"]) for r in session.doc["runs"]]
+    res = run_lab("compare", *ids, "--db", str(session.db), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    compared = json.loads(res.stdout)
+    assert compared["experiment"] == "jsoned"
+    for ran, cmp in zip(session.doc["runs"], compared["runs"], strict=True):
+        assert cmp["id"] == ran["id"] and cmp["variant"] == ran["variant"]
+        for key in ("throughput_rps", "requests"):
+            assert cmp["summary"][key] == ran["summary"][key]
+        assert cmp["summary"]["latency_ms"]["p95"] == ran["summary"]["latency_ms"]["p95"]
+        assert cmp["summary"] == ran["summary"]
+
+
+def test_compare_table_is_the_run_table(session: Session) -> None:
+    listed = json.loads(run_lab("runs", "--db", str(session.db), "--format", "json",
+                                "--experiment", "tabled").stdout)["runs"]
+    ids = sorted(str(r["id"]) for r in listed)
+    res = run_lab("compare", *ids, "--db", str(session.db))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == session.table.stdout
+
+
+def test_compare_in_reverse_uses_the_first_as_baseline(session: Session) -> None:
+    ids = [str(r["id"]) for r in reversed(session.doc["runs"])]
+    res = run_lab("compare", *ids, "--db", str(session.db))
+    assert res.returncode == 0, res.stderr
+    assert f"change vs run {ids[0]} (beta)" in res.stdout
+
+
+def test_missing_run_ids(session: Session) -> None:
+    line = _one_line_error(run_lab("show", "999", "--db", str(session.db)))
+    assert "999" in line and line.startswith(f"{session.db}: ")
+    first = str(session.doc["runs"][0]["id"])
+    line = _one_line_error(run_lab("compare", first, "999", "--db", str(session.db)))
+    assert "999" in line
+    line = _one_line_error(run_lab("show", "abc", "--db", str(session.db)))
+    assert "'abc'" in line
+
+
+def test_missing_database(tmp_path: Path) -> None:
+    in_missing_dir = tmp_path / "nonexistent" / "dir" / "x.db"
+    for cmd, db in ((("runs",), in_missing_dir), (("runs",), tmp_path / "x.db"),
+                    (("show", "1"), in_missing_dir), (("compare", "1", "2"), tmp_path / "x.db")):
+        line = _one_line_error(run_lab(*cmd, "--db", str(db), cwd=tmp_path))
+        assert line.startswith(f"{db}: ") and "no such results database" in line
+        assert not db.exists()
+        assert not db.parent.exists() or db.parent == tmp_path
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_one_variant_quietly(tmp_path: Path, db_path: Path) -> None:
+    exp = write_experiment(tmp_path, TWO_VARIANTS)
+    res = run_lab("run", str(exp), "--db", str(db_path), "--variant", "beta", "--quiet",
+                  "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""
+    runs = json.loads(res.stdout)["runs"]
+    assert [(r["variant"], r["status"]) for r in runs] == [("beta", "completed")]
+    assert runs[0]["config"]["load"]["vus"] == 3
+
+
+def test_lab_db_environment_variable(tmp_path: Path) -> None:
+    exp = write_experiment(tmp_path, BASE)
+    db = tmp_path / "elsewhere" / "lab.db"
+    res = run_lab("run", str(exp), "-q", "--format", "json", "--vus", "4", cwd=tmp_path,
+                  env={"LAB_DB": str(db)})
+    assert res.returncode == 0, res.stderr
+    assert db.exists()
+    assert not (tmp_path / "results.db").exists()
+    run_id = json.loads(res.stdout)["runs"][0]["id"]
+    listed = run_lab("runs", "--format", "json", cwd=tmp_path, env={"LAB_DB": str(db)})
+    assert listed.returncode == 0, listed.stderr
+    runs = json.loads(listed.stdout)["runs"]
+    assert [(r["id"], r["config"]["load"]["vus"]) for r in runs] == [(run_id, 4)]
+
+
+# --------------------------------------------------------------------- help, version
+
+
+def _first_help_line(command: click.Command) -> str:
+    return " ".join((command.help or "").strip().splitlines()[0].split())
+
+
+def test_top_level_help_lists_every_command() -> None:
+    for args in (("--help",), ()):
+        res = run_lab(*args)
+        assert res.returncode == 0, res.stderr
+        assert res.stderr == ""
+        assert "Scalability Lab" in res.stdout
+        commands = res.stdout[res.stdout.index("Commands:"):]
+        for name in ("run", "runs", "show", "compare"):
+            assert re.search(rf"^\s+{name}\s+\S", commands, re.MULTILINE), (name, res.stdout)
+
+
+def test_every_command_is_known() -> None:
+    assert isinstance(cli, click.Group)
+    assert sorted(cli.commands) == ["compare", "run", "runs", "show"]
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands) if isinstance(cli, click.Group) else [])
+def test_every_command_has_help(name: str) -> None:
+    assert isinstance(cli, click.Group)
+    command = cli.commands[name]
+    first = _first_help_line(command)
+    assert len(first) > 10, f"lab {name} has no description"
+    res = run_lab(name, "--help")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"Usage: lab {name} ")
+    assert first in " ".join(res.stdout.split())
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.hidden:
+            assert param.help, f"lab {name} {param.opts[0]} has no help"
+            assert param.opts[-1] in res.stdout
+    if name != "run" or any(p.name == "db_path" for p in command.params):
+        assert "LAB_DB" in res.stdout  # where the database comes from, when not --db
+
+
+def test_version() -> None:
+    res = subprocess.run([sys.executable, "-m", "lab", "--version"], cwd=REPO,
+                         capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    assert re.fullmatch(r"lab, version \d+\.\d+\S*\n", res.stdout), res.stdout
+    assert __version__ in res.stdout

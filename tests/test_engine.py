@@ -1,0 +1,137 @@
+"""The engine in-process: worker splits, ramps, rate caps, bytes, resource sampling."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab.engine import RunControl, run_plan
+from lab.events import Event, IntervalStats, LoadChanged, ResourceSample, RunFinished, RunStarted
+from lab.plan import plan_runs
+from lab.spec import Experiment
+from lab.store import Recorder, Store
+
+
+def _plan(load: dict[str, Any], target: dict[str, Any] | None = None):
+    exp = Experiment.model_validate({
+        "experiment": {"title": "t"},
+        "target": {"app": "targets.testing:app", **(target or {})},
+        "load": {"timeout": "2s", **load},
+    })
+    exp.name = "t"
+    return plan_runs(exp)[0]
+
+
+async def _run(plan, control: RunControl | None = None) -> list[Event]:
+    events: list[Event] = []
+    await run_plan(plan, [events.append], control)
+    return events
+
+
+def _of(events: list[Event], kind: type) -> list[Any]:
+    return [e for e in events if isinstance(e, kind)]
+
+
+async def test_vus_are_split_exactly_across_workers() -> None:
+    events = await _run(_plan({"vus": 3, "workers": 2, "duration": "2s",
+                               "requests": [{"path": "/fast"}]}))
+    intervals = _of(events, IntervalStats)
+    assert [iv.active_vus for iv in intervals] == [3, 3]
+    generators = {s.pid for s in _of(events, ResourceSample) if s.role == "generator"}
+    assert len(generators) == 2
+    finished = _of(events, RunFinished)[0]
+    assert finished.status == "completed"
+    assert finished.summary.ok == sum(iv.ok for iv in intervals)
+
+
+async def test_low_rate_over_two_workers_is_neither_zero_nor_a_blast() -> None:
+    events = await _run(_plan({"model": "open", "rate": 1.5, "workers": 2, "duration": "4s",
+                               "requests": [{"path": "/fast"}]}))
+    s = _of(events, RunFinished)[0].summary
+    assert s.requests == 6
+    assert sum(iv.target_rate for iv in _of(events, IntervalStats)) / 4 == pytest.approx(1.5)
+
+
+async def test_closed_model_ramps_vus_linearly() -> None:
+    events = await _run(_plan({"stages": [{"duration": "2s", "target": 6}, {"duration": "2s", "target": 6}],
+                               "think_time": "20ms", "requests": [{"path": "/fast"}]}))
+    vus = [iv.active_vus for iv in _of(events, IntervalStats)]
+    assert vus[0] in (2, 3, 4)  # halfway up the ramp at the end of the first second
+    assert vus[1:] == [6, 6, 6]
+    stages = [e.stage for e in _of(events, LoadChanged)]
+    assert stages == [0, 1]
+
+
+async def test_max_rps_caps_the_closed_model() -> None:
+    events = await _run(_plan({"vus": 4, "max_rps": 40, "duration": "3s",
+                               "requests": [{"path": "/fast"}]}))
+    s = _of(events, RunFinished)[0].summary
+    assert 80 <= s.requests <= 130  # ~40 req/s for 3 s, never the ~2,000 req/s uncapped
+
+
+async def test_bytes_are_counted_exactly_and_connection_close_is_ok() -> None:
+    events = await _run(_plan({"vus": 2, "duration": "1s", "requests": [
+        {"path": "/chunked", "weight": 1}, {"path": "/close", "weight": 1}]}))
+    s = _of(events, RunFinished)[0].summary
+    assert s.errors == 0 and s.ok > 20
+    # 3,000 bytes per chunked body and 6 ("closed") per /close, whatever the mix.
+    n_chunked = (s.bytes - 6 * s.ok) // (3000 - 6)
+    assert s.bytes == 3000 * n_chunked + 6 * (s.ok - n_chunked)
+    assert 0 < n_chunked < s.ok
+
+
+async def test_target_tree_is_sampled_and_first_reading_only_primes() -> None:
+    events = await _run(_plan({"vus": 2, "duration": "2s", "requests": [{"path": "/fast"}]},
+                              {"workers": 2}))
+    target = [s for s in _of(events, ResourceSample) if s.role == "target"]
+    assert target[0].t_s == 0 and target[0].cpu_percent is None
+    assert all(s.cpu_percent is not None for s in target[1:-1])
+    assert max(s.processes for s in target) >= 3  # uvicorn supervisor + 2 workers
+    assert target[-1].cpu_seconds >= target[0].cpu_seconds
+    roles = {s.role for s in _of(events, ResourceSample)}
+    assert roles == {"target", "generator", "lab", "system"}
+    system = [s for s in _of(events, ResourceSample) if s.role == "system"][1]
+    assert len(system.detail["per_core_percent"]) == system.detail["cores"]
+    summary = _of(events, RunFinished)[0].summary
+    assert summary.target_cpu_s_per_1k is not None and summary.target_cpu_s_per_1k > 0
+    assert summary.target_peak_rss_bytes > 10 * 2**20
+    assert summary.cache_hit_ratio == 1.0  # the testing target counts /fast as hits
+
+
+async def test_stop_keeps_what_was_measured(tmp_path: Path) -> None:
+    import asyncio
+
+    control = RunControl()
+    plan = _plan({"vus": 2, "duration": "20s", "requests": [{"path": "/fast"}]})
+    with Store(tmp_path / "r.db") as store:
+        recorder = Recorder(store)
+        task = asyncio.create_task(run_plan(plan, [recorder], control))
+        await asyncio.sleep(3.5)
+        control.set_level(1)
+        await asyncio.sleep(1.2)
+        control.stop("enough")
+        outcome = await task
+        run = store.get_run(recorder.last_run_id)
+        intervals = store.intervals(run.id)
+        events = store.run_events(run.id)
+    assert outcome.status == "aborted" and run.status == "aborted" and run.reason == "enough"
+    assert len(intervals) >= 3
+    assert intervals[-1].active_vus == 1
+    assert any(e.reason == "user" and e.level == 1 for e in events)
+    assert run.summary is not None and run.summary.ok > 0
+
+
+async def test_run_started_is_first_and_run_finished_last() -> None:
+    events = await _run(_plan({"vus": 1, "duration": "1s", "requests": [{"path": "/fast"}]}))
+    assert isinstance(events[0], RunStarted)
+    assert isinstance(events[-1], RunFinished)
+
+
+def test_engine_does_not_import_textual() -> None:
+    code = ("import sys, lab, lab.engine, lab.cli, lab.store, lab.load.worker, lab.report.table; "
+            "assert 'textual' not in sys.modules, 'textual imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,166 @@
+"""Unit tests of the load parts: histograms, profiles, workload, error classes."""
+
+from __future__ import annotations
+
+import errno
+import random
+from collections import Counter
+
+import httpx
+import pytest
+
+from lab.generators import IntervalMerger
+from lab.load.client import classify_exception, status_class
+from lab.load.histogram import LatencyHistogram
+from lab.load.profile import LoadProfile, split_evenly
+from lab.load.recorder import IntervalAccumulator
+from lab.load.workload import RequestPicker
+from lab.spec import RequestSpec
+
+
+def _report(index: int, latencies_ms: list[float]) -> dict[str, object]:
+    acc = IntervalAccumulator(index)
+    for ms in latencies_ms:
+        acc.ok += 1
+        acc.hist_ok.record_s(ms / 1000)
+        acc.hist_all.record_s(ms / 1000)
+        acc.hist_service.record_s(ms / 1000)
+    return acc.report(float(index), 1.0, 1, 0.0, 0)
+
+
+def test_merged_p99_is_the_p99_of_the_union() -> None:
+    rng = random.Random(7)
+    fast = [rng.uniform(1, 5) for _ in range(990)]  # worker A: quick responses
+    slow = [rng.uniform(200, 400) for _ in range(110)]  # worker B: a slow tail
+    merger = IntervalMerger("k", workers=2)
+    assert merger.add(_report(0, fast), 0) == []  # waits for the second worker
+    [merged] = merger.add(_report(0, slow), 1)
+    union = LatencyHistogram()
+    for ms in fast + slow:
+        union.record_s(ms / 1000)
+    assert merged.requests == 1100
+    assert merged.p99_ms == pytest.approx(union.percentile_ms(99), rel=1e-9)
+    exact = sorted(fast + slow)[int(0.99 * 1100) - 1]
+    assert merged.p99_ms == pytest.approx(exact, rel=0.01)  # HDR: 3 significant digits
+    # Averaging the two workers' p99s would have said something else entirely.
+    a, b = LatencyHistogram(), LatencyHistogram()
+    for ms in fast:
+        a.record_s(ms / 1000)
+    for ms in slow:
+        b.record_s(ms / 1000)
+    assert abs((a.percentile_ms(99) + b.percentile_ms(99)) / 2 - merged.p99_ms) > 50
+
+
+def test_histogram_encoding_round_trips() -> None:
+    h = LatencyHistogram()
+    for ms in (1, 2, 3, 1000):
+        h.record_s(ms / 1000)
+    again = LatencyHistogram.decode(h.encode())
+    assert again.count == 4
+    assert again.max_ms() == pytest.approx(1000, rel=1e-3)
+    assert LatencyHistogram().encode() == b""
+    assert LatencyHistogram.decode(b"").count == 0
+
+
+def test_split_is_exact() -> None:
+    for total in range(0, 20):
+        for parts in range(1, 5):
+            shares = [split_evenly(total, i, parts) for i in range(parts)]
+            assert sum(shares) == total
+            assert max(shares) - min(shares) <= 1
+
+
+def test_constant_rate_arrivals() -> None:
+    p = LoadProfile([], 10.0, 3.0)
+    assert p.time_of_arrival(0) == pytest.approx(0.0)
+    assert p.time_of_arrival(5) == pytest.approx(0.5)
+    assert p.time_of_arrival(29.5) == pytest.approx(2.95)
+    assert p.time_of_arrival(30.5) is None
+
+
+def test_ramp_from_zero_schedules_arrivals_where_the_ramp_puts_them() -> None:
+    # 0 → 100 req/s over 2 s: N(t) = 25 t², so arrival n is due at sqrt(n / 25).
+    p = LoadProfile([(2.0, 100.0)], 0.0, 0.0)
+    for n in (1, 4, 25, 99):
+        assert p.time_of_arrival(n) == pytest.approx((n / 25) ** 0.5, rel=1e-6)
+    assert p.level_at(1.0) == pytest.approx(50)
+    assert p.time_of_arrival(101) is None
+
+
+def test_rate_below_worker_count_is_split_not_rounded() -> None:
+    # 1 req/s over 3 workers for 6 s: each worker schedules 2 arrivals, 6 in total.
+    counts = []
+    for i in range(3):
+        p = LoadProfile([], 1.0, 6.0, scale=1 / 3)
+        n, c = i / 3, 0
+        while (t := p.time_of_arrival(n)) is not None and t < 6.0:
+            c += 1
+            n += 1
+        counts.append(c)
+    assert sum(counts) == 6
+
+
+def test_override_holds_the_new_level() -> None:
+    p = LoadProfile([(10.0, 100.0)], 0.0, 0.0)
+    p.override(2.0, 7.0)
+    assert p.level_at(5.0) == 7.0
+    assert p.level_at(1.0) == pytest.approx(10.0)
+    before = p.time_of_arrival(20.0)  # N(2) = 20 arrivals by the override
+    assert before == pytest.approx(2.0, rel=1e-6)
+    assert p.time_of_arrival(27.0) == pytest.approx(3.0, rel=1e-6)
+
+
+def test_stage_levels_and_stage_index() -> None:
+    p = LoadProfile([(2.0, 10.0), (2.0, 10.0), (2.0, 0.0)], 0.0, 0.0)
+    assert p.level_at(1.0) == pytest.approx(5.0)
+    assert p.level_at(3.0) == pytest.approx(10.0)
+    assert p.level_at(5.0) == pytest.approx(5.0)
+    assert [p.stage_at(t) for t in (0.5, 2.5, 4.5)] == [0, 1, 2]
+
+
+def _picker(**params: object) -> RequestPicker:
+    spec = RequestSpec.model_validate({"path": "/p/{id}", "params": {"id": params}})
+    return RequestPicker([spec], seed=3)
+
+
+def test_zipf_is_skewed_towards_low_ranks() -> None:
+    picker = _picker(distribution="zipf", n=1000, s=1.1)
+    ids = Counter(int(picker.pick().path.rsplit("/", 1)[1]) for _ in range(20000))
+    assert min(ids) >= 1 and max(ids) <= 1000
+    assert ids[1] > ids[2] > ids[10] > ids.get(500, 0)
+    assert ids[1] / 20000 == pytest.approx(1 / sum(1 / k**1.1 for k in range(1, 1001)), rel=0.1)
+
+
+def test_sequence_wraps_and_uniform_stays_in_range() -> None:
+    seq = _picker(distribution="sequence", start=5, stop=7)
+    assert [seq.pick().path for _ in range(4)] == ["/p/5", "/p/6", "/p/7", "/p/5"]
+    uni = _picker(distribution="uniform", low=3, high=4)
+    assert {uni.pick().path for _ in range(200)} == {"/p/3", "/p/4"}
+
+
+def test_choice_follows_weights_and_requests_follow_weight() -> None:
+    ch = _picker(distribution="choice", values=["a", "b"], weights=[9, 1])
+    share_a = sum(ch.pick().path == "/p/a" for _ in range(5000)) / 5000
+    assert share_a == pytest.approx(0.9, abs=0.03)
+    specs = [RequestSpec.model_validate({"path": "/x", "weight": 3}),
+             RequestSpec.model_validate({"path": "/y", "weight": 1})]
+    picker = RequestPicker(specs, seed=1)
+    share_x = sum(picker.pick().path == "/x" for _ in range(4000)) / 4000
+    assert share_x == pytest.approx(0.75, abs=0.03)
+
+
+def test_error_classes() -> None:
+    req = httpx.Request("GET", "http://127.0.0.1:1/")
+    assert classify_exception(TimeoutError())[0] == "timeout"
+    assert classify_exception(httpx.ReadTimeout("slow", request=req))[0] == "timeout"
+    assert classify_exception(httpx.ConnectError("refused", request=req))[0] == "connect"
+    assert classify_exception(httpx.ReadError("reset", request=req))[0] == "reset"
+    assert classify_exception(httpx.RemoteProtocolError("closed", request=req))[0] == "reset"
+    emfile = httpx.ConnectError("too many", request=req)
+    emfile.__cause__ = OSError(errno.EMFILE, "Too many open files")
+    assert classify_exception(emfile)[0] == "generator"
+    assert classify_exception(ValueError("bug"))[0] == "generator"
+    assert status_class(200, frozenset()) is None
+    assert status_class(404, frozenset()) == "http_4xx"
+    assert status_class(404, frozenset({404})) is None
+    assert status_class(503, frozenset()) == "http_5xx"
