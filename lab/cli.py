@@ -85,10 +85,35 @@ def _open_existing_store(db_path: str) -> Any:
 def cli(ctx: click.Context) -> None:
     """Scalability Lab: run experiments against local web services and compare the runs.
 
-    Without a sub-command, prints this help.
+    Without a sub-command, opens the terminal UI (same as `lab tui`).
     """
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        ctx.invoke(tui)
+
+
+@cli.command()
+@_db_option
+@click.option("--experiments", "experiments_dir", type=click.Path(file_okay=False),
+              default="experiments", show_default=True, help="Where experiments are listed from.")
+def tui(db_path: str, experiments_dir: str) -> None:
+    """Open the terminal UI: pick an experiment, watch it live, browse and compare runs."""
+    from lab.tui.app import run_tui
+
+    run_tui(db_path=Path(db_path), experiments_dir=Path(experiments_dir))
+
+
+@cli.command()
+@_db_option
+@click.option("--experiments", "experiments_dir", type=click.Path(file_okay=False),
+              default="experiments", show_default=True, help="Where experiments are listed from.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to serve on; anything but 127.0.0.1 shares the lab on a network.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+def web(db_path: str, experiments_dir: str, host: str, port: int) -> None:
+    """Serve the terminal UI in a browser (textual-serve), for workshops and projectors."""
+    from lab.tui.web import serve
+
+    serve(db_path=Path(db_path), experiments_dir=Path(experiments_dir), host=host, port=port)
 
 
 def _apply_overrides(plans: list[RunPlan], path: str, duration: str | None, warmup: str | None,
