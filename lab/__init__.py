@@ -19,12 +19,6 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-from lab.analysis.summary import Latency, Summary  # noqa: E402
-from lab.engine import RunControl, RunOutcome, run_plan  # noqa: E402
-from lab.plan import RunPlan, plan_runs  # noqa: E402
-from lab.spec import Experiment, SpecError, load_experiment  # noqa: E402
-from lab.store import Recorder, RunRecord, Store  # noqa: E402
-
 __all__ = [
     "Experiment",
     "Latency",
@@ -41,3 +35,35 @@ __all__ = [
     "plan_runs",
     "run_plan",
 ]
+
+# Imported on first use, so `lab --help` and the generator workers start quickly.
+_LAZY = {
+    "Latency": "lab.analysis.summary",
+    "Summary": "lab.analysis.summary",
+    "RunControl": "lab.engine",
+    "RunOutcome": "lab.engine",
+    "run_plan": "lab.engine",
+    "RunPlan": "lab.plan",
+    "plan_runs": "lab.plan",
+    "Experiment": "lab.spec",
+    "SpecError": "lab.spec",
+    "load_experiment": "lab.spec",
+    "Recorder": "lab.store",
+    "RunRecord": "lab.store",
+    "Store": "lab.store",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lab' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

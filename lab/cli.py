@@ -108,7 +108,8 @@ def tui(db_path: str, experiments_dir: str) -> None:
               default="experiments", show_default=True, help="Where experiments are listed from.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to serve on; anything but 127.0.0.1 shares the lab on a network.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
+              help="TCP port to serve on.")
 def web(db_path: str, experiments_dir: str, host: str, port: int) -> None:
     """Serve the terminal UI in a browser (textual-serve), for workshops and projectors."""
     from lab.tui.web import serve

@@ -1,0 +1,176 @@
+"""The lab's Textual app: experiments → live run → history → compare.
+
+``lab`` (or ``lab tui``) calls ``run_tui``. The app is one more subscriber to the
+engine's events (see ``lab.tui.screens.live``); it reads the database only from thread
+workers, each with its own connection, and writes it only through the engine's
+``Recorder`` during a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+
+from lab.engine import run_plan
+from lab.plan import RunPlan, plan_runs
+from lab.spec import SpecError, find_experiment, load_experiment
+from lab.store import Store
+from lab.tui.screens.compare import CompareScreen
+from lab.tui.screens.experiments import ExperimentsScreen
+from lab.tui.screens.help import HelpScreen
+from lab.tui.screens.history import HistoryScreen
+from lab.tui.screens.live import LiveScreen, RunPlanFn
+
+AUTORUN_ENV = "LAB_TUI_AUTORUN"
+"""``EXPERIMENT`` or ``EXPERIMENT:VARIANT``: start that run as soon as the app opens."""
+EXIT_WHEN_DONE_ENV = "LAB_TUI_EXIT_WHEN_DONE"
+"""``1``: quit the app when the auto-started runs have ended (benchmarks, demos)."""
+
+
+class LabApp(App[None]):
+    """Scalability Lab's terminal UI.
+
+    Args:
+        db_path: the results database (created when missing).
+        experiments_dir: where the experiment files are listed from.
+        autorun: ``EXPERIMENT`` or ``EXPERIMENT:VARIANT`` to start at once, or None.
+        exit_when_done: with ``autorun``, quit once its runs have ended.
+        run_plan_fn: the engine's ``run_plan`` (tests inject a fake event source).
+        handle_signals: stop a run cleanly on SIGTERM / SIGHUP (the real terminal app;
+            tests leave their event loop's signal handling alone).
+    """
+
+    CSS_PATH = "lab.tcss"
+    TITLE = "Scalability Lab"
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False),
+    ]
+
+    def __init__(self, db_path: Path, experiments_dir: Path, *, autorun: str | None = None,
+                 exit_when_done: bool = False, run_plan_fn: RunPlanFn | None = None,
+                 handle_signals: bool = False) -> None:
+        super().__init__()
+        self.db_path = Path(db_path)
+        """The results database."""
+        self.experiments_dir = Path(experiments_dir)
+        """Where experiments are listed from."""
+        self.autorun = autorun
+        self.exit_when_done = exit_when_done
+        self.run_plan_fn: RunPlanFn = run_plan_fn or run_plan
+        self.handle_signals = handle_signals
+        self._store: Store | None = None
+        self.live: LiveScreen | None = None
+        """The Live screen of the latest runs, if any."""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_mount(self) -> None:
+        """Open the experiments list; start the auto-run if one was asked for."""
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(sig, lambda: self.call_later(self.action_quit))
+        self.push_screen(ExperimentsScreen())
+        if self.autorun:
+            self._start_autorun(self.autorun)
+
+    def _start_autorun(self, spec: str) -> None:
+        name, _, variant = spec.partition(":")
+        try:
+            exp = load_experiment(find_experiment(name, self.experiments_dir))
+            plans = plan_runs(exp, [variant] if variant else None)
+        except (SpecError, KeyError) as exc:
+            self.notify(f"{AUTORUN_ENV}={spec}: {exc}", severity="error", timeout=15)
+            return
+        self.start_runs(plans, exit_when_done=self.exit_when_done)
+
+    def recording_store(self) -> Store:
+        """The store the Live screen's ``Recorder`` writes to (opened on first use).
+
+        Used only from the event loop's thread, where the engine calls its listeners;
+        readers open their own connection in their threads.
+        """
+        if self._store is None:
+            self._store = Store(self.db_path)
+        return self._store
+
+    def on_unmount(self) -> None:
+        """Close the recording connection."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    async def action_quit(self) -> None:
+        """Quit; a run going on is stopped first (stored as aborted) and every child
+        process it started is ended before the app exits."""
+        if self.live is not None and self.live.running:
+            self.notify("Stopping the run…")
+            await self.live.stop_and_wait("stopped: the lab was closed")
+        self.exit()
+
+    # ------------------------------------------------------------------ navigation
+
+    def sections(self) -> list[tuple[str, type, str]]:
+        """Help sections: every screen's keys, then the app's."""
+        return [
+            ("Experiments", ExperimentsScreen, ExperimentsScreen.HELP),
+            ("Live run", LiveScreen, LiveScreen.HELP),
+            ("History", HistoryScreen, HistoryScreen.HELP),
+            ("Compare", CompareScreen, CompareScreen.HELP),
+            ("Everywhere", LabApp, "ctrl+p opens the command palette (themes, keys)."),
+        ]
+
+    def action_help(self) -> None:
+        """Show every key."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.sections()))
+
+    def active_run_ids(self) -> set[int]:
+        """Ids of runs being recorded now (never deleted from under the engine)."""
+        if self.live is None or not self.live.running:
+            return set()
+        return self.live.active_run_ids()
+
+    def start_runs(self, plans: Sequence[RunPlan], exit_when_done: bool = False) -> None:
+        """Open the Live screen on these plans, unless a run is already going on."""
+        if self.live is not None and self.live.running:
+            self.notify("A run is going on: stop it (s) before starting another.", severity="warning")
+            return
+        self.live = LiveScreen(plans, self.run_plan_fn, exit_when_done=exit_when_done)
+        self.push_screen(self.live)
+
+    def open_history(self) -> None:
+        """Show the stored runs."""
+        self.push_screen(HistoryScreen())
+
+    def open_compare(self, run_ids: Sequence[int]) -> None:
+        """Show runs side by side."""
+        self.push_screen(CompareScreen(run_ids))
+
+
+def run_tui(db_path: Path, experiments_dir: Path) -> None:
+    """Run the terminal UI until the user quits (``lab`` / ``lab tui``).
+
+    Two environment variables start a run at once, for demos and the TUI-versus-headless
+    benchmark: ``LAB_TUI_AUTORUN=EXPERIMENT[:VARIANT]`` and ``LAB_TUI_EXIT_WHEN_DONE=1``.
+
+    Args:
+        db_path: the results database.
+        experiments_dir: where the experiment files are listed from.
+    """
+    app = LabApp(
+        db_path,
+        experiments_dir,
+        autorun=os.environ.get(AUTORUN_ENV) or None,
+        exit_when_done=os.environ.get(EXIT_WHEN_DONE_ENV) == "1",
+        handle_signals=True,
+    )
+    app.run()

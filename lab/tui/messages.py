@@ -1,0 +1,66 @@
+"""Past-tense messages that thread workers post to their screens.
+
+Workers never touch widgets: they do one thing (read the experiments folder, query the
+database) and post one of these; the screen's handler updates its widgets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.message import Message
+
+from lab.store import IntervalRow, RunRecord
+from lab.tui.catalog import ExperimentEntry
+
+
+class ExperimentsLoaded(Message):
+    """The experiments folder was read."""
+
+    def __init__(self, entries: Sequence[ExperimentEntry]) -> None:
+        super().__init__()
+        self.entries = list(entries)
+        """Every experiment file, valid or not, by name."""
+
+
+class RunsLoaded(Message):
+    """The stored runs were read."""
+
+    def __init__(self, runs: Sequence[RunRecord]) -> None:
+        super().__init__()
+        self.runs = list(runs)
+        """Every stored run, newest first."""
+
+
+class RunDeleted(Message):
+    """A run was deleted from the database (or could not be)."""
+
+    def __init__(self, run_id: int, error: str | None = None) -> None:
+        super().__init__()
+        self.run_id = run_id
+        """The run."""
+        self.error = error
+        """Why it could not be deleted; None when it was."""
+
+
+class ComparisonLoaded(Message):
+    """The runs to compare and their per-second series were read."""
+
+    def __init__(self, runs: Sequence[RunRecord], intervals: dict[int, list[IntervalRow]],
+                 error: str | None = None) -> None:
+        super().__init__()
+        self.runs = list(runs)
+        """The runs, in the order the user picked them."""
+        self.intervals = intervals
+        """Each run's intervals, by run id."""
+        self.error = error
+        """Why they could not be read (e.g. a run was deleted meanwhile); None when fine."""
+
+
+class RunsFinished(Message):
+    """Every run the Live screen was asked for has ended (or the user stopped them)."""
+
+    def __init__(self, run_ids: Sequence[int]) -> None:
+        super().__init__()
+        self.run_ids = list(run_ids)
+        """Stored ids of the runs, in the order they ran."""

@@ -1,0 +1,1 @@
+"""The TUI's screens: experiments, live run, history, compare, help, confirmation."""

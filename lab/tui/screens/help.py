@@ -1,0 +1,102 @@
+"""The help screen: every key of every screen, read from the bindings themselves.
+
+Built from the ``BINDINGS`` of the app and of each screen, so a new key shows up here
+without anyone remembering to document it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+# Keys whose Textual names read badly in a table.
+_KEY_NAMES = {
+    "plus": "+", "equals_sign": "=", "minus": "-", "question_mark": "?", "space": "space",
+    "escape": "esc", "enter": "enter", "ctrl+q": "ctrl+q", "ctrl+r": "ctrl+r", "ctrl+p": "ctrl+p",
+}
+
+
+def _bindings(bindings: Iterable[BindingType]) -> list[Binding]:
+    out = []
+    for b in bindings:
+        if isinstance(b, Binding):
+            out.append(b)
+        else:  # a (key, action, description) tuple
+            out.append(Binding(*b))
+    return out
+
+
+def key_text(binding: Binding) -> str:
+    """The keys of a binding as a reader types them, e.g. ``+ / =``."""
+    return " / ".join(_KEY_NAMES.get(k.strip(), k.strip()) for k in binding.key.split(","))
+
+
+def describe(binding: Binding) -> str:
+    """What a binding does, from its action's docstring when it has no description."""
+    return binding.description or binding.action.replace("_", " ")
+
+
+def keys_table(title: str, bindings: Sequence[Binding], doc: dict[str, str]) -> Table:
+    """One screen's keys: key, what it does (the action's docstring when there is one)."""
+    table = Table(title=title, title_justify="left", title_style="bold", box=None, padding=(0, 1),
+                  show_header=False, expand=True)
+    table.add_column(no_wrap=True, style="bold", width=12)
+    table.add_column(ratio=1)
+    for b in bindings:
+        table.add_row(key_text(b), doc.get(b.action) or describe(b))
+    return table
+
+
+def _action_docs(cls: type) -> dict[str, str]:
+    docs: dict[str, str] = {}
+    for name in dir(cls):
+        if name.startswith("action_"):
+            doc = (getattr(cls, name).__doc__ or "").strip().splitlines()
+            if doc:
+                docs[name[len("action_"):]] = doc[0]
+    return docs
+
+
+def help_renderable(sections: Sequence[tuple[str, type, str]]) -> RenderableType:
+    """Every section's keys: ``(title, class with BINDINGS, one-line hint)``."""
+    parts: list[RenderableType] = []
+    for title, cls, hint in sections:
+        bindings = _bindings(getattr(cls, "BINDINGS", []))
+        if hint:
+            title = f"{title} — {hint}"
+        parts.append(keys_table(title, bindings, _action_docs(cls)))
+        parts.append(Text(""))
+    return Group(*parts)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Lists every key; any of escape, ? or q closes it."""
+
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+
+    def __init__(self, sections: Sequence[tuple[str, type, str]]) -> None:
+        super().__init__()
+        self.sections = list(sections)
+
+    def compose(self) -> ComposeResult:
+        """A scrolling list of keys, by screen."""
+        with Vertical(id="help-dialog"):
+            yield Static("Keys  (esc closes; ↑/↓ scroll)", id="help-title")
+            with VerticalScroll(id="help-body"):
+                yield Static(help_renderable(self.sections), id="help-keys")
+
+    def on_mount(self) -> None:
+        """Focus the scrolling body so arrows scroll it."""
+        self.query_one("#help-body").focus()
+
+    def action_close(self) -> None:
+        """Close the help."""
+        self.dismiss()

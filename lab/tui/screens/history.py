@@ -1,0 +1,290 @@
+"""The History screen: every stored run in a table; filter, sort, select, compare, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Static
+
+from lab.report.table import STATUS_STYLE, fmt_int, fmt_ms, fmt_rate, fmt_seconds
+from lab.store import RunRecord, Store
+from lab.tui.messages import RunDeleted, RunsLoaded
+from lab.tui.screens.base import LabScreen
+from lab.tui.screens.confirm import ConfirmScreen
+
+SELECTED_MARK = "●"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the runs table: its header, how a run shows in it, how it sorts."""
+
+    key: str
+    label: str
+    cell: Callable[[RunRecord], str | Text]
+    sort: Callable[[RunRecord], Any]
+    """Sort key; None sorts last whatever the direction."""
+    justify: str = "left"
+
+
+def _when(run: RunRecord) -> str:
+    # UTC, as `lab runs` shows it: the same on every machine and in every snapshot.
+    return run.started_at[:16].replace("T", " ")
+
+
+def _s(run: RunRecord, get: Callable[[Any], Any]) -> Any:
+    return get(run.summary) if run.summary is not None else None
+
+
+def _right(value: str) -> Text:
+    return Text(value, justify="right")
+
+
+COLUMNS = (
+    Column("id", "id", lambda r: _right(str(r.id)), lambda r: r.id, "right"),
+    Column("experiment", "experiment", lambda r: r.experiment, lambda r: r.experiment),
+    Column("variant", "variant", lambda r: r.variant, lambda r: r.variant),
+    Column("status", "status", lambda r: Text(r.status, style=STATUS_STYLE.get(r.status, "")),
+           lambda r: r.status),
+    Column("when", "started UTC", _when, lambda r: r.started_at_unix),
+    Column("duration", "dur s", lambda r: _right(fmt_seconds(r.duration_s)), lambda r: r.duration_s,
+           "right"),
+    Column("rps", "req/s", lambda r: _right(fmt_rate(_s(r, lambda s: s.throughput_rps))),
+           lambda r: _s(r, lambda s: s.throughput_rps), "right"),
+    Column("p95", "p95 ms", lambda r: _right(fmt_ms(_s(r, lambda s: s.latency_ms.p95))),
+           lambda r: _s(r, lambda s: s.latency_ms.p95), "right"),
+    Column("errors", "errors", lambda r: _right(fmt_int(_s(r, lambda s: s.errors))),
+           lambda r: _s(r, lambda s: s.errors), "right"),
+)
+
+
+def sort_runs(runs: list[RunRecord], column: Column, reverse: bool) -> list[RunRecord]:
+    """Runs ordered by a column; runs without a value go last in either direction."""
+    present = [r for r in runs if column.sort(r) is not None]
+    missing = [r for r in runs if column.sort(r) is None]
+    return sorted(present, key=column.sort, reverse=reverse) + missing
+
+
+class HistoryScreen(LabScreen[None]):
+    """The runs in ``results.db``, newest first."""
+
+    BINDINGS = [
+        Binding("space", "toggle_select", "Select"),
+        Binding("c", "compare", "Compare"),
+        Binding("d", "delete", "Delete"),
+        Binding("f", "filter", "Filter"),
+        Binding("o", "sort", "Sort"),
+        Binding("O", "reverse", "Reverse", show=False),
+        Binding("ctrl+r", "reload", "Reload", show=False),
+        Binding("escape", "back", "Back"),
+    ]
+    HELP = "Space selects runs; c compares them (the first selected is the baseline)."
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[RunRecord] = []
+        """Every stored run (unfiltered), as last read."""
+        self.selected: list[int] = []
+        """Selected run ids, in the order they were selected."""
+        self.experiment_filter: str | None = None
+        """Only runs of this experiment; None for all."""
+        self.sort_column = 4
+        """Index in ``COLUMNS`` of the sort column (start time by default)."""
+        self.sort_reverse = True
+        """Newest (largest) first by default."""
+
+    def compose(self) -> ComposeResult:
+        """A status line above the runs table."""
+        yield Header()
+        yield Static(id="history-status")
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Set up the columns and read the runs in a thread."""
+        self.sub_title = "History"
+        table = self.query_one("#runs-table", DataTable)
+        table.add_column(" ", key="mark", width=1)
+        for col in COLUMNS:
+            table.add_column(col.label, key=col.key)
+        table.focus()
+        self.load_runs()
+
+    def on_screen_resume(self) -> None:
+        """Read again when coming back (a run may have ended, or one was deleted)."""
+        if self.runs:
+            self.load_runs()
+
+    @work(thread=True, exclusive=True, group="history", exit_on_error=False, name="reading runs")
+    def load_runs(self) -> None:
+        """Read every stored run (a thread: a fresh connection, never the UI's)."""
+        with Store(self.lab.db_path) as store:
+            runs = store.list_runs()
+        self.post_message(RunsLoaded(runs))
+
+    @on(RunsLoaded)
+    def _runs_loaded(self, message: RunsLoaded) -> None:
+        self.runs = message.runs
+        known = {r.id for r in self.runs}
+        self.selected = [i for i in self.selected if i in known]
+        self._fill()
+
+    @property
+    def shown(self) -> list[RunRecord]:
+        """The runs in the table: filtered and sorted."""
+        runs = [r for r in self.runs if self.experiment_filter in (None, r.experiment)]
+        return sort_runs(runs, COLUMNS[self.sort_column], self.sort_reverse)
+
+    def _fill(self) -> None:
+        table = self.query_one("#runs-table", DataTable)
+        cursor_key = self._cursor_run_id()
+        table.clear()
+        for run in self.shown:
+            mark = SELECTED_MARK if run.id in self.selected else ""
+            table.add_row(mark, *(col.cell(run) for col in COLUMNS), key=str(run.id))
+        if cursor_key is not None:
+            index = next((i for i, r in enumerate(self.shown) if r.id == cursor_key), 0)
+            table.move_cursor(row=index, animate=False)
+        self._show_status()
+
+    def _show_status(self) -> None:
+        col = COLUMNS[self.sort_column]
+        arrow = "↓" if self.sort_reverse else "↑"
+        parts = [
+            f"{len(self.shown)} of {len(self.runs)} runs",
+            f"experiment: {self.experiment_filter or 'all'} (f)",
+            f"sort: {col.label} {arrow} (o)",
+        ]
+        if self.selected:
+            parts.append(f"selected: {', '.join(str(i) for i in self.selected)}")
+        if not self.runs:
+            parts = ["No runs stored yet: pick an experiment and run it (esc, then a)."]
+        self.query_one("#history-status", Static).update("  ·  ".join(parts))
+
+    def _cursor_run_id(self) -> int | None:
+        table = self.query_one("#runs-table", DataTable)
+        if table.row_count == 0:
+            return None
+        row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        return int(row_key.value) if row_key.value is not None else None
+
+    def _cursor_run(self) -> RunRecord | None:
+        run_id = self._cursor_run_id()
+        return next((r for r in self.runs if r.id == run_id), None)
+
+    # ------------------------------------------------------------------ keys
+
+    def action_toggle_select(self) -> None:
+        """Select or unselect the run under the cursor, then move down."""
+        run_id = self._cursor_run_id()
+        if run_id is None:
+            return
+        table = self.query_one("#runs-table", DataTable)
+        if run_id in self.selected:
+            self.selected.remove(run_id)
+            mark = ""
+        else:
+            self.selected.append(run_id)
+            mark = SELECTED_MARK
+        table.update_cell(str(run_id), "mark", mark)
+        table.action_cursor_down()
+        self._show_status()
+
+    def action_compare(self) -> None:
+        """Compare the selected runs (or the run under the cursor when none is)."""
+        ids = list(self.selected)
+        if not ids:
+            run_id = self._cursor_run_id()
+            if run_id is None:
+                return
+            ids = [run_id]
+        self.lab.open_compare(ids)
+
+    @on(DataTable.RowSelected)
+    def _row_chosen(self, event: DataTable.RowSelected) -> None:
+        # Enter on a run opens it on its own (the table binds enter to "select").
+        if event.row_key.value is not None:
+            self.lab.open_compare([int(event.row_key.value)])
+
+    def action_delete(self) -> None:
+        """Delete the run under the cursor, after a confirmation."""
+        run = self._cursor_run()
+        if run is None:
+            return
+        if run.id in self.lab.active_run_ids():
+            self.notify("That run is going on: stop it first.", severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.delete_run(run.id)
+
+        self.app.push_screen(
+            ConfirmScreen(f"Delete run {run.id} ({run.experiment} / {run.variant}, {run.status})?\n"
+                          "Its intervals, resources and summary go too.", yes_label="Delete"),
+            confirmed,
+        )
+
+    @work(thread=True, group="history-delete", exit_on_error=False, name="deleting a run")
+    def delete_run(self, run_id: int) -> None:
+        """Delete one run (a thread)."""
+        try:
+            with Store(self.lab.db_path) as store:
+                store.delete_run(run_id)
+        except KeyError as exc:
+            self.post_message(RunDeleted(run_id, str(exc.args[0])))
+            return
+        self.post_message(RunDeleted(run_id))
+
+    @on(RunDeleted)
+    def _run_deleted(self, message: RunDeleted) -> None:
+        if message.error:
+            self.notify(message.error, severity="error")
+        else:
+            if message.run_id in self.selected:
+                self.selected.remove(message.run_id)
+            self.notify(f"Run {message.run_id} deleted.")
+        self.load_runs()
+
+    def action_filter(self) -> None:
+        """Show the next experiment's runs only (cycling through all experiments)."""
+        names = sorted({r.experiment for r in self.runs})
+        choices: list[str | None] = [None, *names]
+        at = choices.index(self.experiment_filter) if self.experiment_filter in choices else 0
+        self.experiment_filter = choices[(at + 1) % len(choices)]
+        self._fill()
+
+    def action_sort(self) -> None:
+        """Sort by the next column."""
+        self.sort_column = (self.sort_column + 1) % len(COLUMNS)
+        self._fill()
+
+    def action_reverse(self) -> None:
+        """Reverse the sort order."""
+        self.sort_reverse = not self.sort_reverse
+        self._fill()
+
+    @on(DataTable.HeaderSelected)
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        index = next((i for i, c in enumerate(COLUMNS) if c.key == event.column_key.value), None)
+        if index is None:
+            return
+        if index == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = index, False
+        self._fill()
+
+    def action_reload(self) -> None:
+        """Read the runs again."""
+        self.load_runs()
+
+    def action_back(self) -> None:
+        """Back to the previous screen."""
+        self.dismiss()

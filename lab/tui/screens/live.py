@@ -1,0 +1,376 @@
+"""The Live screen: runs the chosen variants in turn and shows each run as it goes.
+
+The runs execute in this app's event loop (an async worker), with two listeners on the
+engine's events: the store ``Recorder`` and a ``LiveBridge`` that only updates a plain
+snapshot. The load itself comes from the engine's generator worker processes, so the
+UI never competes with the measurement loop inside one process. A timer redraws from
+the snapshot at most four times a second, and only when it changed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Sequence
+
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Footer, Header, ProgressBar, Static
+from textual.worker import Worker, WorkerState
+
+from lab.engine import RunControl, RunOutcome
+from lab.events import ERROR_CLASSES, Listener
+from lab.plan import RunPlan
+from lab.report.table import fmt_mib, fmt_ms, fmt_rate
+from lab.store import Recorder
+from lab.tui.live_model import GENERATOR_BOUND_CPU, GENERATOR_BOUND_S, LiveBridge, LiveSnapshot
+from lab.tui.messages import RunsFinished
+from lab.tui.screens.base import LabScreen
+from lab.tui.widgets.chart import ChartData, Series, TimeChart
+
+RunPlanFn = Callable[[RunPlan, Sequence[Listener], RunControl], Awaitable[RunOutcome]]
+"""``lab.engine.run_plan``'s shape; tests pass a fake that emits synthetic events."""
+
+REFRESH_S = 0.25
+"""Redraw period: at most four redraws a second, whatever the event rate."""
+GENERATOR_WARNING = "results may be limited by the load generator"
+
+
+def level_step(plan: RunPlan) -> float:
+    """How much ``+`` / ``-`` change the load: a quarter of the planned peak, at least 1.
+
+    A fixed fraction makes a few presses matter on any experiment, from 2 VUs to
+    2,000 req/s, while staying small enough to watch the effect build up.
+    """
+    step = max(1.0, plan.load.peak_level / 4)
+    return float(math.ceil(step)) if plan.load.model == "closed" else round(step, 1)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}%"
+
+
+def _unit(model: str) -> str:
+    return "VUs" if model == "closed" else "req/s"
+
+
+class LiveScreen(LabScreen[None]):
+    """Runs plans one after the other and shows charts, counters and resources live.
+
+    Args:
+        plans: the runs to execute in turn (one per variant).
+        run_plan_fn: the engine entry point (tests inject a fake event source).
+        exit_when_done: quit the app when the last run has ended (benchmarks).
+    """
+
+    BINDINGS = [
+        Binding("plus,equals_sign", "more", "Load +", key_display="+"),
+        Binding("minus", "less", "Load −", key_display="-"),
+        Binding("s", "stop", "Stop"),
+        Binding("n", "next", "Next variant"),
+        Binding("c", "compare", "Compare"),
+        Binding("h", "history", "History"),
+        Binding("escape", "back", "Back"),
+    ]
+    HELP = "Watch a run. + / - change the load by a quarter of the plan; the change is marked on the charts."
+
+    def __init__(self, plans: Sequence[RunPlan], run_plan_fn: RunPlanFn,
+                 exit_when_done: bool = False) -> None:
+        super().__init__()
+        self.plans = list(plans)
+        self.run_plan_fn = run_plan_fn
+        self.exit_when_done = exit_when_done
+        self.bridge = LiveBridge(LiveSnapshot(count=len(self.plans)))
+        self.control = RunControl()
+        self.run_ids: list[int] = []
+        """Stored ids of the runs so far, in order."""
+        self.outcomes: list[tuple[str, RunOutcome]] = []
+        """``(variant, outcome)`` of every finished run."""
+        self.running = False
+        """Whether runs are still going (the worker has not ended)."""
+        self._halt = False
+        self._drawn_version = -1
+        self._drawn_points = (-1, -1)
+        self._run_worker: Worker[None] | None = None
+        self._recorder: Recorder | None = None
+
+    @property
+    def snapshot(self) -> LiveSnapshot:
+        """The current run's model."""
+        return self.bridge.snapshot
+
+    @property
+    def plan(self) -> RunPlan:
+        """The plan of the current (or last) run."""
+        return self.plans[min(self.snapshot.index, len(self.plans) - 1)]
+
+    def compose(self) -> ComposeResult:
+        """Header lines, the three charts, and a side panel of counters and resources."""
+        yield Header()
+        with Vertical(id="live-head"):
+            yield Static(id="run-title")
+            with Horizontal(id="run-progress"):
+                yield ProgressBar(total=max(self.plans[0].load.total_duration_s, 1.0),
+                                  show_eta=False, show_percentage=False, id="progress")
+                yield Static(id="run-clock")
+            yield Static(id="generator-warning")
+        with Horizontal(id="live-body"):
+            with Vertical(id="charts"):
+                yield TimeChart(id="chart-throughput")
+                yield TimeChart(id="chart-latency")
+                yield TimeChart(id="chart-level")
+            with VerticalScroll(id="live-side"):
+                yield Static(id="counters")
+                yield Static(id="resources")
+                yield Static(id="outcomes")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Start the runs and the redraw timer."""
+        self.sub_title = "Live run"
+        self.running = True
+        self._draw()
+        self.set_interval(REFRESH_S, self._tick)
+        self._run_worker = self.run_worker(self._run_all(), exclusive=True, group="run",
+                                           name="run", exit_on_error=False)
+
+    # ------------------------------------------------------------------ the runs
+
+    async def _run_all(self) -> None:
+        """Execute the plans in turn; the only code that talks to the engine."""
+        recorder = self._recorder = Recorder(self.lab.recording_store())
+        listeners: list[Listener] = [recorder, self.bridge]
+        try:
+            for index, plan in enumerate(self.plans):
+                if self._halt:
+                    break
+                self.control = RunControl()
+                self.bridge.snapshot = LiveSnapshot(index=index, count=len(self.plans))
+                outcome = await self.run_plan_fn(plan, listeners, self.control)
+                try:
+                    run_id = recorder.run_id_for(outcome.run_key)
+                except KeyError:
+                    run_id = None
+                if run_id is not None:
+                    self.run_ids.append(run_id)
+                self.outcomes.append((plan.variant, outcome))
+                self.bridge.snapshot.version += 1
+        finally:
+            self.running = False
+        self.post_message(RunsFinished(self.run_ids))
+
+    def active_run_ids(self) -> set[int]:
+        """Stored ids of this screen's runs while they go on (empty once they ended)."""
+        if not self.running or self._recorder is None or self._recorder.last_run_id is None:
+            return set()
+        return {*self.run_ids, self._recorder.last_run_id}
+
+    async def stop_and_wait(self, reason: str = "stopped by user") -> None:
+        """Stop the current run (stored as aborted), start no other, and wait for the
+        engine to end every child process."""
+        self._halt = True
+        self.control.stop(reason)
+        if self._run_worker is not None:
+            await self._run_worker.wait()
+
+    @on(Worker.StateChanged)
+    def _run_worker_ended(self, event: Worker.StateChanged) -> None:
+        if event.worker is self._run_worker and event.state in (WorkerState.CANCELLED, WorkerState.ERROR):
+            self.running = False
+            self.refresh_bindings()
+
+    @on(RunsFinished)
+    def _runs_finished(self, message: RunsFinished) -> None:
+        self._drawn_version = -1
+        self._draw()
+        self.refresh_bindings()
+        if self.exit_when_done:
+            self.app.exit()
+
+    # ------------------------------------------------------------------ keys
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Show the keys that make sense now: load keys while running, compare after."""
+        if action in ("more", "less", "stop", "next"):
+            return self.running
+        if action in ("compare", "back"):
+            return not self.running
+        return True
+
+    def _change_level(self, sign: int) -> None:
+        s = self.snapshot
+        if s.phase != "running":
+            self.notify("The load has not started yet.", severity="warning")
+            return
+        plan = self.plan
+        step = level_step(plan)
+        floor = 1.0 if plan.load.model == "closed" else step
+        new = max(floor, s.level + sign * step)
+        if new == s.level:
+            self.notify(f"Already at the lowest level ({new:g} {_unit(s.model)}).")
+            return
+        self.control.set_level(new)
+
+    def action_more(self) -> None:
+        """Raise VUs (closed model) or the arrival rate (open model) by one step."""
+        self._change_level(+1)
+
+    def action_less(self) -> None:
+        """Lower VUs or the arrival rate by one step."""
+        self._change_level(-1)
+
+    def action_stop(self) -> None:
+        """Stop the run now (stored as aborted, data kept) and run no other variant."""
+        self._halt = True
+        self.control.stop("stopped by user")
+
+    def action_next(self) -> None:
+        """End this variant's run now (stored as aborted) and start the next one."""
+        last = self.snapshot.index >= len(self.plans) - 1
+        self.control.stop("skipped to the next variant by user" if not last else "stopped by user")
+
+    def action_compare(self) -> None:
+        """Compare the runs just made."""
+        if self.run_ids:
+            self.lab.open_compare(self.run_ids)
+
+    def action_history(self) -> None:
+        """Open the stored runs (the run goes on meanwhile)."""
+        self.lab.open_history()
+
+    def action_back(self) -> None:
+        """Back to the experiments once the runs have ended."""
+        if self.running:
+            self.notify("A run is going on: press s to stop it first.", severity="warning")
+            return
+        self.dismiss()
+
+    # ------------------------------------------------------------------ drawing
+
+    def _tick(self) -> None:
+        # Coalescing: many events between two ticks cost one redraw.
+        if self.snapshot.version != self._drawn_version:
+            self._draw()
+
+    def _draw(self) -> None:
+        s = self.snapshot
+        self._drawn_version = s.version
+        plan = self.plan
+        self._draw_head(s, plan)
+        points = (len(s.t), len(s.markers))
+        if points != self._drawn_points:
+            # Charts are the costly part; resource samples alone do not move them.
+            self._drawn_points = points
+            self._draw_charts(s, plan)
+        self.query_one("#counters", Static).update(self._counters(s))
+        self.query_one("#resources", Static).update(self._resources(s))
+        self.query_one("#outcomes", Static).update(self._outcomes())
+
+    def _draw_head(self, s: LiveSnapshot, plan: RunPlan) -> None:
+        title = Text()
+        title.append(plan.title, style="bold")
+        title.append(f"  {plan.experiment} / {plan.variant}")
+        if len(self.plans) > 1:
+            title.append(f"  (variant {s.index + 1} of {len(self.plans)})", style="dim")
+        self.query_one("#run-title", Static).update(title)
+        total = plan.load.total_duration_s
+        bar = self.query_one("#progress", ProgressBar)
+        bar.update(total=max(total, 1.0), progress=min(s.elapsed_s, total))
+        phase = {"waiting": "waiting", "starting": "starting the target…", "running": "running",
+                 "finished": s.status or "finished"}[s.phase]
+        stage = f"stage {s.stage + 1}/{s.stages}" if s.stages else "steady"
+        clock = f"{s.elapsed_s:4.0f}/{total:g} s  {stage}  {s.level:g} {_unit(plan.load.model)}  {phase}"
+        self.query_one("#run-clock", Static).update(clock)
+        warning = self.query_one("#generator-warning", Static)
+        if s.generator_bound:
+            warning.update(f"⚠ A generator process stayed at ≥ {GENERATOR_BOUND_CPU:.0f}% CPU for "
+                           f"{GENERATOR_BOUND_S} s (at {s.generator_bound_at:g} s): {GENERATOR_WARNING}.")
+            warning.display = True
+        else:
+            warning.display = False
+
+    def _draw_charts(self, s: LiveSnapshot, plan: RunPlan) -> None:
+        total = plan.load.total_duration_s
+        # User changes in the warning colour, stage changes (after the first) muted.
+        markers = tuple((m.t_s, "warning" if m.reason == "user" else "secondary")
+                        for m in s.markers if m.reason == "user" or m.t_s > 0)
+        self.query_one("#chart-throughput", TimeChart).data = ChartData(
+            "throughput req/s",
+            (Series("ok", s.t, s.ok_rps, "success"), Series("errors", s.t, s.err_rps, "error")),
+            markers, total)
+        self.query_one("#chart-latency", TimeChart).data = ChartData(
+            "latency ms",
+            (Series("p50", s.t, s.p50, "success"), Series("p95", s.t, s.p95, "warning"),
+             Series("p99", s.t, s.p99, "error")),
+            markers, total)
+        label = "active VUs" if plan.load.model == "closed" else "arrival rate req/s"
+        self.query_one("#chart-level", TimeChart).data = ChartData(
+            label, (Series(label, s.t, s.levels, "primary"),), markers, total)
+
+    @staticmethod
+    def _grid() -> Table:
+        grid = Table.grid(padding=(0, 1), expand=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column(justify="right", no_wrap=True)
+        return grid
+
+    def _counters(self, s: LiveSnapshot) -> Table:
+        grid = self._grid()
+        grid.add_row(Text("Counters", style="bold"), "")
+        grid.add_row("requests", f"{s.requests:,}")
+        grid.add_row("ok", f"{s.ok:,}")
+        grid.add_row("errors", Text(f"{s.errors:,}", style="bold red" if s.errors else ""))
+        for cls in ERROR_CLASSES:
+            if s.errors_by_class.get(cls):
+                grid.add_row(f"  {cls}", f"{s.errors_by_class[cls]:,}")
+        grid.add_row("dropped", f"{s.dropped:,}")
+        if s.interrupted:
+            grid.add_row("interrupted", f"{s.interrupted:,}")
+        if s.ok_rps:
+            grid.add_row("req/s now", fmt_rate(s.ok_rps[-1]))
+            grid.add_row("p95 now", f"{fmt_ms(s.p95[-1])} ms")
+        return grid
+
+    def _resources(self, s: LiveSnapshot) -> Table:
+        grid = self._grid()
+        grid.add_row(Text("Resources (CPU: % of a core)", style="bold"), "")
+        procs = f" ({s.target_processes} procs)" if s.target_processes > 1 else ""
+        grid.add_row(f"target CPU{procs}", _pct(s.target_cpu))
+        grid.add_row("target RSS", "–" if s.target_rss is None else f"{fmt_mib(s.target_rss)} MiB")
+        gen = Text(_pct(s.generator_cpu_total))
+        if s.generator_bound:
+            gen.stylize("bold red")
+        grid.add_row(f"generator CPU ×{len(s.generator_cpu) or plan_workers(self.plan)}", gen)
+        system = _pct(s.system_cpu)
+        if s.cores and s.system_cpu is not None:
+            system += f" of {s.cores * 100}"
+        grid.add_row("system CPU", system)
+        grid.add_row("lab (this UI) CPU", _pct(s.lab_cpu))
+        return grid
+
+    def _outcomes(self) -> Table | Text:
+        if not self.outcomes:
+            return Text("")
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column()
+        grid.add_row(Text("Finished runs", style="bold"), "")
+        for variant, outcome in self.outcomes:
+            style = {"completed": "green", "failed": "red", "aborted": "yellow"}.get(outcome.status, "")
+            figures = ""
+            if outcome.summary is not None:
+                figures = (f" {fmt_rate(outcome.summary.throughput_rps)} req/s,"
+                           f" p95 {fmt_ms(outcome.summary.latency_ms.p95)} ms")
+            why = f" ({outcome.reason})" if outcome.reason else ""
+            grid.add_row(variant, Text(outcome.status, style=style) + Text(figures + why))
+        if not self.running:
+            grid.add_row("", Text("c compare · h history · esc back", style="italic"))
+        return grid
+
+
+def plan_workers(plan: RunPlan) -> int:
+    """Generator worker processes of a plan."""
+    return plan.load.workers

@@ -1,0 +1,103 @@
+"""A time-series chart: a PlotextPlot that draws whatever ``ChartData`` its parent sets.
+
+Attributes down: a screen builds an immutable ``ChartData`` and assigns it to
+``chart.data``; the chart redraws. Colours are Textual theme variables (``success``,
+``error``, ``primary``…), resolved when drawing, so the lines stay readable on dark and
+light themes and follow a theme change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from textual.color import Color
+from textual.reactive import reactive
+from textual_plotext import PlotextPlot
+
+PALETTE = ("primary", "warning", "success", "error", "accent", "secondary")
+"""Theme colours for series that have no meaning of their own (one per compared run)."""
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line of a chart."""
+
+    label: str
+    """Legend text."""
+    x: Sequence[float]
+    """Seconds after the load began."""
+    y: Sequence[float | None]
+    """Values; None leaves a gap (an interval without a successful request)."""
+    color: str
+    """A Textual theme variable name, e.g. ``success``."""
+
+
+@dataclass(frozen=True)
+class ChartData:
+    """What a chart shows: a title, its lines, and vertical markers."""
+
+    title: str
+    series: tuple[Series, ...] = ()
+    markers: tuple[tuple[float, str], ...] = ()
+    """``(x, theme colour)`` of each vertical marker (load changes)."""
+    x_max: float | None = None
+    """Right end of the x axis (the planned run length), so the line grows into it."""
+
+
+class TimeChart(PlotextPlot):
+    """A line chart of series over time, with vertical markers."""
+
+    DEFAULT_CSS = """
+    TimeChart {
+        height: 1fr;
+        min-height: 5;
+    }
+    """
+
+    data: reactive[ChartData | None] = reactive(None)
+    """Set by the parent; the chart redraws on every new value."""
+
+    def on_mount(self) -> None:
+        """Draw once mounted and again whenever the app's theme changes."""
+        super().on_mount()
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._draw())
+        self._draw()
+
+    def watch_data(self) -> None:
+        """Redraw with the new data."""
+        self._draw()
+
+    def _color(self, name: str) -> tuple[int, int, int]:
+        value = self.app.theme_variables.get(name) or self.app.theme_variables.get("foreground", "#888888")
+        r, g, b = Color.parse(value).rgb
+        return (r, g, b)
+
+    def _draw(self) -> None:
+        if not self.is_mounted:
+            return
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        data = self.data
+        if data is None:
+            self.refresh()
+            return
+        plt.title(data.title)
+        top = 0.0
+        right = data.x_max or 0.0
+        for series in data.series:
+            points = [(x, y) for x, y in zip(series.x, series.y, strict=False) if y is not None]
+            if not points:
+                continue
+            xs = [p[0] for p in points]
+            ys = [p[1] for p in points]
+            top = max(top, max(ys))
+            right = max(right, max(xs))
+            plt.plot(xs, ys, label=series.label, color=self._color(series.color), marker="braille")
+        for x, color in data.markers:
+            plt.vertical_line(x, color=self._color(color))
+        # A fixed origin: a chart that rescales its floor to the data exaggerates noise.
+        plt.ylim(0, top * 1.1 if top > 0 else 1)
+        plt.xlim(0, right if right > 0 else 1)
+        self.refresh()
