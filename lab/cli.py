@@ -63,32 +63,46 @@ def _stdout_console() -> Console:
     return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
 
 
-def _open_store(db_path: str) -> Any:
+def _open_store(db_path: str, readonly: bool = False) -> Any:
     """Open (or create) the results database; a file that is not one is bad input."""
-    from lab.store import Store
+    from lab.store import Store, StoreError
 
+    if not db_path:
+        _fail("--db: the results database path is empty")
     try:
-        return Store(db_path)
+        return Store(db_path, readonly=readonly)
+    except StoreError as exc:
+        _fail(str(exc))
     except (sqlite3.Error, OSError) as exc:
         _fail(f"{db_path}: cannot open results database: {exc}")
 
 
 def _open_existing_store(db_path: str) -> Any:
-    if not Path(db_path).exists():
+    """Open the results database for reading; nothing is created or changed."""
+    if db_path and not Path(db_path).exists():
         _fail(f"{db_path}: no such results database (run an experiment first, or pass --db)")
-    return _open_store(db_path)
+    return _open_store(db_path, readonly=True)
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lab")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
+              help="The results database for the TUI, or for any sub-command (default: "
+                   "$LAB_DB or results.db).")
+@click.option("--experiments", "experiments_dir", type=click.Path(file_okay=False), default=None,
+              help="Where the TUI lists experiments from (default: experiments).")
 @click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli(ctx: click.Context, db_path: str | None, experiments_dir: str | None) -> None:
     """Scalability Lab: run experiments against local web services and compare the runs.
 
     Without a sub-command, opens the terminal UI (same as `lab tui`).
     """
+    if db_path is not None:
+        # Sub-commands read --db from LAB_DB when not given their own.
+        os.environ["LAB_DB"] = db_path
     if ctx.invoked_subcommand is None:
-        ctx.invoke(tui)
+        ctx.invoke(tui, db_path=db_path or os.environ.get("LAB_DB", "results.db"),
+                   experiments_dir=experiments_dir or "experiments")
 
 
 @cli.command()
@@ -191,6 +205,12 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
     except KeyError as exc:
         _fail(f"{path}: --variant: {exc.args[0]}")
     plans = _apply_overrides(plans, str(path), duration, warmup, vus, rate, workers)
+    from lab.limits import fd_budget_problem
+
+    for plan in plans:
+        problem = fd_budget_problem(plan.load)
+        if problem:
+            _fail(f"{path}: {plan.variant}: load: {problem}")
     checked: set[tuple[Any, ...]] = set()
     for plan in plans:
         key = (plan.target.app, plan.target.app_dir, tuple(sorted(plan.target.env.items())))
@@ -221,8 +241,14 @@ async def _run_plans(plans: list[RunPlan], store: Any, quiet: bool) -> tuple[lis
 
     control = RunControl()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, control.stop, "interrupted by user (SIGINT)")
-    loop.add_signal_handler(signal.SIGTERM, control.stop, "terminated (SIGTERM)")
+
+    def stop(reason: str) -> None:
+        if not control.stop_requested.is_set():
+            click.echo("lab: stopping; the run is kept as aborted with what it measured", err=True)
+        control.stop(reason)
+
+    loop.add_signal_handler(signal.SIGINT, stop, "interrupted by user (SIGINT)")
+    loop.add_signal_handler(signal.SIGTERM, stop, "terminated (SIGTERM)")
     recorder = Recorder(store)
     listeners: list[Any] = [recorder]
     if not quiet:
@@ -234,6 +260,9 @@ async def _run_plans(plans: list[RunPlan], store: Any, quiet: bool) -> tuple[lis
             outcome = await run_plan(plan, listeners, control)
             ids.append(recorder.run_id_for(outcome.run_key))
             statuses.append(outcome.status)
+            if quiet and outcome.status == "failed":
+                # --quiet silences progress, not the reason a run failed.
+                click.echo(f"lab: {plan.variant}: failed: {outcome.reason}", err=True)
             if outcome.status == "aborted":
                 break
     finally:

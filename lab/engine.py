@@ -35,9 +35,10 @@ from lab.events import (
     TargetReady,
 )
 from lab.generators import GeneratorError, GeneratorPool, IntervalMerger
+from lab.limits import fd_budget_problem
 from lab.monitor import ResourceSampler
 from lab.plan import RunPlan
-from lab.targets import TargetError, TargetProcess, fetch_stats
+from lab.targets import TargetError, TargetProcess, fetch_stats, wait_ready
 
 START_DELAY_S = 0.1
 """Between the start command and t0, so every worker begins on the same instant."""
@@ -203,7 +204,22 @@ class _Run:
                 return "failed", str(exc)
             self.base_url = self.target.url
             self.emit(TargetReady(self.key, self.base_url, self.target.pid, self.target.startup_s))
+        else:
+            t_wait = time.monotonic()
+            async def stopped() -> str | None:
+                return "stopped" if control.stop_requested.is_set() else None
+
+            problem = await wait_ready(self.base_url, plan.target.ready_path,
+                                       plan.target.ready_timeout, stopped)
+            if problem == "stopped":
+                return "aborted", control.stop_reason
+            if problem:
+                return "failed", f"target {problem}"
+            self.emit(TargetReady(self.key, self.base_url, None, time.monotonic() - t_wait))
         load = plan.load
+        problem = fd_budget_problem(load)  # also raises the limit the workers inherit
+        if problem:
+            return "failed", problem
         self.pool = GeneratorPool({"base_url": self.base_url, "load": load.model_dump(mode="json"),
                                    "seed": 1, "interval_s": 1.0}, load.workers)
         try:
@@ -278,7 +294,10 @@ class _Run:
                     reason = (f"target exited with code {code} during the run; its stderr: "
                               f"{self.target.stderr_tail() or '(empty)'}")
                 elif now > deadline:
-                    status, reason = "failed", "generator workers did not finish in time"
+                    status, reason = "failed", (
+                        f"the load generator fell {FINISH_SLACK_S:g}s behind the planned end of "
+                        f"the run; it is overloaded (too many VUs or too high a rate for this "
+                        f"machine?)")
                 if status != "completed":
                     stopping = True
                     stop_deadline = now + 3.0

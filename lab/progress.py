@@ -29,7 +29,7 @@ class ProgressPrinter:
         self.total_s = 0.0
         self.model = "closed"
         self.target_cpu: float | None = None
-        self.gen_cpu: float | None = None
+        self.gen_cpu: dict[int | None, float | None] = {}
 
     def _say(self, text: str) -> None:
         self.stream.write(text + "\n")
@@ -52,15 +52,18 @@ class ProgressPrinter:
             if event.role == "target":
                 self.target_cpu = event.cpu_percent
             elif event.role == "generator":
-                self.gen_cpu = event.cpu_percent
+                self.gen_cpu[event.pid] = event.cpu_percent
         elif isinstance(event, LoadChanged) and event.reason == "user":
             self._say(f"[{self.variant}] load set to {event.level:g} at {event.t_s:.1f}s")
         elif isinstance(event, IntervalStats):
             self._interval(event)
         elif isinstance(event, RunFinished):
             s = event.summary
-            figures = (f"{s.throughput_rps:.1f} req/s, p95 {s.latency_ms.p95:.1f} ms, "
-                       f"{s.errors} errors" if s else "nothing measured")
+            if s is None:
+                figures = "nothing measured"
+            else:
+                p95 = f"p95 {s.latency_ms.p95:.1f} ms" if s.latency_ms.count else "no successful request"
+                figures = f"{s.throughput_rps:.1f} req/s, {p95}, {s.errors} errors"
             why = f" ({event.reason})" if event.reason else ""
             self._say(f"[{self.variant}] {event.status}{why}: {figures}")
 
@@ -68,18 +71,30 @@ class ProgressPrinter:
         end = iv.t_s + iv.duration_s
         rps = iv.ok / iv.duration_s if iv.duration_s > 0 else 0.0
         level = f"{iv.active_vus} VUs" if self.model == "closed" else f"{iv.target_rate:g}/s"
-
-        def ms(v: float | None) -> str:
-            return "-" if v is None else f"{v:.1f}"
-
+        if iv.p50_ms is None:
+            latency = "no ok response"
+        else:
+            latency = f"p50/95/99 {_ms(iv.p50_ms)}/{_ms(iv.p95_ms)}/{_ms(iv.p99_ms)} ms"
         cpu = ""
         if self.target_cpu is not None:
-            cpu += f"  target {self.target_cpu:.0f}%"
-        if self.gen_cpu is not None:
-            cpu += f"  gen {self.gen_cpu:.0f}%"
-        extra = f"  dropped {iv.dropped}" if iv.dropped else ""
+            cpu += f" tgt {self.target_cpu:.0f}%"
+        gens = [v for v in self.gen_cpu.values() if v is not None]
+        if gens:
+            # The busiest worker is the one that limits the measurement.
+            cpu += f" gen {max(gens):.0f}%"
+        extra = f" drop {iv.dropped}" if iv.dropped else ""
         self._say(
-            f"[{self.variant}] {end:5.1f}/{self.total_s:g}s  {level:>8}  {rps:7.1f} req/s  "
-            f"p50 {ms(iv.p50_ms)}  p95 {ms(iv.p95_ms)}  p99 {ms(iv.p99_ms)} ms  "
-            f"err {iv.errors}{extra}{cpu}"
+            f"[{self.variant}] {end:4.0f}/{self.total_s:g}s {level:>7} {_rate(rps)} req/s  "
+            f"{latency}  err {iv.errors}{extra}{' ' + cpu if cpu else ''}"
         )
+
+
+def _ms(value: float | None) -> str:
+    """Three significant figures: 0.52, 4.31, 18.3, 246."""
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if value < 1000 else f"{value:.0f}"
+
+
+def _rate(value: float) -> str:
+    return f"{value:6.1f}" if value < 1000 else f"{value:6.0f}"

@@ -224,7 +224,7 @@ class TargetSpec(BaseModel):
     """``module.path:attribute`` of an ASGI app, imported with ``app_dir`` as cwd."""
     url: str | None = None
     """Base URL of an external target (http or https), without a trailing slash."""
-    workers: int = Field(1, ge=1)
+    workers: int = Field(1, ge=1, le=64, strict=True)
     """Server worker processes (app targets)."""
     env: StringMap = Field(default_factory=dict)
     """Extra environment for the target process; numbers and booleans become strings."""
@@ -323,7 +323,8 @@ class ParamSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     distribution: Literal["zipf", "uniform", "sequence", "choice"]
-    n: int | None = Field(None, ge=1)
+    n: int | None = Field(None, ge=1, le=1_000_000, strict=True)
+    """Zipf: distinct values 1..n (at most 1,000,000: the sampler keeps a table of n)."""
     s: float = Field(1.1, gt=0)
     low: int | None = None
     high: int | None = None
@@ -430,6 +431,17 @@ class RequestSpec(BaseModel):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _params_are_used(self) -> RequestSpec:
+        used = set(_PLACEHOLDER_RE.findall(self.path))
+        for name in self.params:
+            if name not in used:
+                raise _FieldError(f"is not used: the path has no {{{name}}} placeholder", ("params", name))
+        for name, value in self.headers.items():
+            if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
+                raise _FieldError("header names and values cannot contain line breaks", ("headers", name))
+        return self
+
     @property
     def placeholders(self) -> list[str]:
         """Names of the ``{placeholders}`` in ``path``, in order."""
@@ -448,9 +460,9 @@ class LoadSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: Literal["closed", "open"] = "closed"
-    vus: int | None = Field(None, ge=1)
+    vus: int | None = Field(None, ge=1, le=100_000, strict=True)
     """Virtual users (closed model)."""
-    rate: float | None = Field(None, gt=0)
+    rate: float | None = Field(None, gt=0, le=1_000_000)
     """Requests per second (open model)."""
     duration: PositiveDuration = 20.0
     """Seconds, when there are no stages."""
@@ -461,15 +473,15 @@ class LoadSpec(BaseModel):
     think_time: NonNegativeDuration = 0.0
     """Pause between a VU's requests, seconds (closed model)."""
     stages: list[Stage] = Field(default_factory=list)
-    max_in_flight: int = Field(1000, ge=1)
+    max_in_flight: int = Field(1000, ge=1, le=100_000, strict=True)
     """Open model: requests outstanding at once before new ones count as dropped."""
-    connections: int | None = Field(None, ge=1)
+    connections: int | None = Field(None, ge=1, le=100_000, strict=True)
     """Open model: connections the generator may hold (default: ``max_in_flight``). A due
     request waits for a free connection; that wait counts in latency (measured from the
     intended send time) but not in service time, as with wrk2's fixed connections."""
     max_rps: float | None = Field(None, gt=0)
     """Closed model: cap on total requests per second."""
-    workers: int = Field(1, ge=1)
+    workers: int = Field(1, ge=1, le=64, strict=True)
     """Load generator worker processes."""
     client: Literal["auto", "httpx"] = "auto"
     requests: list[RequestSpec] = Field(min_length=1)
@@ -997,6 +1009,8 @@ def find_experiment(name_or_path: str, experiments_dir: Path = Path("experiments
     given = Path(name_or_path)
     if given.is_file():
         return given
+    if given.is_dir():
+        raise SpecError(name_or_path, None, None, "is a directory, not an experiment file")
     candidates = [experiments_dir / f"{name_or_path}.toml"]
     if name_or_path.endswith(".toml"):
         candidates.append(experiments_dir / name_or_path)
@@ -1022,6 +1036,11 @@ for attribute in attributes.split("."):
     obj = getattr(obj, attribute)
 if not callable(obj):
     sys.exit(f"TypeError: {sys.argv[1]} is {type(obj).__name__}, not an ASGI app")
+import inspect
+call = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else getattr(obj, "__call__", obj)
+if inspect.isclass(obj) or not inspect.iscoroutinefunction(call):
+    sys.exit(f"TypeError: {sys.argv[1]} is not an ASGI app (uvicorn needs an "
+             "'async def app(scope, receive, send)' or an object whose __call__ is async)")
 """
 _IMPORT_TIMEOUT_S = 30.0
 _importable: set[tuple[str, str]] = set()

@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 from sqlite_utils import Database
 from sqlite_utils.db import Table
@@ -377,6 +378,10 @@ _CHILD_TABLES = ("intervals", "resources", "errors", "run_events", "summaries")
 # --------------------------------------------------------------------------- store
 
 
+class StoreError(Exception):
+    """A results database that cannot be used; the message is one line naming the file."""
+
+
 class Store:
     """The results database: opened (and created or migrated) on construction.
 
@@ -386,18 +391,67 @@ class Store:
     Use as a context manager or call ``close()``.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
+        """Open the results database.
+
+        Args:
+            path: the SQLite file; created (with its schema) unless ``readonly``. Its
+                directory must exist.
+            readonly: open for reading only: nothing is created or changed, so reading a
+                results.db on a read-only medium works.
+
+        Raises:
+            StoreError: the file is not a Scalability Lab results database (or, when
+                ``readonly``, does not exist), or its directory does not exist.
+            sqlite3.Error: SQLite could not open or read it.
+        """
         self.path = Path(path)
         """The database file."""
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
         self._lock = threading.RLock()
-        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        if readonly:
+            if not self.path.is_file():
+                raise StoreError(f"{path}: no such results database")
+            conn = self._connect_readonly()
+        else:
+            if str(path) != ":memory:" and not self.path.parent.is_dir():
+                raise StoreError(f"{path}: directory {str(self.path.parent)!r} does not exist")
+            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000,
+                                   check_same_thread=False)
         self._db = Database(conn, execute_plugins=False)
         self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self._db.enable_wal()
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        self._check_is_ours()
+        if not readonly:
+            self._db.enable_wal()
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+
+    def _connect_readonly(self) -> sqlite3.Connection:
+        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                               check_same_thread=False)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            # A WAL database in a directory we cannot write (no -shm file can be made):
+            # read it as an immutable snapshot.
+            conn.close()
+            conn = sqlite3.connect(uri.replace("mode=ro", "immutable=1"), uri=True,
+                                   check_same_thread=False)
+        return conn
+
+    def _check_is_ours(self) -> None:
+        """Refuse a SQLite file that holds other data, rather than add tables to it."""
+        tables = set(self._db.table_names())
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if self.readonly and "runs" not in tables:
+            raise StoreError(f"{self.path}: not a Scalability Lab results database (no runs table)")
+        if tables and (version == 0 or "runs" not in tables):
+            raise StoreError(f"{self.path}: not a Scalability Lab results database "
+                             f"(it holds other tables: {', '.join(sorted(tables)[:5])})")
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: written by a newer lab (schema {version}; this lab "
+                             f"reads up to {SCHEMA_VERSION}); upgrade the lab")
 
     # ----------------------------------------------------------------- lifecycle
 

@@ -9,6 +9,7 @@ import socket
 import sys
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 import httpx
 
@@ -103,31 +104,20 @@ class TargetProcess:
 
     async def _wait_ready(self) -> None:
         spec = self.spec
-        deadline = time.monotonic() + spec.ready_timeout
-        last = "no answer"
-        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
-            while True:
-                if self.exited:
-                    await self._settle_output()
-                    raise TargetError(
-                        f"target {spec.app} exited with code {self.proc.returncode if self.proc else '?'}"
-                        f" before it was ready; its stderr: {self.stderr_tail() or '(empty)'}"
-                    )
-                try:
-                    resp = await client.get(self.url + spec.ready_path)
-                    if resp.status_code == 200:
-                        return
-                    last = f"HTTP {resp.status_code}"
-                except httpx.HTTPError as exc:
-                    last = type(exc).__name__
-                if time.monotonic() > deadline:
-                    await self._settle_output()
-                    raise TargetError(
-                        f"target {spec.app} did not answer 200 on {spec.ready_path} within "
-                        f"{spec.ready_timeout:g}s (last: {last}); its stderr: "
-                        f"{self.stderr_tail() or '(empty)'}"
-                    )
-                await asyncio.sleep(0.05)
+
+        async def died() -> str | None:
+            if not self.exited:
+                return None
+            await self._settle_output()
+            return (f"target {spec.app} exited with code "
+                    f"{self.proc.returncode if self.proc else '?'} before it was ready; "
+                    f"its stderr: {self.stderr_tail() or '(empty)'}")
+
+        problem = await wait_ready(self.url, spec.ready_path, spec.ready_timeout, died)
+        if problem:
+            await self._settle_output()
+            raise TargetError(f"{problem}; its stderr: {self.stderr_tail() or '(empty)'}"
+                              if "exited with code" not in problem else problem)
 
     async def _settle_output(self) -> None:
         if self._drain:
@@ -150,6 +140,42 @@ class TargetProcess:
         code = await self.proc.wait()
         await self._settle_output()
         return code
+
+
+async def wait_ready(
+    url: str,
+    ready_path: str,
+    timeout_s: float,
+    died: Callable[[], Awaitable[str | None]] | None = None,
+) -> str | None:
+    """Poll ``url + ready_path`` every 50 ms until it answers 200.
+
+    Args:
+        died: called between polls; a message it returns ends the wait (the process the
+            URL belongs to has exited).
+
+    Returns:
+        None when ready, else why not (one line).
+    """
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+        while True:
+            if died is not None:
+                message = await died()
+                if message:
+                    return message
+            try:
+                resp = await client.get(url.rstrip("/") + ready_path)
+                if resp.status_code == 200:
+                    return None
+                last = f"HTTP {resp.status_code}"
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            if time.monotonic() > deadline:
+                return (f"{url} did not answer 200 on {ready_path} within {timeout_s:g}s "
+                        f"(last: {last})")
+            await asyncio.sleep(0.05)
 
 
 async def fetch_stats(url: str, path: str | None) -> dict[str, object]:

@@ -403,11 +403,48 @@ def test_missing_database(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_run_refuses_a_database_in_a_missing_directory(tmp_path: Path) -> None:
+    exp = write_experiment(tmp_path, TWO_VARIANTS)
+    db = tmp_path / "nonexistent" / "x.db"
+    line = _one_line_error(run_lab("run", str(exp), "--db", str(db)))
+    assert "does not exist" in line
+    assert not db.parent.exists()
+
+
+def test_read_commands_never_change_a_database(tmp_path: Path, session: Session) -> None:
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("create table notes (body text)")
+    before = other.read_bytes()
+    line = _one_line_error(run_lab("runs", "--db", str(other)))
+    assert "not a Scalability Lab results database" in line
+    assert other.read_bytes() == before
+    line = _one_line_error(run_lab("run", str(write_experiment(tmp_path, TWO_VARIANTS)),
+                                   "--db", str(other)))
+    assert "not a Scalability Lab results database" in line
+    # A results.db on a read-only copy can still be read.
+    ro_dir = tmp_path / "ro"
+    ro_dir.mkdir()
+    copy = ro_dir / "results.db"
+    with sqlite3.connect(session.db) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    copy.chmod(0o444)
+    copied = copy.read_bytes()
+    res = run_lab("runs", "--db", str(copy), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert len(json.loads(res.stdout)["runs"]) == len(json.loads(
+        run_lab("runs", "--db", str(session.db), "--format", "json").stdout)["runs"])
+    assert copy.read_bytes() == copied  # (SQLite may add its -wal/-shm side files)
+
+
 def test_one_variant_quietly_into_lab_db(tmp_path: Path) -> None:
     """``--variant`` runs only that variant, ``--quiet`` silences stderr, and ``LAB_DB``
     (no ``--db``) says where the database goes."""
     exp = write_experiment(tmp_path, TWO_VARIANTS)
     db = tmp_path / "elsewhere" / "lab.db"
+    db.parent.mkdir()
     env = {"LAB_DB": str(db)}
     res = run_lab("run", str(exp), "--variant", "beta", "--quiet", "--format", "json",
                   cwd=tmp_path, env=env)

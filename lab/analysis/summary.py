@@ -37,7 +37,11 @@ class Latency:
         )
 
     def as_dict(self) -> dict[str, float]:
-        return {k: round(getattr(self, k), 3) for k in ("p50", "p90", "p95", "p99", "max", "mean")}
+        """The JSON form; ``count`` 0 means the figures are 0.0 because nothing was measured."""
+        out: dict[str, float] = {k: round(getattr(self, k), 3)
+                                 for k in ("p50", "p90", "p95", "p99", "max", "mean")}
+        out["count"] = self.count
+        return out
 
 
 @dataclass(frozen=True)

@@ -154,12 +154,17 @@ def _int(value: float | None) -> str:
     return MISSING if value is None else f"{int(value):,}"
 
 
+def _lat(summary: Summary, key: str) -> float | None:
+    """A latency figure, or None when no request succeeded (0 ms would look fastest)."""
+    return getattr(summary.latency_ms, key) if summary.latency_ms.count else None
+
+
 _METRICS = (
     _Metric("req/s", lambda s: s.throughput_rps, fmt_rate, True, "relative"),
-    _Metric("p50\nms", lambda s: s.latency_ms.p50, fmt_ms, False, "relative"),
-    _Metric("p95\nms", lambda s: s.latency_ms.p95, fmt_ms, False, "relative"),
-    _Metric("p99\nms", lambda s: s.latency_ms.p99, fmt_ms, False, "relative"),
-    _Metric("max\nms", lambda s: s.latency_ms.max, fmt_ms, False, "relative"),
+    _Metric("p50\nms", lambda s: _lat(s, "p50"), fmt_ms, False, "relative"),
+    _Metric("p95\nms", lambda s: _lat(s, "p95"), fmt_ms, False, "relative"),
+    _Metric("p99\nms", lambda s: _lat(s, "p99"), fmt_ms, False, "relative"),
+    _Metric("max\nms", lambda s: _lat(s, "max"), fmt_ms, False, "relative"),
     _Metric("err\n%", lambda s: s.error_rate * 100, _pct, False, "points"),
     _Metric("drop", lambda s: s.dropped, _int, False, "absolute"),
     _Metric("CPU\ns/1k", lambda s: s.target_cpu_s_per_1k, fmt_cpu, False, "relative"),
@@ -241,9 +246,14 @@ def comparison_table(runs: Sequence[RunRecord], baseline: int = 0) -> Table:
     if any(run.summary is not None and run.summary.cache_hit_ratio is not None for run in runs):
         metrics.append(_CACHE_METRIC)
 
-    caption = None
+    notes = []
     if base_run is not None and len(runs) > 1:
-        caption = f"second line: change vs run {base_run.id} ({base_run.variant})"
+        notes.append(f"second line: change vs run {base_run.id} ({base_run.variant})")
+    for run in runs:
+        if run.status != "completed" and run.reason:
+            reason = run.reason if len(run.reason) <= 160 else run.reason[:157] + "..."
+            notes.append(f"run {run.id} {run.status}: {reason}")
+    caption = "\n".join(notes) or None
     table = _compact_table(_experiments(runs), caption=caption)
     table.add_column("id", justify="right")
     variant_width = min(12, max((len(run.variant) for run in runs), default=7))
@@ -285,7 +295,7 @@ def runs_table(runs: Sequence[RunRecord]) -> Table:
             run.started_at[:16].replace("T", " "),
             fmt_seconds(run.duration_s),
             fmt_rate(s.throughput_rps) if s else MISSING,
-            fmt_ms(s.latency_ms.p95) if s else MISSING,
+            fmt_ms(_lat(s, "p95")) if s else MISSING,
             fmt_int(s.errors) if s else MISSING,
         )
     return table

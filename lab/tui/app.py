@@ -9,6 +9,7 @@ workers, each with its own connection, and writes it only through the engine's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Sequence
@@ -18,10 +19,12 @@ from textual.app import App
 from textual.binding import Binding
 
 from lab.engine import run_plan
+from lab.exitcodes import ExitCode
 from lab.plan import RunPlan, plan_runs
 from lab.spec import SpecError, find_experiment, load_experiment
 from lab.store import Store
 from lab.tui.screens.compare import CompareScreen
+from lab.tui.screens.confirm import ConfirmScreen
 from lab.tui.screens.experiments import ExperimentsScreen
 from lab.tui.screens.help import HelpScreen
 from lab.tui.screens.history import HistoryScreen
@@ -69,6 +72,8 @@ class LabApp(App[None]):
         self._store: Store | None = None
         self.live: LiveScreen | None = None
         """The Live screen of the latest runs, if any."""
+        self.terminal_gone = False
+        """Set on SIGHUP: nothing may be drawn any more."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -76,8 +81,8 @@ class LabApp(App[None]):
         """Open the experiments list; start the auto-run if one was asked for."""
         if self.handle_signals:
             loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(sig, lambda: self.call_later(self.action_quit))
+            loop.add_signal_handler(signal.SIGTERM, lambda: self.call_later(self.action_quit))
+            loop.add_signal_handler(signal.SIGHUP, self._hangup)
         self.push_screen(ExperimentsScreen())
         if self.autorun:
             self._start_autorun(self.autorun)
@@ -108,6 +113,26 @@ class LabApp(App[None]):
             self._store.close()
             self._store = None
 
+    def _hangup(self) -> None:
+        """The terminal is gone (its window closed, its tmux session killed)."""
+        # Textual's output thread dies on its first failed write, after which the app
+        # would block on the thread's full queue and never end the run. Point the
+        # terminal's descriptors at /dev/null, stop drawing, end the run cleanly, and
+        # leave without restoring a terminal that no longer exists.
+        self.terminal_gone = True
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            with contextlib.suppress(OSError):
+                os.dup2(devnull, fd)
+        self.call_later(self._quit_after_hangup)
+
+    async def _quit_after_hangup(self) -> None:
+        if self.live is not None and self.live.running:
+            await self.live.stop_and_wait("stopped: the terminal was closed")
+        if self._store is not None:
+            self._store.close()
+        os._exit(ExitCode.INTERRUPTED)
+
     async def action_quit(self) -> None:
         """Quit; a run going on is stopped first (stored as aborted) and every child
         process it started is ended before the app exits."""
@@ -125,6 +150,7 @@ class LabApp(App[None]):
             ("Live run", LiveScreen, LiveScreen.HELP),
             ("History", HistoryScreen, HistoryScreen.HELP),
             ("Compare", CompareScreen, CompareScreen.HELP),
+            ("Confirm", ConfirmScreen, "the question before a run is deleted."),
             ("Everywhere", LabApp, "ctrl+p opens the command palette (themes, keys)."),
         ]
 

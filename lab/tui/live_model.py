@@ -190,12 +190,15 @@ class LiveBridge:
         if r.t_s > 0:
             s.phase = "running" if s.phase == "starting" else s.phase
             s.elapsed_s = max(s.elapsed_s, min(r.t_s, s.total_s or r.t_s))
+        # A reading without a CPU percent (the priming one, or the run's last one taken
+        # too soon after the previous) keeps the last known figure on screen.
         if r.role == "target":
-            s.target_cpu, s.target_rss, s.target_processes = r.cpu_percent, r.rss_bytes, r.processes
+            s.target_rss, s.target_processes = r.rss_bytes, r.processes
+            s.target_cpu = r.cpu_percent if r.cpu_percent is not None else s.target_cpu
         elif r.role == "lab":
-            s.lab_cpu = r.cpu_percent
+            s.lab_cpu = r.cpu_percent if r.cpu_percent is not None else s.lab_cpu
         elif r.role == "system":
-            s.system_cpu = r.cpu_percent
+            s.system_cpu = r.cpu_percent if r.cpu_percent is not None else s.system_cpu
             cores = r.detail.get("cores")
             if isinstance(cores, int):
                 s.cores = cores

@@ -91,7 +91,7 @@ class CompareScreen(LabScreen[None]):
                 yield TimeChart(id="compare-throughput")
                 yield TimeChart(id="compare-p95")
             yield Static(id="compare-resources")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         """Read the runs in a thread."""
@@ -132,9 +132,9 @@ class CompareScreen(LabScreen[None]):
                                      [iv.ok / iv.duration_s if iv.duration_s > 0 else None for iv in rows],
                                      color))
             p95.append(Series(run_label(run), x, [iv.p95_ms for iv in rows], color))
-        self.query_one("#compare-throughput", TimeChart).data = ChartData("throughput req/s",
+        self.query_one("#compare-throughput", TimeChart).data = ChartData("req/s",
                                                                            tuple(throughput))
-        self.query_one("#compare-p95", TimeChart).data = ChartData("p95 latency ms", tuple(p95))
+        self.query_one("#compare-p95", TimeChart).data = ChartData("p95 ms", tuple(p95))
         self.query_one("#compare-resources", Static).update(resource_table(self.runs))
 
     def action_baseline(self) -> None:

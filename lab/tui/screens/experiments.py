@@ -27,7 +27,7 @@ def _entry_prompt(entry: ExperimentEntry) -> Text:
         text.append(f"\n{entry.title}")
     else:
         text.append("  invalid", style="bold red")
-        text.append(f"\n{entry.error}", style="red")
+        text.append(f"\n{entry.error}", style="italic")
     return text
 
 
@@ -84,7 +84,8 @@ class ExperimentsScreen(LabScreen[None]):
         Binding("h", "history", "History"),
         Binding("R", "reload", "Reload", show=False),
     ]
-    HELP = "Pick an experiment (↑/↓) and a variant (v, or tab to the variant list)."
+    HELP = ("↑/↓ pick an experiment, v (or tab to the list) a variant; enter on an experiment "
+            "moves to its variants, enter on a variant runs it.")
 
     def __init__(self) -> None:
         super().__init__()
@@ -100,7 +101,7 @@ class ExperimentsScreen(LabScreen[None]):
                 with VerticalScroll(id="experiment-details"):
                     yield Static("Reading the experiments folder…", id="experiment-text")
                 yield OptionList(id="variant-list")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         """Read the experiments folder in a thread."""
@@ -150,6 +151,7 @@ class ExperimentsScreen(LabScreen[None]):
         self.query_one("#experiment-details", VerticalScroll).scroll_home(animate=False)
         variants = self.query_one("#variant-list", OptionList)
         variants.clear_options()
+        variants.display = entry.valid
         if entry.valid:
             variants.add_options([Option(v.name, id=v.name) for v in entry.variants])
             variants.highlighted = 0

@@ -48,7 +48,7 @@ def keys_table(title: str, bindings: Sequence[Binding], doc: dict[str, str]) -> 
     """One screen's keys: key, what it does (the action's docstring when there is one)."""
     table = Table(title=title, title_justify="left", title_style="bold", box=None, padding=(0, 1),
                   show_header=False, expand=True)
-    table.add_column(no_wrap=True, style="bold", width=12)
+    table.add_column(no_wrap=True, style="bold", width=8)
     table.add_column(ratio=1)
     for b in bindings:
         table.add_row(key_text(b), doc.get(b.action) or describe(b))
@@ -59,9 +59,10 @@ def _action_docs(cls: type) -> dict[str, str]:
     docs: dict[str, str] = {}
     for name in dir(cls):
         if name.startswith("action_"):
-            doc = (getattr(cls, name).__doc__ or "").strip().splitlines()
-            if doc:
-                docs[name[len("action_"):]] = doc[0]
+            # The docstring's first paragraph, which may wrap over several lines.
+            paragraph = (getattr(cls, name).__doc__ or "").strip().split("\n\n")[0]
+            if paragraph:
+                docs[name[len("action_"):]] = " ".join(paragraph.split())
     return docs
 
 

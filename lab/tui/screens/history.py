@@ -34,8 +34,9 @@ class Column:
 
 
 def _when(run: RunRecord) -> str:
-    # UTC, as `lab runs` shows it: the same on every machine and in every snapshot.
-    return run.started_at[:16].replace("T", " ")
+    # UTC, as `lab runs` shows it, so the same run reads the same on every machine;
+    # without the year, so the table fits 80 columns.
+    return run.started_at[5:16].replace("T", " ")
 
 
 def _s(run: RunRecord, get: Callable[[Any], Any]) -> Any:
@@ -59,7 +60,7 @@ COLUMNS = (
            lambda r: _s(r, lambda s: s.throughput_rps), "right"),
     Column("p95", "p95 ms", lambda r: _right(fmt_ms(_s(r, lambda s: s.latency_ms.p95))),
            lambda r: _s(r, lambda s: s.latency_ms.p95), "right"),
-    Column("errors", "errors", lambda r: _right(fmt_int(_s(r, lambda s: s.errors))),
+    Column("errors", "err", lambda r: _right(fmt_int(_s(r, lambda s: s.errors))),
            lambda r: _s(r, lambda s: s.errors), "right"),
 )
 
@@ -84,7 +85,8 @@ class HistoryScreen(LabScreen[None]):
         Binding("ctrl+r", "reload", "Reload", show=False),
         Binding("escape", "back", "Back"),
     ]
-    HELP = "Space selects runs; c compares them (the first selected is the baseline)."
+    HELP = ("space selects runs and c compares them (the first selected is the baseline); "
+            "enter opens one run; clicking a column header sorts by it.")
 
     def __init__(self) -> None:
         super().__init__()
@@ -104,13 +106,13 @@ class HistoryScreen(LabScreen[None]):
         yield Header()
         yield Static(id="history-status")
         yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         """Set up the columns and read the runs in a thread."""
         self.sub_title = "History"
         table = self.query_one("#runs-table", DataTable)
-        table.add_column(" ", key="mark", width=1)
+        table.add_column("", key="mark", width=1)
         for col in COLUMNS:
             table.add_column(col.label, key=col.key)
         table.focus()
@@ -157,15 +159,15 @@ class HistoryScreen(LabScreen[None]):
         col = COLUMNS[self.sort_column]
         arrow = "↓" if self.sort_reverse else "↑"
         parts = [
-            f"{len(self.shown)} of {len(self.runs)} runs",
+            f"{len(self.shown)}/{len(self.runs)} runs",
             f"experiment: {self.experiment_filter or 'all'} (f)",
             f"sort: {col.label} {arrow} (o)",
         ]
         if self.selected:
-            parts.append(f"selected: {', '.join(str(i) for i in self.selected)}")
+            parts.append(f"selected {', '.join(str(i) for i in self.selected)}")
         if not self.runs:
             parts = ["No runs stored yet: pick an experiment and run it (esc, then a)."]
-        self.query_one("#history-status", Static).update("  ·  ".join(parts))
+        self.query_one("#history-status", Static).update(" · ".join(parts))
 
     def _cursor_run_id(self) -> int | None:
         table = self.query_one("#runs-table", DataTable)

@@ -9,9 +9,11 @@ the snapshot at most four times a second, and only when it changed.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Awaitable, Callable, Sequence
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual import on
@@ -19,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, ProgressBar, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from lab.engine import RunControl, RunOutcome
 from lab.events import ERROR_CLASSES, Listener
@@ -67,10 +69,10 @@ class LiveScreen(LabScreen[None]):
     """
 
     BINDINGS = [
-        Binding("plus,equals_sign", "more", "Load +", key_display="+"),
-        Binding("minus", "less", "Load −", key_display="-"),
+        Binding("plus,equals_sign", "more", "More", key_display="+"),
+        Binding("minus", "less", "Less", key_display="-"),
         Binding("s", "stop", "Stop"),
-        Binding("n", "next", "Next variant"),
+        Binding("n", "next", "Next"),
         Binding("c", "compare", "Compare"),
         Binding("h", "history", "History"),
         Binding("escape", "back", "Back"),
@@ -119,18 +121,21 @@ class LiveScreen(LabScreen[None]):
             yield Static(id="generator-warning")
         with Horizontal(id="live-body"):
             with Vertical(id="charts"):
-                yield TimeChart(id="chart-throughput")
-                yield TimeChart(id="chart-latency")
+                # One time axis for the three: only the lowest labels it.
+                yield TimeChart(id="chart-throughput", classes="upper")
+                yield TimeChart(id="chart-latency", classes="upper")
                 yield TimeChart(id="chart-level")
             with VerticalScroll(id="live-side"):
+                yield Static(id="outcomes")
                 yield Static(id="counters")
                 yield Static(id="resources")
-                yield Static(id="outcomes")
-        yield Footer()
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         """Start the runs and the redraw timer."""
         self.sub_title = "Live run"
+        for chart in self.query(".upper").results(TimeChart):
+            chart.show_x_labels = False
         self.running = True
         self._draw()
         self.set_interval(REFRESH_S, self._tick)
@@ -174,7 +179,9 @@ class LiveScreen(LabScreen[None]):
         self._halt = True
         self.control.stop(reason)
         if self._run_worker is not None:
-            await self._run_worker.wait()
+            # A failed worker was reported already (LabScreen); quitting goes on.
+            with contextlib.suppress(WorkerFailed, WorkerCancelled):
+                await self._run_worker.wait()
 
     @on(Worker.StateChanged)
     def _run_worker_ended(self, event: Worker.StateChanged) -> None:
@@ -252,7 +259,7 @@ class LiveScreen(LabScreen[None]):
 
     def _tick(self) -> None:
         # Coalescing: many events between two ticks cost one redraw.
-        if self.snapshot.version != self._drawn_version:
+        if self.snapshot.version != self._drawn_version and not self.lab.terminal_gone:
             self._draw()
 
     def _draw(self) -> None:
@@ -267,7 +274,9 @@ class LiveScreen(LabScreen[None]):
             self._draw_charts(s, plan)
         self.query_one("#counters", Static).update(self._counters(s))
         self.query_one("#resources", Static).update(self._resources(s))
-        self.query_one("#outcomes", Static).update(self._outcomes())
+        outcomes = self.query_one("#outcomes", Static)
+        outcomes.display = bool(self.outcomes)
+        outcomes.update(self._outcomes())
 
     def _draw_head(self, s: LiveSnapshot, plan: RunPlan) -> None:
         title = Text()
@@ -275,7 +284,8 @@ class LiveScreen(LabScreen[None]):
         title.append(f"  {plan.experiment} / {plan.variant}")
         if len(self.plans) > 1:
             title.append(f"  (variant {s.index + 1} of {len(self.plans)})", style="dim")
-        self.query_one("#run-title", Static).update(title)
+        # One-line widgets: no layout pass needed (it is the costly part of an update).
+        self.query_one("#run-title", Static).update(title, layout=False)
         total = plan.load.total_duration_s
         bar = self.query_one("#progress", ProgressBar)
         bar.update(total=max(total, 1.0), progress=min(s.elapsed_s, total))
@@ -283,11 +293,11 @@ class LiveScreen(LabScreen[None]):
                  "finished": s.status or "finished"}[s.phase]
         stage = f"stage {s.stage + 1}/{s.stages}" if s.stages else "steady"
         clock = f"{s.elapsed_s:4.0f}/{total:g} s  {stage}  {s.level:g} {_unit(plan.load.model)}  {phase}"
-        self.query_one("#run-clock", Static).update(clock)
+        self.query_one("#run-clock", Static).update(clock, layout=False)
         warning = self.query_one("#generator-warning", Static)
         if s.generator_bound:
-            warning.update(f"⚠ A generator process stayed at ≥ {GENERATOR_BOUND_CPU:.0f}% CPU for "
-                           f"{GENERATOR_BOUND_S} s (at {s.generator_bound_at:g} s): {GENERATOR_WARNING}.")
+            warning.update(f"⚠ generator ≥ {GENERATOR_BOUND_CPU:.0f}% CPU for {GENERATOR_BOUND_S} s: "
+                           f"{GENERATOR_WARNING}")
             warning.display = True
         else:
             warning.display = False
@@ -297,18 +307,20 @@ class LiveScreen(LabScreen[None]):
         # User changes in the warning colour, stage changes (after the first) muted.
         markers = tuple((m.t_s, "warning" if m.reason == "user" else "secondary")
                         for m in s.markers if m.reason == "user" or m.t_s > 0)
+        # Copies: the snapshot's lists keep growing, a chart's data must not.
+        t = tuple(s.t)
         self.query_one("#chart-throughput", TimeChart).data = ChartData(
             "throughput req/s",
-            (Series("ok", s.t, s.ok_rps, "success"), Series("errors", s.t, s.err_rps, "error")),
+            (Series("ok", t, tuple(s.ok_rps), "success"), Series("errors", t, tuple(s.err_rps), "error")),
             markers, total)
         self.query_one("#chart-latency", TimeChart).data = ChartData(
             "latency ms",
-            (Series("p50", s.t, s.p50, "success"), Series("p95", s.t, s.p95, "warning"),
-             Series("p99", s.t, s.p99, "error")),
+            (Series("p50", t, tuple(s.p50), "success"), Series("p95", t, tuple(s.p95), "warning"),
+             Series("p99", t, tuple(s.p99), "error")),
             markers, total)
         label = "active VUs" if plan.load.model == "closed" else "arrival rate req/s"
         self.query_one("#chart-level", TimeChart).data = ChartData(
-            label, (Series(label, s.t, s.levels, "primary"),), markers, total)
+            label, (Series(label, t, tuple(s.levels), "primary"),), markers, total)
 
     @staticmethod
     def _grid() -> Table:
@@ -317,9 +329,8 @@ class LiveScreen(LabScreen[None]):
         grid.add_column(justify="right", no_wrap=True)
         return grid
 
-    def _counters(self, s: LiveSnapshot) -> Table:
+    def _counters(self, s: LiveSnapshot) -> Group:
         grid = self._grid()
-        grid.add_row(Text("Counters", style="bold"), "")
         grid.add_row("requests", f"{s.requests:,}")
         grid.add_row("ok", f"{s.ok:,}")
         grid.add_row("errors", Text(f"{s.errors:,}", style="bold red" if s.errors else ""))
@@ -332,45 +343,37 @@ class LiveScreen(LabScreen[None]):
         if s.ok_rps:
             grid.add_row("req/s now", fmt_rate(s.ok_rps[-1]))
             grid.add_row("p95 now", f"{fmt_ms(s.p95[-1])} ms")
-        return grid
+        return Group(Text("Counters", style="bold"), grid)
 
-    def _resources(self, s: LiveSnapshot) -> Table:
+    def _resources(self, s: LiveSnapshot) -> Group:
         grid = self._grid()
-        grid.add_row(Text("Resources (CPU: % of a core)", style="bold"), "")
-        procs = f" ({s.target_processes} procs)" if s.target_processes > 1 else ""
+        procs = f" ×{s.target_processes}" if s.target_processes > 1 else ""
         grid.add_row(f"target CPU{procs}", _pct(s.target_cpu))
         grid.add_row("target RSS", "–" if s.target_rss is None else f"{fmt_mib(s.target_rss)} MiB")
         gen = Text(_pct(s.generator_cpu_total))
         if s.generator_bound:
             gen.stylize("bold red")
-        grid.add_row(f"generator CPU ×{len(s.generator_cpu) or plan_workers(self.plan)}", gen)
+        workers = len(s.generator_cpu) or self.plan.load.workers
+        grid.add_row("generator CPU" + (f" ×{workers}" if workers > 1 else ""), gen)
         system = _pct(s.system_cpu)
         if s.cores and s.system_cpu is not None:
-            system += f" of {s.cores * 100}"
+            system = f"{s.system_cpu:.0f}/{s.cores * 100}%"
         grid.add_row("system CPU", system)
-        grid.add_row("lab (this UI) CPU", _pct(s.lab_cpu))
-        return grid
+        grid.add_row("lab UI CPU", _pct(s.lab_cpu))
+        title = Text.assemble(("Resources", "bold"), (" (CPU: % of a core)", "dim"))
+        return Group(title, grid)
 
-    def _outcomes(self) -> Table | Text:
+    def _outcomes(self) -> Group | Text:
         if not self.outcomes:
             return Text("")
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(no_wrap=True)
-        grid.add_column()
-        grid.add_row(Text("Finished runs", style="bold"), "")
+        lines: list[Text] = [Text("Finished runs", style="bold")]
         for variant, outcome in self.outcomes:
             style = {"completed": "green", "failed": "red", "aborted": "yellow"}.get(outcome.status, "")
-            figures = ""
+            lines.append(Text.assemble((variant, "bold"), " ", (outcome.status, style)))
             if outcome.summary is not None:
-                figures = (f" {fmt_rate(outcome.summary.throughput_rps)} req/s,"
-                           f" p95 {fmt_ms(outcome.summary.latency_ms.p95)} ms")
-            why = f" ({outcome.reason})" if outcome.reason else ""
-            grid.add_row(variant, Text(outcome.status, style=style) + Text(figures + why))
-        if not self.running:
-            grid.add_row("", Text("c compare · h history · esc back", style="italic"))
-        return grid
-
-
-def plan_workers(plan: RunPlan) -> int:
-    """Generator worker processes of a plan."""
-    return plan.load.workers
+                lines.append(Text(f"  {fmt_rate(outcome.summary.throughput_rps)} req/s · "
+                                  f"p95 {fmt_ms(outcome.summary.latency_ms.p95)} ms"))
+            if outcome.reason:
+                lines.append(Text(f"  {outcome.reason}", style="italic"))
+        lines.append(Text(""))
+        return Group(*lines)

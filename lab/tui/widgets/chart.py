@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from textual.color import Color
+from textual.markup import escape
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
@@ -46,17 +47,29 @@ class ChartData:
 
 
 class TimeChart(PlotextPlot):
-    """A line chart of series over time, with vertical markers."""
+    """A line chart of series over time, with vertical markers.
+
+    The title and the legend share the top border line (coloured like the lines), so a
+    short chart keeps its rows for data: a legend inside the plot would hide the start
+    of every line.
+    """
 
     DEFAULT_CSS = """
     TimeChart {
         height: 1fr;
-        min-height: 5;
+        min-height: 4;
+        border-top: solid $foreground 20%;
+        border-title-align: left;
+        border-title-color: $foreground;
     }
     """
 
-    data: reactive[ChartData | None] = reactive(None)
-    """Set by the parent; the chart redraws on every new value."""
+    data: reactive[ChartData | None] = reactive(None, always_update=True)
+    """Set by the parent; the chart redraws on every assignment (a parent sets it only
+    when its data changed)."""
+    show_x_labels: reactive[bool] = reactive(True)
+    """Whether to label the time axis (charts stacked on one time axis label only the
+    lowest)."""
 
     def on_mount(self) -> None:
         """Draw once mounted and again whenever the app's theme changes."""
@@ -67,6 +80,16 @@ class TimeChart(PlotextPlot):
     def watch_data(self) -> None:
         """Redraw with the new data."""
         self._draw()
+
+    def watch_show_x_labels(self) -> None:
+        """Redraw with or without time labels."""
+        self._draw()
+
+    @staticmethod
+    def legend(data: ChartData) -> str:
+        """The title and each series' label in its colour, as Textual markup."""
+        items = [f"[${s.color}]━ {escape(s.label)}[/]" for s in data.series if s.label != data.title]
+        return " ".join([f"[b]{escape(data.title)}[/b]", *items])
 
     def _color(self, name: str) -> tuple[int, int, int]:
         value = self.app.theme_variables.get(name) or self.app.theme_variables.get("foreground", "#888888")
@@ -81,9 +104,14 @@ class TimeChart(PlotextPlot):
         plt.clear_figure()
         data = self.data
         if data is None:
+            self.border_title = None
             self.refresh()
             return
-        plt.title(data.title)
+        self.border_title = self.legend(data)
+        plt.xaxes(True, False)
+        plt.yaxes(True, False)
+        if not self.show_x_labels:
+            plt.xfrequency(0)
         top = 0.0
         right = data.x_max or 0.0
         for series in data.series:
@@ -94,7 +122,7 @@ class TimeChart(PlotextPlot):
             ys = [p[1] for p in points]
             top = max(top, max(ys))
             right = max(right, max(xs))
-            plt.plot(xs, ys, label=series.label, color=self._color(series.color), marker="braille")
+            plt.plot(xs, ys, color=self._color(series.color), marker="braille")
         for x, color in data.markers:
             plt.vertical_line(x, color=self._color(color))
         # A fixed origin: a chart that rescales its floor to the data exaggerates noise.

@@ -1,0 +1,408 @@
+"""The fast client engine against real local servers, on asyncio and on uvloop.
+
+A real ``uvicorn targets.testing:app`` covers bodies, statuses, ``Connection: close`` and
+a slow body; small raw asyncio servers written here misbehave in the ways uvicorn never
+does: closing idle keep-alive connections, resetting mid-body, answering without a
+Content-Length, sending 100 Continue or garbage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from lab.load.client import Outcome
+from lab.load.fastclient import FastEngine
+from lab.load.workload import Request
+from lab.targets import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+_IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
+
+Runner = Callable[[Coroutine[Any, Any, Any]], Any]
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def req(path: str, method: str = "GET", body: bytes | None = None,
+        headers: dict[str, str] | None = None, expect: frozenset[int] = frozenset()) -> Request:
+    return Request(method, path, headers, body, expect, method in _IDEMPOTENT)
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request: pytest.FixtureRequest) -> Runner:
+    """Runs a coroutine to completion on a fresh loop of the parametrised kind."""
+    factory = None
+    if request.param == "uvloop":
+        factory = pytest.importorskip("uvloop").new_event_loop
+
+    def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(coro)
+
+    return _run
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a real uvicorn serving the testing target (trickle: 1 byte / 0.5 s)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("fastclient") / "uvicorn.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "targets.testing:app", "--host", "127.0.0.1",
+             "--port", str(port), "--log-level", "warning"],
+            cwd=REPO, env={**os.environ, "TRICKLE_EVERY_S": "0.5"}, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"uvicorn exited with {proc.returncode}: {log.read_text()}")
+            try:
+                if httpx.get(f"{url}/health", timeout=0.5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"uvicorn never became ready: {log.read_text()}")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+async def serve(handler: Handler) -> tuple[asyncio.Server, str]:
+    """Start a raw asyncio server on a free loopback port; returns it and its base URL."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}"
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes | None:
+    """One whole request (head and Content-Length body), or None at EOF."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+        match = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+        return head + (await reader.readexactly(int(match.group(1))) if match else b"")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close with an RST instead of a FIN (SO_LINGER 0)."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def close(writer: asyncio.StreamWriter, how: str = "fin") -> None:
+    if how == "rst":
+        reset(writer)
+        return
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except ConnectionError:
+        pass
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+async def exchange(base_url: str, *requests: Request, timeout_s: float = 5.0,
+                   pause_s: float = 0.0) -> tuple[FastEngine, list[Outcome]]:
+    """Send the requests in order on one client (pausing between them)."""
+    engine = FastEngine(base_url, timeout_s)
+    conn = engine.new_client()
+    outcomes = []
+    try:
+        for i, r in enumerate(requests):
+            if i and pause_s:
+                await asyncio.sleep(pause_s)
+            outcomes.append(await engine.send(conn, r))
+    finally:
+        await conn.aclose()
+    return engine, outcomes
+
+
+# -- against uvicorn --------------------------------------------------------------------
+
+
+def test_content_length_and_chunked_bodies_are_counted_exactly(run: Runner, target: str) -> None:
+    engine, outs = run(exchange(target, req("/fast"), req("/chunked"), req("/fast"),
+                                req("/fast", "HEAD"), req("/chunked", "HEAD"), req("/fast")))
+    assert outs == [Outcome(200, 2, None), Outcome(200, 3000, None), Outcome(200, 2, None),
+                    Outcome(200, 0, None), Outcome(200, 0, None), Outcome(200, 2, None)]
+    assert (engine.connects, engine.reconnects) == (1, 0)  # all on one keep-alive connection
+
+
+def test_connection_close_reconnects_without_error(run: Runner, target: str) -> None:
+    engine, outs = run(exchange(target, req("/close"), req("/close"), req("/close"), req("/fast")))
+    assert outs == [Outcome(200, 6, None)] * 3 + [Outcome(200, 2, None)]
+    assert (engine.connects, engine.reconnects, engine.retries) == (4, 3, 0)
+
+
+def test_statuses_are_classified_and_keep_the_connection(run: Runner, target: str) -> None:
+    engine, outs = run(exchange(target, req("/status/404"), req("/status/503"), req("/status/204"),
+                                req("/status/404", expect=frozenset({404})), req("/fast", "POST")))
+    assert [(o.status, o.error_class) for o in outs] == [
+        (404, "http_4xx"), (503, "http_5xx"), (204, None), (404, None), (405, "http_4xx")]
+    assert outs[0].message == "HTTP 404"
+    assert engine.connects == 1
+
+
+def test_slow_body_runs_into_the_total_deadline(run: Runner, target: str) -> None:
+    async def go() -> tuple[FastEngine, Outcome, float, Outcome]:
+        engine = FastEngine(target, 1.0)
+        conn = engine.new_client()
+        try:
+            await engine.send(conn, req("/fast"))  # the deadline must cover a reused connection
+            t0 = time.monotonic()
+            slow = await engine.send(conn, req("/trickle"))
+            elapsed = time.monotonic() - t0
+            after = await engine.send(conn, req("/fast"))
+        finally:
+            await conn.aclose()
+        return engine, slow, elapsed, after
+
+    engine, slow, elapsed, after = run(go())
+    assert slow.error_class == "timeout" and slow.status is None
+    assert 0.95 <= elapsed < 1.4
+    assert 1 <= slow.nbytes <= 2  # bytes at 0.5 s (and maybe 1.0 s) arrived before the deadline
+    assert after == Outcome(200, 2, None)  # the timed-out connection was dropped, a new one works
+    assert engine.reconnects == 1
+
+
+def test_cancellation_drops_the_connection(run: Runner, target: str) -> None:
+    async def go() -> tuple[FastEngine, Outcome]:
+        engine = FastEngine(target, 5.0)
+        conn = engine.new_client()
+        try:
+            task = asyncio.create_task(engine.send(conn, req("/trickle")))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return engine, await engine.send(conn, req("/fast"))
+        finally:
+            await conn.aclose()
+
+    engine, after = run(go())
+    assert after == Outcome(200, 2, None)
+    assert (engine.connects, engine.reconnects) == (2, 1)
+
+
+def test_refused_connection_is_a_connect_error(run: Runner) -> None:
+    # A bound socket that does not listen: connecting to it is refused, and nobody else
+    # can take the port meanwhile.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        engine, [out] = run(exchange(url, req("/")))
+    assert out.error_class == "connect" and out.status is None
+    assert "refused" in (out.message or "").lower()
+    assert engine.connects == 0
+
+
+@pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE, errno.EADDRNOTAVAIL])
+def test_out_of_descriptors_or_ports_is_the_generators_error(code: int) -> None:
+    async def go() -> Outcome:
+        async def no_fds(*args: Any, **kwargs: Any) -> Any:
+            raise OSError(code, os.strerror(code))
+
+        asyncio.get_running_loop().create_connection = no_fds  # type: ignore[method-assign]
+        return (await exchange("http://127.0.0.1:9", req("/")))[1][0]
+
+    out = asyncio.run(go())
+    assert out.error_class == "generator"
+
+
+def test_only_plain_http_is_accepted() -> None:
+    with pytest.raises(ValueError, match="plain http"):
+        FastEngine("https://example.com", 1.0)
+
+
+# -- against raw servers ----------------------------------------------------------------
+
+
+def test_request_bytes_on_the_wire(run: Runner) -> None:
+    seen: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (got := await read_request(reader)) is not None:
+            seen.append(got)
+            writer.write(OK)
+        await close(writer)
+
+    async def go() -> tuple[str, list[Outcome]]:
+        server, url = await serve(handler)
+        async with server:
+            _, outs = await exchange(url + "/api/", req("/items?id=3"),
+                                     req("/items", "POST", b"hi", {"X-Trace": "1"}))
+        return url, outs
+
+    url, outs = run(go())
+    host = url.removeprefix("http://")
+    assert outs == [Outcome(200, 2, None)] * 2
+    assert seen == [
+        f"GET /api/items?id=3 HTTP/1.1\r\nHost: {host}\r\nUser-Agent: scalability-lab\r\n\r\n".encode(),
+        f"POST /api/items HTTP/1.1\r\nHost: {host}\r\nUser-Agent: scalability-lab\r\nX-Trace: 1\r\n"
+        "Content-Length: 2\r\n\r\nhi".encode(),
+    ]
+
+
+def test_idle_close_noticed_before_reuse_just_reconnects(run: Runner) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Keep-alive with a short idle timeout, like a server's keepalive_timeout.
+        while True:
+            try:
+                got = await asyncio.wait_for(read_request(reader), 0.2)
+            except TimeoutError:
+                break
+            if got is None:
+                break
+            writer.write(OK)
+        await close(writer)
+
+    async def go() -> tuple[FastEngine, list[Outcome]]:
+        server, url = await serve(handler)
+        async with server:
+            return await exchange(url, req("/"), req("/", "POST"), pause_s=0.4)
+
+    engine, outs = run(go())
+    assert outs == [Outcome(200, 2, None)] * 2  # even the POST: it was never sent on the dead one
+    assert (engine.connects, engine.reconnects, engine.retries) == (2, 1, 0)
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+def test_idle_close_racing_a_request_is_retried_once_if_idempotent(run: Runner, how: str) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Answers the first request of each connection; the second arrives just as the
+        # server's idle timeout closes the connection, and gets no answer.
+        if await read_request(reader) is not None:
+            writer.write(OK)
+            await read_request(reader)
+        await close(writer, how)
+
+    async def go() -> tuple[FastEngine, list[Outcome]]:
+        server, url = await serve(handler)
+        async with server:
+            return await exchange(url, req("/"), req("/"), req("/", "POST"))
+
+    engine, outs = run(go())
+    assert outs[:2] == [Outcome(200, 2, None)] * 2
+    assert outs[2].error_class == "reset" and outs[2].status is None  # POST: not retried
+    assert (engine.connects, engine.reconnects, engine.retries) == (2, 1, 1)
+
+
+def test_a_fresh_connection_closed_without_response_is_not_retried(run: Runner) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await close(writer)
+
+    async def go() -> tuple[FastEngine, list[Outcome]]:
+        server, url = await serve(handler)
+        async with server:
+            return await exchange(url, req("/"))
+
+    engine, [out] = run(go())
+    assert out.error_class == "reset"
+    assert (engine.connects, engine.retries) == (1, 0)
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+@pytest.mark.parametrize("framing", ["length", "chunked"])
+def test_close_mid_body_is_a_reset(run: Runner, how: str, framing: str) -> None:
+    head = {"length": b"Content-Length: 100\r\n\r\n" + b"x" * 10,
+            "chunked": b"Transfer-Encoding: chunked\r\n\r\na\r\n" + b"x" * 10 + b"\r\n"}[framing]
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n" + head)
+        await asyncio.sleep(0.05)  # let the client read the partial body before the close
+        await close(writer, how)
+
+    async def go() -> tuple[FastEngine, list[Outcome]]:
+        server, url = await serve(handler)
+        async with server:
+            return await exchange(url, req("/"))
+
+    engine, [out] = run(go())
+    assert out.error_class == "reset" and out.status is None
+    assert out.nbytes == 10
+    assert engine.retries == 0  # response bytes arrived: never an idle close
+
+
+@pytest.mark.parametrize("status_line", [b"HTTP/1.0 200 OK\r\n",
+                                         b"HTTP/1.1 200 OK\r\nConnection: close\r\n"])
+def test_body_without_length_ends_at_close(run: Runner, status_line: bytes) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(status_line + b"Content-Type: text/plain\r\n\r\nhello ")
+        await asyncio.sleep(0.05)
+        writer.write(b"world")
+        await close(writer)
+
+    async def go() -> tuple[FastEngine, list[Outcome]]:
+        server, url = await serve(handler)
+        async with server:
+            return await exchange(url, req("/"), req("/"))
+
+    engine, outs = run(go())
+    assert outs == [Outcome(200, 11, None)] * 2
+    assert (engine.connects, engine.retries) == (2, 0)
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_informational_responses_are_skipped(run: Runner, split: bool) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await read_request(reader) is not None:
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            if split:
+                await asyncio.sleep(0.02)
+            writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabc")
+        await close(writer)
+
+    async def go() -> tuple[FastEngine, list[Outcome]]:
+        server, url = await serve(handler)
+        async with server:
+            return await exchange(url, req("/", "POST", b"x"), req("/"))
+
+    engine, outs = run(go())
+    assert outs == [Outcome(201, 3, None)] * 2
+    assert engine.connects == 1
+
+
+def test_garbage_is_a_reset(run: Runner) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        await asyncio.sleep(0.5)
+        await close(writer)
+
+    async def go() -> tuple[FastEngine, list[Outcome]]:
+        server, url = await serve(handler)
+        async with server:
+            return await exchange(url, req("/"))
+
+    _, [out] = run(go())
+    assert out.error_class == "reset"
+    assert "malformed" in (out.message or "")

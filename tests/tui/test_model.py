@@ -1,0 +1,106 @@
+"""The TUI's plain parts: the live snapshot the bridge keeps, the experiments catalog,
+and the boundary that keeps Textual out of the engine."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+from lab.events import ResourceSample
+from lab.tui.catalog import discover
+from lab.tui.live_model import LiveBridge, LiveSnapshot
+from lab.tui.screens.live import level_step
+from tests.conftest import REPO
+from tests.tui.conftest import caching_plans, synthetic_events
+
+
+def _gen(t: float, cpu: float | None, pid: int = 7) -> ResourceSample:
+    return ResourceSample("k", t, "generator", pid, cpu, t, 1, 1, 1)
+
+
+def test_generator_bound_needs_three_saturated_seconds_in_a_row() -> None:
+    bridge = LiveBridge()
+    for t, cpu in [(0, None), (1, 95.0), (2, 97.0), (3, 80.0), (4, 91.0), (5, 99.0)]:
+        bridge(_gen(t, cpu))
+    assert not bridge.snapshot.generator_bound
+    bridge(_gen(6, 90.0))
+    assert bridge.snapshot.generator_bound and bridge.snapshot.generator_bound_at == 6
+    bridge(_gen(7, 10.0))
+    assert bridge.snapshot.generator_bound  # it stays: the run's figures are affected
+
+
+def test_two_generators_are_watched_one_by_one() -> None:
+    bridge = LiveBridge()
+    for t in (1, 2, 3):
+        bridge(_gen(t, 95.0 if t != 2 else 50.0, pid=1))
+        bridge(_gen(t, 50.0 if t != 2 else 95.0, pid=2))
+    assert not bridge.snapshot.generator_bound
+    assert bridge.snapshot.generator_cpu_total == 145.0
+
+
+def test_bridge_folds_a_run(experiments_dir: Path) -> None:
+    plan = caching_plans(experiments_dir)[1]
+    snap = LiveSnapshot()
+    bridge = LiveBridge(snap)
+    events = synthetic_events(plan, "k", 100, 10.0, 6, 0.0, user_change_at=3, errors_every=2)
+    for event in events:
+        bridge(event)
+    assert snap.variant == "lru" and snap.total_s == 20 and snap.phase == "running"
+    assert snap.t == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0] and snap.elapsed_s == 6.0
+    assert snap.requests == snap.ok + snap.errors and snap.errors == 3
+    assert snap.errors_by_class == {"http_5xx": 3}
+    assert [(m.t_s, m.reason) for m in snap.markers] == [(0.0, "stage"), (3.0, "user")]
+    assert snap.level == 40 and snap.levels[-1] == 40
+    assert snap.target_cpu is not None and snap.system_cpu == 150.0 and snap.cores == 2
+    version = snap.version
+    bridge(ResourceSample("k", 6.01, "target", 1, None, 1.0, 5, 1, 1))
+    assert snap.target_cpu is not None  # a reading without a percent keeps the last one
+    assert snap.version == version + 1
+
+
+def test_level_step_is_a_quarter_of_the_plan(experiments_dir: Path) -> None:
+    assert level_step(caching_plans(experiments_dir)[0]) == 8  # 32 VUs
+
+
+def test_catalog_lists_invalid_files_with_their_error(experiments_dir: Path, tmp_path: Path) -> None:
+    (experiments_dir / "notes.txt").write_text("not an experiment")
+    (experiments_dir / "garbled.toml").write_text("[experiment\n")
+    entries = discover(experiments_dir)
+    assert [e.name for e in entries] == ["broken", "caching", "garbled", "quick"]
+    garbled = entries[2]
+    assert not garbled.valid and garbled.error is not None
+    assert garbled.error.startswith("garbled.toml:1: invalid TOML")
+    caching = entries[1]
+    assert [v.name for v in caching.variants] == ["no-cache", "lru"]
+    assert caching.variants[0].load == "closed model, 32 VUs, 20 s (warm-up 3 s)"
+    assert discover(tmp_path / "missing") == []
+
+
+def test_textual_stays_inside_lab_tui() -> None:
+    """No module outside lab/tui imports textual or lab.tui (read from the source); the
+    CLI may, inside the `tui` and `web` commands only, so `lab run` never loads it."""
+    offenders = []
+    for path in (REPO / "lab").rglob("*.py"):
+        if "tui" in path.relative_to(REPO / "lab").parts:
+            continue
+        tree = ast.parse(path.read_text())
+        nodes = tree.body if path.name == "cli.py" else list(ast.walk(tree))
+        for node in nodes:
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                if name.split(".")[0] in ("textual", "textual_plotext", "textual_serve") or \
+                        name.startswith("lab.tui"):
+                    offenders.append(f"{path.relative_to(REPO)}: {name}")
+    assert offenders == []
+
+
+def test_tui_model_modules_do_not_need_textual() -> None:
+    code = ("import sys, lab.tui.live_model, lab.tui.catalog; "
+            "assert 'textual' not in sys.modules, 'textual imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

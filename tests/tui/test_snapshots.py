@@ -1,0 +1,93 @@
+"""Snapshot tests of the main screens at 80×24 (the smallest terminal we promise).
+
+Built from the fixed fixture database and the fake engine (fixed timestamps and
+names, no clock, no random), so a snapshot changes only when the screen does. Made
+with textual 8.2.8; after an intended change run
+``pytest tests/tui/test_snapshots.py --snapshot-update`` and look at the SVGs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
+
+from lab.tui.app import LabApp
+from lab.tui.screens.live import LiveScreen
+from tests.tui.conftest import FakeEngine
+
+SMALL = (80, 24)
+
+
+async def _settle(pilot: Pilot[Any]) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def test_experiments_screen(snap_compare: Any, experiments_dir: Path, fixture_db: Path) -> None:
+    app = LabApp(fixture_db, experiments_dir)
+    assert snap_compare(app, press=["down"], terminal_size=SMALL, run_before=_settle)
+
+
+def test_experiments_screen_invalid_file_light_theme(snap_compare: Any, experiments_dir: Path,
+                                                     fixture_db: Path) -> None:
+    app = LabApp(fixture_db, experiments_dir)
+
+    async def light(pilot: Pilot[Any]) -> None:
+        pilot.app.theme = "textual-light"
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=SMALL, run_before=light)
+
+
+async def _live_drawn(pilot: Pilot[Any]) -> None:
+    """Wait (bounded) until the Live screen has drawn every event the fake engine sent."""
+    for _ in range(100):
+        live = pilot.app.screen
+        drawn = isinstance(live, LiveScreen) and live.snapshot.version == live._drawn_version
+        if drawn and live.snapshot.t:  # type: ignore[union-attr]
+            break
+        await pilot.pause(0.05)
+    await pilot.pause()
+
+
+def test_live_screen(snap_compare: Any, experiments_dir: Path, tmp_path: Path) -> None:
+    engine = FakeEngine(seconds=12, generator_cpu=96.0)
+    app = LabApp(tmp_path / "live.db", experiments_dir, run_plan_fn=engine, autorun="caching")
+    assert snap_compare(app, terminal_size=SMALL, run_before=_live_drawn)
+
+
+def test_live_screen_large(snap_compare: Any, experiments_dir: Path, tmp_path: Path) -> None:
+    engine = FakeEngine(seconds=12)
+    app = LabApp(tmp_path / "live.db", experiments_dir, run_plan_fn=engine, autorun="caching:lru")
+    assert snap_compare(app, terminal_size=(160, 48), run_before=_live_drawn)
+
+
+def test_history_screen(snap_compare: Any, experiments_dir: Path, fixture_db: Path) -> None:
+    app = LabApp(fixture_db, experiments_dir)
+
+    async def history(pilot: Pilot[Any]) -> None:
+        await _settle(pilot)
+        await pilot.press("h")
+        await _settle(pilot)
+        await pilot.press("down", "down", "space", "space")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SMALL, run_before=history)
+
+
+def test_compare_screen(snap_compare: Any, experiments_dir: Path, fixture_db: Path) -> None:
+    app = LabApp(fixture_db, experiments_dir)
+
+    async def compare(pilot: Pilot[Any]) -> None:
+        await _settle(pilot)
+        pilot.app.open_compare([1, 2])  # type: ignore[attr-defined]
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=SMALL, run_before=compare)
+
+
+def test_help_screen(snap_compare: Any, experiments_dir: Path, fixture_db: Path) -> None:
+    app = LabApp(fixture_db, experiments_dir)
+    assert snap_compare(app, press=["question_mark"], terminal_size=SMALL, run_before=_settle)
