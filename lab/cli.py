@@ -58,9 +58,18 @@ def _format_option(f: Callable[..., Any]) -> Callable[..., Any]:
                         help="Output format on stdout.")(f)
 
 
+class _StdoutConsole(Console):
+    def on_broken_pipe(self) -> None:
+        # `lab show 1 | head` closed the pipe: that is the reader's choice, not a failed
+        # run (rich's default exits 1, which exit code 1 documents as "a run failed").
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(ExitCode.OK)
+
+
 def _stdout_console() -> Console:
     # Piped output gets a wide, colourless table rather than rich's 80-column default.
-    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
+    return _StdoutConsole(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
 
 
 def _open_store(db_path: str, readonly: bool = False) -> Any:
@@ -146,12 +155,15 @@ def _apply_overrides(plans: list[RunPlan], path: str, duration: str | None, warm
                 _fail(f"{path}: --duration: {exc}")
             if seconds <= 0:
                 _fail(f"{path}: --duration: must be a positive duration, got {duration!r}")
+            old_total = plan.load.total_duration_s
             if data["stages"]:
                 # Keep the shape of the ramp; fit it into the requested length.
-                total = sum(s["duration"] for s in data["stages"])
                 for s in data["stages"]:
-                    s["duration"] = s["duration"] * seconds / total
+                    s["duration"] = s["duration"] * seconds / old_total
             data["duration"] = seconds
+            if warmup is None and data["warmup"] * 2 > seconds:
+                # A warm-up that would eat most of a short run shrinks with it.
+                data["warmup"] = data["warmup"] * seconds / old_total
         if warmup is not None:
             try:
                 data["warmup"] = parse_duration(warmup)
@@ -220,6 +232,7 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
 
     # Opened before anything is printed, so a bad database is still a one-line error.
     with _open_store(db_path) as store:
+        store.mark_abandoned_runs()
         if not quiet:
             info = exp.experiment
             click.echo(f"{info.title}" + (f" — {info.question}" if info.question else ""), err=True)
@@ -338,8 +351,13 @@ def compare(run_ids: Sequence[int], db_path: str, fmt: str) -> None:
     _print_runs(" vs ".join(names), runs, fmt)
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds like Ctrl-C: subprocess.run ends its child first
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``lab`` console script."""
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="lab",
                  standalone_mode=False)
@@ -360,4 +378,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         # stdout closed early (e.g. piped into head); nothing more to say.
-        os._exit(0)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(ExitCode.OK)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -44,6 +45,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
+import psutil
 from sqlite_utils import Database
 from sqlite_utils.db import Table
 
@@ -366,7 +368,14 @@ def _m001_initial(db: Database) -> None:
     db.table("summaries").create(summary_cols, pk="run_id", foreign_keys=fk_run)
 
 
-_MIGRATIONS: tuple[Callable[[Database], None], ...] = (_m001_initial,)
+def _m002_lab_process(db: Database) -> None:
+    """Remember which lab process runs a run, so one killed mid-run can be told apart
+    from one still running (in another terminal)."""
+    db.table("runs").add_column("lab_pid", int)
+    db.table("runs").add_column("lab_host", str)
+
+
+_MIGRATIONS: tuple[Callable[[Database], None], ...] = (_m001_initial, _m002_lab_process)
 """Schema steps in order; step ``n`` (1-based) brings ``PRAGMA user_version`` to ``n``."""
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -543,10 +552,41 @@ class Store:
             "host_python": event.host.python,
             "host_platform": event.host.platform,
             "target_url": None,
+            "lab_pid": os.getpid(),
+            "lab_host": socket.gethostname(),
         }
         with self._write():
             table = self._table("runs").insert(row)
             return int(table.last_pk)
+
+    def mark_abandoned_runs(self) -> list[int]:
+        """Mark as failed the ``running`` runs whose lab process on this host is gone
+        (killed with SIGKILL, or the machine lost power), keeping what they measured.
+
+        Returns:
+            The ids of the runs marked.
+        """
+        host = socket.gethostname()
+        rows = self._query("SELECT id, lab_pid, started_at_unix FROM runs "
+                           "WHERE status = 'running' AND lab_host = ?", [host])
+        marked = []
+        for row in rows:
+            pid = row["lab_pid"]
+            alive = False
+            if pid:
+                try:
+                    # A reused pid started after the run did is not our lab.
+                    alive = psutil.Process(pid).create_time() <= row["started_at_unix"] + 1
+                except psutil.Error:
+                    alive = False
+            if not alive:
+                marked.append(int(row["id"]))
+        for run_id in marked:
+            with self._write() as db:
+                db.execute(
+                    "UPDATE runs SET status = 'failed', reason = ? WHERE id = ? AND status = 'running'",
+                    ["the lab process ended without finishing this run (killed?)", run_id])
+        return marked
 
     def set_target(self, run_id: int, event: TargetReady) -> None:
         """Record the target's URL, root PID and startup time for a run."""

@@ -64,9 +64,11 @@ class TargetProcess:
     def exited(self) -> bool:
         return self.proc is not None and self.proc.returncode is not None
 
-    def stderr_tail(self) -> str:
-        """The target's last output lines joined with `` | `` (one line, for messages)."""
-        return " | ".join(line for line in self._tail if line.strip())
+    def stderr_tail(self, max_chars: int = 600) -> str:
+        """The target's last output lines joined with `` | `` (one line, for messages),
+        keeping the end (where a traceback names its exception) within ``max_chars``."""
+        text = " | ".join(line.strip() for line in self._tail if line.strip())
+        return text if len(text) <= max_chars else "..." + text[-max_chars:]
 
     async def start(self) -> None:
         """Spawn uvicorn and wait until ``ready_path`` answers 200.

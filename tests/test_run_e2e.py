@@ -323,3 +323,39 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path, db_path: Path) -> None:
     assert proc.returncode == 130
     with Store(db_path) as store:
         assert store.list_runs()[0].status == "aborted"
+
+
+def test_kill_9_leaves_no_orphans_and_the_run_is_marked_later(tmp_path: Path, db_path: Path) -> None:
+    exp = write_experiment(tmp_path, FAST.replace('duration = "3s"', 'duration = "30s"'))
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "run", str(exp), "--db", str(db_path),
+                             "--quiet"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children: set[int] = set()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            children |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
+            if db_path.exists():
+                with Store(db_path) as store:
+                    runs = store.list_runs()
+                    if runs and len(store.intervals(runs[0].id)) >= 1:
+                        break
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # The children get a parent-death signal: they end on their own.
+    gone, alive = psutil.wait_procs([psutil.Process(p) for p in children if psutil.pid_exists(p)],
+                                    timeout=10)
+    assert alive == []
+    with Store(db_path) as store:
+        assert store.list_runs()[0].status == "running"
+    res = run_lab("run", str(exp), "--db", str(db_path), "--duration", "1s", "--warmup", "0s",
+                  "--quiet")
+    assert res.returncode == 0, res.stderr
+    with Store(db_path) as store:
+        first = store.get_run(1)
+        assert first.status == "failed"
+        assert "ended without finishing" in (first.reason or "")
+        assert store.intervals(1)
