@@ -109,6 +109,7 @@ def _counts(iv: IntervalStats) -> IntervalCounts:
         interrupted=iv.interrupted, bytes=iv.bytes, errors_by_class=iv.errors_by_class,
         histogram=iv.histogram, histogram_all=iv.histogram_all,
         histogram_service=iv.histogram_service,
+        generator_cpu_percent=iv.generator_cpu_percent, histogram_lag=iv.histogram_lag,
     )
 
 

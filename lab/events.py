@@ -110,6 +110,14 @@ class IntervalStats:
     """Percentiles of successful requests in this interval (None when there were none)."""
     stage: int = 0
     """Index of the load stage this interval ended in."""
+    generator_cpu_percent: float | None = None
+    """CPU of the busiest generator worker over the interval, percent of one core, as the
+    worker measured itself."""
+    loop_lag_p99_ms: float | None = None
+    """p99 of the generator workers' event-loop lag (late wake-ups), merged."""
+    loop_lag_max_ms: float | None = None
+    histogram_lag: bytes = b""
+    """Encoded HDR histogram (microseconds) of the workers' event-loop lag."""
 
 
 @dataclass(frozen=True)

@@ -171,8 +171,11 @@ class IntervalMerger:
 
     def _merge(self, reports: list[dict[str, Any]]) -> IntervalStats:
         ok_h, all_h, svc_h = LatencyHistogram(), LatencyHistogram(), LatencyHistogram()
+        lag_h = LatencyHistogram()
         by_class: dict[str, int] = {}
+        cpus = [float(r["cpu_percent"]) for r in reports if r.get("cpu_percent") is not None]
         for r in reports:
+            lag_h.merge_encoded(str(r.get("histogram_lag", "")).encode())
             ok_h.merge_encoded(r["histogram"].encode())
             all_h.merge_encoded(r["histogram_all"].encode())
             svc_h.merge_encoded(r["histogram_service"].encode())
@@ -207,4 +210,8 @@ class IntervalMerger:
             p99_ms=pct(99),
             max_ms=round(ok_h.max_ms(), 3) if has else None,
             stage=max(int(r.get("stage", 0)) for r in reports),
+            generator_cpu_percent=max(cpus) if cpus else None,
+            loop_lag_p99_ms=round(lag_h.percentile_ms(99), 3) if lag_h.count else None,
+            loop_lag_max_ms=round(lag_h.max_ms(), 3) if lag_h.count else None,
+            histogram_lag=lag_h.encode(),
         )

@@ -66,6 +66,9 @@ class ProgressPrinter:
                 figures = f"{s.throughput_rps:.1f} req/s, {p95}, {s.errors} errors"
             why = f" ({event.reason})" if event.reason else ""
             self._say(f"[{self.variant}] {event.status}{why}: {figures}")
+            if s is not None and s.generator_bound:
+                self._say(f"[{self.variant}] warning: generator-bound ({s.generator_bound_reason});"
+                          f" these figures describe the load generator, not the target")
 
     def _interval(self, iv: IntervalStats) -> None:
         end = iv.t_s + iv.duration_s
@@ -79,6 +82,8 @@ class ProgressPrinter:
         if self.target_cpu is not None:
             cpu += f" tgt {self.target_cpu:.0f}%"
         gens = [v for v in self.gen_cpu.values() if v is not None]
+        if iv.generator_cpu_percent is not None:
+            gens = [iv.generator_cpu_percent]  # the workers' own reading of this interval
         if gens:
             # The busiest worker is the one that limits the measurement.
             cpu += f" gen {max(gens):.0f}%"

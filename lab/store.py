@@ -173,6 +173,13 @@ class IntervalRow:
     """99th percentile, ms."""
     max_ms: float | None
     """Maximum, ms."""
+    generator_cpu_percent: float | None = None
+    """CPU of the busiest generator worker, percent of one core."""
+    loop_lag_p99_ms: float | None = None
+    """p99 of the generator workers' event-loop lag, ms."""
+    loop_lag_max_ms: float | None = None
+    histogram_lag: bytes = b""
+    """Encoded HDR histogram (µs) of the generator workers' event-loop lag."""
 
 
 @dataclass(frozen=True)
@@ -375,7 +382,25 @@ def _m002_lab_process(db: Database) -> None:
     db.table("runs").add_column("lab_host", str)
 
 
-_MIGRATIONS: tuple[Callable[[Database], None], ...] = (_m001_initial, _m002_lab_process)
+def _m003_generator_health(db: Database) -> None:
+    """The generator's self-monitoring: its CPU and event-loop lag per interval, and the
+    generator-bound flag of a run."""
+    intervals = db.table("intervals")
+    intervals.add_column("generator_cpu_percent", float)
+    intervals.add_column("loop_lag_p99_ms", float)
+    intervals.add_column("loop_lag_max_ms", float)
+    intervals.add_column("histogram_lag", bytes)
+    summaries = db.table("summaries")
+    summaries.add_column("generator_bound", int)
+    summaries.add_column("generator_bound_reason", str)
+    summaries.add_column("loop_lag_p99_ms", float)
+
+
+_MIGRATIONS: tuple[Callable[[Database], None], ...] = (
+    _m001_initial,
+    _m002_lab_process,
+    _m003_generator_health,
+)
 """Schema steps in order; step ``n`` (1-based) brings ``PRAGMA user_version`` to ``n``."""
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -622,6 +647,10 @@ class Store:
             "p95_ms": event.p95_ms,
             "p99_ms": event.p99_ms,
             "max_ms": event.max_ms,
+            "generator_cpu_percent": event.generator_cpu_percent,
+            "loop_lag_p99_ms": event.loop_lag_p99_ms,
+            "loop_lag_max_ms": event.loop_lag_max_ms,
+            "histogram_lag": bytes(event.histogram_lag),
         }
         with self._write():
             self._table("intervals").insert(row)
@@ -794,6 +823,10 @@ class Store:
                 p95_ms=r["p95_ms"],
                 p99_ms=r["p99_ms"],
                 max_ms=r["max_ms"],
+                generator_cpu_percent=r["generator_cpu_percent"],
+                loop_lag_p99_ms=r["loop_lag_p99_ms"],
+                loop_lag_max_ms=r["loop_lag_max_ms"],
+                histogram_lag=bytes(r["histogram_lag"] or b""),
             )
             for r in rows
         ]
@@ -813,6 +846,8 @@ class Store:
                 histogram=iv.histogram,
                 histogram_all=iv.histogram_all,
                 histogram_service=iv.histogram_service,
+                generator_cpu_percent=iv.generator_cpu_percent,
+                histogram_lag=iv.histogram_lag,
             )
             for iv in self.intervals(run_id)
         ]
@@ -981,6 +1016,9 @@ def _summary_row(run_id: int, summary: Summary, target_stats: dict[str, Any]) ->
         "generator_peak_cpu_percent": summary.generator_peak_cpu_percent,
         "cache_hit_ratio": summary.cache_hit_ratio,
         "target_stats": _dumps(target_stats or {}),
+        "generator_bound": int(summary.generator_bound),
+        "generator_bound_reason": summary.generator_bound_reason,
+        "loop_lag_p99_ms": summary.loop_lag_p99_ms,
     }
     return row
 
@@ -1013,6 +1051,9 @@ def _summary_from_row(row: dict[str, Any]) -> Summary:
         generator_cpu_s_per_1k=row["generator_cpu_s_per_1k"],
         generator_peak_cpu_percent=row["generator_peak_cpu_percent"],
         cache_hit_ratio=row["cache_hit_ratio"],
+        generator_bound=bool(row.get("generator_bound") or 0),
+        generator_bound_reason=row.get("generator_bound_reason"),
+        loop_lag_p99_ms=row.get("loop_lag_p99_ms"),
     )
 
 

@@ -275,7 +275,7 @@ def test_run_prints_table_and_progress(session: Session) -> None:
     assert [line.split()[1] for line in rows] == ["alpha", "beta"]
     assert all("completed" in line for line in rows)
     # The second run's change against the first: a line of signed percents.
-    assert re.search(r"^\s+[+−±][\d.,]*%", out, re.MULTILINE), out
+    assert re.search(r"^\s+(gen-bound\s+)?[+−±][\d.,]*%", out, re.MULTILINE), out
     assert "change vs run" in out
     # Data on stdout, progress on stderr.
     assert err.startswith("cli test\n")

@@ -135,3 +135,26 @@ def test_engine_does_not_import_textual() -> None:
     code = ("import sys, lab, lab.engine, lab.cli, lab.store, lab.load.worker, lab.report.table; "
             "assert 'textual' not in sys.modules, 'textual imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_generator_reports_its_cpu_and_loop_lag_and_the_flag_follows() -> None:
+    from lab.analysis.summary import generator_bound
+    from lab.engine import _counts
+    from lab.load.histogram import merged
+
+    busy_events = await _run(_plan({"vus": 8, "duration": "4s", "requests": [{"path": "/fast"}]}))
+    idle_events = await _run(_plan({"vus": 2, "duration": "4s", "think_time": "100ms",
+                                    "requests": [{"path": "/fast"}]}))
+    busy_ivs, idle_ivs = _of(busy_events, IntervalStats), _of(idle_events, IntervalStats)
+    assert all(iv.generator_cpu_percent is not None and iv.loop_lag_p99_ms is not None
+               for iv in busy_ivs + idle_ivs)
+    # An unpaced closed loop keeps its worker busy; a paced one leaves it mostly idle.
+    assert min(iv.generator_cpu_percent for iv in busy_ivs[1:]) > 50
+    assert max(iv.generator_cpu_percent for iv in idle_ivs[1:]) < 50
+    idle = _of(idle_events, RunFinished)[0].summary
+    assert not idle.generator_bound and idle.loop_lag_p99_ms < 10
+    busy = _of(busy_events, RunFinished)[0].summary
+    expected = generator_bound([_counts(iv) for iv in busy_ivs],
+                               merged([iv.histogram_lag for iv in busy_ivs]))
+    assert busy.generator_bound_reason == expected
+    assert busy.generator_bound == (expected is not None)

@@ -191,6 +191,31 @@ def test_slow_body_runs_into_the_total_deadline(run: Runner, target: str) -> Non
     assert engine.reconnects == 1
 
 
+def test_deadline_holds_after_the_lazy_timer_was_rearmed(run: Runner, target: str) -> None:
+    # Each connection keeps one timer, armed for an early request's deadline and moved
+    # on when it fires; after many requests it must still end a slow one on time.
+    async def go() -> tuple[Outcome, float, int]:
+        engine = FastEngine(target, 0.3)
+        conn = engine.new_client()
+        sent = 0
+        try:
+            end = time.monotonic() + 0.7
+            while time.monotonic() < end:
+                assert (await engine.send(conn, req("/fast"))).error_class is None
+                sent += 1
+                await asyncio.sleep(0.01)
+            t0 = time.monotonic()
+            slow = await engine.send(conn, req("/trickle"))
+            return slow, time.monotonic() - t0, engine.connects
+        finally:
+            await conn.aclose()
+
+    slow, elapsed, connects = run(go())
+    assert slow.error_class == "timeout"
+    assert 0.28 <= elapsed < 0.45
+    assert connects == 1  # the fast requests shared one connection
+
+
 def test_cancellation_drops_the_connection(run: Runner, target: str) -> None:
     async def go() -> tuple[FastEngine, Outcome]:
         engine = FastEngine(target, 5.0)
@@ -406,3 +431,19 @@ def test_garbage_is_a_reset(run: Runner) -> None:
     _, [out] = run(go())
     assert out.error_class == "reset"
     assert "malformed" in (out.message or "")
+
+
+def test_bytes_after_the_response_drop_the_connection(run: Runner) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await read_request(reader) is not None:
+            writer.write(OK + OK)  # one response too many: the stream is out of sync
+        await close(writer)
+
+    async def go() -> tuple[FastEngine, list[Outcome]]:
+        server, url = await serve(handler)
+        async with server:
+            return await exchange(url, req("/"), req("/"), pause_s=0.05)
+
+    engine, outs = run(go())
+    assert outs == [Outcome(200, 2, None)] * 2
+    assert (engine.connects, engine.retries) == (2, 0)

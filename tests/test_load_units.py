@@ -164,3 +164,31 @@ def test_error_classes() -> None:
     assert status_class(404, frozenset()) == "http_4xx"
     assert status_class(404, frozenset({404})) is None
     assert status_class(503, frozenset()) == "http_5xx"
+
+
+def _iv(t: float, cpu: float | None, lag_ms: float = 0.1) -> object:
+    from lab.analysis.summary import IntervalCounts
+
+    lag = LatencyHistogram()
+    for _ in range(100):
+        lag.record_s(lag_ms / 1000)
+    return IntervalCounts(t_s=t, duration_s=1.0, ok=1, errors=0, dropped=0, interrupted=0,
+                          bytes=0, errors_by_class={}, histogram=b"", histogram_all=b"",
+                          histogram_service=b"", generator_cpu_percent=cpu,
+                          histogram_lag=lag.encode())
+
+
+def test_generator_bound_needs_three_busy_seconds_in_a_row() -> None:
+    from lab.analysis.summary import summarise
+
+    def bound(cpus: list[float | None], lag_ms: float = 0.1) -> bool:
+        s = summarise([_iv(i, c, lag_ms) for i, c in enumerate(cpus)], [], 0.0)
+        assert s is not None
+        return s.generator_bound
+
+    assert not bound([95, 95, 50, 95, 95, 50])
+    assert bound([50, 95, 92, 90, 40])
+    assert not bound([89, 89, 89, 89])
+    assert bound([20, 20, 20], lag_ms=25.0)  # a lagging loop is enough on its own
+    s = summarise([_iv(i, 99) for i in range(4)], [], 0.0)
+    assert s is not None and "for 4s" in (s.generator_bound_reason or "")

@@ -78,6 +78,12 @@ class Summary:
     """Highest CPU percent (of one core) of any single generator process."""
     cache_hit_ratio: float | None = None
     """From the target's stats path, over the window; None when it reports none."""
+    generator_bound: bool = False
+    """The load generator, not the target, limited this run: its numbers describe the
+    generator (see ``GENERATOR_BUSY_PERCENT``, ``LOOP_LAG_LIMIT_MS``)."""
+    generator_bound_reason: str | None = None
+    loop_lag_p99_ms: float | None = None
+    """p99 of the generator workers' event-loop lag over the window, ms."""
 
     def as_contract(self) -> dict[str, object]:
         """The ``summary`` object of the ``lab run --format json`` contract (plus extras)."""
@@ -101,6 +107,9 @@ class Summary:
             "cache_hit_ratio": _round(self.cache_hit_ratio),
             "window_s": round(self.window_s, 3),
             "bytes": self.bytes,
+            "generator_bound": self.generator_bound,
+            "generator_bound_reason": self.generator_bound_reason,
+            "loop_lag_p99_ms": _round(self.loop_lag_p99_ms, 3),
         }
 
 
@@ -123,6 +132,38 @@ class IntervalCounts:
     histogram: bytes
     histogram_all: bytes
     histogram_service: bytes
+    generator_cpu_percent: float | None = None
+    histogram_lag: bytes = b""
+
+
+GENERATOR_BUSY_PERCENT = 90.0
+"""A generator worker at or above this CPU percent (of one core) is saturated."""
+GENERATOR_BUSY_FOR_S = 3.0
+"""…and a run whose generator stays saturated this long is generator-bound."""
+LOOP_LAG_LIMIT_MS = 10.0
+"""A generator event-loop lag p99 above this makes a run generator-bound: every send
+and every read waited that long behind other work."""
+
+
+def generator_bound(window: Sequence[IntervalCounts], lag: LatencyHistogram) -> str | None:
+    """Why the generator limited this window (one line), or None when it did not.
+
+    Generator-bound: some worker stayed at or above 90 % CPU for at least 3 s in a row,
+    or the workers' event-loop lag p99 exceeded 10 ms.
+    """
+    streak = longest = 0.0
+    for iv in window:
+        busy = iv.generator_cpu_percent is not None and iv.generator_cpu_percent >= GENERATOR_BUSY_PERCENT
+        streak = streak + iv.duration_s if busy else 0.0
+        longest = max(longest, streak)
+    reasons = []
+    if longest >= GENERATOR_BUSY_FOR_S - 1e-6:
+        reasons.append(f"a generator worker stayed at >= {GENERATOR_BUSY_PERCENT:g}% CPU for "
+                       f"{longest:.0f}s")
+    if lag.count and lag.percentile_ms(99) > LOOP_LAG_LIMIT_MS:
+        reasons.append(f"generator event-loop lag p99 {lag.percentile_ms(99):.1f} ms "
+                       f"> {LOOP_LAG_LIMIT_MS:g} ms")
+    return "; ".join(reasons) or None
 
 
 @dataclass(frozen=True)
@@ -160,8 +201,10 @@ def summarise(
     if not window:
         return None
     ok_hist, all_hist, svc_hist = LatencyHistogram(), LatencyHistogram(), LatencyHistogram()
+    lag_hist = LatencyHistogram()
     by_class: dict[str, int] = {}
     for iv in window:
+        lag_hist.merge_encoded(iv.histogram_lag)
         ok_hist.merge_encoded(iv.histogram)
         all_hist.merge_encoded(iv.histogram_all)
         svc_hist.merge_encoded(iv.histogram_service)
@@ -180,6 +223,7 @@ def summarise(
     gen_pct = [float(r.cpu_percent) for r in resources
                if r.role == "generator" and r.t_s > start_s and r.cpu_percent is not None]
 
+    bound = generator_bound(window, lag_hist)
     hit_ratio = None
     if cache_stats:
         hits = cache_stats.get("cache_hits")
@@ -207,6 +251,9 @@ def summarise(
         generator_cpu_s_per_1k=(gen_cpu / requests * 1000) if gen_cpu is not None and requests else None,
         generator_peak_cpu_percent=max(gen_pct) if gen_pct else None,
         cache_hit_ratio=hit_ratio,
+        generator_bound=bound is not None,
+        generator_bound_reason=bound,
+        loop_lag_p99_ms=lag_hist.percentile_ms(99) if lag_hist.count else None,
     )
 
 

@@ -213,7 +213,11 @@ class _Protocol(asyncio.Protocol):
             self._raw = self._raw + data if self._raw else data
         try:
             self._parser.feed_data(data)
-        except (HttpParserError, HttpParserUpgrade) as exc:
+        except HttpParserUpgrade:
+            # 101 Switching Protocols: we never ask for an upgrade, so it is the server's error.
+            self._fail(ConnectionResetError("unexpected protocol upgrade (101) in the response"))
+            self.abort()
+        except HttpParserError as exc:
             if isinstance(exc.__context__, _HeadDone):
                 # A HEAD response ended at its headers; llhttp cannot be told so, and is
                 # now stopped mid-message: the next response needs a fresh parser.
@@ -259,7 +263,8 @@ class _Protocol(asyncio.Protocol):
                 raise _HeadDone
 
     def on_body(self, body: bytes) -> None:
-        self.nbytes += len(body)
+        if self._waiter is not None:  # not bytes of an unsolicited response after ours
+            self.nbytes += len(body)
 
     def on_message_complete(self) -> None:
         parser = self._parser
@@ -410,8 +415,6 @@ class FastEngine:
             if proto is None or proto.closed:
                 try:
                     proto = await self._connect(conn, loop, deadline)
-                except asyncio.CancelledError:
-                    raise
                 except Exception as exc:  # noqa: BLE001 - every failure is a measured outcome
                     cls, message = _classify_connect_error(exc)
                     return Outcome(None, 0, cls, message)
@@ -429,7 +432,7 @@ class FastEngine:
                     self.retries += 1
                     proto = None
                     continue
-                return Outcome(None, 0, "reset", f"{type(exc).__name__}: {exc}"[:300])
+                return Outcome(None, 0, "reset", str(exc)[:300])
             except Exception as exc:  # noqa: BLE001 - every failure is a measured outcome
                 cls, message = classify_exception(exc)
                 return Outcome(None, proto.nbytes, cls, message)

@@ -23,9 +23,11 @@ class IntervalAccumulator:
     hist_ok: LatencyHistogram = field(default_factory=LatencyHistogram)
     hist_all: LatencyHistogram = field(default_factory=LatencyHistogram)
     hist_service: LatencyHistogram = field(default_factory=LatencyHistogram)
+    hist_lag: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """Event-loop lag of this worker: how late its periodic wake-ups fired."""
 
     def report(self, start_s: float, duration_s: float, active_vus: int, target_rate: float,
-               stage: int) -> dict[str, Any]:
+               stage: int, cpu_percent: float | None = None) -> dict[str, Any]:
         """The interval as a JSON-able message for the engine."""
         return {
             "type": "interval",
@@ -44,6 +46,8 @@ class IntervalAccumulator:
             "histogram": self.hist_ok.encode().decode(),
             "histogram_all": self.hist_all.encode().decode(),
             "histogram_service": self.hist_service.encode().decode(),
+            "histogram_lag": self.hist_lag.encode().decode(),
+            "cpu_percent": cpu_percent,
         }
 
 
@@ -107,6 +111,9 @@ class StatsRecorder:
 
     def drop(self, intended: float) -> None:
         self.acc(self.index_at(intended)).dropped += 1
+
+    def lag(self, now: float, lag_s: float) -> None:
+        self.acc(self.index_at(now)).hist_lag.record_s(lag_s)
 
     def interrupt(self, now: float) -> None:
         self.acc(self.index_at(now)).interrupted += 1

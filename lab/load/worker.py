@@ -65,10 +65,39 @@ def build_executor(config: dict[str, Any], t0: float) -> tuple[Executor, StatsRe
                         phase=index / workers, **common), recorder
 
 
+LAG_PROBE_S = 0.01
+"""How often the loop-lag probe asks to wake up."""
+
+
+async def _probe_loop_lag(recorder: StatsRecorder) -> None:
+    """Record how late each 10 ms wake-up comes: a busy event loop delays every send and
+    every response read by as much, so the latency it measures is partly its own."""
+    loop = asyncio.get_running_loop()
+    while True:
+        expected = loop.time() + LAG_PROBE_S
+        await asyncio.sleep(LAG_PROBE_S)
+        now = loop.time()
+        recorder.lag(time.monotonic(), max(0.0, now - expected))
+
+
+class _CpuMeter:
+    """This process's CPU use between two readings, as a percent of one core."""
+
+    def __init__(self) -> None:
+        self.cpu, self.wall = time.process_time(), time.monotonic()
+
+    def read(self) -> float:
+        cpu, wall = time.process_time(), time.monotonic()
+        pct = (cpu - self.cpu) / (wall - self.wall) * 100 if wall > self.wall else 0.0
+        self.cpu, self.wall = cpu, wall
+        return round(pct, 1)
+
+
 async def _report_intervals(executor: Executor, recorder: StatsRecorder, done: asyncio.Event) -> None:
     """Ship each interval once it is over; the last one when the executor has finished."""
     interval = recorder.interval_s
     index = 0
+    meter = _CpuMeter()
     while index < recorder.last_index:
         boundary = recorder.t0 + (index + 1) * interval
         delay = boundary - time.monotonic()
@@ -84,7 +113,8 @@ async def _report_intervals(executor: Executor, recorder: StatsRecorder, done: a
         await asyncio.sleep(0)
         acc = recorder.pop(index)
         _write(acc.report(index * interval, interval, executor.active_vus(),
-                          executor.target_rate(), executor.profile.stage_at(index * interval)))
+                          executor.target_rate(), executor.profile.stage_at(index * interval),
+                          meter.read()))
         index += 1
     await done.wait()
     end = time.monotonic()
@@ -94,7 +124,8 @@ async def _report_intervals(executor: Executor, recorder: StatsRecorder, done: a
         start_s = i * interval
         length = (end - recorder.t0 - start_s) if i == last else interval
         _write(acc.report(start_s, max(0.0, length), executor.active_vus(),
-                          executor.target_rate(), executor.profile.stage_at(start_s)))
+                          executor.target_rate(), executor.profile.stage_at(start_s),
+                          meter.read() if i == last else None))
 
 
 async def _read_commands(queue: asyncio.Queue[dict[str, Any]]) -> None:
@@ -128,6 +159,7 @@ async def main_async() -> int:
         await asyncio.sleep(delay)
     done = asyncio.Event()
     reporter = asyncio.create_task(_report_intervals(executor, recorder, done))
+    prober = asyncio.create_task(_probe_loop_lag(recorder))
     runner = asyncio.create_task(executor.run())
 
     async def control() -> None:
@@ -143,6 +175,7 @@ async def main_async() -> int:
     try:
         await runner
     finally:
+        prober.cancel()
         done.set()
         await reporter
         controller.cancel()

@@ -207,7 +207,10 @@ def _compact_table(title: str, caption: str | None = None) -> Table:
 
 
 def _status(run: RunRecord) -> Text:
-    return Text(run.status, style=STATUS_STYLE.get(run.status, ""))
+    text = Text(run.status, style=STATUS_STYLE.get(run.status, ""))
+    if run.summary is not None and run.summary.generator_bound:
+        text.append("\ngen-bound", style="yellow")
+    return text
 
 
 def _experiments(runs: Sequence[RunRecord]) -> str:
@@ -250,6 +253,10 @@ def comparison_table(runs: Sequence[RunRecord], baseline: int = 0) -> Table:
     if base_run is not None and len(runs) > 1:
         notes.append(f"second line: change vs run {base_run.id} ({base_run.variant})")
     for run in runs:
+        if run.summary is not None and run.summary.generator_bound:
+            notes.append(f"run {run.id} gen-bound: the load generator limited it "
+                         f"({run.summary.generator_bound_reason}); its figures describe the "
+                         f"generator, not the target")
         if run.status != "completed" and run.reason:
             reason = run.reason if len(run.reason) <= 160 else run.reason[:157] + "..."
             notes.append(f"run {run.id} {run.status}: {reason}")
