@@ -156,7 +156,7 @@ class _Run:
         self.pool: GeneratorPool | None = None
         self.sampler: ResourceSampler | None = None
         self.samples: list[ResourceSample] = []
-        self.merger = IntervalMerger(self.key, plan.load.workers)
+        self.merger = IntervalMerger(self.key, plan.load.workers or 1)
         self.errors: dict[tuple[str, int | None], list[Any]] = {}
         self.t0 = 0.0
         self.base_url = plan.target.url or ""
@@ -222,7 +222,7 @@ class _Run:
         if problem:
             return "failed", problem
         self.pool = GeneratorPool({"base_url": self.base_url, "load": load.model_dump(mode="json"),
-                                   "seed": 1, "interval_s": 1.0}, load.workers)
+                                   "seed": 1, "interval_s": 1.0}, load.workers or 1)
         try:
             await self.pool.start()
         except GeneratorError as exc:

@@ -36,7 +36,7 @@ def connections_per_worker(load: LoadSpec) -> int:
         peak = int(load.peak_level + 0.999)
     else:
         peak = load.connections or load.max_in_flight
-    return -(-peak // load.workers)
+    return -(-peak // (load.workers or 1))
 
 
 def fd_budget_problem(load: LoadSpec) -> str | None:

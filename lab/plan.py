@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,25 @@ class RunPlan:
         }
 
 
+def default_generator_workers(target: TargetSpec, cores: int | None = None) -> int:
+    """Generator processes when the experiment does not say: one per core left after
+    the target's processes (none for an external target), at least 1, at most 8.
+
+    Sharing cores with the target distorts the measurement (every microsecond the
+    generator spends is taken from the target), so the generator takes only what is left.
+    """
+    cores = cores or os.cpu_count() or 1
+    target_procs = target.workers if target.app else 0
+    return max(1, min(8, cores - target_procs))
+
+
+def resolve_load(load: LoadSpec, target: TargetSpec) -> LoadSpec:
+    """The load with its defaults that depend on the machine filled in."""
+    if load.workers is None:
+        return load.model_copy(update={"workers": default_generator_workers(target)})
+    return load
+
+
 def plan_runs(experiment: Experiment, variants: list[str] | None = None) -> list[RunPlan]:
     """One RunPlan per variant of the experiment, in file order.
 
@@ -56,7 +76,7 @@ def plan_runs(experiment: Experiment, variants: list[str] | None = None) -> list
             title=experiment.experiment.title,
             variant=v.name,
             target=v.target,
-            load=v.load,
+            load=resolve_load(v.load, v.target),
             source=experiment.source,
         )
         for v in resolved

@@ -481,8 +481,9 @@ class LoadSpec(BaseModel):
     intended send time) but not in service time, as with wrk2's fixed connections."""
     max_rps: float | None = Field(None, gt=0)
     """Closed model: cap on total requests per second."""
-    workers: int = Field(1, ge=1, le=64, strict=True)
-    """Load generator worker processes."""
+    workers: int | None = Field(None, ge=1, le=64, strict=True)
+    """Load generator worker processes; None: one per core left after the target's
+    processes, at least 1 (resolved by ``lab.plan``)."""
     client: Literal["auto", "httpx"] = "auto"
     requests: list[RequestSpec] = Field(min_length=1)
 
