@@ -216,6 +216,8 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
         plans = plan_runs(exp, list(variants) or None)
     except KeyError as exc:
         _fail(f"{path}: --variant: {exc.args[0]}")
+    except ValueError as exc:
+        _fail(f"{path}: load.client: {exc}")
     plans = _apply_overrides(plans, str(path), duration, warmup, vus, rate, workers)
     from lab.limits import fd_budget_problem
 

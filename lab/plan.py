@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.load.engines import choose_client
 from lab.spec import Experiment, LoadSpec, TargetSpec
 
 
@@ -47,10 +48,19 @@ def default_generator_workers(target: TargetSpec, cores: int | None = None) -> i
 
 
 def resolve_load(load: LoadSpec, target: TargetSpec) -> LoadSpec:
-    """The load with its defaults that depend on the machine filled in."""
+    """The load with its machine- and target-dependent defaults filled in: generator
+    workers, and the client engine ``auto`` stands for.
+
+    Raises:
+        ValueError: ``client = "fast"`` for a target it cannot serve.
+    """
+    update: dict[str, object] = {}
     if load.workers is None:
-        return load.model_copy(update={"workers": default_generator_workers(target)})
-    return load
+        update["workers"] = default_generator_workers(target)
+    # A target the lab starts always listens on http://127.0.0.1.
+    url = target.url or "http://127.0.0.1/"
+    update["client"] = choose_client(load.client, url)
+    return load.model_copy(update=update)
 
 
 def plan_runs(experiment: Experiment, variants: list[str] | None = None) -> list[RunPlan]:
@@ -62,6 +72,7 @@ def plan_runs(experiment: Experiment, variants: list[str] | None = None) -> list
 
     Raises:
         KeyError: a requested variant name does not exist (message lists the known ones).
+        ValueError: a variant asks for an engine that cannot serve its target.
     """
     resolved = experiment.resolved_variants()
     if variants:

@@ -44,8 +44,10 @@ class ProgressPrinter:
             load = plan.load
             level = (f"{load.vus} VUs" if load.model == "closed" and load.vus else
                      f"{load.rate:g} req/s" if load.rate else f"{len(load.stages)} stages")
+            workers = f"{load.workers} generator worker{'s' if load.workers != 1 else ''}"
             self._say(f"[{plan.variant}] {plan.experiment}: {load.model} model, {level}, "
-                      f"{self.total_s:g}s (warm-up {load.warmup:g}s)")
+                      f"{self.total_s:g}s (warm-up {load.warmup:g}s); {load.client} client, "
+                      f"{workers}")
         elif isinstance(event, TargetReady):
             self._say(f"[{self.variant}] target ready at {event.url} in {event.startup_s:.1f}s")
         elif isinstance(event, ResourceSample):

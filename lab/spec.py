@@ -484,7 +484,10 @@ class LoadSpec(BaseModel):
     workers: int | None = Field(None, ge=1, le=64, strict=True)
     """Load generator worker processes; None: one per core left after the target's
     processes, at least 1 (resolved by ``lab.plan``)."""
-    client: Literal["auto", "httpx"] = "auto"
+    client: Literal["auto", "httpx", "fast"] = "auto"
+    """How requests go out: ``httpx`` (full HTTP: TLS, HTTP/2, redirects, proxies),
+    ``fast`` (lean HTTP/1.1 for plain-http loopback targets), or ``auto``: ``fast``
+    where it can serve, else ``httpx`` (resolved by ``lab.plan``)."""
     requests: list[RequestSpec] = Field(min_length=1)
 
     @model_validator(mode="after")

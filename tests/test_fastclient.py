@@ -288,8 +288,10 @@ def test_request_bytes_on_the_wire(run: Runner) -> None:
     host = url.removeprefix("http://")
     assert outs == [Outcome(200, 2, None)] * 2
     assert seen == [
-        f"GET /api/items?id=3 HTTP/1.1\r\nHost: {host}\r\nUser-Agent: scalability-lab\r\n\r\n".encode(),
-        f"POST /api/items HTTP/1.1\r\nHost: {host}\r\nUser-Agent: scalability-lab\r\nX-Trace: 1\r\n"
+        f"GET /api/items?id=3 HTTP/1.1\r\nHost: {host}\r\nUser-Agent: scalability-lab\r\n"
+        "Accept: */*\r\n\r\n".encode(),
+        f"POST /api/items HTTP/1.1\r\nHost: {host}\r\nUser-Agent: scalability-lab\r\n"
+        "Accept: */*\r\nX-Trace: 1\r\n"
         "Content-Length: 2\r\n\r\nhi".encode(),
     ]
 

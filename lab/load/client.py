@@ -106,6 +106,10 @@ class HttpxEngine:
             follow_redirects=False,
             trust_env=False,
             verify=self._ssl,
+            # The same request headers as the fast engine: no compression asked for, so
+            # the target does the same work whichever engine drives it.
+            headers={"User-Agent": "scalability-lab", "Accept": "*/*",
+                     "Accept-Encoding": "identity"},
         )
 
     async def send(self, client: httpx.AsyncClient, req: Request) -> Outcome:

@@ -13,7 +13,7 @@ from typing import Any
 
 from asyncio_throttle import Throttler
 
-from lab.load.client import HttpxEngine
+from lab.load.engines import ClientEngine
 from lab.load.profile import LoadProfile, split_evenly
 from lab.load.recorder import StatsRecorder
 from lab.load.workload import RequestPicker
@@ -35,7 +35,7 @@ class Executor:
             deadline); any still running then are cancelled and counted as interrupted.
     """
 
-    def __init__(self, engine: HttpxEngine, picker: RequestPicker, recorder: StatsRecorder,
+    def __init__(self, engine: ClientEngine, picker: RequestPicker, recorder: StatsRecorder,
                  profile: LoadProfile, t0: float, grace_s: float) -> None:
         self.engine = engine
         self.picker = picker

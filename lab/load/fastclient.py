@@ -1,10 +1,13 @@
 """The ``fast`` client engine: lean HTTP/1.1 over an asyncio Protocol, parsed by httptools.
 
-httpx costs about 1 ms of generator CPU per request; on a laptop that CPU is taken from
+httpx costs 0.4 to 1 ms of generator CPU per request; on a laptop that CPU is taken from
 the target and distorts the experiment. For plain ``http://`` requests to a loopback
-target this engine does the same job in a few tens of microseconds: one keep-alive
+target this engine does the same job in about 7 µs of CPU on uvloop (9 to 30 µs on the
+default asyncio loop; 50 connections against nginx, 2-core machine): one keep-alive
 connection per client, no pipelining, requests encoded once and reused, responses parsed
-by llhttp (through httptools, as uvicorn does) and counted, never stored.
+by llhttp (through httptools, as uvicorn does) and counted, never stored. That is within
+1 µs of a bare Protocol that does nothing but write and parse. It works on asyncio's
+loops and on uvloop's; which one runs is the worker's choice (the event loop policy).
 
 Costs avoided on purpose, per request (measured on the lab's 2-core machine):
 
@@ -12,8 +15,9 @@ Costs avoided on purpose, per request (measured on the lab's 2-core machine):
   re-armed only when it fires while a newer request is in flight, so a request costs
   one float store for its deadline;
 - no header callbacks (about 0.35 µs for 4 headers): framing and keep-alive come from
-  llhttp itself; the header bytes are only looked at in the rare case that the server
-  closes the connection mid-body and the framing decides success or ``reset``;
+  llhttp itself; the header bytes are only looked at in two rare cases, a close before
+  the body ended (its framing decides between success and ``reset``) and a HEAD response
+  without Content-Length (llhttp would wait for a body that never comes);
 - one future per request and nothing else awaited on the hot path.
 
 It lacks on purpose everything a loopback load test of plain HTTP/1.1 does not need:
@@ -370,6 +374,9 @@ class FastEngine:
             out.append(self._host_line)
         if "user-agent" not in names:
             out.append(self._ua_line)
+        if "accept" not in names:
+            # The httpx engine sends the same, so both engines ask the target for the same.
+            out.append(b"Accept: */*\r\n")
         out.extend(extra)
         if req.body is not None and "content-length" not in names:
             out.append(b"Content-Length: %d\r\n" % len(req.body))

@@ -48,6 +48,18 @@ EMPTY_SUMMARY = Summary(
 """The summary reported for a run that measured nothing: zeros, and None resource figures."""
 
 
+def client_of(run: RunRecord) -> str | None:
+    """The client engine a run used (``httpx`` or ``fast``), from its stored config."""
+    load = run.config.get("load") if isinstance(run.config, dict) else None
+    return load.get("client") if isinstance(load, dict) else None
+
+
+def generator_workers_of(run: RunRecord) -> int | None:
+    """How many generator worker processes a run used, from its stored config."""
+    load = run.config.get("load") if isinstance(run.config, dict) else None
+    return load.get("workers") if isinstance(load, dict) else None
+
+
 def run_json(run: RunRecord, zero_summary: bool = False) -> dict[str, Any]:
     """One run as a JSON-ready dict.
 
@@ -78,6 +90,8 @@ def run_json(run: RunRecord, zero_summary: bool = False) -> dict[str, Any]:
         "ended_at": run.ended_at,
         "duration_s": None if run.duration_s is None else round(run.duration_s, 3),
         "measured": run.summary is not None,
+        "client": client_of(run),
+        "generator_workers": generator_workers_of(run),
         "summary": summary,
         "title": run.title,
         "target_url": run.target_url,

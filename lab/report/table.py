@@ -213,6 +213,21 @@ def _status(run: RunRecord) -> Text:
     return text
 
 
+def _engine_notes(runs: Sequence[RunRecord]) -> list[str]:
+    """Which client engine and how many generator workers drove the runs."""
+    from lab.report.json_report import client_of, generator_workers_of
+
+    def describe(run: RunRecord) -> str:
+        workers = generator_workers_of(run)
+        plural = "s" if workers != 1 else ""
+        return f"{client_of(run) or '?'} client, {workers or '?'} generator worker{plural}"
+
+    kinds = {describe(run) for run in runs}
+    if len(kinds) == 1:
+        return [f"load from: {kinds.pop()}"]
+    return [f"run {run.id} load from: {describe(run)}" for run in runs]
+
+
 def _experiments(runs: Sequence[RunRecord]) -> str:
     names = list(dict.fromkeys(run.experiment for run in runs))
     return ", ".join(names) if names else "no runs"
@@ -252,6 +267,7 @@ def comparison_table(runs: Sequence[RunRecord], baseline: int = 0) -> Table:
     notes = []
     if base_run is not None and len(runs) > 1:
         notes.append(f"second line: change vs run {base_run.id} ({base_run.variant})")
+    notes.extend(_engine_notes(runs))
     for run in runs:
         if run.summary is not None and run.summary.generator_bound:
             notes.append(f"run {run.id} gen-bound: the load generator limited it "

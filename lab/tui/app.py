@@ -92,7 +92,7 @@ class LabApp(App[None]):
         try:
             exp = load_experiment(find_experiment(name, self.experiments_dir))
             plans = plan_runs(exp, [variant] if variant else None)
-        except (SpecError, KeyError) as exc:
+        except (SpecError, KeyError, ValueError) as exc:
             self.notify(f"{AUTORUN_ENV}={spec}: {exc}", severity="error", timeout=15)
             return
         self.start_runs(plans, exit_when_done=self.exit_when_done)

@@ -173,7 +173,11 @@ class ExperimentsScreen(LabScreen[None]):
         if entry.experiment is None:
             self.notify(f"{entry.name} is invalid: {entry.error}", severity="error")
             return None
-        return plan_runs(entry.experiment, [variant] if variant else None)
+        try:
+            return plan_runs(entry.experiment, [variant] if variant else None)
+        except (KeyError, ValueError) as exc:
+            self.notify(f"{entry.name}: {exc}", severity="error")
+            return None
 
     def action_run_all(self) -> None:
         """Run every variant of the highlighted experiment in turn."""

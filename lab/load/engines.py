@@ -1,0 +1,59 @@
+"""Choosing and building a client engine: ``httpx`` (full HTTP) or ``fast`` (lean HTTP/1.1)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from lab.load.client import HttpxEngine, Outcome
+from lab.load.workload import Request
+
+
+class ClientEngine(Protocol):
+    """What the executors need of a client engine."""
+
+    name: str
+
+    def new_client(self) -> object: ...
+
+    async def send(self, client: object, req: Request) -> Outcome: ...
+
+
+def is_loopback_http(url: str) -> bool:
+    """True for a plain ``http://`` URL whose host is on this machine (127.0.0.0/8, ::1,
+    localhost)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def choose_client(requested: str, base_url: str) -> str:
+    """The engine to use: ``auto`` picks ``fast`` for plain-http loopback targets (it
+    speaks HTTP/1.1 without TLS, HTTP/2, proxies or redirects), else ``httpx``.
+
+    Raises:
+        ValueError: ``fast`` was asked for a target it cannot serve.
+    """
+    if requested == "httpx":
+        return "httpx"
+    loopback = is_loopback_http(base_url)
+    if requested == "fast" and not loopback:
+        raise ValueError(f"client 'fast' only serves plain http:// targets on this machine, "
+                         f"not {base_url}; use client = \"httpx\" (or \"auto\")")
+    return "fast" if loopback else "httpx"
+
+
+def make_engine(name: str, base_url: str, timeout_s: float) -> ClientEngine:
+    """Build the named engine for one generator worker."""
+    if name == "fast":
+        from lab.load.fastclient import FastEngine
+
+        return FastEngine(base_url, timeout_s)
+    return HttpxEngine(base_url, timeout_s)
