@@ -519,3 +519,25 @@ def test_version() -> None:
     assert res.returncode == 0, res.stderr
     assert re.fullmatch(r"lab, version \d+\.\d+\S*\n", res.stdout), res.stdout
     assert __version__ in res.stdout
+
+
+def test_refuses_more_vus_than_open_files_allow(tmp_path: Path) -> None:
+    import resource
+
+    exp = write_experiment(tmp_path, BASE + """
+[[variants]]
+name = "many"
+load = { vus = 500 }
+""")
+
+    def low_limit() -> None:  # runs in the child: a hard limit the lab cannot raise
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    db = tmp_path / "r.db"
+    res = subprocess.run([sys.executable, "-m", "lab", "run", str(exp), "--db", str(db),
+                          "--workers", "1"],
+                         capture_output=True, text=True, preexec_fn=low_limit, check=False,
+                         timeout=60)
+    line = _one_line_error(res)
+    assert "open-file limit is 256" in line and "564 open files" in line, line
+    assert not db.exists()
