@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import platform
 import time
 import uuid
@@ -249,7 +250,9 @@ class _Run:
         return status, reason
 
     async def _stats_at_warmup(self) -> None:
-        await asyncio.sleep(max(0.0, self.t0 + self.plan.load.warmup - time.monotonic()))
+        # The summary's window starts at the first whole interval after the warm-up.
+        start_s = math.ceil(self.plan.load.warmup - 1e-9)
+        await asyncio.sleep(max(0.0, self.t0 + start_s - time.monotonic()))
         self.stats_start = await fetch_stats(self.base_url, self.plan.target.stats_path)
 
     def _sample(self, t_s: float) -> None:
