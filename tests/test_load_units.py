@@ -23,8 +23,6 @@ def _report(index: int, latencies_ms: list[float]) -> dict[str, object]:
     for ms in latencies_ms:
         acc.ok += 1
         acc.hist_ok.record_s(ms / 1000)
-        acc.hist_all.record_s(ms / 1000)
-        acc.hist_service.record_s(ms / 1000)
     return acc.report(float(index), 1.0, 1, 0.0, 0)
 
 
@@ -192,3 +190,25 @@ def test_generator_bound_needs_three_busy_seconds_in_a_row() -> None:
     assert bound([20, 20, 20], lag_ms=25.0)  # a lagging loop is enough on its own
     s = summarise([_iv(i, 99) for i in range(4)], [], 0.0)
     assert s is not None and "for 4s" in (s.generator_bound_reason or "")
+
+
+def test_recorder_keeps_all_attempts_and_service_time_apart() -> None:
+    import json
+
+    from lab.load.recorder import StatsRecorder
+
+    closed = StatsRecorder(t0=0.0, interval_s=1.0, total_s=2.0, service_is_latency=True)
+    closed.record(0.5, 0.010, 0.010, 10, None, 200, None)
+    closed.record(0.6, 0.900, 0.900, 0, "timeout", None, "timeout")
+    rep = closed.pop(0).report(0.0, 1.0, 1, 0.0, 0)
+    assert LatencyHistogram.decode(rep["histogram"].encode()).count == 1
+    everything = LatencyHistogram.decode(rep["histogram_all"].encode())
+    assert everything.count == 2 and everything.max_ms() == pytest.approx(900, rel=0.01)
+    assert rep["histogram_service"] == rep["histogram"]
+    opened = StatsRecorder(t0=0.0, interval_s=1.0, total_s=2.0)
+    opened.record(0.5, 0.800, 0.005, 10, None, 200, None)  # waited 795 ms for a connection
+    rep = opened.pop(0).report(0.0, 1.0, 0, 10.0, 0)
+    assert LatencyHistogram.decode(rep["histogram"].encode()).max_ms() == pytest.approx(800, rel=0.01)
+    assert LatencyHistogram.decode(rep["histogram_service"].encode()).max_ms() == pytest.approx(5, rel=0.01)
+    assert rep["histogram_all"] == rep["histogram"]
+    json.dumps(rep)
