@@ -78,6 +78,13 @@ class RunControl:
         """Hold VUs (closed model) or the arrival rate (open model) at ``total`` from now."""
         self._levels.put_nowait(float(total))
 
+    def take_levels(self) -> list[float]:
+        """The level changes asked for since the last call, oldest first."""
+        levels = []
+        while not self._levels.empty():
+            levels.append(self._levels.get_nowait())
+        return levels
+
 
 @dataclass(frozen=True)
 class RunOutcome:
@@ -308,8 +315,7 @@ class _Run:
                     pool.broadcast({"cmd": "stop"})
             elif now > stop_deadline:
                 break
-            while not control._levels.empty():
-                level = control._levels.get_nowait()
+            for level in control.take_levels():
                 self.level_override = level
                 pool.broadcast({"cmd": "level", "value": level})
                 self.emit(LoadChanged(self.key, round(self.elapsed(), 3), max(self.last_stage, 0),

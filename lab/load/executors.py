@@ -120,13 +120,12 @@ class ClosedExecutor(Executor):
         # The closed model's profile holds the total; VUs are whole, so split exactly.
         return split_evenly(round(self.profile.level_at(t)), self.worker_index, self.workers)
 
-    async def _vu(self, retire: asyncio.Event, inflight: dict[asyncio.Task[Any], float]) -> None:
+    async def _vu(self, retire: asyncio.Event) -> None:
         engine, picker, rec = self.engine, self.picker, self.recorder
         client = engine.new_client()
-        me = asyncio.current_task()
-        assert me is not None
         try:
-            while not retire.is_set() and time.monotonic() < self.end:
+            now = time.monotonic()
+            while not retire.is_set() and now < self.end:
                 if self.throttler is not None:
                     async with self.throttler:
                         pass
@@ -134,25 +133,22 @@ class ClosedExecutor(Executor):
                         break
                 req = picker.pick()
                 start = time.monotonic()
-                inflight[me] = start
                 try:
                     out = await engine.send(client, req)
                 except asyncio.CancelledError:
                     rec.interrupt(time.monotonic())
                     raise
-                finally:
-                    inflight.pop(me, None)
-                now = time.monotonic()
+                now = time.monotonic()  # also the next iteration's clock reading
                 rec.record(now, now - start, now - start, out.nbytes, out.error_class,
                            out.status, out.message)
                 if self.think_time_s > 0:
                     if not await self._sleep_until(min(now + self.think_time_s, self.end)):
                         break
+                    now = time.monotonic()
         finally:
             await client.aclose()
 
     async def run(self) -> None:
-        inflight: dict[asyncio.Task[Any], float] = {}
         while not self.stopping.is_set():
             now = time.monotonic()
             if now >= self.end:
@@ -162,7 +158,7 @@ class ClosedExecutor(Executor):
             if len(live) < wanted:
                 for _ in range(wanted - len(live)):
                     retire = asyncio.Event()
-                    task = asyncio.create_task(self._vu(retire, inflight))
+                    task = asyncio.create_task(self._vu(retire))
                     self._vus.append((task, retire))
             elif len(live) > wanted:
                 # Retire the newest VUs after their current request: never cut one short.

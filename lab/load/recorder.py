@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +138,3 @@ class StatsRecorder:
     def pop(self, index: int) -> IntervalAccumulator:
         self._floor = max(self._floor, index + 1)
         return self._acc.pop(index, None) or IntervalAccumulator(index)
-
-    def now(self) -> float:
-        return time.monotonic()
