@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lab.load.engines import choose_client
-from lab.spec import Experiment, LoadSpec, TargetSpec
+from lab.spec import Experiment, LoadSpec, ServicesSpec, TargetSpec
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,10 @@ class RunPlan:
     load: LoadSpec
     source: Path | None = None
     """The experiment file the plan came from."""
+    services: ServicesSpec = field(default_factory=ServicesSpec)
+    """Backing services the lab starts for the run (redis, PostgreSQL, downstream apps)."""
+    look_for: str = ""
+    """The experiment's "what to look for" text."""
 
     def config(self) -> dict[str, Any]:
         """The resolved configuration, JSON-serialisable, as stored with the run."""
@@ -32,6 +36,7 @@ class RunPlan:
             "source": str(self.source) if self.source else None,
             "target": self.target.model_dump(mode="json"),
             "load": self.load.model_dump(mode="json"),
+            "services": self.services.model_dump(mode="json"),
         }
 
 
@@ -44,6 +49,8 @@ def default_generator_workers(target: TargetSpec, cores: int | None = None) -> i
     """
     cores = cores or os.cpu_count() or 1
     target_procs = target.workers if target.app else 0
+    if target.app and target.cpus is not None:
+        target_procs = min(target_procs, target.cpus)
     return max(1, min(8, cores - target_procs))
 
 
@@ -89,6 +96,8 @@ def plan_runs(experiment: Experiment, variants: list[str] | None = None) -> list
             target=v.target,
             load=resolve_load(v.load, v.target),
             source=experiment.source,
+            services=v.services,
+            look_for=experiment.experiment.look_for,
         )
         for v in resolved
     ]

@@ -22,6 +22,7 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -44,6 +45,7 @@ __all__ = [
     "ParamSpec",
     "RequestSpec",
     "ResolvedVariant",
+    "ServicesSpec",
     "SpecError",
     "Stage",
     "TargetSpec",
@@ -202,6 +204,8 @@ class ExperimentInfo(BaseModel):
     title: str
     question: str = ""
     description: str = ""
+    look_for: str = ""
+    """What to look for in the results: shown by ``lab run`` and the TUI."""
 
     @field_validator("title")
     @classmethod
@@ -236,6 +240,9 @@ class TargetSpec(BaseModel):
     """Where the lab GETs cache hit/miss counters if the target answers; ``""`` disables."""
     app_dir: str | None = None
     """Working directory of the target process (default: the lab's current directory)."""
+    cpus: int | None = Field(None, ge=1, le=1024, strict=True)
+    """Pin the target's processes to this many CPU cores (the first ones; the load
+    generator is then pinned to the rest, when any are left). None: no pinning."""
 
     @field_validator("app")
     @classmethod
@@ -283,7 +290,7 @@ class TargetSpec(BaseModel):
         if self.url is not None:
             # These only shape a process the lab starts; silently ignoring them would
             # let a user believe they changed an external target.
-            for name in ("app_dir", "env", "workers"):
+            for name in ("app_dir", "env", "workers", "cpus"):
                 if name in self.model_fields_set and getattr(self, name) not in (None, {}, 1):
                     raise _FieldError(
                         "applies only to 'app' targets the lab starts, not to a 'url' target",
@@ -488,6 +495,9 @@ class LoadSpec(BaseModel):
     """How requests go out: ``httpx`` (full HTTP: TLS, HTTP/2, redirects, proxies),
     ``fast`` (lean HTTP/1.1 for plain-http loopback targets), or ``auto``: ``fast``
     where it can serve, else ``httpx`` (resolved by ``lab.plan``)."""
+    keep_alive: bool = Field(True, strict=True)
+    """Reuse connections between requests (HTTP keep-alive). ``false`` opens a new
+    connection for every request and closes it after the response."""
     requests: list[RequestSpec] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -578,6 +588,82 @@ class LoadSpec(BaseModel):
         return level
 
 
+_SERVICE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _service_need(value: object) -> object:
+    # `redis = true` is the common spelling of "required".
+    if value is True:
+        return "required"
+    if value is False:
+        return "off"
+    return value
+
+
+ServiceNeed = Annotated[Literal["off", "required", "optional"], BeforeValidator(_service_need)]
+
+
+class AppServiceSpec(BaseModel):
+    """One ``[[services.apps]]`` entry: a second ASGI app the lab starts beside the
+    target (a downstream service); the target finds it at ``<NAME>_URL``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    app: str
+    workers: int = Field(1, ge=1, le=64, strict=True)
+    env: StringMap = Field(default_factory=dict)
+    ready_path: str = "/health"
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _SERVICE_NAME_RE.match(value):
+            raise ValueError(f"must be lower-case letters, digits and '_', starting with a letter "
+                             f"(got {_show(value)})")
+        return value
+
+    @field_validator("app")
+    @classmethod
+    def _check_app(cls, value: str) -> str:
+        if not _APP_RE.match(value):
+            raise ValueError(f"must look like 'module.path:attribute' (got {_show(value)})")
+        return value
+
+    @field_validator("ready_path")
+    @classmethod
+    def _check_ready_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"must start with '/' (got {_show(value)})")
+        return value
+
+
+class ServicesSpec(BaseModel):
+    """The ``[services]`` table: backing services the lab starts for a run, on free
+    loopback ports, ephemeral, stopped with the run.
+
+    ``redis`` / ``postgres``: ``"off"`` (default), ``"required"`` (or ``true``: a variant
+    that needs a missing one is skipped, with the reason) or ``"optional"`` (started when
+    installed; else the target runs without it and falls back). The target finds them
+    at ``REDIS_URL`` and ``DATABASE_URL``; apps at ``<NAME>_URL``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    redis: ServiceNeed = "off"
+    postgres: ServiceNeed = "off"
+    apps: list[AppServiceSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_apps(self) -> ServicesSpec:
+        seen: set[str] = set()
+        for i, app in enumerate(self.apps):
+            if app.name in seen:
+                raise _FieldError(f"duplicate service name {app.name!r}", ("apps", i, "name"))
+            seen.add(app.name)
+        return self
+
+
 class VariantSpec(BaseModel):
     """One ``[[variants]]`` entry: a name and raw overrides of target and load fields."""
 
@@ -587,6 +673,7 @@ class VariantSpec(BaseModel):
     description: str = ""
     target: dict[str, Any] = Field(default_factory=dict)
     load: dict[str, Any] = Field(default_factory=dict)
+    services: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -607,6 +694,7 @@ class ResolvedVariant:
     description: str
     target: TargetSpec
     load: LoadSpec
+    services: ServicesSpec = dataclass_field(default_factory=lambda: ServicesSpec())
 
 
 # A variant setting the key drops these from the base (unless it sets them too): they
@@ -647,6 +735,7 @@ class Experiment(BaseModel):
     experiment: ExperimentInfo
     target: TargetSpec
     load: LoadSpec
+    services: ServicesSpec = Field(default_factory=ServicesSpec)
     variants: list[VariantSpec] = Field(default_factory=list)
 
     _name: str = PrivateAttr(default="")
@@ -686,6 +775,7 @@ class Experiment(BaseModel):
             for part, base, replaces in (
                 ("target", self.target, _TARGET_REPLACES),
                 ("load", self.load, _LOAD_REPLACES),
+                ("services", self.services, {}),
             ):
                 overrides = getattr(variant, part)
                 try:
@@ -709,13 +799,14 @@ class Experiment(BaseModel):
                 loaded with `load_experiment` have been checked already.
         """
         if not self.variants:
-            return [ResolvedVariant("default", "", self.target, self.load)]
+            return [ResolvedVariant("default", "", self.target, self.load, self.services)]
         return [
             ResolvedVariant(
                 name=variant.name,
                 description=variant.description,
                 target=_override(self.target, variant.target, _TARGET_REPLACES),
                 load=_override(self.load, variant.load, _LOAD_REPLACES),
+                services=_override(self.services, variant.services, {}),
             )
             for variant in self.variants
         ]
