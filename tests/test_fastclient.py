@@ -449,3 +449,74 @@ def test_bytes_after_the_response_drop_the_connection(run: Runner) -> None:
     engine, outs = run(go())
     assert outs == [Outcome(200, 2, None)] * 2
     assert (engine.connects, engine.retries) == (2, 0)
+
+
+# -- keep-alive on and off, both engines, against a real uvicorn -------------------------
+
+
+class _PeerRecorder:
+    """A tiny ASGI app that answers ``ok`` and records each request's client address."""
+
+    def __init__(self) -> None:
+        self.peers: list[tuple[str, int]] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        self.peers.append(tuple(scope["client"]))  # type: ignore[arg-type]
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _established_to(port: int) -> int:
+    """This process's ESTABLISHED TCP connections to ``port`` on loopback."""
+    import psutil
+
+    return sum(1 for c in psutil.Process().net_connections(kind="tcp")
+               if c.raddr and c.raddr[1] == port and c.status == psutil.CONN_ESTABLISHED)
+
+
+@pytest.mark.parametrize("engine_name", ["fast", "httpx"])
+@pytest.mark.parametrize("keep_alive", [True, False])
+def test_keep_alive_off_opens_a_connection_per_request(run: Runner, engine_name: str,
+                                                       keep_alive: bool) -> None:
+    import uvicorn
+
+    from lab.load.engines import make_engine
+
+    app = _PeerRecorder()
+
+    async def go() -> tuple[list[Outcome], list[int]]:
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                lifespan="off", loop="none")
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve())
+        for _ in range(500):  # up to 5 s
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        engine = make_engine(engine_name, f"http://127.0.0.1:{port}", 5.0, keep_alive)
+        client = engine.new_client()
+        outs, open_after = [], []
+        try:
+            for _ in range(5):
+                outs.append(await engine.send(client, req("/")))
+                await asyncio.sleep(0.05)  # let the closes go through
+                open_after.append(_established_to(port))
+        finally:
+            await client.aclose()  # type: ignore[attr-defined]
+            server.should_exit = True
+            await serving
+        return outs, open_after
+
+    outs, open_after = run(go())
+    assert outs == [Outcome(200, 2, None)] * 5
+    ports = [port for _host, port in app.peers]
+    if keep_alive:
+        assert len(set(ports)) == 1  # one connection, reused
+        assert open_after == [1] * 5
+    else:
+        assert len(set(ports)) == 5  # a new connection (a new client port) per request
+        assert open_after == [0] * 5  # each closed once its response arrived

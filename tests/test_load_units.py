@@ -212,3 +212,15 @@ def test_recorder_keeps_all_attempts_and_service_time_apart() -> None:
     assert LatencyHistogram.decode(rep["histogram_service"].encode()).max_ms() == pytest.approx(5, rel=0.01)
     assert rep["histogram_all"] == rep["histogram"]
     json.dumps(rep)
+
+
+@pytest.mark.parametrize("client", ["fast", "httpx"])
+def test_keep_alive_reaches_the_engine(client: str) -> None:
+    from lab.load.worker import build_executor
+
+    for keep_alive in (True, False):
+        config = {"base_url": "http://127.0.0.1:9", "index": 0, "workers": 1, "seed": 1,
+                  "load": {"vus": 1, "duration": 1.0, "client": client, "keep_alive": keep_alive,
+                           "requests": [{"path": "/"}]}}
+        executor, _ = build_executor(config, 0.0)
+        assert executor.engine.keep_alive is keep_alive  # type: ignore[attr-defined]

@@ -50,10 +50,17 @@ def choose_client(requested: str, base_url: str) -> str:
     return "fast" if loopback else "httpx"
 
 
-def make_engine(name: str, base_url: str, timeout_s: float) -> ClientEngine:
-    """Build the named engine for one generator worker."""
+def make_engine(name: str, base_url: str, timeout_s: float, keep_alive: bool = True) -> ClientEngine:
+    """Build the named engine for one generator worker.
+
+    Args:
+        name: ``fast`` or ``httpx`` (already resolved from ``auto``).
+        base_url: the target's base URL.
+        timeout_s: total deadline per request, seconds.
+        keep_alive: reuse connections; ``False`` opens a new one for every request.
+    """
     if name == "fast":
         from lab.load.fastclient import FastEngine
 
-        return FastEngine(base_url, timeout_s)
-    return HttpxEngine(base_url, timeout_s)
+        return FastEngine(base_url, timeout_s, keep_alive)
+    return HttpxEngine(base_url, timeout_s, keep_alive)

@@ -308,19 +308,24 @@ class FastEngine:
         base_url: ``http://host:port`` with an optional path prefix; only plain http.
         timeout_s: total deadline per request, seconds: connect, send and the whole body,
             including one retry after an idle close.
+        keep_alive: reuse each client's connection between requests. ``False`` sends
+            ``Connection: close`` and opens a new connection for every request, closed
+            once its response has arrived; the connect then counts in the request's
+            latency and service time, as it does for a real first visit.
 
     Counters (ints, for this engine's lifetime, across all its clients):
         connects: TCP connections opened.
         reconnects: connections opened to replace a client's earlier one (the server
             closed it: ``Connection: close``, an idle timeout; or the engine dropped it
-            after a timeout or an error).
+            after a timeout or an error). Not counted without keep-alive, where every
+            request opens its own connection on purpose.
         retries: requests sent again on a fresh connection because the server closed a
             reused keep-alive connection before any response byte (idempotent only).
     """
 
     name = "fast"
 
-    def __init__(self, base_url: str, timeout_s: float) -> None:
+    def __init__(self, base_url: str, timeout_s: float, keep_alive: bool = True) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "http":
             raise ValueError(f"the fast client engine speaks plain http only, not {parts.scheme!r}"
@@ -329,6 +334,7 @@ class FastEngine:
             raise ValueError(f"no host in base URL {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+        self.keep_alive = keep_alive
         self.host = parts.hostname
         self.port = parts.port or 80
         self._prefix = parts.path.rstrip("/")
@@ -377,6 +383,8 @@ class FastEngine:
         if "accept" not in names:
             # The httpx engine sends the same, so both engines ask the target for the same.
             out.append(b"Accept: */*\r\n")
+        if not self.keep_alive and "connection" not in names:
+            out.append(b"Connection: close\r\n")
         out.extend(extra)
         if req.body is not None and "content-length" not in names:
             out.append(b"Content-Length: %d\r\n" % len(req.body))
@@ -392,7 +400,7 @@ class FastEngine:
             await loop.create_connection(lambda: proto, self.host, self.port)
         conn._proto = proto
         self.connects += 1
-        if conn._had_connection:
+        if conn._had_connection and self.keep_alive:
             self.reconnects += 1
         conn._had_connection = True
         return proto
@@ -443,6 +451,8 @@ class FastEngine:
             except Exception as exc:  # noqa: BLE001 - every failure is a measured outcome
                 cls, message = classify_exception(exc)
                 return Outcome(None, proto.nbytes, cls, message)
+            if not self.keep_alive:
+                proto.close()  # one connection per request (the server may have closed it too)
             err = status_class(status, req.expect_status)
             return Outcome(status, proto.nbytes, err, f"HTTP {status}" if err else None)
 
