@@ -13,7 +13,7 @@ from lab.generators import IntervalMerger
 from lab.load.client import classify_exception, status_class
 from lab.load.histogram import LatencyHistogram
 from lab.load.profile import LoadProfile, split_evenly
-from lab.load.recorder import IntervalAccumulator
+from lab.load.recorder import IntervalAccumulator, StatsRecorder, count_us
 from lab.load.workload import RequestPicker
 from lab.spec import RequestSpec
 
@@ -22,7 +22,7 @@ def _report(index: int, latencies_ms: list[float]) -> dict[str, object]:
     acc = IntervalAccumulator(index)
     for ms in latencies_ms:
         acc.ok += 1
-        acc.hist_ok.record_s(ms / 1000)
+        count_us(acc.ok_us, ms / 1000)
     return acc.report(float(index), 1.0, 1, 0.0, 0)
 
 
@@ -195,8 +195,6 @@ def test_generator_bound_needs_three_busy_seconds_in_a_row() -> None:
 def test_recorder_keeps_all_attempts_and_service_time_apart() -> None:
     import json
 
-    from lab.load.recorder import StatsRecorder
-
     closed = StatsRecorder(t0=0.0, interval_s=1.0, total_s=2.0, service_is_latency=True)
     closed.record(0.5, 0.010, 0.010, 10, None, 200, None)
     closed.record(0.6, 0.900, 0.900, 0, "timeout", None, "timeout")
@@ -224,3 +222,68 @@ def test_keep_alive_reaches_the_engine(client: str) -> None:
                            "requests": [{"path": "/"}]}}
         executor, _ = build_executor(config, 0.0)
         assert executor.engine.keep_alive is keep_alive  # type: ignore[attr-defined]
+
+
+def test_quantize_us_is_the_lowest_value_of_the_hdr_bucket() -> None:
+    from hdrh.histogram import HdrHistogram
+
+    from lab.load.histogram import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS, quantize_us
+
+    h = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+    rng = random.Random(5)
+    values = list(range(1, 5000)) + [rng.randint(1, HIGHEST_US) for _ in range(50_000)]
+    values += [2**k + d for k in range(11, 32) for d in (-1, 0, 1)]
+    for us in values:
+        assert quantize_us(us) == h.get_lowest_equivalent_value(us), us
+
+
+def _latencies(rng: random.Random, n: int) -> list[float]:
+    """Seconds, log-uniform over 1 µs .. 100 s, plus the edges: 0, negative, over an hour."""
+    out = [10 ** rng.uniform(-6, 2) for _ in range(n)]
+    return out + [0.0, -0.001, 1e-7, 5000.0, 0.0021, 0.002047, 0.002048]
+
+
+def test_counted_latencies_give_the_same_histograms_as_recording_each() -> None:
+    rng = random.Random(11)
+    rec = StatsRecorder(t0=100.0, interval_s=1.0, total_s=3.0)  # open model: service kept
+    direct = {"histogram": LatencyHistogram(), "histogram_all": LatencyHistogram(),
+              "histogram_service": LatencyHistogram(), "histogram_lag": LatencyHistogram()}
+    lat = _latencies(rng, 20_000)
+    for i, latency in enumerate(lat):
+        service = latency * rng.uniform(0.2, 1.0)
+        err = "http_5xx" if i % 50 == 0 else None
+        rec.record(100.5, latency, service, 1, err, 500 if err else 200, None)
+        direct["histogram_all"].record_s(latency)
+        if err is None:
+            direct["histogram"].record_s(latency)
+            direct["histogram_service"].record_s(service)
+    for lag in _latencies(rng, 2000):
+        rec.lag(100.7, lag)
+        direct["histogram_lag"].record_s(lag)
+    # Two reports through the recorder's one reused histogram: the second must not
+    # carry anything of the first.
+    first = rec.pop(0).report(0.0, 1.0, 0, 1.0, 0, scratch=rec.scratch)
+    rec.record(101.5, 0.003, 0.001, 1, None, 200, None)
+    second = rec.pop(1).report(1.0, 1.0, 0, 1.0, 0, scratch=rec.scratch)
+    for key, want in direct.items():
+        got = LatencyHistogram.decode(str(first[key]).encode())
+        assert first[key] == want.encode().decode(), key  # the very same encoding
+        assert got.count == want.count
+        for p in (0, 1, 50, 90, 99, 99.9, 100):
+            assert got.percentile_ms(p) == want.percentile_ms(p), (key, p)
+        assert (got.max_ms(), got.mean_ms()) == (want.max_ms(), want.mean_ms())
+    assert LatencyHistogram.decode(str(second["histogram"]).encode()).count == 1
+    assert second["histogram_lag"] == "" and second["histogram_all"] == second["histogram"]
+
+
+def test_a_reset_histogram_is_as_good_as_new() -> None:
+    h = LatencyHistogram()
+    for us in (1, 500, 10_000, 3_000_000):
+        h.record_us(us, 3)
+    h.reset()
+    assert h.count == 0 and h.max_ms() == 0.0 and h.encode() == b""
+    fresh = LatencyHistogram()
+    for hist in (h, fresh):
+        hist.add_counts({7: 2, 2500: 1})
+    assert h.encode() == fresh.encode()
+    assert h.percentile_ms(50) == fresh.percentile_ms(50) == 0.007

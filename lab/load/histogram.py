@@ -6,11 +6,31 @@ Three significant digits over 1 µs .. 1 hour.
 
 from __future__ import annotations
 
+import ctypes
+import sys
+
 from hdrh.histogram import HdrHistogram
 
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000
 SIGNIFICANT_DIGITS = 3
+EXACT_BELOW_US = 2048
+"""Values below this many µs have a bucket of their own (3 significant digits: 2,048
+sub-buckets of 1 µs); above it a bucket spans ``2**(bit_length - 11)`` µs."""
+
+
+def quantize_us(us: int) -> int:
+    """The lowest value of the HDR bucket that holds ``us`` microseconds.
+
+    Recording this instead of ``us`` changes nothing in the histogram (same counts, same
+    percentiles, min, max, mean and encoding), so counts kept per quantized value can be
+    put into a histogram later with ``add_counts`` at no loss; it also bounds how many
+    distinct values a counts dict can hold (about 23,000 over 1 µs .. 1 hour).
+    """
+    if us < EXACT_BELOW_US:
+        return us
+    shift = us.bit_length() - 11
+    return (us >> shift) << shift
 
 
 class LatencyHistogram:
@@ -27,7 +47,16 @@ class LatencyHistogram:
         self._h.record_value(min(max(us, LOWEST_US), HIGHEST_US))
 
     def record_us(self, us: int, count: int = 1) -> None:
+        """Record ``count`` latencies of ``us`` microseconds (clamped to the range)."""
         self._h.record_value(min(max(us, LOWEST_US), HIGHEST_US), count)
+
+    def add_counts(self, counts: dict[int, int]) -> None:
+        """Record counts kept per microsecond value (``{us: count}``), e.g. by a recorder
+        that counts in a dict on its hot path (about 0.1 µs) instead of recording each
+        latency here (about 1.1 µs of pure Python each)."""
+        record = self._h.record_value
+        for us, n in counts.items():
+            record(min(max(us, LOWEST_US), HIGHEST_US), n)
 
     @property
     def count(self) -> int:
@@ -64,7 +93,15 @@ class LatencyHistogram:
         return hist
 
     def reset(self) -> None:
-        self._h.reset()
+        """Empty the histogram for reuse: 6 µs, where hdrh's own ``reset`` loops over its
+        23,552 counters in Python (about 1 ms) and a new histogram allocates 190 KB."""
+        h = self._h
+        ctypes.memset(h.counts, 0, ctypes.sizeof(h.counts))
+        h.total_count = 0
+        h.min_value = sys.maxsize
+        h.max_value = 0
+        h.start_time_stamp_msec = sys.maxsize
+        h.end_time_stamp_msec = 0
 
 
 def merged(blobs: list[bytes]) -> LatencyHistogram:

@@ -1,16 +1,52 @@
-"""Per-worker interval accumulators: counts and HDR histograms, one per interval index."""
+"""Per-worker interval accumulators: counts per microsecond, turned into HDR histograms
+once per interval.
+
+Recording a latency straight into an HDR histogram costs about 1.1 µs of pure Python
+(``HdrHistogram.record_value``); at 80,000 req/s that alone is 9 % of a core. So the hot
+path only counts: each latency becomes an integer number of microseconds, quantized to
+the lowest value of its HDR bucket (``quantize_us``: exact below 2,048 µs, and the
+histogram cannot tell the difference above), and is counted in a ``dict[int, int]``
+(about 0.1 µs). When the interval is reported, the counts go into one reused histogram
+(``add_counts``) that is encoded and reset, so no histogram is allocated per interval and
+the encoded histograms are the same as if every latency had been recorded one by one.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab.load.histogram import LatencyHistogram
+from lab.load.histogram import EXACT_BELOW_US, LatencyHistogram
+
+_INF = float("inf")
+
+
+def count_us(counts: dict[int, int], seconds: float) -> None:
+    """Count one duration of ``seconds`` in ``counts`` ({µs: n}), quantized as in HDR
+    (see ``lab.load.histogram.quantize_us``; inlined on the recorder's hot path)."""
+    us = int(seconds * 1_000_000)
+    if us >= EXACT_BELOW_US:
+        shift = us.bit_length() - 11
+        us = (us >> shift) << shift
+    counts[us] = counts.get(us, 0) + 1
+
+
+def _encode(counts: dict[int, int], scratch: LatencyHistogram) -> str:
+    """The counts as an encoded HDR histogram (``""`` when empty), through ``scratch``."""
+    if not counts:
+        return ""
+    scratch.reset()
+    scratch.add_counts(counts)
+    return scratch.encode().decode()
 
 
 @dataclass(slots=True)
 class IntervalAccumulator:
-    """Everything one worker measured in one interval."""
+    """Everything one worker measured in one interval.
+
+    Latencies are kept as counts per microsecond value (``{µs: n}``, quantized to HDR
+    buckets) and become histograms only in ``report``.
+    """
 
     index: int
     ok: int = 0
@@ -19,28 +55,40 @@ class IntervalAccumulator:
     dropped: int = 0
     interrupted: int = 0
     errors_by_class: dict[str, int] = field(default_factory=dict)
-    hist_ok: LatencyHistogram = field(default_factory=LatencyHistogram)
-    hist_err: LatencyHistogram = field(default_factory=LatencyHistogram)
-    """Failed attempts; "all attempts" is ok + err, merged once per interval rather than
-    recorded twice per request (an HDR record costs ~1 µs of the generator's CPU)."""
-    hist_service: LatencyHistogram | None = None
-    """Service time of successful requests; None when it equals latency (closed model:
-    the request goes out when it is due), so it is not recorded twice."""
-    hist_lag: LatencyHistogram = field(default_factory=LatencyHistogram)
-    """Event-loop lag of this worker: how late its periodic wake-ups fired."""
+    ok_us: dict[int, int] = field(default_factory=dict)
+    """Latency of successful requests, µs → count."""
+    err_us: dict[int, int] = field(default_factory=dict)
+    """Latency of failed attempts, µs → count. "All attempts" is ok + err, added up once
+    per interval rather than counted twice per request."""
+    service_us: dict[int, int] | None = None
+    """Service time of successful requests, µs → count; None when it equals latency
+    (closed model: the request goes out when it is due), so it is not counted twice."""
+    lag_us: dict[int, int] = field(default_factory=dict)
+    """Lag of this worker, µs → count: how late its periodic wake-ups fired."""
 
     def report(self, start_s: float, duration_s: float, active_vus: int, target_rate: float,
-               stage: int, cpu_percent: float | None = None) -> dict[str, Any]:
-        """The interval as a JSON-able message for the engine."""
-        ok_blob = self.hist_ok.encode().decode()
-        if self.errors:
-            everything = LatencyHistogram()
-            everything.merge(self.hist_ok)
-            everything.merge(self.hist_err)
-            all_blob = everything.encode().decode()
+               stage: int, cpu_percent: float | None = None,
+               scratch: LatencyHistogram | None = None) -> dict[str, Any]:
+        """The interval as a JSON-able message for the engine.
+
+        Args:
+            start_s: start of the interval, seconds after the load began.
+            duration_s: its length, seconds.
+            active_vus, target_rate, stage: the executor's state at its end.
+            cpu_percent: this process's CPU over the interval, % of one core.
+            scratch: a histogram to encode through (reset before each use); a new one
+                when None.
+        """
+        h = scratch if scratch is not None else LatencyHistogram()
+        ok_blob = _encode(self.ok_us, h)
+        if self.err_us:
+            if not self.ok_us:
+                h.reset()
+            h.add_counts(self.err_us)  # on top of the ok counts still in h
+            all_blob = h.encode().decode()
         else:
             all_blob = ok_blob
-        service_blob = ok_blob if self.hist_service is None else self.hist_service.encode().decode()
+        service_blob = ok_blob if self.service_us is None else _encode(self.service_us, h)
         return {
             "type": "interval",
             "index": self.index,
@@ -58,9 +106,13 @@ class IntervalAccumulator:
             "histogram": ok_blob,
             "histogram_all": all_blob,
             "histogram_service": service_blob,
-            "histogram_lag": self.hist_lag.encode().decode(),
+            "histogram_lag": _encode(self.lag_us, h),
             "cpu_percent": cpu_percent,
         }
+
+
+_NOWHERE = IntervalAccumulator(-1)
+"""Stands for "no interval looked up yet" (its time range is empty)."""
 
 
 class StatsRecorder:
@@ -74,6 +126,7 @@ class StatsRecorder:
             the monotonic clock is system-wide).
         interval_s: interval length, seconds.
         total_s: planned run length, seconds.
+        service_is_latency: service time equals latency (closed model): not kept twice.
     """
 
     def __init__(self, t0: float, interval_s: float, total_s: float,
@@ -85,6 +138,13 @@ class StatsRecorder:
         self._acc: dict[int, IntervalAccumulator] = {}
         self._floor = 0  # intervals below this were already shipped
         self.error_samples: dict[tuple[str, int | None], list[Any]] = {}
+        self.scratch = LatencyHistogram()
+        """The one histogram every report is encoded through."""
+        # The accumulator of the interval [_lo, _hi) (monotonic seconds), looked up last:
+        # nearly every event falls in it, so the hot path needs two comparisons.
+        self._cur = _NOWHERE
+        self._lo = _INF
+        self._hi = -_INF
 
     def index_at(self, now: float) -> int:
         return min(max(0, int((now - self.t0) / self.interval_s)), self.last_index)
@@ -96,7 +156,17 @@ class StatsRecorder:
         if a is None:
             a = self._acc[index] = IntervalAccumulator(index)
             if not self.service_is_latency:
-                a.hist_service = LatencyHistogram()
+                a.service_us = {}
+        return a
+
+    def _acc_at(self, now: float) -> IntervalAccumulator:
+        """The accumulator for an event at monotonic ``now``; remembered for the next."""
+        index = self.index_at(now)
+        a = self.acc(index)
+        if a.index == index:  # not a late event moved into the open interval
+            self._cur = a
+            self._lo = -_INF if index == 0 else self.t0 + index * self.interval_s
+            self._hi = _INF if index == self.last_index else self.t0 + (index + 1) * self.interval_s
         return a
 
     def record(self, now: float, latency_s: float, service_s: float, nbytes: int,
@@ -107,16 +177,30 @@ class StatsRecorder:
             now: monotonic completion time.
             latency_s: from the intended send time (open model) or the send (closed).
             service_s: from the actual send.
+            nbytes: response body bytes.
+            error_class: None for a success, else a class of ``lab.events.ERROR_CLASSES``.
+            status: the HTTP status, if a response came.
+            message: what went wrong, for the error samples.
         """
-        a = self.acc(self.index_at(now))
+        a = self._cur if self._lo <= now < self._hi else self._acc_at(now)
         a.bytes += nbytes
         if error_class is None:
             a.ok += 1
-            a.hist_ok.record_s(latency_s)
-            if a.hist_service is not None:
-                a.hist_service.record_s(service_s)
+            us = int(latency_s * 1_000_000)
+            if us >= EXACT_BELOW_US:  # quantize_us, inlined
+                shift = us.bit_length() - 11
+                us = (us >> shift) << shift
+            counts = a.ok_us
+            counts[us] = counts.get(us, 0) + 1
+            counts = a.service_us
+            if counts is not None:
+                us = int(service_s * 1_000_000)
+                if us >= EXACT_BELOW_US:
+                    shift = us.bit_length() - 11
+                    us = (us >> shift) << shift
+                counts[us] = counts.get(us, 0) + 1
             return
-        a.hist_err.record_s(latency_s)
+        count_us(a.err_us, latency_s)
         a.errors += 1
         a.errors_by_class[error_class] = a.errors_by_class.get(error_class, 0) + 1
         key = (error_class, status)
@@ -127,14 +211,21 @@ class StatsRecorder:
             sample[1] += 1
 
     def drop(self, intended: float) -> None:
+        """An open-model arrival due at monotonic ``intended`` was not sent (in-flight cap)."""
         self.acc(self.index_at(intended)).dropped += 1
 
     def lag(self, now: float, lag_s: float) -> None:
-        self.acc(self.index_at(now)).hist_lag.record_s(lag_s)
+        """Count a lag of ``lag_s`` seconds observed at monotonic ``now``."""
+        a = self._cur if self._lo <= now < self._hi else self._acc_at(now)
+        count_us(a.lag_us, lag_s)
 
     def interrupt(self, now: float) -> None:
+        """A request was cancelled at monotonic ``now`` (the run's end or an abort)."""
         self.acc(self.index_at(now)).interrupted += 1
 
     def pop(self, index: int) -> IntervalAccumulator:
+        """Hand over interval ``index`` for its report; later events never land in it."""
         self._floor = max(self._floor, index + 1)
+        if self._cur.index < self._floor:
+            self._cur, self._lo, self._hi = _NOWHERE, _INF, -_INF
         return self._acc.pop(index, None) or IntervalAccumulator(index)

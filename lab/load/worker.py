@@ -116,7 +116,7 @@ async def _report_intervals(executor: Executor, recorder: StatsRecorder, done: a
         acc = recorder.pop(index)
         _write(acc.report(index * interval, interval, executor.active_vus(),
                           executor.target_rate(), executor.profile.stage_at(index * interval),
-                          meter.read()))
+                          meter.read(), recorder.scratch))
         index += 1
     await done.wait()
     end = time.monotonic()
@@ -127,7 +127,7 @@ async def _report_intervals(executor: Executor, recorder: StatsRecorder, done: a
         length = (end - recorder.t0 - start_s) if i == last else interval
         _write(acc.report(start_s, max(0.0, length), executor.active_vus(),
                           executor.target_rate(), executor.profile.stage_at(start_s),
-                          meter.read() if i == last else None))
+                          meter.read() if i == last else None, recorder.scratch))
 
 
 async def _read_commands(queue: asyncio.Queue[dict[str, Any]]) -> None:
