@@ -7,6 +7,7 @@ stderr and exit code 2 (``lab.exitcodes``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -183,7 +184,7 @@ def _apply_overrides(plans: list[RunPlan], path: str, duration: str | None, warm
             loc, msg = _describe(exc.errors()[0], LoadSpec)
             where = f"load.{_dotted(loc)}" if loc else "load"
             _fail(f"{path}: {plan.variant}: {where}: {msg} (after command-line overrides)")
-        out.append(RunPlan(plan.experiment, plan.title, plan.variant, plan.target, load, plan.source))
+        out.append(dataclasses.replace(plan, load=load))
     return out
 
 
@@ -220,6 +221,19 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
         _fail(f"{path}: load.client: {exc}")
     plans = _apply_overrides(plans, str(path), duration, warmup, vus, rate, workers)
     from lab.limits import fd_budget_problem
+    from lab.services import find_components, missing_required
+
+    skipped: list[dict[str, str]] = []
+    if any(p.services.redis == "required" or p.services.postgres == "required" for p in plans):
+        components = find_components()
+        kept = []
+        for plan in plans:
+            why = missing_required(plan.services, components)
+            if why:
+                skipped.append({"variant": plan.variant, "reason": why})
+            else:
+                kept.append(plan)
+        plans = kept
 
     for plan in plans:
         problem = fd_budget_problem(plan.load)
@@ -240,9 +254,12 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
             click.echo(f"{info.title}" + (f" — {info.question}" if info.question else ""), err=True)
             if info.description:
                 click.echo(info.description.strip(), err=True)
-        ids, statuses = asyncio.run(_run_plans(plans, store, quiet))
+        for skip in skipped:
+            click.echo(f"lab: skipping variant {skip['variant']}: {skip['reason']}", err=True)
+        ids, statuses = asyncio.run(_run_plans(plans, store, quiet)) if plans else ([], [])
         runs = store.get_runs(ids)
-    _print_runs(exp.name, runs, fmt)
+        stages = _stages_of(store, runs)
+    _print_runs(exp.name, runs, fmt, skipped, exp.experiment.look_for, stages)
     if "aborted" in statuses:
         sys.exit(ExitCode.INTERRUPTED)
     if "failed" in statuses:
@@ -286,14 +303,54 @@ async def _run_plans(plans: list[RunPlan], store: Any, quiet: bool) -> tuple[lis
     return ids, statuses
 
 
-def _print_runs(experiment: str, runs: Sequence[Any], fmt: str) -> None:
-    from lab.report.json_report import experiment_json
-    from lab.report.table import comparison_table
+def _stages_of(store: Any, runs: Sequence[Any]) -> dict[int, list[Any]]:
+    """Per-stage figures of the runs whose load has more than one stage."""
+    from lab.analysis.stages import stage_figures
 
+    out = {}
+    for run in runs:
+        load = run.config.get("load") or {}
+        if len(load.get("stages") or []) > 1:
+            out[run.id] = stage_figures(store.intervals(run.id), load.get("model", "closed"),
+                                        float(load.get("warmup") or 0.0))
+    return out
+
+
+def _print_runs(experiment: str, runs: Sequence[Any], fmt: str,
+                skipped: Sequence[dict[str, str]] = (), look_for: str = "",
+                stages: dict[int, list[Any]] | None = None) -> None:
+    from lab.report.json_report import experiment_json, stages_json
+    from lab.report.table import (
+        comparison_table,
+        look_for_text,
+        skipped_text,
+        stages_table,
+        target_table,
+    )
+
+    stages = stages or {}
     if fmt == "json":
-        click.echo(json.dumps(experiment_json(experiment, list(runs)), indent=2))
-    else:
-        _stdout_console().print(comparison_table(list(runs)))
+        doc = experiment_json(experiment, list(runs))
+        for entry in doc["runs"]:
+            if entry["id"] in stages:
+                entry["stages"] = stages_json(stages[entry["id"]])
+        if skipped:
+            doc["skipped"] = list(skipped)
+        click.echo(json.dumps(doc, indent=2))
+        return
+    console = _stdout_console()
+    if runs:
+        console.print(comparison_table(list(runs)))
+        extra = target_table(list(runs))
+        if extra is not None:
+            console.print(extra)
+        for run in runs:
+            if stages.get(run.id):
+                console.print(stages_table(run, stages[run.id]))
+    if skipped:
+        console.print(skipped_text(skipped))
+    if look_for and runs:
+        console.print(look_for_text(look_for))
 
 
 @cli.command("runs")
@@ -319,9 +376,9 @@ def runs_cmd(experiment: str | None, limit: int | None, db_path: str, fmt: str) 
 @_db_option
 @_format_option
 def show(run_id: int, db_path: str, fmt: str) -> None:
-    """Show one run: its facts, summary, errors and per-second series."""
-    from lab.report.json_report import series_json
-    from lab.report.table import run_details, series_table
+    """Show one run: its facts, summary, errors, stages and per-second series."""
+    from lab.report.json_report import series_json, stages_json
+    from lab.report.table import run_details, series_table, stages_table
 
     with _open_existing_store(db_path) as store:
         try:
@@ -330,12 +387,19 @@ def show(run_id: int, db_path: str, fmt: str) -> None:
             _fail(f"{db_path}: {exc.args[0]}")
         intervals = store.intervals(run_id)
         errors = store.errors(run_id)
+        samples = store.target_samples(run_id)
+        stages = _stages_of(store, [run_rec]).get(run_id)
     if fmt == "json":
-        click.echo(json.dumps(series_json(run_rec, intervals), indent=2))
+        doc = series_json(run_rec, intervals, samples)
+        if stages:
+            doc["stages"] = stages_json(stages)
+        click.echo(json.dumps(doc, indent=2))
         return
     console = _stdout_console()
     console.print(run_details(run_rec, errors))
-    console.print(series_table(run_rec, intervals))
+    if stages:
+        console.print(stages_table(run_rec, stages))
+    console.print(series_table(run_rec, intervals, samples))
 
 
 @cli.command()
@@ -349,8 +413,31 @@ def compare(run_ids: Sequence[int], db_path: str, fmt: str) -> None:
             runs = store.get_runs(list(run_ids))
         except KeyError as exc:
             _fail(f"{db_path}: {exc.args[0]}")
+        stages = _stages_of(store, runs)
     names = sorted({r.experiment for r in runs})
-    _print_runs(" vs ".join(names), runs, fmt)
+    _print_runs(" vs ".join(names), runs, fmt, stages=stages)
+
+
+@cli.command()
+@_format_option
+def doctor(fmt: str) -> None:
+    """Check what this machine has for the experiments (redis-server, PostgreSQL, nginx)
+    and what on it changes results (cores, load, open-file limit, memory)."""
+    from rich.table import Table
+
+    from lab.doctor import checks
+
+    found = checks()
+    if fmt == "json":
+        click.echo(json.dumps({"checks": [c.as_dict() for c in found]}, indent=2))
+        return
+    styles = {"ok": "green", "warn": "yellow", "missing": "red", "info": "dim"}
+    table = Table(title="lab doctor", show_edge=False, title_style="bold")
+    for column in ("check", "", "value", "note"):
+        table.add_column(column, overflow="fold")
+    for c in found:
+        table.add_row(c.name, f"[{styles[c.status]}]{c.status}[/]", c.value, c.advice)
+    _stdout_console().print(table)
 
 
 def _terminated(signum: int, frame: object) -> None:

@@ -33,13 +33,16 @@ from lab.events import (
     RunFinished,
     RunStarted,
     RunStatus,
+    ServicesReady,
     TargetReady,
+    TargetSample,
 )
 from lab.generators import GeneratorError, GeneratorPool, IntervalMerger
 from lab.limits import fd_budget_problem
 from lab.monitor import ResourceSampler
 from lab.plan import RunPlan
-from lab.targets import TargetError, TargetProcess, fetch_stats, wait_ready
+from lab.services import ServiceError, ServiceSet
+from lab.targets import StatsReader, TargetError, TargetProcess, wait_ready
 
 START_DELAY_S = 0.1
 """Between the start command and t0, so every worker begins on the same instant."""
@@ -126,13 +129,54 @@ def _reading(s: ResourceSample) -> CpuReading:
                       cpu_seconds=s.cpu_seconds, rss_bytes=s.rss_bytes)
 
 
-def _stats_delta(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
-    """The target's counters over the window: numeric fields as end − start."""
-    out: dict[str, Any] = dict(end)
-    for key in ("cache_hits", "cache_misses"):
-        if isinstance(end.get(key), int) and isinstance(start.get(key), int):
-            out[key] = end[key] - start[key]
+def window_stats(start: dict[str, Any], end: dict[str, Any],
+                 samples: Sequence[TargetSample] = (), window_start_s: float = 0.0) -> dict[str, Any]:
+    """The target's figures over the measured window, from its stats path.
+
+    Convention (documented in the README, "Target stats"): top-level numbers are
+    monotonic counters, reported as ``end − start`` (``end`` alone when ``start`` lacks
+    them); ``gauges`` are levels, summarised from ``samples`` taken at or after
+    ``window_start_s`` as ``{"mean", "max", "last"}``; ``info`` is copied. With a
+    ``requests`` counter, ``per_request`` holds every other counter divided by it.
+    Other keys are copied as the target gave them.
+    """
+    out: dict[str, Any] = {}
+    counters: dict[str, float] = {}
+    for key, value in end.items():
+        if key in ("gauges", "info", "per_request"):
+            continue
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            base = start.get(key)
+            if isinstance(base, (int, float)) and not isinstance(base, bool):
+                value = value - base
+            counters[key] = value
+            out[key] = round(value, 6) if isinstance(value, float) else value
+        else:
+            out[key] = value
+    if isinstance(end.get("info"), dict):
+        out["info"] = dict(end["info"])
+    requests = counters.get("requests")
+    if isinstance(requests, (int, float)) and requests > 0:
+        out["per_request"] = {k: round(v / requests, 4) for k, v in counters.items()
+                              if k != "requests"}
+    series: dict[str, list[float]] = {}
+    for sample in samples:
+        if sample.t_s + 1e-9 < window_start_s:
+            continue
+        for name, value in sample.gauges.items():
+            series.setdefault(name, []).append(value)
+    if series:
+        out["gauges"] = {name: {"mean": round(sum(v) / len(v), 4), "max": round(max(v), 4),
+                                "last": round(v[-1], 4)} for name, v in series.items()}
     return out
+
+
+def _gauges(data: dict[str, Any]) -> dict[str, float]:
+    raw = data.get("gauges")
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): float(v) for k, v in raw.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
 
 async def run_plan(
@@ -161,6 +205,9 @@ class _Run:
         self.sample_every_s = sample_every_s
         self.key = uuid.uuid4().hex
         self.target: TargetProcess | None = None
+        self.services: ServiceSet | None = None
+        self.stats: StatsReader | None = None
+        self.gauge_samples: list[TargetSample] = []
         self.pool: GeneratorPool | None = None
         self.sampler: ResourceSampler | None = None
         self.samples: list[ResourceSample] = []
@@ -196,19 +243,24 @@ class _Run:
 
     async def _run(self) -> tuple[RunStatus, str | None]:
         plan, control = self.plan, self.control
-        if plan.target.app:
-            self.target = TargetProcess(plan.target)
-            start = asyncio.create_task(self.target.start())
-            stop_wait = asyncio.create_task(control.stop_requested.wait())
-            await asyncio.wait({start, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-            stop_wait.cancel()
-            if not start.done():
-                start.cancel()
-                with contextlib.suppress(asyncio.CancelledError, TargetError):
-                    await start
-                return "aborted", control.stop_reason
+        cores = psutil.cpu_count() or 1
+        if plan.target.app and plan.target.cpus and plan.target.cpus > cores:
+            return "failed", (f"target.cpus = {plan.target.cpus} asks for more CPU cores than this "
+                              f"machine has ({cores})")
+        self.services = ServiceSet(plan.services, plan.target.app_dir)
+        if self.services.wanted:
             try:
-                start.result()
+                if not await self._until_stopped(self.services.start()):
+                    return "aborted", control.stop_reason
+            except ServiceError as exc:
+                return "failed", str(exc)
+            self.emit(ServicesReady(self.key, {r.name: r.url for r in self.services.running},
+                                    list(self.services.notes)))
+        if plan.target.app:
+            self.target = TargetProcess(plan.target, extra_env=self.services.env)
+            try:
+                if not await self._until_stopped(self.target.start()):
+                    return "aborted", control.stop_reason
             except TargetError as exc:
                 return "failed", str(exc)
             self.base_url = self.target.url
@@ -235,16 +287,22 @@ class _Run:
             await self.pool.start()
         except GeneratorError as exc:
             return "failed", str(exc)
+        if plan.target.app and plan.target.cpus and plan.target.cpus < cores:
+            # The target has the first cores; the generator keeps off them.
+            rest = list(range(plan.target.cpus, cores))
+            for pid in self.pool.pids:
+                with contextlib.suppress(psutil.Error):
+                    psutil.Process(pid).cpu_affinity(rest)
         self.sampler = ResourceSampler(self.key, self.target.pid if self.target else None,
-                                       self.pool.pids)
+                                       self.pool.pids, service_pids=self.services.pids)
+        self.stats = StatsReader(self.base_url, plan.target.stats_path)
+        if load.warmup <= 0:
+            self.stats_start = await self.stats.read()
         self.t0 = time.monotonic() + START_DELAY_S
         self.pool.broadcast({"cmd": "start", "t0": self.t0})
         self._sample(0.0)  # priming reading: CPU counters start here
-        if load.warmup <= 0:
-            self.stats_start = await fetch_stats(self.base_url, plan.target.stats_path)
-        helpers = [asyncio.create_task(self._sample_loop())]
-        if load.warmup > 0:
-            helpers.append(asyncio.create_task(self._stats_at_warmup()))
+        helpers = [asyncio.create_task(self._sample_loop()),
+                   asyncio.create_task(self._stats_loop())]
         try:
             status, reason = await self._consume()
         finally:
@@ -252,15 +310,51 @@ class _Run:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
         if self.target is None or not self.target.exited:
-            self.stats_end = await fetch_stats(self.base_url, plan.target.stats_path)
+            self.stats_end = await self.stats.read()
+            self._on_stats(self.stats_end)
         self._sample(self.elapsed())
         return status, reason
 
-    async def _stats_at_warmup(self) -> None:
-        # The summary's window starts at the first whole interval after the warm-up.
-        start_s = math.ceil(self.plan.load.warmup - 1e-9)
-        await asyncio.sleep(max(0.0, self.t0 + start_s - time.monotonic()))
-        self.stats_start = await fetch_stats(self.base_url, self.plan.target.stats_path)
+    async def _until_stopped(self, start: Any) -> bool:
+        """Await a start-up step unless the run is stopped first (then cancel it).
+
+        Returns:
+            True when the step finished; False when the run was stopped.
+        Raises:
+            Whatever the step raised.
+        """
+        task = asyncio.ensure_future(start)
+        stop_wait = asyncio.create_task(self.control.stop_requested.wait())
+        await asyncio.wait({task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            return False
+        task.result()
+        return True
+
+    def _on_stats(self, data: dict[str, Any]) -> None:
+        gauges = _gauges(data)
+        if gauges:
+            sample = TargetSample(self.key, round(self.elapsed(), 3), gauges)
+            self.gauge_samples.append(sample)
+            self.emit(sample)
+
+    async def _stats_loop(self) -> None:
+        """Read the target's stats every second: gauges become a series; the reading at
+        the first whole interval after the warm-up is the counters' baseline."""
+        assert self.stats is not None
+        start_s = math.ceil(self.plan.load.warmup - 1e-9) if self.plan.load.warmup > 0 else None
+        k = 1
+        while not self.stats.absent:
+            await asyncio.sleep(max(0.0, self.t0 + k * self.sample_every_s - time.monotonic()))
+            data = await self.stats.read()
+            if start_s is not None and k * self.sample_every_s >= start_s and data:
+                self.stats_start, start_s = data, None
+            self._on_stats(data)
+            k += 1
 
     def _sample(self, t_s: float) -> None:
         if self.sampler is None:
@@ -349,15 +443,22 @@ class _Run:
         return status, reason
 
     async def _cleanup(self) -> None:
+        if self.stats is not None:
+            with contextlib.suppress(Exception):
+                await self.stats.close()
         if self.pool is not None:
             await self.pool.close()
         if self.target is not None:
             await self.target.stop()
+        if self.services is not None:
+            await self.services.stop()
 
     def _finish(self, status: RunStatus, reason: str | None) -> RunOutcome:
         for (cls, st), (message, n) in self.errors.items():
             self.emit(ErrorSample(self.key, cls, st, str(message), int(n)))
-        target_stats = _stats_delta(self.stats_start, self.stats_end) if self.stats_end else {}
+        window_start = math.ceil(self.plan.load.warmup - 1e-9) if self.plan.load.warmup > 0 else 0.0
+        target_stats = (window_stats(self.stats_start, self.stats_end, self.gauge_samples,
+                                     window_start) if self.stats_end else {})
         summary = summarise(
             [_counts(iv) for iv in self.merger.merged],
             [_reading(s) for s in self.samples],

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from lab.plan import RunPlan
 
 RunStatus = Literal["running", "completed", "failed", "aborted"]
-ResourceRole = Literal["target", "generator", "lab", "system"]
+ResourceRole = Literal["target", "generator", "lab", "system", "service"]
 ERROR_CLASSES = ("timeout", "connect", "reset", "http_4xx", "http_5xx", "generator")
 """Error classes, in display order. ``generator`` errors are the lab's own (for example
 too many open files) and are kept apart from the target's."""
@@ -170,6 +170,29 @@ class LoadChanged:
 
 
 @dataclass(frozen=True)
+class TargetSample:
+    """The target's gauges (queue depth, lag, pool use...), read from its stats path
+    about once a second."""
+
+    run_key: str
+    t_s: float
+    """Seconds since the load began."""
+    gauges: dict[str, float]
+    """Name → current level, in the units the target names (e.g. ``job_lag_ms``)."""
+
+
+@dataclass(frozen=True)
+class ServicesReady:
+    """The backing services of the run (redis, PostgreSQL, downstream apps) are up."""
+
+    run_key: str
+    services: dict[str, str]
+    """Name → URL, e.g. ``{"redis": "redis://127.0.0.1:41234/0"}``."""
+    notes: list[str] = field(default_factory=list)
+    """Optional services that were not started, and why."""
+
+
+@dataclass(frozen=True)
 class RunFinished:
     """A run has ended, whatever the way. Always the last event of a run."""
 
@@ -187,5 +210,6 @@ class RunFinished:
     ``{"cache_hits": 10, "cache_misses": 2}``."""
 
 
-Event = RunStarted | TargetReady | IntervalStats | ResourceSample | ErrorSample | LoadChanged | RunFinished
+Event = (RunStarted | ServicesReady | TargetReady | IntervalStats | ResourceSample | TargetSample
+         | ErrorSample | LoadChanged | RunFinished)
 Listener = Callable[[Event], None]

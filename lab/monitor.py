@@ -41,11 +41,14 @@ class ResourceSampler:
         target_pid: root PID of the target (its whole tree is summed), or None.
         generator_pids: one PID per generator worker process.
         lab_pid: the lab's own process (default: this process).
+        service_pids: name → root PID of each backing service (redis, postgres, apps);
+            each tree is reported as role ``service`` with ``detail["service"]``.
     """
 
     def __init__(self, run_key: str, target_pid: int | None, generator_pids: list[int],
-                 lab_pid: int | None = None) -> None:
+                 lab_pid: int | None = None, service_pids: dict[str, int] | None = None) -> None:
         self.run_key = run_key
+        self.service_pids = dict(service_pids or {})
         self.target_pid = target_pid
         self.generator_pids = list(generator_pids)
         self.lab_pid = lab_pid or os.getpid()
@@ -87,7 +90,8 @@ class ResourceSampler:
             return None
 
     def _role(self, t_s: float, role: ResourceRole, pids: list[int], now: float,
-              report_pid: int | None, key: str) -> ResourceSample | None:
+              report_pid: int | None, key: str,
+              detail: dict[str, object] | None = None) -> ResourceSample | None:
         pct_sum: float | None = None
         priming = False
         cpu_total = self._dead_cpu_s.get(key, 0.0)
@@ -115,7 +119,7 @@ class ResourceSampler:
             run_key=self.run_key, t_s=round(t_s, 3), role=role, pid=report_pid,
             cpu_percent=None if priming else round(pct_sum or 0.0, 2),
             cpu_seconds=round(cpu_total, 4), rss_bytes=rss, num_threads=threads,
-            num_fds=fds, processes=n,
+            num_fds=fds, processes=n, **({"detail": detail} if detail else {}),
         )
 
     def sample(self, t_s: float) -> list[ResourceSample]:
@@ -127,6 +131,13 @@ class ResourceSampler:
             with contextlib.suppress(psutil.Error):
                 pids += [c.pid for c in psutil.Process(self.target_pid).children(recursive=True)]
             s = self._role(t_s, "target", pids, now, self.target_pid, "target")
+            if s:
+                out.append(s)
+        for name, spid in self.service_pids.items():
+            pids = [spid]
+            with contextlib.suppress(psutil.Error):
+                pids += [c.pid for c in psutil.Process(spid).children(recursive=True)]
+            s = self._role(t_s, "service", pids, now, spid, f"service:{name}", {"service": name})
             if s:
                 out.append(s)
         for gpid in self.generator_pids:

@@ -14,7 +14,7 @@ import ctypes
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import psutil
 
@@ -27,6 +27,22 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _child_setup(cpus: frozenset[int] | None, user: int | None,
+                 group: int | None) -> Callable[[], None]:
+    def setup() -> None:  # pragma: no cover - runs in the child before exec
+        # Credentials first: changing them clears the parent-death signal.
+        if group is not None:
+            os.setgroups([])
+            os.setgid(group)
+        if user is not None:
+            os.setuid(user)
+        _die_with_parent()
+        if cpus and hasattr(os, "sched_setaffinity"):
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, cpus)
+    return setup
+
+
 async def spawn(
     argv: Sequence[str],
     env: dict[str, str] | None = None,
@@ -34,8 +50,15 @@ async def spawn(
     stdin: int | None = None,
     stdout: int | None = None,
     stderr: int | None = None,
+    user: int | None = None,
+    group: int | None = None,
+    cpus: frozenset[int] | None = None,
 ) -> asyncio.subprocess.Process:
     """Start a child process in its own session, tied to the lab's life.
+
+    Args:
+        user, group: run the child as this uid/gid (the lab must be root).
+        cpus: pin the child (and so every process it forks) to these CPU cores.
 
     Raises:
         OSError: the executable could not be started.
@@ -48,7 +71,7 @@ async def spawn(
         stdout=stdout,
         stderr=stderr,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=_child_setup(cpus, user, group),
     )
 
 

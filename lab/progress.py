@@ -12,6 +12,7 @@ from lab.events import (
     ResourceSample,
     RunFinished,
     RunStarted,
+    ServicesReady,
     TargetReady,
 )
 
@@ -48,6 +49,12 @@ class ProgressPrinter:
             self._say(f"[{plan.variant}] {plan.experiment}: {load.model} model, {level}, "
                       f"{self.total_s:g}s (warm-up {load.warmup:g}s); {load.client} client, "
                       f"{workers}")
+        elif isinstance(event, ServicesReady):
+            started = ", ".join(f"{name} at {url}" for name, url in event.services.items())
+            if started:
+                self._say(f"[{self.variant}] services ready: {started}")
+            for note in event.notes:
+                self._say(f"[{self.variant}] {note}")
         elif isinstance(event, TargetReady):
             self._say(f"[{self.variant}] target ready at {event.url} in {event.startup_s:.1f}s")
         elif isinstance(event, ResourceSample):

@@ -13,6 +13,8 @@ frozen dataclasses back. The table and column names below are a contract: people
 * ``errors``: errors of one class and status over a run, with a sample message.
 * ``run_events``: load changes (new stage, user changed VUs or rate).
 * ``summaries``: a run's headline figures, flattened (one row per run, when measured).
+* ``target_samples``: the target's gauges (queue depth, lag, ...) read from its stats
+  path about once a second: ``(run_id, t_s, name, value)``.
 
 Times: ``started_at`` / ``ended_at`` are ISO-8601 UTC text with milliseconds
 (``2026-11-29T19:03:04.123Z``); ``started_at_unix`` / ``ended_at_unix`` hold the same
@@ -58,7 +60,9 @@ from lab.events import (
     ResourceSample,
     RunFinished,
     RunStarted,
+    ServicesReady,
     TargetReady,
+    TargetSample,
 )
 
 RUN_STATUSES = ("running", "completed", "failed", "aborted")
@@ -180,6 +184,8 @@ class IntervalRow:
     loop_lag_max_ms: float | None = None
     histogram_lag: bytes = b""
     """Encoded HDR histogram (µs) of the generator workers' event-loop lag."""
+    in_flight_mean: float | None = None
+    """Time-weighted mean of requests in flight during the interval (all workers)."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +197,7 @@ class ResourceRow:
     t_s: float
     """Seconds after the load began."""
     role: str
-    """``target``, ``generator``, ``lab`` or ``system``."""
+    """``target``, ``generator``, ``lab``, ``system`` or ``service``."""
     pid: int | None
     """Process id (root of the tree for the target), None for ``system``."""
     cpu_percent: float | None
@@ -396,17 +402,31 @@ def _m003_generator_health(db: Database) -> None:
     summaries.add_column("loop_lag_p99_ms", float)
 
 
+def _m004_services_and_target_series(db: Database) -> None:
+    """Backing services of a run, the target's gauges over time, and the generator's
+    mean requests in flight per interval (for Little's law)."""
+    db.table("runs").add_column("services", str)
+    db["target_samples"].create(
+        {"run_id": int, "t_s": float, "name": str, "value": float},
+        foreign_keys=[("run_id", "runs", "id")],
+        not_null=["run_id", "t_s", "name"],
+    )
+    db["target_samples"].create_index(["run_id", "t_s"])
+    db.table("intervals").add_column("in_flight_mean", float)
+
+
 _MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _m001_initial,
     _m002_lab_process,
     _m003_generator_health,
+    _m004_services_and_target_series,
 )
 """Schema steps in order; step ``n`` (1-based) brings ``PRAGMA user_version`` to ``n``."""
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema version this code writes."""
 
-_CHILD_TABLES = ("intervals", "resources", "errors", "run_events", "summaries")
+_CHILD_TABLES = ("intervals", "resources", "errors", "run_events", "summaries", "target_samples")
 
 
 # --------------------------------------------------------------------------- store
@@ -651,9 +671,24 @@ class Store:
             "loop_lag_p99_ms": event.loop_lag_p99_ms,
             "loop_lag_max_ms": event.loop_lag_max_ms,
             "histogram_lag": bytes(event.histogram_lag),
+            "in_flight_mean": getattr(event, "in_flight_mean", None),
         }
         with self._write():
             self._table("intervals").insert(row)
+
+    def add_target_sample(self, run_id: int, event: TargetSample) -> None:
+        """Append the target's gauges read at one instant."""
+        rows = [{"run_id": run_id, "t_s": event.t_s, "name": name, "value": value}
+                for name, value in event.gauges.items()]
+        if rows:
+            with self._write():
+                self._table("target_samples").insert_all(rows)
+
+    def set_services(self, run_id: int, event: ServicesReady) -> None:
+        """Remember which backing services a run had (name → URL) and what was left out."""
+        with self._write():
+            self._table("runs").update(
+                run_id, {"services": _dumps({"running": event.services, "notes": event.notes})})
 
     def add_resource(self, run_id: int, event: ResourceSample) -> None:
         """Append one resource reading of a run."""
@@ -827,9 +862,16 @@ class Store:
                 loop_lag_p99_ms=r["loop_lag_p99_ms"],
                 loop_lag_max_ms=r["loop_lag_max_ms"],
                 histogram_lag=bytes(r["histogram_lag"] or b""),
+                in_flight_mean=r.get("in_flight_mean"),
             )
             for r in rows
         ]
+
+    def target_samples(self, run_id: int) -> list[tuple[float, str, float]]:
+        """A run's target gauge readings as ``(t_s, name, value)``, time order."""
+        rows = self._query("SELECT t_s, name, value FROM target_samples WHERE run_id = ? "
+                           "ORDER BY t_s, rowid", [run_id])
+        return [(r["t_s"], r["name"], r["value"]) for r in rows]
 
     def interval_counts(self, run_id: int) -> list[IntervalCounts]:
         """A run's intervals as ``summarise()`` input, in time order."""
@@ -971,6 +1013,10 @@ class Recorder:
             self.store.add_run_event(run_id, event)
         elif isinstance(event, TargetReady):
             self.store.set_target(run_id, event)
+        elif isinstance(event, TargetSample):
+            self.store.add_target_sample(run_id, event)
+        elif isinstance(event, ServicesReady):
+            self.store.set_services(run_id, event)
         elif isinstance(event, RunFinished):
             self.store.finish_run(run_id, event)
 

@@ -41,11 +41,14 @@ class TargetProcess:
         grace_s: seconds between SIGTERM and SIGKILL when stopping.
     """
 
-    def __init__(self, spec: TargetSpec, grace_s: float = 5.0) -> None:
+    def __init__(self, spec: TargetSpec, grace_s: float = 5.0,
+                 extra_env: dict[str, str] | None = None) -> None:
         if not spec.app:
             raise ValueError("TargetProcess needs an app target")
         self.spec = spec
         self.grace_s = grace_s
+        self.extra_env = dict(extra_env or {})
+        """Set after ``spec.env``: the URLs of the run's services."""
         self.port = 0
         self.proc: asyncio.subprocess.Process | None = None
         self._tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
@@ -80,6 +83,7 @@ class TargetProcess:
         spec = self.spec
         env = dict(os.environ)
         env.update(spec.env)
+        env.update(self.extra_env)
         env["PYTHONUNBUFFERED"] = "1"
         self.port = free_port()
         argv = [
@@ -90,8 +94,10 @@ class TargetProcess:
             "--app-dir", spec.app_dir or os.getcwd(),
         ]
         t_spawn = time.monotonic()
+        cpus = frozenset(range(spec.cpus)) if spec.cpus else None
         self.proc = await spawn(argv, env=env, stdin=asyncio.subprocess.DEVNULL,
-                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                                cpus=cpus)
         self._drain = asyncio.create_task(self._drain_output())
         await self._wait_ready()
         self.startup_s = time.monotonic() - t_spawn
@@ -193,3 +199,40 @@ async def fetch_stats(url: str, path: str | None) -> dict[str, object]:
             return data if isinstance(data, dict) else {}
     except (httpx.HTTPError, ValueError):
         return {}
+
+
+class StatsReader:
+    """Reads a target's stats path repeatedly over one keep-alive connection.
+
+    ``read()`` returns the JSON object, ``{}`` when this read failed (a busy target may
+    not answer in time), and sets ``absent`` when the target has no stats endpoint (404,
+    or an answer that is not a JSON object), after which reads return ``{}`` at once.
+    """
+
+    def __init__(self, url: str, path: str | None, timeout_s: float = 2.0) -> None:
+        self.url = url.rstrip("/") + (path or "")
+        self.absent = not path
+        self._client = httpx.AsyncClient(timeout=timeout_s, trust_env=False)
+
+    async def read(self) -> dict[str, object]:
+        if self.absent:
+            return {}
+        try:
+            resp = await self._client.get(self.url)
+        except httpx.HTTPError:
+            return {}
+        if resp.status_code != 200:
+            self.absent = resp.status_code in (404, 405)
+            return {}
+        try:
+            data = resp.json()
+        except ValueError:
+            self.absent = True
+            return {}
+        if not isinstance(data, dict):
+            self.absent = True
+            return {}
+        return data
+
+    async def close(self) -> None:
+        await self._client.aclose()

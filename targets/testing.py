@@ -51,6 +51,7 @@ class TargetState:
     fast_count: int = 0
     stall_count: int = 0
     crash_count: int = 0
+    services_count: int = 0
 
 
 def _float_env(name: str, default: float | None) -> float | None:
@@ -107,6 +108,12 @@ async def stall(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+async def sleep(request: Request) -> Response:
+    """Answers after ``ms`` milliseconds (asyncio.sleep): a fixed service time."""
+    await asyncio.sleep(int(request.path_params["ms"]) / 1000)
+    return PlainTextResponse("ok")
+
+
 async def trickle(request: Request) -> Response:
     """Headers at once, then one body byte every TRICKLE_EVERY_S (20 bytes in all)."""
     every = _state(request).trickle_every_s
@@ -157,9 +164,49 @@ async def crash_after(request: Request) -> Response:
 
 
 async def stats(request: Request) -> Response:
-    """Fake cache counters (/fast = hits, /stall = misses) so tests can check stats reads."""
+    """Fake cache counters (/fast = hits, /stall = misses) so tests can check stats reads,
+    a ``requests`` counter, gauges and info (see the README's "Target stats")."""
     state = _state(request)
-    return JSONResponse({"cache_hits": state.fast_count, "cache_misses": state.stall_count})
+    return JSONResponse({
+        "cache_hits": state.fast_count, "cache_misses": state.stall_count,
+        "requests": state.fast_count + state.stall_count + state.services_count,
+        "services_calls": 3 * state.services_count,
+        "gauges": {"uptime_s": round(time.monotonic() - state.started, 3),
+                   "fast_total": state.fast_count},
+        "info": {"redis": "yes" if os.environ.get("REDIS_URL") else "no",
+                 "database": "yes" if os.environ.get("DATABASE_URL") else "no"},
+    })
+
+
+async def services(request: Request) -> Response:
+    """Uses every backing service the lab passed in (REDIS_URL, DATABASE_URL,
+    DOWNSTREAM_URL): 200 with what each answered, 500 naming the first one missing."""
+    state = _state(request)
+    state.services_count += 1
+    out: dict[str, object] = {}
+    redis_url = os.environ.get("REDIS_URL")
+    db_url = os.environ.get("DATABASE_URL")
+    downstream = os.environ.get("DOWNSTREAM_URL")
+    if not (redis_url and db_url and downstream):
+        return JSONResponse({"missing": [n for n, v in (("REDIS_URL", redis_url),
+                             ("DATABASE_URL", db_url), ("DOWNSTREAM_URL", downstream)) if not v]},
+                            status_code=500)
+    import httpx
+    import psycopg
+    import redis.asyncio as redis
+
+    client = redis.from_url(redis_url)
+    try:
+        await client.incr("lab-test-counter")
+        out["redis"] = int(await client.get("lab-test-counter") or 0)
+    finally:
+        await client.aclose()
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        cur = await conn.execute("select 41 + 1")
+        out["postgres"] = (await cur.fetchone())[0]
+    async with httpx.AsyncClient(trust_env=False) as http:
+        out["downstream"] = (await http.get(downstream + "/fast")).status_code
+    return JSONResponse(out)
 
 
 app = Starlette(
@@ -167,12 +214,14 @@ app = Starlette(
         Route("/health", health),
         Route("/fast", fast),
         Route("/stall", stall),
+        Route("/sleep/{ms:int}", sleep),
         Route("/trickle", trickle),
         Route("/status/{code}", status),
         Route("/chunked", chunked),
         Route("/close", close),
         Route("/crash-after", crash_after),
         Route("/stats", stats),
+        Route("/services", services),
     ],
     lifespan=lifespan,
 )

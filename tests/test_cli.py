@@ -271,7 +271,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
 def test_run_prints_table_and_progress(session: Session) -> None:
     out, err = session.table.stdout, session.table.stderr
     assert "Traceback" not in err
-    rows = [line for line in out.splitlines() if re.match(r"^\s*\d+ (alpha|beta) ", line)]
+    main_table = out.split("reported by the target")[0]
+    rows = [line for line in main_table.splitlines() if re.match(r"^\s*\d+ (alpha|beta) ", line)]
     assert [line.split()[1] for line in rows] == ["alpha", "beta"]
     assert all("completed" in line for line in rows)
     # The second run's change against the first: a line of signed percents.
@@ -336,11 +337,14 @@ def test_show_prints_per_second_rows(session: Session) -> None:
     out = res.stdout
     assert f"run {run['id']} · jsoned / alpha" in out
     assert "completed" in out
-    # One row per second: t = 0 and t = 1, with the VUs (2) at the end.
+    # One row per second: t = 0 and t = 1, with the VUs (2) before the target's gauges
+    # (uptime s, fast total).
     series = out[out.index("t s "):]
+    header = series.splitlines()[0].split()
+    assert header[-5:] == ["VUs", "uptime", "s", "fast", "total"], series
     rows = [line.split() for line in series.splitlines()[2:] if line.strip()]
     assert [row[0] for row in rows] == ["0", "1"], series
-    assert all(row[-1] == "2" for row in rows), series
+    assert all(row[-3] == "2" for row in rows), series
 
     res = run_lab("show", str(run["id"]), "--db", str(session.db), "--format", "json")
     assert res.returncode == 0, res.stderr

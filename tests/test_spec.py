@@ -63,19 +63,21 @@ def line_of(text: str, needle: str, occurrence: int = 1) -> int:
 # ------------------------------------------------------------------ good files
 
 
-def test_caching_example_loads_with_two_variants_and_merged_env() -> None:
+def test_caching_example_loads_with_its_variants_merged_env_and_services() -> None:
     exp = load_experiment(REPO / "experiments" / "caching.toml")
     assert exp.name == "caching"
     assert exp.source == REPO / "experiments" / "caching.toml"
     assert exp.experiment.title
     assert exp.load.model == "closed" and exp.load.vus == 32
-    assert exp.load.duration == 20.0 and exp.load.warmup == 3.0 and exp.load.timeout == 5.0
+    assert exp.load.duration == 15.0 and exp.load.warmup == 3.0 and exp.load.timeout == 5.0
     param = exp.load.requests[0].params["id"]
     assert (param.distribution, param.n, param.s) == ("zipf", 1000, 1.1)
 
     variants = exp.resolved_variants()
-    assert [v.name for v in variants] == ["no-cache", "lru"]
+    assert [v.name for v in variants] == ["no-cache", "lru", "redis"]
     assert variants[0].target.env == {"CATALOG_ITEMS": "5000", "CACHE": "none"}
+    # Only the redis variant asks the lab for a redis-server.
+    assert [v.services.redis for v in variants] == ["off", "off", "required"]
     assert variants[1].target.env == {"CATALOG_ITEMS": "5000", "CACHE": "lru"}
     assert variants[1].target.app == "targets.catalog:app"
     assert isinstance(variants[1].load, LoadSpec)

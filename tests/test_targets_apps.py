@@ -180,7 +180,10 @@ async def test_testing_basic_endpoints(testing_env) -> None:
         assert (fast.status_code, fast.text) == (200, "ok")
         assert (await client.get("/stall")).status_code == 200
         assert (await client.get("/crash-after")).json() == {"count": 1}
-        assert (await client.get("/stats")).json() == {"cache_hits": 1, "cache_misses": 1}
+        stats = (await client.get("/stats")).json()
+        assert (stats["cache_hits"], stats["cache_misses"], stats["requests"]) == (1, 1, 2)
+        assert stats["gauges"]["fast_total"] == 1
+        assert stats["info"] == {"redis": "no", "database": "no"}
 
 
 @pytest.mark.parametrize("code", [200, 204, 404, 500, 503])

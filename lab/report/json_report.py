@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from lab.analysis.summary import Latency, Summary
 
 if TYPE_CHECKING:
+    from lab.analysis.stages import StageFigures
     from lab.store import IntervalRow, RunRecord
 
 _ZERO_LATENCY = Latency(p50=0.0, p90=0.0, p95=0.0, p99=0.0, max=0.0, mean=0.0, count=0)
@@ -119,16 +120,20 @@ def runs_json(runs: Sequence[RunRecord]) -> dict[str, Any]:
     return {"runs": [run_json(run) for run in runs]}
 
 
-def series_json(run: RunRecord, intervals: Sequence[IntervalRow]) -> dict[str, Any]:
+def series_json(run: RunRecord, intervals: Sequence[IntervalRow],
+                samples: Sequence[tuple[float, str, float]] = ()) -> dict[str, Any]:
     """A run with its per-interval series (``lab show --format json``).
 
     Returns:
-        ``{"run": run_json(run), "intervals": [...]}``, each interval with ``t_s``,
-        ``duration_s``, counts, ``ok_rps`` (req/s), ``active_vus``, ``target_rate``
-        (req/s), ``stage``, ``errors_by_class`` and ``p50_ms`` … ``max_ms`` (null when the
-        interval had no successful request). Histograms are left out.
+        ``{"run": run_json(run), "intervals": [...], "target_samples": [...]}``, each
+        interval with ``t_s``, ``duration_s``, counts, ``ok_rps`` (req/s),
+        ``active_vus``, ``target_rate`` (req/s), ``stage``, ``errors_by_class``,
+        ``in_flight_mean`` and ``p50_ms`` … ``max_ms`` (null when the interval had no
+        successful request); each target sample ``{"t_s", "name", "value"}``.
+        Histograms are left out.
     """
     return {
+        "target_samples": [{"t_s": t, "name": n, "value": v} for t, n, v in samples],
         "run": run_json(run),
         "intervals": [
             {
@@ -150,6 +155,7 @@ def series_json(run: RunRecord, intervals: Sequence[IntervalRow]) -> dict[str, A
                 "p95_ms": iv.p95_ms,
                 "p99_ms": iv.p99_ms,
                 "max_ms": iv.max_ms,
+                "in_flight_mean": iv.in_flight_mean,
             }
             for iv in intervals
         ],
@@ -159,3 +165,23 @@ def series_json(run: RunRecord, intervals: Sequence[IntervalRow]) -> dict[str, A
 def dumps(document: dict[str, Any]) -> str:
     """Serialise a report as indented JSON text (UTF-8 characters kept as they are)."""
     return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+def stages_json(stages: Sequence[StageFigures]) -> list[dict[str, Any]]:
+    """Per-stage figures (``lab.analysis.stages``) as JSON-ready dicts: ``stage``,
+    ``start_s``, ``end_s``, ``offered`` (req/s, or VUs in the closed model),
+    ``throughput_rps``, ``completed_rps``, ``error_rate``, ``dropped``, ``p50_ms``,
+    ``p99_ms``, ``mean_ms``, ``in_flight_measured``, ``in_flight_little`` (X·W),
+    ``little_error`` (relative) and ``little_ok``."""
+    def r(value: float | None, digits: int = 3) -> float | None:
+        return None if value is None else round(value, digits)
+
+    return [{
+        "stage": st.stage, "start_s": st.start_s, "end_s": st.end_s,
+        "offered": r(st.offered), "throughput_rps": r(st.throughput_rps),
+        "completed_rps": r(st.completed_rps), "error_rate": r(st.error_rate, 5),
+        "dropped": st.dropped, "p50_ms": r(st.p50_ms), "p99_ms": r(st.p99_ms),
+        "mean_ms": r(st.mean_ms), "in_flight_measured": r(st.in_flight_measured),
+        "in_flight_little": r(st.in_flight_little), "little_error": r(st.little_error, 4),
+        "little_ok": st.little_ok,
+    } for st in stages]

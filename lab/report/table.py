@@ -21,6 +21,7 @@ from rich.text import Text
 from lab.events import ERROR_CLASSES
 
 if TYPE_CHECKING:
+    from lab.analysis.stages import StageFigures
     from lab.analysis.summary import Summary
     from lab.store import ErrorRow, IntervalRow, RunRecord
 
@@ -324,21 +325,46 @@ def runs_table(runs: Sequence[RunRecord]) -> Table:
     return table
 
 
-def series_table(run: RunRecord, intervals: Sequence[IntervalRow]) -> Table:
+def gauges_by_interval(intervals: Sequence[IntervalRow],
+                       samples: Sequence[tuple[float, str, float]]) -> list[dict[str, float]]:
+    """For each interval, the last reading of each target gauge taken inside it.
+
+    Args:
+        intervals: the run's intervals, time order.
+        samples: ``(t_s, name, value)`` readings of the target's gauges, time order.
+    """
+    out: list[dict[str, float]] = [{} for _ in intervals]
+    i = 0
+    for t_s, name, value in samples:
+        while i < len(intervals) and t_s > intervals[i].t_s + intervals[i].duration_s + 1e-6:
+            i += 1
+        if i == len(intervals):
+            break
+        out[i][name] = value
+    return out
+
+
+def series_table(run: RunRecord, intervals: Sequence[IntervalRow],
+                 samples: Sequence[tuple[float, str, float]] = ()) -> Table:
     """One row per interval of a run (for ``lab show``).
 
     Columns: start (s after the load began), completed requests, ok, errors, goodput
-    (req/s), p50/p95/p99/max latency of successful requests (ms), dropped requests and
-    the load level: active VUs (closed model) or scheduled arrival rate in req/s (open
-    model, when any interval has a rate).
+    (req/s), p50/p95/p99/max latency of successful requests (ms), dropped requests, the
+    load level: active VUs (closed model) or scheduled arrival rate in req/s (open
+    model, when any interval has a rate), and one column per target gauge (its last
+    reading in the interval), when the target reported any.
     """
     open_model = any(iv.target_rate > 0 for iv in intervals)
+    gauges = gauges_by_interval(intervals, samples)
+    names = list(dict.fromkeys(name for _t, name, _v in samples))
     table = _compact_table(f"run {run.id} · {run.experiment} / {run.variant}")
     for header in ("t s", "req", "ok", "err", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms"):
         table.add_column(header, justify="right")
     table.add_column("dropped", justify="right")
     table.add_column("rate" if open_model else "VUs", justify="right")
-    for iv in intervals:
+    for name in names:
+        table.add_column(name.replace("_", " "), justify="right")
+    for iv, ivg in zip(intervals, gauges, strict=True):
         table.add_row(
             f"{iv.t_s:g}",
             fmt_int(iv.requests),
@@ -351,6 +377,7 @@ def series_table(run: RunRecord, intervals: Sequence[IntervalRow]) -> Table:
             fmt_ms(iv.max_ms),
             fmt_int(iv.dropped),
             fmt_rate(iv.target_rate) if open_model else fmt_int(iv.active_vus),
+            *(MISSING if name not in ivg else _fmt_figure(ivg[name]) for name in names),
         )
     return table
 
@@ -485,3 +512,113 @@ def render(renderable: RenderableType, width: int | None = None) -> str:
     console = Console(file=buffer, width=width, force_terminal=False, color_system=None)
     console.print(renderable)
     return buffer.getvalue()
+
+
+# ------------------------------------------------------------ experiment extras
+
+
+def _fmt_figure(value: float) -> str:
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def target_table(runs: Sequence[RunRecord]) -> Table | None:
+    """What the targets themselves reported over the measured window, one row per run:
+    each counter per request (``queries/req``), each gauge's mean and max, and the
+    target's ``info`` facts. None when no run's target reported any of these.
+
+    Cache hits and misses are left out: the comparison table shows the hit ratio.
+    """
+    per_request: list[str] = []
+    gauges: list[str] = []
+    info: list[str] = []
+    for run in runs:
+        stats = run.target_stats or {}
+        for name in stats.get("per_request", {}):
+            if name not in per_request and name not in ("cache_hits", "cache_misses"):
+                per_request.append(name)
+        for name in stats.get("gauges", {}):
+            if name not in gauges:
+                gauges.append(name)
+        for name in stats.get("info", {}):
+            if name not in info:
+                info.append(name)
+    if not (per_request or gauges or info):
+        return None
+    table = _compact_table("reported by the target (measured window)",
+                           caption="per request: counter ÷ the target's request count; "
+                                   "gauges sampled every second: mean / max")
+    table.add_column("id", justify="right")
+    table.add_column("variant")
+    for name in per_request:
+        table.add_column(f"{name}\nper req", justify="right")
+    for name in gauges:
+        table.add_column(f"{name}\nmean / max", justify="right")
+    for name in info:
+        table.add_column(name)
+    for run in runs:
+        stats = run.target_stats or {}
+        cells = [str(run.id), run.variant]
+        for name in per_request:
+            value = stats.get("per_request", {}).get(name)
+            cells.append(MISSING if value is None else _fmt_figure(float(value)))
+        for name in gauges:
+            g = stats.get("gauges", {}).get(name)
+            cells.append(MISSING if not g else f"{_fmt_figure(g['mean'])} / {_fmt_figure(g['max'])}")
+        for name in info:
+            cells.append(str(stats.get("info", {}).get(name, MISSING)))
+        table.add_row(*cells)
+    return table
+
+
+def look_for_text(text: str) -> RenderableType:
+    """The experiment's "what to look for" text, under a heading."""
+    out = Text("What to look for\n", style="bold")
+    out.append(text.strip())
+    return out
+
+
+def skipped_text(skipped: Sequence[dict[str, str]]) -> RenderableType:
+    """The variants ``lab run`` skipped, each with its reason."""
+    out = Text()
+    for i, skip in enumerate(skipped):
+        if i:
+            out.append("\n")
+        out.append(f"skipped {skip['variant']}: ", style="yellow")
+        out.append(skip["reason"])
+    return out
+
+
+def stages_table(run: RunRecord, stages: Sequence[StageFigures]) -> Table:
+    """One row per load stage of a run: offered load, throughput, p50/p99, errors, and
+    the Little's law check (requests in flight measured by the generator against
+    throughput × mean latency; flagged when they differ by more than 20 %)."""
+    open_model = (run.config.get("load") or {}).get("model") == "open"
+    table = _compact_table(
+        f"run {run.id} ({run.variant}) by stage",
+        caption="in flight: measured by the generator / predicted by Little's law L = X·W "
+                "(X completed req/s, W mean latency); ✗ when they differ by more than 20 %")
+    table.add_column("stage", justify="right")
+    table.add_column("t s", justify="right")
+    table.add_column("offered\nreq/s" if open_model else "VUs", justify="right")
+    table.add_column("req/s", justify="right")
+    table.add_column("p50\nms", justify="right")
+    table.add_column("p99\nms", justify="right")
+    table.add_column("err\n%", justify="right")
+    table.add_column("in flight\nmeasured", justify="right")
+    table.add_column("in flight\nX·W", justify="right")
+    table.add_column("", justify="left")
+    for st in stages:
+        ok = st.little_ok
+        table.add_row(
+            str(st.stage + 1), f"{st.start_s:g}–{st.end_s:g}", fmt_rate(st.offered),
+            fmt_rate(st.throughput_rps), fmt_ms(st.p50_ms), fmt_ms(st.p99_ms),
+            _pct(st.error_rate * 100),
+            MISSING if st.in_flight_measured is None else _fmt_figure(st.in_flight_measured),
+            MISSING if st.in_flight_little is None else _fmt_figure(st.in_flight_little),
+            Text("") if ok is None else Text("✓", style="green") if ok else Text("✗", style="red"),
+        )
+    return table

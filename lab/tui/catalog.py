@@ -40,7 +40,9 @@ class ExperimentEntry:
     question: str = ""
     """The question it asks."""
     description: str = ""
-    """What to look for."""
+    """What the experiment does."""
+    look_for: str = ""
+    """What to look for in the results."""
     variants: tuple[VariantInfo, ...] = ()
     """Its variants in file order (``default`` when it declares none)."""
     error: str | None = None
@@ -97,6 +99,7 @@ def _entry(path: Path) -> ExperimentEntry:
         title=info.title,
         question=info.question,
         description=info.description.strip(),
+        look_for=info.look_for.strip(),
         variants=variants,
         experiment=exp,
     )

@@ -22,6 +22,7 @@ from lab.events import (
     RunFinished,
     RunStarted,
     TargetReady,
+    TargetSample,
 )
 
 if TYPE_CHECKING:
@@ -96,6 +97,10 @@ class LiveSnapshot:
     generator_cpu: dict[int, float] = field(default_factory=dict)
     """Latest CPU percent per generator process id."""
     lab_cpu: float | None = None
+    service_cpu: dict[str, float | None] = field(default_factory=dict)
+    """Latest CPU percent per backing service (redis, postgres, downstream apps)."""
+    gauges: dict[str, float] = field(default_factory=dict)
+    """The target's latest gauges (queue depth, lag...), from its stats path."""
     system_cpu: float | None = None
     """Sum over all cores (100 per busy core)."""
     cores: int = 0
@@ -149,6 +154,8 @@ class LiveBridge:
             self._interval(s, event)
         elif isinstance(event, ResourceSample):
             self._resource(s, event)
+        elif isinstance(event, TargetSample):
+            s.gauges.update(event.gauges)
         elif isinstance(event, LoadChanged):
             s.markers.append(Marker(event.t_s, event.level, event.reason))
             s.level = event.level
@@ -195,6 +202,9 @@ class LiveBridge:
         if r.role == "target":
             s.target_rss, s.target_processes = r.rss_bytes, r.processes
             s.target_cpu = r.cpu_percent if r.cpu_percent is not None else s.target_cpu
+        elif r.role == "service":
+            name = str(r.detail.get("service", r.pid))
+            s.service_cpu[name] = r.cpu_percent if r.cpu_percent is not None else s.service_cpu.get(name)
         elif r.role == "lab":
             s.lab_cpu = r.cpu_percent if r.cpu_percent is not None else s.lab_cpu
         elif r.role == "system":

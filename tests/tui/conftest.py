@@ -31,7 +31,6 @@ from lab.events import (
 from lab.plan import RunPlan, plan_runs
 from lab.spec import load_experiment
 from lab.store import Recorder, Store
-from tests.conftest import REPO
 
 T0 = 1_767_600_000.0
 """2026-01-05 08:00:00 UTC: every synthetic run starts a fixed offset from here."""
@@ -74,10 +73,11 @@ path = "/fast"
 
 @pytest.fixture
 def experiments_dir(tmp_path: Path) -> Path:
-    """A folder with the repo's caching experiment, a quick one and an invalid one."""
+    """A folder with a frozen copy of the caching experiment (two variants, so the
+    snapshots do not follow edits of the catalog), a quick one and an invalid one."""
     folder = tmp_path / "experiments"
     folder.mkdir()
-    (folder / "caching.toml").write_text((REPO / "experiments" / "caching.toml").read_text())
+    (folder / "caching.toml").write_text((Path(__file__).parent / "fixtures" / "caching.toml").read_text())
     (folder / "quick.toml").write_text(textwrap.dedent(QUICK))
     (folder / "broken.toml").write_text(textwrap.dedent(BROKEN))
     return folder

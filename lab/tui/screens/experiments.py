@@ -70,7 +70,10 @@ def _details(entry: ExperimentEntry) -> RenderableType:
         variants,
     ]
     if entry.description:
-        parts += [Text(""), Text("What to look for", style="bold underline"), Text(entry.description)]
+        heading = "About" if entry.look_for else "What to look for"
+        parts += [Text(""), Text(heading, style="bold underline"), Text(entry.description)]
+    if entry.look_for:
+        parts += [Text(""), Text("What to look for", style="bold underline"), Text(entry.look_for)]
     return Group(*parts)
 
 

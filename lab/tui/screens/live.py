@@ -360,8 +360,15 @@ class LiveScreen(LabScreen[None]):
             system = f"{s.system_cpu:.0f}/{s.cores * 100}%"
         grid.add_row("system CPU", system)
         grid.add_row("lab UI CPU", _pct(s.lab_cpu))
+        for name, cpu in s.service_cpu.items():
+            grid.add_row(f"{name} CPU", _pct(cpu))
         title = Text.assemble(("Resources", "bold"), (" (CPU: % of a core)", "dim"))
-        return Group(title, grid)
+        if not s.gauges:
+            return Group(title, grid)
+        gauges = self._grid()
+        for name, value in s.gauges.items():
+            gauges.add_row(name.replace("_", " "), f"{value:,.1f}" if value % 1 else f"{value:,.0f}")
+        return Group(title, grid, Text(""), Text("Target reports", style="bold"), gauges)
 
     def _outcomes(self) -> Group | Text:
         if not self.outcomes:

@@ -1,0 +1,123 @@
+"""``lab doctor``: what this machine has, and what on it changes results.
+
+Each check is a plain ``Check`` (name, value, status, advice); the CLI renders them as a
+table or JSON. Nothing here starts a service or sends a request.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import psutil
+
+from lab.services import find_components
+
+Status = Literal["ok", "warn", "missing", "info"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's report."""
+
+    name: str
+    value: str
+    status: Status
+    advice: str = ""
+    """What to do about a ``warn`` or ``missing``; what it affects for ``info``."""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def _cgroup_cpu_limit() -> float | None:
+    """CPUs allowed by the cgroup v2 quota (``cpu.max``), or None when unlimited."""
+    raw = _read("/sys/fs/cgroup/cpu.max")
+    if not raw:
+        return None
+    quota, _, period = raw.partition(" ")
+    if quota == "max" or not period:
+        return None
+    try:
+        return int(quota) / int(period)
+    except ValueError:
+        return None
+
+
+def checks() -> list[Check]:
+    """Every check, in display order."""
+    out: list[Check] = []
+    components = find_components()
+    uses = {"redis": "caching (redis variant), async-queue (redis queue)",
+            "postgres": "connection-pooling (else SQLite)",
+            "nginx": "benchmarks/generator.py (else a uvicorn target)"}
+    for name, label in (("redis", "redis-server"), ("postgres", "PostgreSQL"), ("nginx", "nginx")):
+        c = components[name]
+        if c.usable:
+            out.append(Check(label, f"{c.version or 'present'} at {c.path}", "ok",
+                             f"used by {uses[name]}"))
+        else:
+            out.append(Check(label, "missing" if c.path is None else "unusable", "missing",
+                             f"{c.problem}; needed by {uses[name]}"))
+
+    logical = psutil.cpu_count() or 1
+    physical = psutil.cpu_count(logical=False)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else logical
+    cpu_value = f"{logical} logical, {physical or '?'} physical, {usable} usable by the lab"
+    quota = _cgroup_cpu_limit()
+    if quota is not None:
+        cpu_value += f", cgroup quota {quota:g} CPUs"
+    cpu_status: Status = "warn" if logical < 2 or (quota is not None and quota < 2) else "ok"
+    out.append(Check("CPU cores", cpu_value, cpu_status,
+                     "the target and the load generator share these cores; with fewer than 2 "
+                     "the generator steals CPU from the target" if cpu_status == "warn" else
+                     "generator workers default to the cores left after the target"))
+    governor = _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    if governor:
+        out.append(Check("CPU frequency governor", governor, "ok" if governor == "performance" else "warn",
+                         "" if governor == "performance" else
+                         "frequency scaling adds noise; 'performance' gives steadier figures"))
+    load1, _, _ = os.getloadavg()
+    busy = load1 > 0.5 * logical
+    out.append(Check("load average (1 min)", f"{load1:.2f}", "warn" if busy else "ok",
+                     "other work on this machine competes with the experiment" if busy else ""))
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    shown_hard = "unlimited" if hard == resource.RLIM_INFINITY else str(hard)
+    out.append(Check("open-file limit", f"soft {soft}, hard {shown_hard}",
+                     "warn" if hard != resource.RLIM_INFINITY and hard < 4096 else "ok",
+                     "the lab raises the soft limit to the hard one; each VU or connection "
+                     "needs one file descriptor"))
+    mem = psutil.virtual_memory()
+    out.append(Check("memory", f"{mem.total / 2**30:.1f} GiB total, {mem.available / 2**30:.1f} GiB free",
+                     "warn" if mem.available < 512 * 2**20 else "ok"))
+    swap = psutil.swap_memory()
+    if swap.total:
+        out.append(Check("swap", f"{swap.used / 2**20:.0f} MiB used of {swap.total / 2**20:.0f} MiB",
+                         "warn" if swap.used > 0 else "info",
+                         "swapping makes latency figures meaningless" if swap.used else ""))
+
+    out.append(Check("Python", f"{platform.python_version()} ({sys.executable})", "ok"))
+    for module, why in (("uvloop", "faster event loop for the load generator"),
+                        ("httptools", "the fast client engine's HTTP parser")):
+        try:
+            __import__(module)
+            out.append(Check(module, "installed", "ok", why))
+        except ImportError:
+            out.append(Check(module, "missing", "warn", f"pip install {module}: {why}"))
+    out.append(Check("user", "root" if os.geteuid() == 0 else str(os.geteuid()), "info",
+                     "PostgreSQL is run as the 'postgres' user when the lab is root"
+                     if os.geteuid() == 0 else ""))
+    return out

@@ -1,0 +1,298 @@
+"""Backing services (redis-server, PostgreSQL, downstream apps), CPU pinning and the
+target's stats series, end to end with real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from lab.engine import RunControl, run_plan, window_stats
+from lab.events import Event, ResourceSample, ServicesReady, TargetReady, TargetSample
+from lab.plan import plan_runs
+from lab.services import find_components, port_is_free
+from lab.spec import load_experiment
+from lab.store import Store
+from tests.conftest import REPO, run_lab, write_experiment
+
+COMPONENTS = find_components()
+needs_redis = pytest.mark.skipif(not COMPONENTS["redis"].usable,
+                                 reason=str(COMPONENTS["redis"].problem))
+needs_postgres = pytest.mark.skipif(not COMPONENTS["postgres"].usable,
+                                    reason=str(COMPONENTS["postgres"].problem))
+
+ALL_SERVICES = f"""
+    [experiment]
+    title = "services"
+    look_for = "Every request reached redis, PostgreSQL and the downstream app."
+
+    [target]
+    app = "targets.testing:app"
+    app_dir = "{REPO}"
+
+    [load]
+    vus = 2
+    duration = "3s"
+    warmup = "1s"
+    [[load.requests]]
+    path = "/services"
+
+    [services]
+    redis = "required"
+    postgres = "required"
+    [[services.apps]]
+    name = "downstream"
+    app = "targets.testing:app"
+"""
+
+
+@needs_redis
+@needs_postgres
+def test_services_start_serve_the_target_and_stop_with_the_run(tmp_path: Path) -> None:
+    db = tmp_path / "results.db"
+    path = write_experiment(tmp_path, ALL_SERVICES, name="svc")
+    res = run_lab("run", str(path), "--db", str(db), "--format", "json", timeout=120)
+    assert res.returncode == 0, res.stderr
+    run = json.loads(res.stdout)["runs"][0]
+    assert run["status"] == "completed", run["reason"]
+    summary = run["summary"]
+    # /services answers 500 unless redis, postgres and the downstream all answered.
+    assert summary["ok"] > 10 and summary["errors"] == 0, summary
+    stats = run["target_stats"]
+    assert stats["info"] == {"redis": "yes", "database": "yes"}
+    assert stats["per_request"]["services_calls"] == pytest.approx(3.0)
+    assert stats["gauges"]["uptime_s"]["max"] >= stats["gauges"]["uptime_s"]["mean"] > 0
+    with Store(db, readonly=True) as store:
+        services = store._query("select services from runs where id = 1")[0]["services"]
+        running = json.loads(services)["running"]
+        samples = store._query("select count(*) as n from target_samples where run_id = 1")[0]["n"]
+        roles = store._query("select distinct json_extract(detail, '$.service') as s "
+                             "from resources where role = 'service'")
+    assert set(running) == {"redis", "postgres", "downstream"}
+    assert samples >= 2 * 2  # two gauges, read every second over a 3 s run
+    assert {r["s"] for r in roles} == {"redis", "postgres", "downstream"}
+    for url in running.values():
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        assert port_is_free(port), f"{url} still listening after the run"
+    # lab show puts each gauge beside the per-second series.
+    show = run_lab("show", "1", "--db", str(db))
+    assert show.returncode == 0 and "fast total" in show.stdout and "uptime s" in show.stdout
+    series = json.loads(run_lab("show", "1", "--db", str(db), "--format", "json").stdout)
+    assert {s["name"] for s in series["target_samples"]} == {"uptime_s", "fast_total"}
+    # The what-to-look-for text follows the table.
+    table = run_lab("run", str(path), "--db", str(db), "--duration", "2s", "--warmup", "0s")
+    assert table.returncode == 0, table.stderr
+    assert "What to look for" in table.stdout and "downstream app" in table.stdout
+    assert "reported by the target" in table.stdout and "services_calls" in table.stdout
+
+
+def test_variant_needing_a_missing_service_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    body = f"""
+        [experiment]
+        title = "skip"
+        [target]
+        app = "targets.testing:app"
+        app_dir = "{REPO}"
+        [load]
+        vus = 1
+        duration = "1s"
+        [[load.requests]]
+        path = "/fast"
+        [[variants]]
+        name = "plain"
+        [[variants]]
+        name = "with-redis"
+        services.redis = "required"
+    """
+    path = write_experiment(tmp_path, body, name="skip")
+    # A PATH without redis-server: the lab looks it up there.
+    env = {"PATH": str(Path(sys.executable).parent)}
+    res = run_lab("run", str(path), "--db", str(tmp_path / "r.db"), "--format", "json", env=env)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert [r["variant"] for r in doc["runs"]] == ["plain"]
+    assert doc["skipped"][0]["variant"] == "with-redis"
+    assert "redis-server is not installed" in doc["skipped"][0]["reason"]
+    assert "apt-get install redis-server" in doc["skipped"][0]["reason"]
+    assert "skipping variant with-redis: redis-server is not installed" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@needs_redis
+def test_a_service_that_cannot_start_fails_the_run_cleanly(tmp_path: Path) -> None:
+    body = f"""
+        [experiment]
+        title = "bad downstream"
+        [target]
+        app = "targets.testing:app"
+        app_dir = "{REPO}"
+        [load]
+        vus = 1
+        duration = "1s"
+        [[load.requests]]
+        path = "/fast"
+        [services]
+        redis = true
+        [[services.apps]]
+        name = "downstream"
+        app = "targets.testing:app"
+        env = {{ FAIL_STARTUP = "1" }}
+    """
+    path = write_experiment(tmp_path, body, name="bad")
+    res = run_lab("run", str(path), "--db", str(tmp_path / "r.db"), "--format", "json")
+    assert res.returncode == 1
+    run = json.loads(res.stdout)["runs"][0]
+    assert run["status"] == "failed"
+    assert run["reason"].startswith("service 'downstream': target targets.testing:app exited")
+    assert "Traceback" not in res.stderr
+
+
+async def test_target_cpus_pins_the_target_and_keeps_the_generator_off_its_core(
+        tmp_path: Path) -> None:
+    if (psutil.cpu_count() or 1) < 2:
+        pytest.skip("pinning needs at least 2 cores")
+    body = f"""
+        [experiment]
+        title = "pinned"
+        [target]
+        app = "targets.testing:app"
+        app_dir = "{REPO}"
+        workers = 2
+        cpus = 1
+        [load]
+        vus = 1
+        duration = "1s"
+        [[load.requests]]
+        path = "/fast"
+    """
+    plan = plan_runs(load_experiment(write_experiment(tmp_path, body)))[0]
+    seen: dict[str, object] = {}
+
+    def listener(event: Event) -> None:
+        if isinstance(event, TargetReady) and event.pid:
+            root = psutil.Process(event.pid)
+            seen["target"] = {tuple(p.cpu_affinity()) for p in [root, *root.children(True)]}
+        if isinstance(event, ResourceSample) and event.role == "generator" and event.pid:
+            seen["generator"] = tuple(psutil.Process(event.pid).cpu_affinity())
+
+    outcome = await run_plan(plan, [listener], RunControl())
+    assert outcome.status == "completed", outcome.reason
+    assert seen["target"] == {(0,)}
+    assert 0 not in seen["generator"]  # type: ignore[operator]
+
+
+async def test_cpus_beyond_the_machine_fail_with_a_clear_reason(tmp_path: Path) -> None:
+    body = f"""
+        [experiment]
+        title = "too many"
+        [target]
+        app = "targets.testing:app"
+        app_dir = "{REPO}"
+        cpus = 1024
+        [load]
+        vus = 1
+        duration = "1s"
+        [[load.requests]]
+        path = "/fast"
+    """
+    plan = plan_runs(load_experiment(write_experiment(tmp_path, body)))[0]
+    outcome = await run_plan(plan, [], RunControl())
+    assert outcome.status == "failed"
+    assert outcome.reason == ("target.cpus = 1024 asks for more CPU cores than this machine has "
+                              f"({psutil.cpu_count()})")
+
+
+@needs_redis
+@needs_postgres
+def test_sigkill_of_the_lab_leaves_no_service_behind(tmp_path: Path) -> None:
+    path = write_experiment(tmp_path, ALL_SERVICES.replace('"3s"', '"30s"'), name="svc")
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "run", str(path), "--db",
+                             str(tmp_path / "r.db")], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        kids: list[psutil.Process] = []
+        while time.monotonic() < deadline:
+            kids = psutil.Process(proc.pid).children(recursive=True)
+            names = " ".join(" ".join(k.cmdline()) for k in kids if k.is_running())
+            if "redis-server" in names and "postgres" in names and "lab.load.worker" in names:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the services never started")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        _gone, alive = psutil.wait_procs(kids, timeout=10)
+        assert not alive, [p.cmdline() for p in alive]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_window_stats_counters_gauges_info_and_per_request() -> None:
+    start = {"requests": 100, "queries": 1000, "cache_hits": 5, "backend": "x"}
+    end = {"requests": 150, "queries": 1550, "cache_hits": 9, "backend": "x",
+           "gauges": {"queue_depth": 3}, "info": {"backend": "postgres"}}
+    samples = [TargetSample("k", 0.5, {"queue_depth": 100.0}),
+               TargetSample("k", 2.0, {"queue_depth": 2.0}),
+               TargetSample("k", 3.0, {"queue_depth": 4.0})]
+    out = window_stats(start, end, samples, window_start_s=2.0)
+    assert out["requests"] == 50 and out["queries"] == 550 and out["cache_hits"] == 4
+    assert out["per_request"] == {"queries": 11.0, "cache_hits": 0.08}
+    assert out["gauges"] == {"queue_depth": {"mean": 3.0, "max": 4.0, "last": 4.0}}
+    assert out["info"] == {"backend": "postgres"}
+    assert out["backend"] == "x"
+
+
+def test_services_ready_event_is_recorded(tmp_path: Path) -> None:
+    with Store(tmp_path / "r.db") as store:
+        from lab.events import HostFacts, RunStarted
+        from lab.store import Recorder
+
+        plan = plan_runs(load_experiment(REPO / "experiments" / "caching.toml"))[0]
+        rec = Recorder(store)
+        rec(RunStarted("k", plan, time.time(), HostFacts(2, 1, "3", "x"), "0"))
+        rec(ServicesReady("k", {"redis": "redis://127.0.0.1:1/0"}, ["postgres not started: x"]))
+        rec(TargetSample("k", 1.0, {"queue_depth": 2.0}))
+        row = store._query("select services from runs")[0]
+        assert json.loads(row["services"]) == {"running": {"redis": "redis://127.0.0.1:1/0"},
+                                               "notes": ["postgres not started: x"]}
+        assert store._query("select name, value from target_samples") == [
+            {"name": "queue_depth", "value": 2.0}]
+
+
+def test_doctor_lists_components_limits_and_cores() -> None:
+    res = run_lab("doctor", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    checks = {c["name"]: c for c in json.loads(res.stdout)["checks"]}
+    for name in ("redis-server", "PostgreSQL", "nginx", "CPU cores", "open-file limit", "memory"):
+        assert name in checks
+    assert checks["CPU cores"]["value"].startswith(f"{psutil.cpu_count()} logical")
+    assert checks["open-file limit"]["value"].startswith("soft ")
+    # Without redis-server on PATH the doctor says so, and how to install it.
+    res = run_lab("doctor", "--format", "json", env={"PATH": str(Path(sys.executable).parent)})
+    redis = {c["name"]: c for c in json.loads(res.stdout)["checks"]}["redis-server"]
+    assert redis["status"] == "missing" and "apt-get install redis-server" in redis["advice"]
+    table = run_lab("doctor")
+    assert table.returncode == 0 and "open-file limit" in table.stdout
+
+
+def test_live_model_keeps_the_latest_gauges_and_service_cpu() -> None:
+    from lab.tui.live_model import LiveBridge
+
+    bridge = LiveBridge()
+    bridge(TargetSample("k", 1.0, {"queue_depth": 3.0, "job_lag_ms": 120.5}))
+    bridge(TargetSample("k", 2.0, {"queue_depth": 7.0}))
+    bridge(ResourceSample("k", 2.0, "service", 42, 12.5, 1.0, 10, 2, 5, 1,
+                          detail={"service": "redis"}))
+    snap = bridge.snapshot
+    assert snap.gauges == {"queue_depth": 7.0, "job_lag_ms": 120.5}
+    assert snap.service_cpu == {"redis": 12.5}
