@@ -1,0 +1,426 @@
+"""Fits of the Universal Scalability Law and of Amdahl's law to throughput measurements.
+
+The Universal Scalability Law (USL) models the throughput X at concurrency N as
+
+    X(N) = λN / (1 + σ(N − 1) + κN(N − 1))
+
+where λ is the throughput of one unit of concurrency with no interference (req/s), σ the
+contention (the fraction of the work that is serialised: queueing for a shared resource)
+and κ the coherency cost (crosstalk: each unit paying for keeping data consistent with every
+other, which grows with N²). Amdahl's law is the special case κ = 0. Source:
+N. J. Gunther, *Guerrilla Capacity Planning* (Springer, 2007): chapter 4 for the USL, its
+peak N* = √((1 − σ)/κ) and Amdahl's law as κ = 0; chapter 5 for estimating σ and κ from
+measurements by regression.
+
+Both fits are nonlinear least squares on the throughput itself (``scipy.optimize.least_squares``,
+trust-region reflective, with the bounds λ > 0, σ ≥ 0, κ ≥ 0), started from Gunther's
+linearisation N/X = a + bN + cN² (chapter 5) and from the lowest-N point, keeping the best.
+
+This module is pure computation: it imports scipy lazily (on the first fit) and never
+imports Textual.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, overload
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+Model = Literal["usl", "amdahl"]
+XMaxKind = Literal["peak", "asymptote", "n1"]
+
+MIN_LEVELS = 6
+"""A fit needs at least this many distinct concurrency levels (issue 6)."""
+
+POOR_FIT_R2 = 0.8
+"""Below this R² the verdict starts with a warning that the model explains little of the data."""
+
+NEAR_LINEAR_EFFICIENCY = 0.9
+"""At or above this fraction of linear scaling at the largest measured N, the verdict is
+"near-linear"."""
+
+
+class FitError(ValueError):
+    """Data that cannot be fitted, or a fit that failed; ``str(err)`` is one line."""
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """One fitted model: its parameters, their standard errors, and what they mean.
+
+    Standard errors come from the covariance s²(JᵀJ)⁻¹ of the least-squares solution (J the
+    Jacobian of the residuals, s² = SSR / (points − free parameters)); a parameter that sits
+    on its bound (e.g. κ = 0) or an ill-conditioned Jacobian gives None (undefined).
+    """
+
+    model: Model
+    """"usl" or "amdahl" (κ fixed at 0)."""
+    lambda_: float
+    """λ: throughput per unit of concurrency with no contention or coherency cost, i.e. the
+    predicted X(1), in the unit of the throughput given (req/s)."""
+    sigma: float
+    """σ: contention, dimensionless (0 = none; 0.05 = 5 % of the work is serialised)."""
+    kappa: float
+    """κ: coherency cost, dimensionless; always 0.0 for Amdahl."""
+    lambda_stderr: float | None
+    """Standard error of λ (req/s), or None when undefined."""
+    sigma_stderr: float | None
+    """Standard error of σ, or None when undefined (σ on its bound 0, or a singular fit)."""
+    kappa_stderr: float | None
+    """Standard error of κ, or None when undefined (always None for Amdahl)."""
+    r2: float
+    """Coefficient of determination, 1 − SSR/SST, of the throughput (1.0 = perfect)."""
+    n_star: float | None
+    """N* = √((1 − σ)/κ): the concurrency at which throughput peaks; None when κ = 0 or σ ≥ 1
+    (throughput never peaks)."""
+    x_max: float | None
+    """The predicted maximum throughput (req/s): X(N*) when there is a peak ("peak"); the
+    asymptote λ/σ when κ = 0 and 0 < σ < 1 ("asymptote"); λ = X(1) when σ ≥ 1 ("n1");
+    None when σ = κ = 0 (linear, unbounded)."""
+    x_max_kind: XMaxKind | None
+    """What ``x_max`` is: "peak", "asymptote", "n1", or None."""
+    points: int
+    """Number of (N, X) points used (repeated levels count once each)."""
+    n_min: float
+    """Smallest measured concurrency."""
+    n_max: float
+    """Largest measured concurrency."""
+    verdict: str
+    """Plain-language reading: near-linear, contention-bound or coherency-bound."""
+
+    @overload
+    def predict(self, n: float) -> float: ...
+
+    @overload
+    def predict(self, n: Sequence[float] | NDArray[np.float64]) -> NDArray[np.float64]: ...
+
+    def predict(self, n: float | Sequence[float] | NDArray[np.float64]) -> float | NDArray[np.float64]:
+        """The fitted throughput X(N) (req/s) at concurrency ``n`` (a number, or an array of shape (k,))."""
+        if isinstance(n, int | float):
+            return float(usl_throughput(float(n), self.lambda_, self.sigma, self.kappa))
+        return np.asarray(usl_throughput(np.asarray(n, dtype=float), self.lambda_, self.sigma, self.kappa))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready values; ``lambda``, ``sigma``, ``kappa``, ``r2``, ``n_star`` and
+        ``x_max`` are the contract keys of ``lab fit --format json``."""
+        return {
+            "model": self.model,
+            "lambda": self.lambda_,
+            "sigma": self.sigma,
+            "kappa": self.kappa,
+            "r2": self.r2,
+            "n_star": self.n_star,
+            "x_max": self.x_max,
+            "x_max_kind": self.x_max_kind,
+            "lambda_stderr": self.lambda_stderr,
+            "sigma_stderr": self.sigma_stderr,
+            "kappa_stderr": self.kappa_stderr,
+            "points": self.points,
+            "verdict": self.verdict,
+        }
+
+
+def usl_throughput(n: ArrayLike, lambda_: float, sigma: float, kappa: float) -> NDArray[np.float64]:
+    """X(N) = λN / (1 + σ(N − 1) + κN(N − 1)) (Gunther 2007, chapter 4), elementwise.
+
+    Args:
+        n: concurrency, a number or an array of any shape.
+        lambda_: λ, throughput per unit of concurrency (req/s).
+        sigma: σ, contention (dimensionless).
+        kappa: κ, coherency (dimensionless).
+
+    Returns:
+        X(N) in the unit of λ, with the shape of ``n``.
+    """
+    n_arr = np.asarray(n, dtype=float)
+    return np.asarray(lambda_ * n_arr / (1.0 + sigma * (n_arr - 1.0) + kappa * n_arr * (n_arr - 1.0)))
+
+
+def fit_usl(concurrency: ArrayLike, throughput: ArrayLike) -> FitResult:
+    """Fit the Universal Scalability Law by nonlinear least squares, with σ, κ ≥ 0.
+
+    Source: N. J. Gunther, *Guerrilla Capacity Planning* (Springer, 2007), chapter 4 (the
+    model and N* = √((1 − σ)/κ)) and chapter 5 (fitting it to measurements).
+
+    Args:
+        concurrency: N per measurement, shape (k,), positive (VUs, workers, nodes…).
+        throughput: X per measurement, shape (k,), non-negative (req/s or any rate unit).
+
+    Returns:
+        The fitted :class:`FitResult` (model "usl").
+
+    Raises:
+        FitError: fewer than 6 distinct levels, lengths differ, a negative, zero (concurrency)
+            or non-finite number, constant throughput, or an optimiser failure.
+    """
+    n, x = _check(concurrency, throughput)
+    return _fit(n, x, "usl")
+
+
+def fit_amdahl(concurrency: ArrayLike, throughput: ArrayLike) -> FitResult:
+    """Fit Amdahl's law, X(N) = λN / (1 + σ(N − 1)), the USL with κ = 0, with σ ≥ 0.
+
+    Source: N. J. Gunther, *Guerrilla Capacity Planning* (Springer, 2007), chapter 4 (Amdahl's
+    law as the κ = 0 case of the USL); throughput tends to λ/σ as N grows.
+
+    Args:
+        concurrency: N per measurement, shape (k,), positive.
+        throughput: X per measurement, shape (k,), non-negative.
+
+    Returns:
+        The fitted :class:`FitResult` (model "amdahl", κ = 0).
+
+    Raises:
+        FitError: as :func:`fit_usl`.
+    """
+    n, x = _check(concurrency, throughput)
+    return _fit(n, x, "amdahl")
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _check(concurrency: Any, throughput: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Validate and convert the inputs to float arrays of shape (k,); raise FitError."""
+    try:
+        n = np.asarray(concurrency, dtype=float).reshape(-1)
+        x = np.asarray(throughput, dtype=float).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise FitError(f"concurrency and throughput must be numbers ({exc})") from None
+    if n.shape != x.shape:
+        raise FitError(f"concurrency has {n.size} values but throughput has {x.size}")
+    for name, arr in (("concurrency", n), ("throughput", x)):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise FitError(f"{name} must be finite numbers, got {arr[i]} at position {i}")
+        if (arr < 0).any():
+            i = int(np.argmax(arr < 0))
+            raise FitError(f"{name} must not be negative, got {arr[i]:g} at position {i}")
+    if (n == 0).any():
+        raise FitError(f"concurrency must be positive, got 0 at position {int(np.argmax(n == 0))}")
+    levels = np.unique(n).size
+    if levels < MIN_LEVELS:
+        raise FitError(f"a fit needs at least {MIN_LEVELS} levels, got {levels}")
+    if np.ptp(x) <= 1e-12 * max(float(np.max(np.abs(x))), 1e-300):
+        raise FitError(f"throughput is constant ({x[0]:g} at every level): there is nothing to fit")
+    return n, x
+
+
+def _starts(n: NDArray[np.float64], x: NDArray[np.float64],
+            free: tuple[bool, bool]) -> list[NDArray[np.float64]]:
+    """Initial guesses (λ, σ, κ) for the optimiser; σ or κ is 0 where ``free`` says it is fixed.
+
+    1. Gunther's linearisation (2007, chapter 5): N/X = a + bN + cN² with a = (1 − σ)/λ,
+       b = (σ − κ)/λ, c = κ/λ, so λ = 1/(a + b + c), σ = 1 − aλ, κ = cλ, solved by ordinary
+       least squares over the points with X > 0.
+    2. λ from the lowest-N point (X/N), then σ, κ ≥ 0 by non-negative least squares on
+       λN/X − 1 = σ(N − 1) + κN(N − 1).
+    """
+    from scipy.optimize import nnls
+
+    mask = np.array([1.0, float(free[0]), float(free[1])])
+    pos = x > 0
+    npos, xpos = n[pos], x[pos]
+    starts: list[NDArray[np.float64]] = []
+    lo = int(np.argmin(np.where(pos, n, np.inf)))
+    lam_lo = float(x[lo] / n[lo]) if x[lo] > 0 else float(np.max(x / n))
+    if npos.size >= 3:
+        coef, *_ = np.linalg.lstsq(np.column_stack([np.ones_like(npos), npos, npos**2]), npos / xpos,
+                                   rcond=None)
+        total = float(np.sum(coef))
+        if total > 0 and np.isfinite(total):
+            lam = 1.0 / total
+            starts.append(np.array([lam, max(1.0 - coef[0] * lam, 0.0), max(coef[2] * lam, 0.0)]))
+        try:
+            sol, _ = nnls(np.column_stack([npos - 1.0, npos * (npos - 1.0)]), lam_lo * npos / xpos - 1.0)
+            starts.append(np.array([lam_lo, sol[0], sol[1]]))
+        except (ValueError, RuntimeError):
+            pass
+    starts.append(np.array([lam_lo, 0.01, 1e-4]))
+    starts.append(np.array([lam_lo, 0.0, 0.0]))
+    return [s * mask for s in starts]
+
+
+def _solve(n: NDArray[np.float64], xs: NDArray[np.float64], free: tuple[bool, bool],
+           starts: list[NDArray[np.float64]]) -> tuple[NDArray[np.float64], float, list[float | None]] | None:
+    """Least squares for (λ, σ, κ) on throughput scaled to max 1, with σ or κ fixed at 0 where
+    ``free`` says so; the best of several starts.
+
+    Returns:
+        (λ, σ, κ) of shape (3,), the sum of squared (scaled) residuals, and the standard errors
+        of (λ, σ, κ) in the same scaled units (None for a fixed parameter, one on its bound, or a
+        singular JᵀJ), or None when no start converged.
+    """
+    from scipy.optimize import least_squares
+
+    idx = [0] + [i + 1 for i in range(2) if free[i]]
+
+    def full(q: NDArray[np.float64]) -> NDArray[np.float64]:
+        p = np.zeros(3)
+        p[idx] = q
+        return p
+
+    def residuals(q: NDArray[np.float64]) -> NDArray[np.float64]:
+        lam, sig, kap = full(q)
+        return usl_throughput(n, lam, sig, kap) - xs
+
+    def jacobian(q: NDArray[np.float64]) -> NDArray[np.float64]:
+        lam, sig, kap = full(q)
+        d = 1.0 + sig * (n - 1.0) + kap * n * (n - 1.0)
+        cols = [n / d, -lam * n * (n - 1.0) / d**2, -lam * n * n * (n - 1.0) / d**2]
+        return np.column_stack([cols[i] for i in idx])
+
+    lower = np.zeros(len(idx))
+    lower[0] = 1e-300
+    best = None
+    for start in starts:
+        q0 = np.maximum(start[idx], lower + 1e-12)
+        try:
+            res = least_squares(residuals, q0, jac=jacobian, bounds=(lower, np.inf), method="trf",
+                                x_scale="jac", ftol=1e-15, xtol=1e-15, gtol=1e-15, max_nfev=5000)
+        except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+            continue
+        if np.all(np.isfinite(res.x)) and np.isfinite(res.cost) and (best is None or res.cost < best.cost):
+            best = res
+    if best is None:
+        return None
+    q = best.x.copy()
+    q[best.active_mask != 0] = lower[best.active_mask != 0]  # trf stops a hair above a bound
+    ssr = float(np.sum(residuals(q) ** 2))
+
+    # Covariance s²(JᵀJ)⁻¹ over the parameters not on a bound, s² = SSR / (points − those).
+    stderrs: list[float | None] = [None, None, None]
+    on = np.flatnonzero(best.active_mask == 0)
+    dof = n.size - on.size
+    if on.size and dof > 0:
+        jac = jacobian(q)[:, on]
+        try:
+            cov = np.linalg.inv(jac.T @ jac) * (ssr / dof)
+        except np.linalg.LinAlgError:
+            cov = None
+        if cov is not None:
+            for j, i in enumerate(on):
+                var = float(cov[j, j])
+                if np.isfinite(var) and var >= 0:
+                    stderrs[idx[i]] = math.sqrt(var)
+    return full(q), ssr, stderrs
+
+
+ZERO_SSR_SHARE = 1e-9
+"""A parameter is taken as exactly 0 (on its bound) when fixing it there raises the residual
+sum of squares by less than this share of the total sum of squares (R² unchanged to 9 digits)."""
+
+
+def _fit(n: NDArray[np.float64], x: NDArray[np.float64], model: Model) -> FitResult:
+    """Least-squares fit of one model to validated data (see :func:`fit_usl`).
+
+    The throughput is scaled to a maximum of 1 so tolerances do not depend on its unit. For
+    the USL, σ and κ are then tried at exactly 0 (the sub-models with one or both fixed): when
+    that costs nothing (see ``ZERO_SSR_SHARE``), the parameter is on its bound, so κ = 0 data
+    gets κ = 0 and no N*, rather than κ = 1e-11 and N* = 300,000.
+    """
+    scale = float(np.max(x))
+    xs = x / scale
+    sst = float(np.sum((xs - np.mean(xs)) ** 2))
+    free_full = (True, model == "usl")
+    candidates = [free_full]
+    if model == "usl":
+        candidates += [(True, False), (False, True), (False, False)]
+    else:
+        candidates += [(False, False)]
+    solutions = []
+    for free in candidates:
+        solved = _solve(n, xs, free, _starts(n, x, free))
+        if solved is not None:
+            solutions.append((free, solved))
+    if not solutions or solutions[0][0] != free_full:
+        raise FitError(f"the {'USL' if model == 'usl' else 'Amdahl'} fit did not converge")
+    best_ssr = min(s[1][1] for s in solutions)
+    # The fewest free parameters whose fit is as good as the best one (to ZERO_SSR_SHARE).
+    good = [s for s in solutions if s[1][1] <= best_ssr + ZERO_SSR_SHARE * sst]
+    free, (p, _ssr, se_s) = min(good, key=lambda s: sum(s[0]))
+
+    lam, sig, kap = float(p[0] * scale), float(p[1]), float(p[2])
+    lam_se = se_s[0] * scale if se_s[0] is not None else None
+    sig_se = se_s[1] if free[0] else None
+    kap_se = se_s[2] if free[1] else None
+    resid = x - usl_throughput(n, lam, sig, kap)
+    ssr = float(np.sum(resid**2))
+    sst_x = float(np.sum((x - np.mean(x)) ** 2))
+    r2 = 1.0 - ssr / sst_x if sst_x > 0 else float("nan")
+
+    n_top = float(np.max(n))
+    n_star, x_max, kind = _peak(lam, sig, kap)
+    verdict = _verdict(model, lam, sig, kap, n_star, x_max, n_top)
+    if not r2 >= POOR_FIT_R2:
+        verdict = (f"poor fit (R² = {r2:.2f}): the {'USL' if model == 'usl' else 'Amdahl'} model explains "
+                   f"little of this data, so treat this reading with caution; {verdict}")
+    return FitResult(model=model, lambda_=lam, sigma=sig, kappa=kap, lambda_stderr=lam_se,
+                     sigma_stderr=sig_se, kappa_stderr=kap_se, r2=r2, n_star=n_star, x_max=x_max,
+                     x_max_kind=kind, points=int(n.size), n_min=float(np.min(n)), n_max=n_top,
+                     verdict=verdict)
+
+
+def _peak(lam: float, sig: float, kap: float) -> tuple[float | None, float | None, XMaxKind | None]:
+    """N*, the maximum throughput and its kind (see :attr:`FitResult.x_max`).
+
+    dX/dN ∝ (1 − σ) − κN², so with κ > 0 and σ < 1 the peak is N* = √((1 − σ)/κ)
+    (Gunther 2007, chapter 4); otherwise X never peaks: it tends to λ/σ (κ = 0, σ > 0),
+    falls from N = 1 on (σ ≥ 1), or grows without bound (σ = κ = 0).
+    """
+    if sig >= 1.0:
+        return None, lam, "n1"
+    if kap > 0.0:
+        n_star = math.sqrt((1.0 - sig) / kap)
+        return n_star, float(usl_throughput(n_star, lam, sig, kap)), "peak"
+    if sig > 0.0:
+        return None, lam / sig, "asymptote"
+    return None, None, None
+
+
+def _fmt_n(v: float) -> str:
+    """A concurrency for prose: one decimal below 10, whole numbers above."""
+    return f"{v:.1f}" if v < 10 else f"{v:,.0f}"
+
+
+def _fmt(v: float) -> str:
+    """A number for prose: thousands separators, about three significant figures."""
+    if v >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
+
+
+def _verdict(model: Model, lam: float, sig: float, kap: float, n_star: float | None,
+             x_max: float | None, n_max: float) -> str:
+    """Plain-language reading of a fit, judged over the measured range (up to ``n_max``).
+
+    near-linear: X(n_max) is at least 90 % of λ·n_max. coherency-bound: κ > 0 and either the
+    peak N* lies within the measured range or the coherency term κN(N − 1) outweighs the
+    contention term σ(N − 1) at n_max (κ·n_max ≥ σ). Otherwise contention-bound.
+    """
+    if sig >= 1.0:
+        return (f"retrograde from the start: σ = {sig:.3g} ≥ 1, so throughput is highest at N = 1 "
+                f"({_fmt(lam)}/s) and adding concurrency lowers it")
+    efficiency = float(usl_throughput(n_max, lam, sig, kap)) / (lam * n_max) if lam > 0 else 0.0
+    if efficiency >= NEAR_LINEAR_EFFICIENCY:
+        text = (f"near-linear: at N = {n_max:g} throughput is {efficiency:.0%} of linear scaling "
+                f"(σ = {sig:.2%}, κ = {kap:.2g}); no limit shows within the measured range")
+        if n_star is not None and x_max is not None:
+            text += f"; the fit predicts a peak at N* ≈ {_fmt_n(n_star)} (≈ {_fmt(x_max)}/s)"
+        return text
+    if n_star is not None and x_max is not None and (n_star <= n_max or kap * n_max >= sig):
+        return (f"coherency-bound: crosstalk (κ = {kap:.2g}) makes throughput peak at "
+                f"N* ≈ {_fmt_n(n_star)} (≈ {_fmt(x_max)}/s); beyond N* ≈ {_fmt_n(n_star)}, "
+                f"adding more lowers throughput")
+    text = (f"contention-bound: σ = {sig:.2%} of the work is serialised, so throughput levels off "
+            f"towards λ/σ ≈ {_fmt(lam / sig)}/s; each added unit helps less")
+    if n_star is not None:
+        text += f"; a peak at N* ≈ {_fmt_n(n_star)} lies beyond the measured range"
+    elif model == "amdahl":
+        text += " (Amdahl's law has no peak)"
+    return text

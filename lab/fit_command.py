@@ -1,0 +1,221 @@
+"""``lab fit FILE.csv``: fit the Universal Scalability Law and Amdahl's law to measurements.
+
+The lead registers it with ``cli.add_command(fit)`` in :mod:`lab.cli`. Data goes to stdout
+(a table, or JSON with ``--format json``); a bad file is one line on stderr and exit code 2
+(:attr:`lab.exitcodes.ExitCode.BAD_INPUT`). scipy and plotext are imported only when the
+command runs, so ``lab --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import shutil
+import sys
+import textwrap
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from lab.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from lab.analysis.usl import FitResult
+
+PLOT_WIDTH = 80
+"""The plot's width in columns, at most (less on a narrower terminal)."""
+PLOT_HEIGHT = 20
+"""The plot's height in rows."""
+
+
+def _bad_input(message: str) -> NoReturn:
+    """Print the one-line error on stderr and exit with code 2.
+
+    ``sys.exit`` rather than ``click.exceptions.Exit``: ``lab.cli.main`` runs click with
+    ``standalone_mode=False``, where an ``Exit`` is returned as a value, not an exit status.
+    """
+    click.echo(message, err=True)
+    sys.exit(ExitCode.BAD_INPUT)
+
+
+def _num(v: float) -> str:
+    """A parameter for the table: thousands separators from 1,000, else 4 significant figures."""
+    if v == 0:
+        return "0"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.4g}"
+
+
+def _pm(v: float, se: float | None, fixed: bool = False) -> str:
+    """``value ± stderr``, both to the stderr's second significant digit; "value (fixed)" for
+    a parameter held at 0, "0 (at bound)" for one the fit pushed to its bound 0, and
+    "value ± –" when the standard error is otherwise undefined."""
+    if fixed:
+        return f"{_num(v)} (fixed)"
+    if se is None:
+        return "0 (at bound)" if v == 0 else f"{_num(v)} ± –"
+    if se > 0:
+        decimals = 1 - math.floor(math.log10(se))
+        if decimals <= 0:
+            return f"{v:,.0f} ± {se:,.0f}"
+        if decimals <= 6:
+            return f"{v:,.{decimals}f} ± {se:.{decimals}f}"
+    return f"{_num(v)} ± {se:.2g}"
+
+
+def _peak_cells(r: FitResult) -> tuple[str, str]:
+    """The N* and maximum-throughput cells of one fit."""
+    if r.x_max_kind == "peak" and r.n_star is not None and r.x_max is not None:
+        return f"{r.n_star:.1f}", _num(r.x_max)
+    if r.x_max_kind == "asymptote" and r.x_max is not None:
+        return "none", f"{_num(r.x_max)} (λ/σ, asymptote)"
+    if r.x_max_kind == "n1" and r.x_max is not None:
+        return "none", f"{_num(r.x_max)} (at N = 1)"
+    return "none", "unbounded (linear)"
+
+
+def _clean(d: dict[str, Any]) -> dict[str, Any]:
+    """Non-finite floats become None, so the JSON stays standard (no NaN / Infinity)."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
+
+
+def render_json(path: str, fits: dict[str, FitResult]) -> str:
+    """The JSON document (a contract): the USL fit's ``lambda``, ``sigma``, ``kappa``, ``r2``,
+    ``n_star``, ``x_max`` at the top level (Amdahl's when it is the only model), plus ``model``,
+    ``*_stderr``, ``x_max_kind``, ``points``, ``verdict``, ``file``, and an ``amdahl`` object
+    when both models were fitted."""
+    main = fits.get("usl") or fits["amdahl"]
+    doc: dict[str, Any] = {"file": path, **_clean(main.as_dict())}
+    if "usl" in fits and "amdahl" in fits:
+        doc["amdahl"] = _clean(fits["amdahl"].as_dict())
+    return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+def render_table(path: str, fits: dict[str, FitResult]) -> str:
+    """The parameters with their standard errors, R², N*, X(N*) and the verdicts, as text."""
+    from rich.console import Console
+    from rich.table import Table
+
+    first = next(iter(fits.values()))
+    names = {"usl": "USL", "amdahl": "Amdahl"}
+    table = Table(title=f"lab fit {path}: {first.points} points, N = {first.n_min:g} … {first.n_max:g}",
+                  show_edge=False, title_style="bold")
+    table.add_column("parameter")
+    for model in fits:
+        table.add_column(names[model], justify="right")
+    rows: list[tuple[str, list[str]]] = [
+        ("λ  throughput at N = 1 (/s)", [_pm(r.lambda_, r.lambda_stderr) for r in fits.values()]),
+        ("σ  contention", [_pm(r.sigma, r.sigma_stderr) for r in fits.values()]),
+        ("κ  coherency", [_pm(r.kappa, r.kappa_stderr, fixed=r.model == "amdahl") for r in fits.values()]),
+        ("R²", [f"{r.r2:.5f}" for r in fits.values()]),
+        ("N*  peak concurrency", [_peak_cells(r)[0] for r in fits.values()]),
+        ("X(N*)  max throughput (/s)", [_peak_cells(r)[1] for r in fits.values()]),
+    ]
+    for label, cells in rows:
+        table.add_row(label, *cells)
+    buffer = io.StringIO()
+    Console(width=PLOT_WIDTH, file=buffer, color_system=None).print(table)
+    lines = [buffer.getvalue().rstrip()]
+    for model, r in fits.items():
+        lines.append(textwrap.fill(f"{names[model]}: {r.verdict}", width=PLOT_WIDTH, subsequent_indent="  "))
+    if "usl" in fits and "amdahl" in fits:
+        better = "USL" if fits["usl"].r2 >= fits["amdahl"].r2 else "Amdahl"
+        lines.append(f"Better fit by R²: {better}.")
+    return "\n".join(lines)
+
+
+def render_plot(concurrency: list[float], throughput: list[float], fits: dict[str, FitResult],
+                width: int, color: bool) -> str:
+    """A terminal plot of the measured points and the fitted curves, N* marked, via plotext.
+
+    Args:
+        concurrency: measured N, shape (k,).
+        throughput: measured X, shape (k,).
+        fits: the fitted models by name ("usl", "amdahl").
+        width: columns to use (the plot is at most this wide).
+        color: keep plotext's ANSI colours (False: plain text).
+
+    Returns:
+        The plot as a string of ``PLOT_HEIGHT`` lines.
+    """
+    import numpy as np
+    import plotext as plt
+
+    n_hi = max(concurrency)
+    usl = fits.get("usl")
+    n_star = usl.n_star if usl is not None else None
+    if n_star is not None and n_hi < n_star <= 3 * n_hi:
+        n_hi = n_star * 1.2  # show the predicted peak when it is near the measured range
+    grid = np.linspace(min(1.0, min(concurrency)), n_hi, 200)
+
+    plt.clear_figure()
+    plt.plotsize(width, PLOT_HEIGHT)
+    plt.theme("pro" if color else "clear")
+    styles = {"usl": ("USL", "blue"), "amdahl": ("Amdahl", "orange")}
+    for model, r in fits.items():
+        label, colour = styles[model]
+        plt.plot(grid.tolist(), r.predict(grid).tolist(), label=label, marker="braille", color=colour)
+    plt.scatter(concurrency, throughput, label="measured", marker="●", color="red")
+    if n_star is not None and n_star <= n_hi:
+        plt.vline(n_star, "green")
+        plt.text(f"N*≈{n_star:.0f}", x=n_star, y=min(throughput), color="green", alignment="center")
+    plt.xlabel("concurrency N")
+    plt.ylabel("throughput")
+    plt.xlim(0, n_hi)
+    plt.ylim(0, None)
+    out = str(plt.build())
+    plt.clear_figure()
+    return out if color else str(plt.uncolorize(out))
+
+
+@click.command("fit")
+@click.argument("file", type=click.Path(dir_okay=True, path_type=str))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output format on stdout.")
+@click.option("--model", type=click.Choice(["usl", "amdahl", "both"]), default="both", show_default=True,
+              help="Which model to fit: the Universal Scalability Law, Amdahl's law (κ = 0), or both.")
+@click.option("--plot/--no-plot", default=None,
+              help="Draw the terminal plot of points and fitted curves (default: only when stdout is a "
+                   "terminal; never with --format json).")
+def fit(file: str, fmt: str, model: str, plot: bool | None) -> None:
+    """Fit the Universal Scalability Law and Amdahl's law to throughput measurements in FILE.csv.
+
+    FILE has a header row with a concurrency column (concurrency, n, vus, workers, …) and a
+    throughput column (throughput, x, rps, throughput_rps, …); other columns are ignored. At
+    least 6 concurrency levels are needed. Reports λ, σ, κ with standard errors, R², the peak
+    N* = √((1−σ)/κ) and X(N*), and whether scaling is near-linear, contention-bound or
+    coherency-bound (N. J. Gunther, Guerrilla Capacity Planning, Springer 2007).
+
+    Bad data is one line on stderr and exit code 2.
+    """
+    from lab.analysis.fitdata import FitDataError, read_fit_csv
+    from lab.analysis.usl import FitError, fit_amdahl, fit_usl
+
+    try:
+        concurrency, throughput = read_fit_csv(file)
+    except FitDataError as exc:
+        _bad_input(str(exc))
+    models = ["usl", "amdahl"] if model == "both" else [model]
+    fits: dict[str, FitResult] = {}
+    for m in models:
+        try:
+            fits[m] = (fit_usl if m == "usl" else fit_amdahl)(concurrency, throughput)
+        except FitError as exc:
+            _bad_input(f"{file}: {exc}")
+
+    if fmt == "json":
+        click.echo(render_json(file, fits))
+        return
+    click.echo(render_table(file, fits))
+    tty = sys.stdout.isatty()
+    if plot if plot is not None else tty:
+        width = min(PLOT_WIDTH, shutil.get_terminal_size((PLOT_WIDTH, 24)).columns) if tty else PLOT_WIDTH
+        try:
+            drawing = render_plot(concurrency, throughput, fits, max(width, 40), color=tty)
+        except Exception as exc:  # noqa: BLE001 - the plot is optional; the figures are already out
+            click.echo(f"lab fit: could not draw the plot: {exc}", err=True)
+            return
+        click.echo("")
+        click.echo(drawing)

@@ -1,0 +1,185 @@
+"""USL and Amdahl fits (lab.analysis.usl): parameter recovery, peaks, verdicts, bad data."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from lab.analysis.usl import FitError, FitResult, fit_amdahl, fit_usl, usl_throughput
+
+LEVELS = [1, 2, 4, 8, 16, 32, 64]
+# Deterministic ~1 % noise: a fixed pattern of relative errors, one per level.
+NOISE = np.array([1.01, 0.99, 1.005, 0.995, 1.01, 0.99, 1.003])
+
+
+def _data(lam: float, sigma: float, kappa: float,
+          levels: list[float] | None = None) -> tuple[list[float], list[float]]:
+    n = list(levels or LEVELS)
+    return n, usl_throughput(n, lam, sigma, kappa).tolist()
+
+
+def _close(got: float, want: float, rel: float = 0.01, abs_: float = 1e-6) -> bool:
+    return math.isclose(got, want, rel_tol=rel, abs_tol=abs_)
+
+
+USL_CASES = [
+    (1000.0, 0.05, 0.002),   # the issue's example: a peak at N* ≈ 22 inside the range
+    (2000.0, 0.01, 0.0001),  # peak just beyond the measured range
+    (100.0, 0.3, 0.01),      # heavy contention and coherency: N* ≈ 8
+    (1000.0, 0.0, 0.0005),   # coherency only
+    (50_000.0, 0.02, 0.0005),  # a large throughput scale
+    (0.5, 0.1, 0.003),       # a small one (e.g. jobs per second)
+]
+
+
+@pytest.mark.parametrize(("lam", "sigma", "kappa"), USL_CASES)
+def test_usl_recovers_known_parameters_within_1_percent(lam: float, sigma: float, kappa: float) -> None:
+    n, x = _data(lam, sigma, kappa)
+    r = fit_usl(n, x)
+    assert r.model == "usl"
+    assert _close(r.lambda_, lam)
+    assert _close(r.sigma, sigma, abs_=1e-6)
+    assert _close(r.kappa, kappa, abs_=1e-9)
+    assert r.r2 == pytest.approx(1.0, abs=1e-9)
+    want_n_star = math.sqrt((1 - sigma) / kappa)
+    assert r.n_star is not None and _close(r.n_star, want_n_star)
+    assert r.x_max is not None and _close(r.x_max, float(usl_throughput(want_n_star, lam, sigma, kappa)))
+    assert r.x_max_kind == "peak"
+    assert r.points == len(n) and r.n_min == 1 and r.n_max == 64
+
+
+def test_usl_recovers_parameters_from_uneven_levels_not_starting_at_one() -> None:
+    n, x = _data(800.0, 0.04, 0.001, levels=[3, 5, 10, 20, 30, 45, 60, 80])
+    r = fit_usl(n, x)
+    assert _close(r.lambda_, 800.0) and _close(r.sigma, 0.04) and _close(r.kappa, 0.001)
+
+
+@pytest.mark.parametrize(("lam", "sigma", "kappa"), USL_CASES[:4])
+def test_usl_with_1_percent_noise_stays_within_its_standard_errors(lam: float, sigma: float,
+                                                                   kappa: float) -> None:
+    n, x = _data(lam, sigma, kappa)
+    r = fit_usl(n, (np.array(x) * NOISE).tolist())
+    assert r.r2 > 0.995
+    assert _close(r.lambda_, lam, rel=0.03)
+    for got, want, se in ((r.lambda_, lam, r.lambda_stderr), (r.sigma, sigma, r.sigma_stderr),
+                          (r.kappa, kappa, r.kappa_stderr)):
+        if se is not None:
+            assert abs(got - want) <= 3 * se + 1e-9, (got, want, se)
+    assert r.n_star is not None and _close(r.n_star, math.sqrt((1 - sigma) / kappa), rel=0.15)
+    assert np.allclose(r.predict(n), x, rtol=0.03)
+
+
+def test_standard_errors_are_small_for_exact_data_and_positive_for_noisy() -> None:
+    n, x = _data(1000.0, 0.05, 0.002)
+    exact = fit_usl(n, x)
+    assert exact.lambda_stderr is not None and exact.lambda_stderr < 1e-6
+    noisy = fit_usl(n, (np.array(x) * NOISE).tolist())
+    for se in (noisy.lambda_stderr, noisy.sigma_stderr, noisy.kappa_stderr):
+        assert se is not None and se > 0
+
+
+@pytest.mark.parametrize(("lam", "sigma"), [(500.0, 0.1), (1000.0, 0.05), (300.0, 0.5)])
+def test_amdahl_recovers_kappa_zero_data(lam: float, sigma: float) -> None:
+    n, x = _data(lam, sigma, 0.0)
+    a = fit_amdahl(n, x)
+    assert a.model == "amdahl"
+    assert _close(a.lambda_, lam) and _close(a.sigma, sigma)
+    assert a.kappa == 0.0 and a.kappa_stderr is None
+    assert a.n_star is None
+    assert a.x_max_kind == "asymptote" and a.x_max is not None and _close(a.x_max, lam / sigma)
+    assert "contention-bound" in a.verdict
+
+
+def test_usl_on_amdahl_data_finds_kappa_exactly_zero_and_no_peak() -> None:
+    n, x = _data(500.0, 0.1, 0.0)
+    r = fit_usl(n, x)
+    assert r.kappa == 0.0
+    assert r.n_star is None and r.x_max_kind == "asymptote"
+    assert r.x_max is not None and _close(r.x_max, 5000.0)
+
+
+def test_amdahl_fits_usl_data_worse_than_usl() -> None:
+    n, x = _data(1000.0, 0.05, 0.002)
+    assert fit_amdahl(n, x).r2 < fit_usl(n, x).r2
+
+
+def test_verdicts() -> None:
+    coherency = fit_usl(*_data(1000.0, 0.05, 0.002))
+    assert coherency.verdict.startswith("coherency-bound")
+    assert "beyond N* ≈ 22, adding more lowers throughput" in coherency.verdict
+
+    contention = fit_usl(*_data(1000.0, 0.1, 0.00001))
+    assert contention.verdict.startswith("contention-bound")
+
+    linear = fit_usl(*_data(1000.0, 0.001, 0.0))
+    assert linear.verdict.startswith("near-linear")
+
+    retro = fit_usl(*_data(1000.0, 1.5, 0.001))
+    assert retro.n_star is None and retro.x_max_kind == "n1"
+    assert retro.x_max is not None and _close(retro.x_max, 1000.0)
+    assert "retrograde" in retro.verdict
+
+
+def test_a_poor_fit_says_so() -> None:
+    r = fit_usl([1, 2, 3, 4, 5, 6, 7, 8], [5, 3, 8, 1, 9, 2, 7, 4])
+    assert r.r2 < 0.8 and r.verdict.startswith("poor fit (R² = ")
+
+
+def test_linear_data_has_no_maximum() -> None:
+    r = fit_usl([1, 2, 3, 4, 5, 6, 7], [10, 20, 30, 40, 50, 60, 70])
+    assert r.sigma == 0.0 and r.kappa == 0.0
+    assert r.n_star is None and r.x_max is None and r.x_max_kind is None
+    assert r.verdict.startswith("near-linear")
+
+
+def test_predict_scalar_and_array() -> None:
+    r = fit_usl(*_data(1000.0, 0.05, 0.002))
+    assert isinstance(r.predict(1), float)
+    assert r.predict(1) == pytest.approx(1000.0, rel=1e-6)
+    grid = r.predict(np.array([1.0, 8.0, 64.0]))
+    assert grid.shape == (3,)
+    assert grid[1] == pytest.approx(float(usl_throughput(8.0, 1000.0, 0.05, 0.002)), rel=1e-6)
+
+
+def test_result_is_frozen_and_serialises_the_contract_keys() -> None:
+    r = fit_usl(*_data(1000.0, 0.05, 0.002))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.sigma = 0.0  # type: ignore[misc]
+    d = r.as_dict()
+    for key in ("lambda", "sigma", "kappa", "r2", "n_star", "x_max"):
+        assert key in d
+    assert isinstance(r, FitResult)
+
+
+def test_repeated_levels_are_allowed() -> None:
+    n, x = _data(1000.0, 0.05, 0.002)
+    r = fit_usl(n + n, x + x)
+    assert r.points == 14 and _close(r.kappa, 0.002)
+
+
+@pytest.mark.parametrize(("n", "x", "message"), [
+    ([1, 2, 4, 8], [1, 2, 3, 4], "a fit needs at least 6 levels, got 4"),
+    ([1, 1, 2, 2, 4, 4, 8, 8], [1, 1, 2, 2, 3, 3, 4, 4], "a fit needs at least 6 levels, got 4"),
+    ([], [], "a fit needs at least 6 levels, got 0"),
+    ([1, 2, 3, 4, 5, 6], [1, 2, -3, 4, 5, 6], "throughput must not be negative, got -3 at position 2"),
+    ([1, -2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6], "concurrency must not be negative"),
+    ([0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5], "concurrency must be positive, got 0 at position 0"),
+    ([1, 2, 3, 4, 5, 6], [1, 2, float("nan"), 4, 5, 6], "throughput must be finite numbers"),
+    ([1, 2, 3, 4, 5, float("inf")], [1, 2, 3, 4, 5, 6], "concurrency must be finite numbers"),
+    ([1, 2, 3, 4, 5, 6], [7, 7, 7, 7, 7, 7], "throughput is constant"),
+    ([1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 0], "throughput is constant"),
+    ([1, 2, 3, 4, 5, 6], [1, 2, 3], "concurrency has 6 values but throughput has 3"),
+    ([1, 2, 3, 4, 5, 6], ["a", 2, 3, 4, 5, 6], "must be numbers"),
+])
+@pytest.mark.parametrize("fitter", [fit_usl, fit_amdahl])
+def test_bad_data_raises_one_line_fit_error(fitter: object, n: list[float], x: list[float],
+                                            message: str) -> None:
+    with pytest.raises(FitError) as info:
+        fitter(n, x)  # type: ignore[operator]
+    text = str(info.value)
+    assert message in text
+    assert "\n" not in text
+    assert isinstance(info.value, ValueError)
