@@ -23,6 +23,7 @@ from rich.console import Console
 
 from lab import __version__
 from lab.exitcodes import ExitCode
+from lab.fit_command import fit
 from lab.plan import RunPlan, plan_runs
 from lab.spec import (
     LoadSpec,
@@ -259,7 +260,8 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
         ids, statuses = asyncio.run(_run_plans(plans, store, quiet)) if plans else ([], [])
         runs = store.get_runs(ids)
         stages = _stages_of(store, runs)
-    _print_runs(exp.name, runs, fmt, skipped, exp.experiment.look_for, stages)
+        sweeps = _analyse_sweeps(store, store.sweep_ids_of(ids), save=True)
+    _print_runs(exp.name, runs, fmt, skipped, exp.experiment.look_for, stages, sweeps)
     if "aborted" in statuses:
         sys.exit(ExitCode.INTERRUPTED)
     if "failed" in statuses:
@@ -303,6 +305,27 @@ async def _run_plans(plans: list[RunPlan], store: Any, quiet: bool) -> tuple[lis
     return ids, statuses
 
 
+def _analyse_sweeps(store: Any, sweep_ids: Sequence[int], save: bool = False) -> list[tuple[int, str, Any]]:
+    """``(sweep id, variant, SweepAnalysis)`` of each sweep, from its stored runs; with
+    ``save``, the report and fits are written back to ``sweeps`` and ``fits``."""
+    from lab.analysis.sweep import analyse, fit_rows, level_figures
+
+    out = []
+    for sweep_id in sweep_ids:
+        rec = store.get_sweep(sweep_id)
+        vus_swept = rec.parameter in ("vus", "load.vus")
+        levels = [level_figures(run, store.intervals(run.id), float(run.sweep_level), vus_swept)
+                  for run in rec.runs]
+        model = ((rec.runs[0].config.get("load") or {}).get("model", "closed")
+                 if rec.runs else "closed")
+        analysis = analyse(rec.parameter, model, levels, rec.slo_p99_ms)
+        if save:
+            store.save_sweep_result(sweep_id, analysis.as_dict(), analysis.capacity_rps,
+                                    fit_rows(analysis))
+        out.append((sweep_id, rec.variant, analysis))
+    return out
+
+
 def _stages_of(store: Any, runs: Sequence[Any]) -> dict[int, list[Any]]:
     """Per-stage figures of the runs whose load has more than one stage."""
     from lab.analysis.stages import stage_figures
@@ -316,9 +339,26 @@ def _stages_of(store: Any, runs: Sequence[Any]) -> dict[int, list[Any]]:
     return out
 
 
+def _print_sweeps(sweeps: Sequence[tuple[int, str, Any]]) -> None:
+    from lab.report.sweep_report import fits_table, levels_table, sweep_plot, verdicts
+
+    console = _stdout_console()
+    pairs = [(variant, analysis) for _id, variant, analysis in sweeps]
+    for sweep_id, variant, analysis in sweeps:
+        console.print(levels_table(f"{variant} (sweep {sweep_id})", analysis))
+    fits = fits_table(pairs)
+    if fits is not None:
+        console.print(fits)
+    console.print(verdicts(pairs))
+    width = min(console.width, 100) - 2
+    # Rich would wrap or re-style the plot's own text; write it as it is.
+    click.echo(sweep_plot(pairs, width=max(width, 40), height=20, color=sys.stdout.isatty()))
+
+
 def _print_runs(experiment: str, runs: Sequence[Any], fmt: str,
                 skipped: Sequence[dict[str, str]] = (), look_for: str = "",
-                stages: dict[int, list[Any]] | None = None) -> None:
+                stages: dict[int, list[Any]] | None = None,
+                sweeps: Sequence[tuple[int, str, Any]] = ()) -> None:
     from lab.report.json_report import experiment_json, stages_json
     from lab.report.table import (
         comparison_table,
@@ -336,10 +376,15 @@ def _print_runs(experiment: str, runs: Sequence[Any], fmt: str,
                 entry["stages"] = stages_json(stages[entry["id"]])
         if skipped:
             doc["skipped"] = list(skipped)
+        if sweeps:
+            doc["sweeps"] = [{"id": sweep_id, "variant": variant, **analysis.as_dict()}
+                             for sweep_id, variant, analysis in sweeps]
         click.echo(json.dumps(doc, indent=2))
         return
     console = _stdout_console()
-    if runs:
+    if sweeps:
+        _print_sweeps(sweeps)
+    elif runs:
         console.print(comparison_table(list(runs)))
         extra = target_table(list(runs))
         if extra is not None:
@@ -438,6 +483,48 @@ def doctor(fmt: str) -> None:
     for c in found:
         table.add_row(c.name, f"[{styles[c.status]}]{c.status}[/]", c.value, c.advice)
     _stdout_console().print(table)
+
+
+@cli.command()
+@click.argument("sweep_ids", type=int, nargs=-1)
+@_db_option
+@_format_option
+def sweep(sweep_ids: Sequence[int], db_path: str, fmt: str) -> None:
+    """Show stored sweeps (overlaid when several), or list them without SWEEP_IDS."""
+    with _open_existing_store(db_path) as store:
+        if not sweep_ids:
+            records = store.list_sweeps()
+            if fmt == "json":
+                click.echo(json.dumps({"sweeps": [
+                    {"id": r.id, "experiment": r.experiment, "variant": r.variant,
+                     "parameter": r.parameter, "levels": r.levels, "created_at": r.created_at,
+                     "runs": [run.id for run in r.runs], "fits": r.fits,
+                     "capacity_rps": r.capacity_rps} for r in records]}, indent=2))
+                return
+            from rich.table import Table
+
+            table = Table(title="sweeps", show_edge=False, title_style="bold")
+            for column in ("id", "experiment", "variant", "parameter", "levels", "runs", "N*"):
+                table.add_column(column)
+            for r in records:
+                usl = next((f for f in r.fits if f["model"] == "usl"), None)
+                n_star = f"{usl['n_star']:.3g}" if usl and usl["n_star"] else "–"
+                table.add_row(str(r.id), r.experiment, r.variant, r.parameter,
+                              ", ".join(f"{v:g}" for v in r.levels), str(len(r.runs)), n_star)
+            _stdout_console().print(table)
+            return
+        try:
+            sweeps = _analyse_sweeps(store, list(sweep_ids))
+        except KeyError as exc:
+            _fail(f"{db_path}: {exc.args[0]}")
+    if fmt == "json":
+        click.echo(json.dumps({"sweeps": [{"id": i, "variant": v, **a.as_dict()}
+                                          for i, v, a in sweeps]}, indent=2))
+        return
+    _print_sweeps(sweeps)
+
+
+cli.add_command(fit)
 
 
 def _terminated(signum: int, frame: object) -> None:

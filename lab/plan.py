@@ -1,14 +1,32 @@
-"""Experiment → RunPlans: one plan per variant (sweeps and repeats come later)."""
+"""Experiment → RunPlans: one plan per variant, or per variant and level for a sweep."""
 
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lab.load.engines import choose_client
-from lab.spec import Experiment, LoadSpec, ServicesSpec, TargetSpec
+from lab.spec import Experiment, LoadSpec, ResolvedVariant, ServicesSpec, TargetSpec, sweep_variant
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """Where a run sits in a sweep: one level of one variant's sweep."""
+
+    key: str
+    """Shared by every level of one variant's sweep (a uuid4 hex)."""
+    parameter: str
+    """What the sweep varies, as written in ``[sweep] parameter``."""
+    level: float
+    index: int
+    """0-based position of the level."""
+    levels: tuple[float, ...]
+    """Every level of the sweep, in run order."""
+    slo_p99_ms: float
+    """Open-model rate sweeps: the p99 (ms) a level must stay under to meet the SLO."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +45,8 @@ class RunPlan:
     """Backing services the lab starts for the run (redis, PostgreSQL, downstream apps)."""
     look_for: str = ""
     """The experiment's "what to look for" text."""
+    sweep: SweepPoint | None = None
+    """Set for the runs of a sweep."""
 
     def config(self) -> dict[str, Any]:
         """The resolved configuration, JSON-serialisable, as stored with the run."""
@@ -37,6 +57,9 @@ class RunPlan:
             "target": self.target.model_dump(mode="json"),
             "load": self.load.model_dump(mode="json"),
             "services": self.services.model_dump(mode="json"),
+            **({"sweep": {"parameter": self.sweep.parameter, "level": self.sweep.level,
+                          "index": self.sweep.index, "levels": list(self.sweep.levels)}}
+               if self.sweep else {}),
         }
 
 
@@ -88,8 +111,8 @@ def plan_runs(experiment: Experiment, variants: list[str] | None = None) -> list
         if missing:
             raise KeyError(f"unknown variant {missing[0]!r}; the experiment has: {', '.join(known)}")
         resolved = [v for v in resolved if v.name in variants]
-    return [
-        RunPlan(
+    def plan(v: ResolvedVariant, sweep: SweepPoint | None = None) -> RunPlan:
+        return RunPlan(
             experiment=experiment.name,
             title=experiment.experiment.title,
             variant=v.name,
@@ -98,6 +121,17 @@ def plan_runs(experiment: Experiment, variants: list[str] | None = None) -> list
             source=experiment.source,
             services=v.services,
             look_for=experiment.experiment.look_for,
+            sweep=sweep,
         )
-        for v in resolved
-    ]
+
+    if experiment.sweep is None:
+        return [plan(v) for v in resolved]
+    spec = experiment.sweep
+    levels = tuple(spec.values())
+    plans = []
+    for v in resolved:
+        key = uuid.uuid4().hex
+        for i, level in enumerate(levels):
+            point = SweepPoint(key, spec.parameter, level, i, levels, spec.slo_p99_ms)
+            plans.append(plan(sweep_variant(v, spec, level), point))
+    return plans

@@ -47,6 +47,7 @@ __all__ = [
     "ResolvedVariant",
     "ServicesSpec",
     "SpecError",
+    "SweepSpec",
     "Stage",
     "TargetSpec",
     "VariantSpec",
@@ -54,6 +55,7 @@ __all__ = [
     "find_experiment",
     "load_experiment",
     "parse_duration",
+    "sweep_variant",
 ]
 
 
@@ -588,6 +590,130 @@ class LoadSpec(BaseModel):
         return level
 
 
+MAX_SWEEP_LEVELS = 100
+
+
+class LevelRange(BaseModel):
+    """Sweep levels as a range: ``{start = 1, stop = 64, factor = 2}`` (1, 2, 4 … 64) or
+    ``{start = 100, stop = 1000, step = 100}``; ``stop`` is included when reached."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: float = Field(gt=0)
+    stop: float = Field(gt=0)
+    step: float | None = Field(None, gt=0)
+    factor: float | None = Field(None, gt=1)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> LevelRange:
+        if (self.step is None) == (self.factor is None):
+            raise ValueError("give exactly one of 'step' (add) or 'factor' (multiply)")
+        if self.stop < self.start:
+            raise _FieldError(f"must be >= start ({self.start:g})", ("stop",))
+        if len(self.values()) > MAX_SWEEP_LEVELS:
+            raise ValueError(f"makes more than {MAX_SWEEP_LEVELS} levels")
+        return self
+
+    def values(self) -> list[float]:
+        out: list[float] = []
+        value = self.start
+        while value <= self.stop * (1 + 1e-9) and len(out) <= MAX_SWEEP_LEVELS:
+            out.append(round(value, 9))
+            value = value + self.step if self.step is not None else value * (self.factor or 2)
+        return out
+
+
+_SWEEP_INT_FIELDS = {"vus", "workers", "cpus", "max_in_flight", "connections"}
+_SWEEP_LOAD_FIELDS = {"vus", "rate", "think_time", "max_rps", "max_in_flight", "connections",
+                      "workers", "timeout"}
+_SWEEP_TARGET_FIELDS = {"workers", "cpus"}
+
+
+class SweepSpec(BaseModel):
+    """The ``[sweep]`` table: run each variant once per level of one parameter.
+
+    ``parameter``: ``vus`` (closed model), ``rate`` (open model), ``workers`` (the
+    target's server processes), ``target.workers`` / ``target.cpus``, ``load.<field>``
+    (``think_time``, ``max_rps``, ``timeout``, ``workers`` = generator processes, ...), or
+    a target environment variable as ``env.NAME`` (or a bare ``NAME`` that ``[target]
+    env`` sets). Each level is a stored run of ``duration`` (warm-up excluded).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    parameter: str
+    levels: list[float] | LevelRange
+    duration: PositiveDuration | None = None
+    """Seconds per level (default: ``[load] duration``)."""
+    warmup: NonNegativeDuration | None = None
+    """Seconds at the start of each level excluded from its figures (default: ``[load] warmup``)."""
+    slo_p99_ms: float = Field(100.0, gt=0)
+    """Open-model rate sweeps: the p99 latency (ms) under which a level meets the SLO."""
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _range_table(cls, value: object) -> object:
+        # A table is a range; report its own error rather than "must be a list".
+        if isinstance(value, dict):
+            try:
+                return LevelRange.model_validate(value)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(x) for x in first["loc"])
+                message = str(first["msg"]).removeprefix("Value error, ")
+                raise ValueError(f"{where}: {message}" if where else message) from None
+        return value
+
+    @field_validator("levels")
+    @classmethod
+    def _check_levels(cls, value: list[float] | LevelRange) -> list[float] | LevelRange:
+        if isinstance(value, list):
+            if len(value) < 2:
+                raise ValueError(f"a sweep needs at least 2 levels, got {len(value)}")
+            if len(value) > MAX_SWEEP_LEVELS:
+                raise ValueError(f"at most {MAX_SWEEP_LEVELS} levels, got {len(value)}")
+            if any(v <= 0 or not math.isfinite(v) for v in value):
+                raise ValueError("levels must be positive numbers")
+            if len(set(value)) != len(value):
+                raise ValueError("levels must not repeat")
+        return value
+
+    def values(self) -> list[float]:
+        """The levels in run order."""
+        return list(self.levels) if isinstance(self.levels, list) else self.levels.values()
+
+    def overrides(self, level: float, target: TargetSpec) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(target overrides, load overrides)`` that set ``parameter`` to ``level``.
+
+        Raises:
+            ValueError: the parameter is unknown, or the level does not fit it (a
+                fraction for a whole-number field).
+        """
+        name = self.parameter
+        part, _, field_name = name.partition(".")
+        if not field_name:
+            part, field_name = {"vus": ("load", "vus"), "rate": ("load", "rate"),
+                                "workers": ("target", "workers")}.get(name, ("env", name))
+            if part == "env" and name not in target.env:
+                raise ValueError(
+                    f"unknown parameter {name!r}: use vus, rate, workers, target.workers, "
+                    f"target.cpus, load.<field> or env.<NAME> (or a NAME set in [target] env)")
+        if part == "env":
+            text = str(int(level)) if float(level).is_integer() else f"{level:g}"
+            return {"env": {field_name: text}}, {}
+        allowed = {"target": _SWEEP_TARGET_FIELDS, "load": _SWEEP_LOAD_FIELDS}.get(part, set())
+        if field_name not in allowed:
+            raise ValueError(f"unknown parameter {name!r}: sweepable fields are "
+                             f"target.{{{', '.join(sorted(_SWEEP_TARGET_FIELDS))}}} and "
+                             f"load.{{{', '.join(sorted(_SWEEP_LOAD_FIELDS))}}}")
+        value: float | int = level
+        if field_name in _SWEEP_INT_FIELDS:
+            if not float(level).is_integer():
+                raise ValueError(f"levels of {name} must be whole numbers, got {level:g}")
+            value = int(level)
+        return ({field_name: value}, {}) if part == "target" else ({}, {field_name: value})
+
+
 _SERVICE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -736,6 +862,7 @@ class Experiment(BaseModel):
     target: TargetSpec
     load: LoadSpec
     services: ServicesSpec = Field(default_factory=ServicesSpec)
+    sweep: SweepSpec | None = None
     variants: list[VariantSpec] = Field(default_factory=list)
 
     _name: str = PrivateAttr(default="")
@@ -783,6 +910,20 @@ class Experiment(BaseModel):
                 except ValidationError as exc:
                     loc, message = _describe(exc.errors()[0], type(base))
                     raise _FieldError(message, ("variants", i, part, *loc)) from None
+        if self.sweep is not None:
+            for variant in self.resolved_variants():
+                for level in self.sweep.values():
+                    try:
+                        sweep_variant(variant, self.sweep, level)
+                    except ValueError as exc:
+                        # ValidationError is a ValueError: name the field the level broke.
+                        if isinstance(exc, ValidationError):
+                            loc, message = _describe(exc.errors()[0], LoadSpec)
+                            message = f"level {level:g} gives {'.'.join(map(str, loc))}: {message}"
+                        else:
+                            message = str(exc)
+                        where = "levels" if "level" in message else "parameter"
+                        raise _FieldError(message, ("sweep", where)) from None
         return self
 
     def resolved_variants(self) -> list[ResolvedVariant]:
@@ -810,6 +951,28 @@ class Experiment(BaseModel):
             )
             for variant in self.variants
         ]
+
+
+def sweep_variant(variant: ResolvedVariant, sweep: SweepSpec, level: float) -> ResolvedVariant:
+    """The variant with the sweep's parameter set to ``level``; the level's duration and
+    warm-up replace the load's.
+
+    Raises:
+        ValueError: the parameter or level does not fit (pydantic's ValidationError for a
+            level a field refuses, e.g. ``rate`` on the closed model).
+    """
+    target_over, load_over = sweep.overrides(level, variant.target)
+    if sweep.duration is not None:
+        load_over = {**load_over, "duration": sweep.duration, "stages": []}
+    if sweep.warmup is not None:
+        load_over = {**load_over, "warmup": sweep.warmup}
+    return ResolvedVariant(
+        name=variant.name,
+        description=variant.description,
+        target=_override(variant.target, target_over, _TARGET_REPLACES),
+        load=_override(variant.load, load_over, _LOAD_REPLACES),
+        services=variant.services,
+    )
 
 
 # ------------------------------------------------ pydantic error → one-line message

@@ -13,6 +13,8 @@ frozen dataclasses back. The table and column names below are a contract: people
 * ``errors``: errors of one class and status over a run, with a sample message.
 * ``run_events``: load changes (new stage, user changed VUs or rate).
 * ``summaries``: a run's headline figures, flattened (one row per run, when measured).
+* ``sweeps``: one row per variant of a swept experiment; its levels are runs
+  (``runs.sweep_id``, ``runs.sweep_level``). ``fits``: the USL and Amdahl fits of a sweep.
 * ``target_samples``: the target's gauges (queue depth, lag, ...) read from its stats
   path about once a second: ``(run_id, t_s, name, value)``.
 
@@ -127,6 +129,10 @@ class RunRecord:
     """The engine's key of the run (uuid4 hex)."""
     started_at_unix: float = 0.0
     """Start, Unix seconds."""
+    sweep_id: int | None = None
+    """The sweep the run is a level of (``sweeps.id``); None for a plain run."""
+    sweep_level: float | None = None
+    """The swept parameter's value in this run."""
     ended_at_unix: float | None = None
     """End, Unix seconds; None when not ended."""
 
@@ -186,6 +192,27 @@ class IntervalRow:
     """Encoded HDR histogram (µs) of the generator workers' event-loop lag."""
     in_flight_mean: float | None = None
     """Time-weighted mean of requests in flight during the interval (all workers)."""
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    """One stored sweep: a variant run once per level of one parameter."""
+
+    id: int
+    experiment: str
+    variant: str
+    parameter: str
+    levels: list[float]
+    slo_p99_ms: float | None
+    created_at: str
+    capacity_rps: float | None
+    """Open-model rate sweeps: the highest rate meeting the SLO (None otherwise)."""
+    report: dict[str, Any]
+    """The per-level figures and fit results as computed when the sweep ended."""
+    runs: list[RunRecord]
+    """The levels' runs, in run order."""
+    fits: list[dict[str, Any]]
+    """Rows of ``fits``: ``model``, ``lambda``, ``sigma``, ``kappa``, ``r2``, ``n_star``, ..."""
 
 
 @dataclass(frozen=True)
@@ -415,11 +442,35 @@ def _m004_services_and_target_series(db: Database) -> None:
     db.table("intervals").add_column("in_flight_mean", float)
 
 
+def _m005_sweeps(db: Database) -> None:
+    """Sweeps (one per variant of a swept experiment, its levels being runs) and the
+    model fits of each sweep."""
+    db["sweeps"].create(
+        {"id": int, "sweep_key": str, "experiment": str, "variant": str, "parameter": str,
+         "levels": str, "slo_p99_ms": float, "created_at": str, "created_at_unix": float,
+         "capacity_rps": float, "report": str},
+        pk="id", not_null=["sweep_key", "experiment", "variant", "parameter"],
+    )
+    db["sweeps"].create_index(["sweep_key"], unique=True)
+    runs = db.table("runs")
+    runs.add_column("sweep_id", int)
+    runs.add_column("sweep_level", float)
+    db["fits"].create(
+        {"id": int, "sweep_id": int, "model": str, "lambda": float, "sigma": float,
+         "kappa": float, "lambda_stderr": float, "sigma_stderr": float, "kappa_stderr": float,
+         "r2": float, "n_star": float, "x_max": float, "verdict": str, "points": int,
+         "created_at": str},
+        pk="id", foreign_keys=[("sweep_id", "sweeps", "id")], not_null=["sweep_id", "model"],
+    )
+    db["fits"].create_index(["sweep_id"])
+
+
 _MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _m001_initial,
     _m002_lab_process,
     _m003_generator_health,
     _m004_services_and_target_series,
+    _m005_sweeps,
 )
 """Schema steps in order; step ``n`` (1-based) brings ``PRAGMA user_version`` to ``n``."""
 
@@ -427,6 +478,8 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema version this code writes."""
 
 _CHILD_TABLES = ("intervals", "resources", "errors", "run_events", "summaries", "target_samples")
+"""Tables whose rows belong to one run (``run_id``); ``sweeps`` and ``fits`` belong to a
+sweep and stay when one of its runs is deleted."""
 
 
 # --------------------------------------------------------------------------- store
@@ -600,9 +653,37 @@ class Store:
             "lab_pid": os.getpid(),
             "lab_host": socket.gethostname(),
         }
-        with self._write():
+        point = getattr(plan, "sweep", None)
+        with self._write() as db:
+            if point is not None:
+                found = db.execute("SELECT id FROM sweeps WHERE sweep_key = ?", [point.key]).fetchone()
+                if found is None:
+                    sweep = self._table("sweeps").insert({
+                        "sweep_key": point.key, "experiment": plan.experiment,
+                        "variant": plan.variant, "parameter": point.parameter,
+                        "levels": json.dumps(list(point.levels)), "slo_p99_ms": point.slo_p99_ms,
+                        "created_at": iso_utc(event.started_at),
+                        "created_at_unix": float(event.started_at),
+                        "capacity_rps": None, "report": None,
+                    })
+                    sweep_id = int(sweep.last_pk)
+                else:
+                    sweep_id = int(found[0])
+                row |= {"sweep_id": sweep_id, "sweep_level": float(point.level)}
             table = self._table("runs").insert(row)
             return int(table.last_pk)
+
+    def save_sweep_result(self, sweep_id: int, report: dict[str, Any], capacity_rps: float | None,
+                          fits: Sequence[dict[str, Any]]) -> None:
+        """Store a finished sweep's per-level report, capacity at the SLO and model fits
+        (each a ``fits`` row without ``id``/``sweep_id``), replacing earlier ones."""
+        now = iso_utc(datetime.now(UTC).timestamp())
+        with self._write():
+            self._table("sweeps").update(sweep_id, {"report": _dumps(report),
+                                                    "capacity_rps": capacity_rps})
+            self._table("fits").delete_where("sweep_id = ?", [sweep_id])
+            for fit in fits:
+                self._table("fits").insert({**fit, "sweep_id": sweep_id, "created_at": now})
 
     def mark_abandoned_runs(self) -> list[int]:
         """Mark as failed the ``running`` runs whose lab process on this host is gone
@@ -867,6 +948,45 @@ class Store:
             for r in rows
         ]
 
+    def sweep_ids_of(self, run_ids: Sequence[int]) -> list[int]:
+        """The sweeps the given runs belong to, in first-seen order."""
+        out: list[int] = []
+        for run_id in run_ids:
+            rows = self._query("SELECT sweep_id FROM runs WHERE id = ?", [run_id])
+            if rows and rows[0]["sweep_id"] is not None and rows[0]["sweep_id"] not in out:
+                out.append(int(rows[0]["sweep_id"]))
+        return out
+
+    def get_sweep(self, sweep_id: int) -> SweepRecord:
+        """One sweep with its runs (in level order) and fits.
+
+        Raises:
+            KeyError: ``no sweep with id N``.
+        """
+        rows = self._query("SELECT * FROM sweeps WHERE id = ?", [sweep_id])
+        if not rows:
+            raise KeyError(f"no sweep with id {sweep_id}")
+        row = rows[0]
+        run_rows = self._query("SELECT * FROM runs WHERE sweep_id = ? ORDER BY started_at_unix, id",
+                               [sweep_id])
+        fits = self._query("SELECT * FROM fits WHERE sweep_id = ? ORDER BY id", [sweep_id])
+        return SweepRecord(
+            id=row["id"], experiment=row["experiment"], variant=row["variant"],
+            parameter=row["parameter"], levels=json.loads(row["levels"] or "[]"),
+            slo_p99_ms=row["slo_p99_ms"], created_at=row["created_at"],
+            capacity_rps=row["capacity_rps"], report=_loads(row["report"]),
+            runs=self._records(run_rows), fits=[dict(f) for f in fits],
+        )
+
+    def list_sweeps(self, experiment: str | None = None) -> list[SweepRecord]:
+        """Every sweep (newest first), optionally of one experiment."""
+        sql, params = "SELECT id FROM sweeps", []
+        if experiment is not None:
+            sql += " WHERE experiment = ?"
+            params.append(experiment)
+        ids = [r["id"] for r in self._query(sql + " ORDER BY created_at_unix DESC, id DESC", params)]
+        return [self.get_sweep(i) for i in ids]
+
     def target_samples(self, run_id: int) -> list[tuple[float, str, float]]:
         """A run's target gauge readings as ``(t_s, name, value)``, time order."""
         rows = self._query("SELECT t_s, name, value FROM target_samples WHERE run_id = ? "
@@ -1127,6 +1247,8 @@ def _run_record(row: dict[str, Any], summary_row: dict[str, Any] | None) -> RunR
         summary=_summary_from_row(summary_row) if summary_row else None,
         target_stats=_loads(summary_row["target_stats"]) if summary_row else {},
         title=row["title"] or "",
+        sweep_id=row.get("sweep_id"),
+        sweep_level=row.get("sweep_level"),
         run_key=row["run_key"] or "",
         started_at_unix=started,
         ended_at_unix=float(ended) if ended is not None else None,

@@ -1,0 +1,203 @@
+"""A sweep's figures: X(N) and R(N) per level with their spread, a Little's law check per
+level, the USL and Amdahl fits over the levels, and the capacity at the SLO of an
+open-model rate sweep.
+
+Little's law for a closed system (N users, think time Z): N = X · (R + Z), with X the
+completed requests per second and R the mean response time (J. D. C. Little, Operations
+Research 9(3), 1961; for the closed form, E. D. Lazowska et al., *Quantitative System
+Performance*, Prentice-Hall 1984, ch. 3). A level where it fails by more than 20 % was
+not measured in a steady state, or the generator added time the latencies do not show.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from lab.analysis.usl import FitError, FitResult, fit_amdahl, fit_usl
+from lab.load.histogram import merged
+
+if TYPE_CHECKING:
+    from lab.store import IntervalRow, RunRecord
+
+LITTLE_TOLERANCE = 0.2
+"""Relative error of N ≈ X·(R + Z) above which a level is flagged."""
+MIN_FIT_LEVELS = 6
+"""Levels a fit needs (three parameters and enough degrees of freedom to judge them)."""
+ACHIEVED_FRACTION = 0.99
+"""An open-model level meets the SLO only when it achieved this share of the offered rate."""
+
+
+@dataclass(frozen=True)
+class LevelFigures:
+    """One level of a sweep, over its measured window (warm-up excluded)."""
+
+    level: float
+    """The swept parameter's value (N)."""
+    run_id: int
+    status: str
+    throughput_rps: float
+    """X(N): successful requests per second."""
+    throughput_spread_rps: float | None
+    """Standard deviation of the per-interval throughput, req/s (None with < 2 intervals)."""
+    completed_rps: float
+    """Completed attempts per second (ok + errors): Little's X."""
+    latency_mean_ms: float | None
+    """R(N): mean latency of every completed attempt, ms."""
+    latency_spread_ms: float | None
+    """Standard deviation of the per-interval mean latency, ms."""
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    error_rate: float
+    offered_rps: float | None
+    """Open model: the arrival rate asked for."""
+    little_n: float | None
+    """Closed model: X · (R + Z), the concurrency Little's law infers."""
+    little_ok: bool | None
+    """Whether ``little_n`` is within 20 % of the VUs (closed model, VU sweeps)."""
+    generator_bound: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class SweepAnalysis:
+    """Everything a sweep's report shows."""
+
+    parameter: str
+    model: str
+    """``closed`` or ``open``."""
+    levels: list[LevelFigures]
+    usl: FitResult | None
+    amdahl: FitResult | None
+    fit_note: str | None
+    """Why there is no fit (too few levels, a rate sweep, a failed fit)."""
+    slo_p99_ms: float | None
+    capacity_rps: float | None
+    """Open-model rate sweeps: the highest rate whose p99 stayed under the SLO and whose
+    achieved rate was at least 99 % of the offered rate; None when none did."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "parameter": self.parameter,
+            "model": self.model,
+            "levels": [lv.as_dict() for lv in self.levels],
+            "fit": self.usl.as_dict() if self.usl else None,
+            "amdahl": self.amdahl.as_dict() if self.amdahl else None,
+            "fit_note": self.fit_note,
+            "slo_p99_ms": self.slo_p99_ms,
+            "capacity_rps": self.capacity_rps,
+        }
+
+
+def _window(intervals: Sequence[IntervalRow], warmup_s: float) -> list[IntervalRow]:
+    start = math.ceil(warmup_s - 1e-9)
+    return [iv for iv in intervals if iv.t_s + 1e-9 >= start and iv.duration_s > 0]
+
+
+def level_figures(run: RunRecord, intervals: Sequence[IntervalRow], level: float,
+                  vus_swept: bool) -> LevelFigures:
+    """The figures of one level's run.
+
+    Args:
+        run: the level's stored run (its summary gives X and the percentiles).
+        intervals: the run's intervals (for the spreads and R).
+        level: the swept parameter's value.
+        vus_swept: the level is the number of VUs, so Little's law can be checked.
+    """
+    load = run.config.get("load") or {}
+    model = load.get("model", "closed")
+    window = _window(intervals, float(load.get("warmup") or 0.0))
+    rates = [iv.ok / iv.duration_s for iv in window]
+    means = []
+    for iv in window:
+        h = merged([iv.histogram_all]) if iv.histogram_all else None
+        if h is not None and h.count:
+            means.append(h.mean_ms())
+    s = run.summary
+    completed_rps = s.attempts_rps if s else 0.0
+    r_ms = s.latency_all_ms.mean if s and s.latency_all_ms.count else None
+    little_n = little_ok = None
+    if model == "closed" and r_ms is not None:
+        think_s = float(load.get("think_time") or 0.0)
+        little_n = completed_rps * (r_ms / 1000.0 + think_s)
+        if vus_swept and level > 0:
+            little_ok = abs(little_n - level) / level <= LITTLE_TOLERANCE
+    return LevelFigures(
+        level=level,
+        run_id=run.id,
+        status=run.status,
+        throughput_rps=s.throughput_rps if s else 0.0,
+        throughput_spread_rps=statistics.stdev(rates) if len(rates) >= 2 else None,
+        completed_rps=completed_rps,
+        latency_mean_ms=r_ms,
+        latency_spread_ms=statistics.stdev(means) if len(means) >= 2 else None,
+        p50_ms=s.latency_ms.p50 if s and s.latency_ms.count else None,
+        p95_ms=s.latency_ms.p95 if s and s.latency_ms.count else None,
+        p99_ms=s.latency_ms.p99 if s and s.latency_ms.count else None,
+        error_rate=s.error_rate if s else 0.0,
+        offered_rps=float(load["rate"]) if model == "open" and load.get("rate") else None,
+        little_n=little_n,
+        little_ok=little_ok,
+        generator_bound=bool(s and s.generator_bound),
+    )
+
+
+def capacity_at_slo(levels: Sequence[LevelFigures], slo_p99_ms: float) -> float | None:
+    """The highest offered rate whose p99 stayed under ``slo_p99_ms`` and whose achieved
+    throughput was at least 99 % of it; None when no level qualifies."""
+    best = None
+    for lv in levels:
+        if lv.offered_rps is None or lv.p99_ms is None:
+            continue
+        if lv.p99_ms < slo_p99_ms and lv.throughput_rps >= ACHIEVED_FRACTION * lv.offered_rps:
+            best = lv.offered_rps if best is None else max(best, lv.offered_rps)
+    return best
+
+
+def analyse(parameter: str, model: str, levels: Sequence[LevelFigures],
+            slo_p99_ms: float | None) -> SweepAnalysis:
+    """Fit the USL and Amdahl's law to X(N) (concurrency sweeps) or find the capacity at
+    the SLO (open-model rate sweeps). Levels of runs that did not complete are left out
+    of the fits.
+    """
+    levels = list(levels)
+    usable = [lv for lv in levels if lv.status == "completed" and lv.throughput_rps > 0]
+    usl = amdahl = None
+    note = None
+    capacity = None
+    rate_sweep = parameter in ("rate", "load.rate")
+    if rate_sweep:
+        note = "an arrival-rate sweep has no concurrency to fit; see the capacity at the SLO"
+        capacity = capacity_at_slo(usable, slo_p99_ms or 100.0)
+    elif len(usable) < MIN_FIT_LEVELS:
+        note = (f"a fit needs at least {MIN_FIT_LEVELS} completed levels, this sweep has "
+                f"{len(usable)}; add levels to [sweep] levels")
+    else:
+        n = [lv.level for lv in usable]
+        x = [lv.throughput_rps for lv in usable]
+        try:
+            usl = fit_usl(n, x)
+            amdahl = fit_amdahl(n, x)
+        except FitError as exc:
+            note = f"no fit: {exc}"
+    return SweepAnalysis(parameter, model, levels, usl, amdahl, note,
+                         slo_p99_ms if rate_sweep else None, capacity)
+
+
+def fit_rows(analysis: SweepAnalysis) -> list[dict[str, Any]]:
+    """``fits`` table rows (without ids) for the analysis's fits."""
+    rows = []
+    for fit in (analysis.usl, analysis.amdahl):
+        if fit is None:
+            continue
+        d = fit.as_dict()
+        rows.append({k: d[k] for k in ("model", "lambda", "sigma", "kappa", "lambda_stderr",
+                                       "sigma_stderr", "kappa_stderr", "r2", "n_star", "x_max",
+                                       "verdict", "points")})
+    return rows
