@@ -306,24 +306,9 @@ async def _run_plans(plans: list[RunPlan], store: Any, quiet: bool) -> tuple[lis
 
 
 def _analyse_sweeps(store: Any, sweep_ids: Sequence[int], save: bool = False) -> list[tuple[int, str, Any]]:
-    """``(sweep id, variant, SweepAnalysis)`` of each sweep, from its stored runs; with
-    ``save``, the report and fits are written back to ``sweeps`` and ``fits``."""
-    from lab.analysis.sweep import analyse, fit_rows, level_figures
+    from lab.analysis.sweep import analyse_stored
 
-    out = []
-    for sweep_id in sweep_ids:
-        rec = store.get_sweep(sweep_id)
-        vus_swept = rec.parameter in ("vus", "load.vus")
-        levels = [level_figures(run, store.intervals(run.id), float(run.sweep_level), vus_swept)
-                  for run in rec.runs]
-        model = ((rec.runs[0].config.get("load") or {}).get("model", "closed")
-                 if rec.runs else "closed")
-        analysis = analyse(rec.parameter, model, levels, rec.slo_p99_ms)
-        if save:
-            store.save_sweep_result(sweep_id, analysis.as_dict(), analysis.capacity_rps,
-                                    fit_rows(analysis))
-        out.append((sweep_id, rec.variant, analysis))
-    return out
+    return analyse_stored(store, sweep_ids, save)
 
 
 def _stages_of(store: Any, runs: Sequence[Any]) -> dict[int, list[Any]]:

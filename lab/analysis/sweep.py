@@ -21,7 +21,7 @@ from lab.analysis.usl import FitError, FitResult, fit_amdahl, fit_usl
 from lab.load.histogram import merged
 
 if TYPE_CHECKING:
-    from lab.store import IntervalRow, RunRecord
+    from lab.store import IntervalRow, RunRecord, Store
 
 LITTLE_TOLERANCE = 0.2
 """Relative error of N ≈ X·(R + Z) above which a level is flagged."""
@@ -201,3 +201,30 @@ def fit_rows(analysis: SweepAnalysis) -> list[dict[str, Any]]:
                                        "sigma_stderr", "kappa_stderr", "r2", "n_star", "x_max",
                                        "verdict", "points")})
     return rows
+
+
+def analyse_stored(store: Store, sweep_ids: Sequence[int],
+                   save: bool = False) -> list[tuple[int, str, SweepAnalysis]]:
+    """``(sweep id, variant, SweepAnalysis)`` of each stored sweep, from its runs.
+
+    Args:
+        store: the results database.
+        sweep_ids: the sweeps, in display order.
+        save: write each report and its fits back (``sweeps.report``, ``fits``).
+
+    Raises:
+        KeyError: ``no sweep with id N``.
+    """
+    out = []
+    for sweep_id in sweep_ids:
+        rec = store.get_sweep(sweep_id)
+        vus_swept = rec.parameter in ("vus", "load.vus")
+        levels = [level_figures(run, store.intervals(run.id), float(run.sweep_level or 0.0), vus_swept)
+                  for run in rec.runs]
+        model = (rec.runs[0].config.get("load") or {}).get("model", "closed") if rec.runs else "closed"
+        analysis = analyse(rec.parameter, model, levels, rec.slo_p99_ms)
+        if save:
+            store.save_sweep_result(sweep_id, analysis.as_dict(), analysis.capacity_rps,
+                                    fit_rows(analysis))
+        out.append((sweep_id, rec.variant, analysis))
+    return out

@@ -29,6 +29,7 @@ from lab.tui.screens.experiments import ExperimentsScreen
 from lab.tui.screens.help import HelpScreen
 from lab.tui.screens.history import HistoryScreen
 from lab.tui.screens.live import LiveScreen, RunPlanFn
+from lab.tui.screens.sweep import SweepScreen
 
 AUTORUN_ENV = "LAB_TUI_AUTORUN"
 """``EXPERIMENT`` or ``EXPERIMENT:VARIANT``: start that run as soon as the app opens."""
@@ -150,6 +151,7 @@ class LabApp(App[None]):
             ("Live run", LiveScreen, LiveScreen.HELP),
             ("History", HistoryScreen, HistoryScreen.HELP),
             ("Compare", CompareScreen, CompareScreen.HELP),
+            ("Sweep", SweepScreen, SweepScreen.HELP),
             ("Confirm", ConfirmScreen, "the question before a run is deleted."),
             ("Everywhere", LabApp, "ctrl+p opens the command palette (themes, keys)."),
         ]
@@ -180,6 +182,10 @@ class LabApp(App[None]):
     def open_compare(self, run_ids: Sequence[int]) -> None:
         """Show runs side by side."""
         self.push_screen(CompareScreen(run_ids))
+
+    def open_sweeps(self, run_ids: Sequence[int]) -> None:
+        """Show the sweeps these runs are levels of, overlaid."""
+        self.push_screen(SweepScreen(run_ids))
 
 
 def run_tui(db_path: Path, experiments_dir: Path) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from textual.message import Message
 
+from lab.analysis.sweep import SweepAnalysis
 from lab.store import IntervalRow, RunRecord
 from lab.tui.catalog import ExperimentEntry
 
@@ -64,3 +65,14 @@ class RunsFinished(Message):
         super().__init__()
         self.run_ids = list(run_ids)
         """Stored ids of the runs, in the order they ran."""
+
+
+class SweepsLoaded(Message):
+    """The sweeps to show were read and analysed."""
+
+    def __init__(self, sweeps: Sequence[tuple[int, str, SweepAnalysis]], error: str | None = None) -> None:
+        super().__init__()
+        self.sweeps = list(sweeps)
+        """``(sweep id, variant, analysis)`` in display order."""
+        self.error = error
+        """Why they could not be read (none of the runs belongs to a sweep...)."""

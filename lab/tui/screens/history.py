@@ -78,6 +78,7 @@ class HistoryScreen(LabScreen[None]):
     BINDINGS = [
         Binding("space", "toggle_select", "Select"),
         Binding("c", "compare", "Compare"),
+        Binding("w", "sweep", "Sweep"),
         Binding("d", "delete", "Delete"),
         Binding("f", "filter", "Filter"),
         Binding("o", "sort", "Sort"),
@@ -86,7 +87,8 @@ class HistoryScreen(LabScreen[None]):
         Binding("escape", "back", "Back"),
     ]
     HELP = ("space selects runs and c compares them (the first selected is the baseline); "
-            "enter opens one run; clicking a column header sorts by it.")
+            "w shows the sweeps they belong to, overlaid; enter opens one run; clicking a "
+            "column header sorts by it.")
 
     def __init__(self) -> None:
         super().__init__()
@@ -207,6 +209,16 @@ class HistoryScreen(LabScreen[None]):
                 return
             ids = [run_id]
         self.lab.open_compare(ids)
+
+    def action_sweep(self) -> None:
+        """Show the sweeps of the selected runs (or of the run under the cursor)."""
+        ids = list(self.selected)
+        if not ids:
+            run_id = self._cursor_run_id()
+            if run_id is None:
+                return
+            ids = [run_id]
+        self.lab.open_sweeps(ids)
 
     @on(DataTable.RowSelected)
     def _row_chosen(self, event: DataTable.RowSelected) -> None:

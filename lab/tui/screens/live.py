@@ -240,9 +240,12 @@ class LiveScreen(LabScreen[None]):
         self.control.stop("skipped to the next variant by user" if not last else "stopped by user")
 
     def action_compare(self) -> None:
-        """Compare the runs just made."""
+        """Compare the runs just made (a sweep's runs: show the sweep curves)."""
         if self.run_ids:
-            self.lab.open_compare(self.run_ids)
+            if any(plan.sweep is not None for plan in self.plans):
+                self.lab.open_sweeps(self.run_ids)
+            else:
+                self.lab.open_compare(self.run_ids)
 
     def action_history(self) -> None:
         """Open the stored runs (the run goes on meanwhile)."""
