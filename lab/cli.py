@@ -37,6 +37,7 @@ from lab.spec import (
 )
 
 FORMATS = click.Choice(["table", "json"])
+RUN_FORMATS = click.Choice(["table", "json", "csv", "markdown", "junit"])
 
 
 class InputError(Exception):
@@ -53,6 +54,12 @@ def _db_option(f: Callable[..., Any]) -> Callable[..., Any]:
         default="results.db", show_default=True, show_envvar=True,
         help="The results database (SQLite).",
     )(f)
+
+
+def _run_format_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--format", "fmt", type=RUN_FORMATS, default="table", show_default=True,
+                        help="Output format on stdout (markdown: for a pull-request comment; "
+                             "junit: one test case per threshold).")(f)
 
 
 def _format_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -201,17 +208,36 @@ def _apply_overrides(plans: list[RunPlan], path: str, duration: str | None, warm
 @click.option("--workers", type=click.IntRange(min=1), help="Load generator worker processes.")
 @click.option("--experiments", "experiments_dir", type=click.Path(file_okay=False),
               default="experiments", show_default=True, help="Where experiment names are looked up.")
+@click.option("--threshold", "thresholds", multiple=True, metavar="EXPR",
+              help="Fail (exit 1) unless every run meets it, e.g. 'p95<200ms', 'error_rate<1%', "
+                   "'throughput>500' (repeatable; added to the experiment's [thresholds]).")
+@click.option("--repeat", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="Run each variant N times (interleaved); summaries give the median and spread.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress lines on stderr (default: only when stderr is a terminal).")
 @_db_option
-@_format_option
+@_run_format_option
 def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: str | None,
         vus: int | None, rate: float | None, workers: int | None, experiments_dir: str,
-        quiet: bool, db_path: str, fmt: str) -> None:
+        thresholds: Sequence[str], repeat: int, quiet: bool, progress: bool | None,
+        db_path: str, fmt: str) -> None:
     """Run EXPERIMENT (a path, or a name in ./experiments), every variant in turn.
 
-    Shows progress on stderr and prints the side-by-side table of the variants (or JSON)
-    on stdout. Every run is stored in the results database.
+    Prints the side-by-side table of the variants (or JSON, CSV, Markdown, JUnit) on
+    stdout; progress goes to stderr when it is a terminal. Every run is stored in the
+    results database. Exit codes: 0 all completed and met their thresholds, 1 a run
+    failed or a threshold was missed, 2 bad input, 130 interrupted.
     """
+    from lab.thresholds import parse_threshold
+
+    cli_thresholds = []
+    for text in thresholds:
+        try:
+            cli_thresholds.append(parse_threshold(text))
+        except ValueError as exc:
+            _fail(f"--threshold: {exc}")
+    show_progress = not quiet and (progress if progress is not None else sys.stderr.isatty())
     path = find_experiment(experiment, Path(experiments_dir))
     exp = load_experiment(path)
     try:
@@ -221,6 +247,9 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
     except ValueError as exc:
         _fail(f"{path}: load.client: {exc}")
     plans = _apply_overrides(plans, str(path), duration, warmup, vus, rate, workers)
+    from lab.plan import repeat_plans
+
+    plans = repeat_plans(plans, repeat)
     from lab.limits import fd_budget_problem
     from lab.services import find_components, missing_required
 
@@ -250,21 +279,31 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
     # Opened before anything is printed, so a bad database is still a one-line error.
     with _open_store(db_path) as store:
         store.mark_abandoned_runs()
-        if not quiet:
+        if show_progress:
             info = exp.experiment
             click.echo(f"{info.title}" + (f" — {info.question}" if info.question else ""), err=True)
             if info.description:
                 click.echo(info.description.strip(), err=True)
         for skip in skipped:
             click.echo(f"lab: skipping variant {skip['variant']}: {skip['reason']}", err=True)
-        ids, statuses = asyncio.run(_run_plans(plans, store, quiet)) if plans else ([], [])
+        ids, statuses = (asyncio.run(_run_plans(plans, store, not show_progress))
+                         if plans else ([], []))
         runs = store.get_runs(ids)
         stages = _stages_of(store, runs)
         sweeps = _analyse_sweeps(store, store.sweep_ids_of(ids), save=True)
-    _print_runs(exp.name, runs, fmt, skipped, exp.experiment.look_for, stages, sweeps)
+        intervals = {run.id: store.intervals(run.id) for run in runs} if repeat > 1 else {}
+    results = _check_thresholds(runs, plans, cli_thresholds)
+    _print_runs(exp.name, runs, fmt, skipped, exp.experiment.look_for, stages, sweeps,
+                results, intervals if repeat > 1 else None)
     if "aborted" in statuses:
         sys.exit(ExitCode.INTERRUPTED)
     if "failed" in statuses:
+        sys.exit(ExitCode.RUN_FAILED)
+    if any(not r.passed for r in results):
+        failed = [r for r in results if not r.passed]
+        click.echo(f"lab: {len(failed)} threshold check{'s' if len(failed) != 1 else ''} failed: "
+                   + "; ".join(f"run {r.run_id} ({r.variant}) {r.describe()}" for r in failed[:5]),
+                   err=True)
         sys.exit(ExitCode.RUN_FAILED)
 
 
@@ -311,6 +350,32 @@ def _analyse_sweeps(store: Any, sweep_ids: Sequence[int], save: bool = False) ->
     return analyse_stored(store, sweep_ids, save)
 
 
+def _check_thresholds(runs: Sequence[Any], plans: Sequence[RunPlan],
+                      extra: Sequence[Any]) -> list[Any]:
+    """Each run against its variant's thresholds (from the file) plus ``extra``."""
+    from lab.thresholds import evaluate, parse_threshold
+
+    by_variant = {plan.variant: plan.thresholds for plan in plans}
+    results = []
+    for run in runs:
+        own = [parse_threshold(t) for t in by_variant.get(run.variant, ())]
+        names = {t.expression for t in own}
+        checks = own + [t for t in extra if t.expression not in names]
+        results += evaluate(checks, [run])
+    return results
+
+
+def _repeat_json(group: Sequence[Any], intervals: dict[int, list[Any]]) -> dict[str, Any]:
+    from lab.analysis.noise import FIGURES, spread
+
+    out: dict[str, Any] = {"variant": group[0].variant, "run_ids": [r.id for r in group],
+                           "runs": len(group)}
+    for fig in FIGURES:
+        sp = spread(fig, group, intervals)
+        out[fig.name] = None if sp is None else {"median": sp.median, "low": sp.low, "high": sp.high}
+    return out
+
+
 def _stages_of(store: Any, runs: Sequence[Any]) -> dict[int, list[Any]]:
     """Per-stage figures of the runs whose load has more than one stage."""
     from lab.analysis.stages import stage_figures
@@ -340,10 +405,22 @@ def _print_sweeps(sweeps: Sequence[tuple[int, str, Any]]) -> None:
     click.echo(sweep_plot(pairs, width=max(width, 40), height=20, color=sys.stdout.isatty()))
 
 
+def _repeat_groups(runs: Sequence[Any]) -> list[list[Any]]:
+    """Runs grouped by repetition group (a run without one is its own group), in order."""
+    groups: dict[str, list[Any]] = {}
+    for run in runs:
+        key = run.config.get("repeat_group") or f"run-{run.id}"
+        groups.setdefault(key, []).append(run)
+    return list(groups.values())
+
+
 def _print_runs(experiment: str, runs: Sequence[Any], fmt: str,
                 skipped: Sequence[dict[str, str]] = (), look_for: str = "",
                 stages: dict[int, list[Any]] | None = None,
-                sweeps: Sequence[tuple[int, str, Any]] = ()) -> None:
+                sweeps: Sequence[tuple[int, str, Any]] = (),
+                results: Sequence[Any] = (),
+                repeat_intervals: dict[int, list[Any]] | None = None,
+                changes: Sequence[tuple[Any, list[Any]]] = ()) -> None:
     from lab.report.json_report import experiment_json, stages_json
     from lab.report.table import (
         comparison_table,
@@ -364,7 +441,25 @@ def _print_runs(experiment: str, runs: Sequence[Any], fmt: str,
         if sweeps:
             doc["sweeps"] = [{"id": sweep_id, "variant": variant, **analysis.as_dict()}
                              for sweep_id, variant, analysis in sweeps]
+        if results:
+            doc["thresholds"] = [r.as_dict() for r in results]
+            doc["thresholds_passed"] = all(r.passed for r in results)
+        if repeat_intervals is not None:
+            doc["repeats"] = [_repeat_json(group, repeat_intervals) for group in _repeat_groups(runs)]
+        if changes:
+            doc["changes"] = [{"run_ids": [r.id for r in group], "variant": group[0].variant,
+                               "figures": [c.as_dict() for c in found]} for group, found in changes]
         click.echo(json.dumps(doc, indent=2))
+        return
+    if fmt in ("csv", "markdown", "junit"):
+        from lab.report import formats
+
+        if fmt == "csv":
+            click.echo(formats.to_csv(list(runs)), nl=False)
+        elif fmt == "markdown":
+            click.echo(formats.to_markdown(experiment, list(runs), list(results)), nl=False)
+        else:
+            click.echo(formats.to_junit(experiment, list(runs), list(results)), nl=False)
         return
     console = _stdout_console()
     if sweeps:
@@ -377,6 +472,18 @@ def _print_runs(experiment: str, runs: Sequence[Any], fmt: str,
         for run in runs:
             if stages.get(run.id):
                 console.print(stages_table(run, stages[run.id]))
+    if repeat_intervals is not None:
+        from lab.report.table import repeats_table
+
+        console.print(repeats_table(_repeat_groups(runs), repeat_intervals))
+    for group, found in changes:
+        from lab.report.table import changes_table
+
+        console.print(changes_table(group, found))
+    if results:
+        from lab.report.table import thresholds_text
+
+        console.print(thresholds_text(results))
     if skipped:
         console.print(skipped_text(skipped))
     if look_for and runs:
@@ -433,19 +540,65 @@ def show(run_id: int, db_path: str, fmt: str) -> None:
 
 
 @cli.command()
-@click.argument("run_ids", type=int, nargs=-1, required=True)
+@click.argument("run_ids", type=int, nargs=-1)
+@click.option("--baseline", "baseline_id", type=int, metavar="RUN_ID",
+              help="Compare against this run (and its --repeat siblings): a change is flagged "
+                   "only when it lies outside the measured spread.")
+@click.option("--threshold", "thresholds", multiple=True, metavar="EXPR",
+              help="Check every run against it, e.g. 'p95<200ms' (repeatable).")
+@click.option("--fail-on-regression", is_flag=True,
+              help="With --baseline: exit 1 when a figure got worse beyond the noise.")
 @_db_option
-@_format_option
-def compare(run_ids: Sequence[int], db_path: str, fmt: str) -> None:
-    """Put stored runs side by side, with deltas against the first one."""
+@_run_format_option
+def compare(run_ids: Sequence[int], baseline_id: int | None, thresholds: Sequence[str],
+            fail_on_regression: bool, db_path: str, fmt: str) -> None:
+    """Put stored runs side by side, with deltas against the first one (or --baseline).
+
+    With --baseline, each other run (or group of --repeat runs) is also checked figure by
+    figure against the baseline's measured spread: better, worse, or within noise.
+    """
+    from lab.thresholds import evaluate, parse_threshold
+
+    checks = []
+    for text in thresholds:
+        try:
+            checks.append(parse_threshold(text))
+        except ValueError as exc:
+            _fail(f"--threshold: {exc}")
+    if not run_ids and baseline_id is None:
+        _fail("lab compare: give RUN_IDs to compare (and/or --baseline RUN_ID)")
     with _open_existing_store(db_path) as store:
         try:
-            runs = store.get_runs(list(run_ids))
+            ids = list(run_ids)
+            if baseline_id is not None:
+                base = store.get_run(baseline_id)
+                group = base.config.get("repeat_group")
+                siblings = [r.id for r in store.list_runs(base.experiment)
+                            if group and r.config.get("repeat_group") == group]
+                base_ids = sorted(set(siblings) | {baseline_id})
+                ids = base_ids + [i for i in ids if i not in base_ids]
+            runs = store.get_runs(ids)
         except KeyError as exc:
             _fail(f"{db_path}: {exc.args[0]}")
         stages = _stages_of(store, runs)
+        changes: list[tuple[Any, list[Any]]] = []
+        if baseline_id is not None:
+            from lab.analysis.noise import compare as noise_compare
+
+            intervals = {run.id: store.intervals(run.id) for run in runs}
+            groups = _repeat_groups(runs)
+            base_group = next(g for g in groups if any(r.id == baseline_id for r in g))
+            for group in groups:
+                if group is not base_group:
+                    changes.append((group, noise_compare(base_group, group, intervals)))
     names = sorted({r.experiment for r in runs})
-    _print_runs(" vs ".join(names), runs, fmt, stages=stages)
+    results = evaluate(checks, runs) if checks else []
+    _print_runs(" vs ".join(names), runs, fmt, stages=stages, results=results, changes=changes)
+    if any(not r.passed for r in results):
+        sys.exit(ExitCode.RUN_FAILED)
+    if fail_on_regression and any(c.verdict == "worse" for _g, found in changes for c in found):
+        click.echo("lab: a figure got worse beyond the measured noise", err=True)
+        sys.exit(ExitCode.RUN_FAILED)
 
 
 @cli.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,12 @@ class RunPlan:
     """The experiment's "what to look for" text."""
     sweep: SweepPoint | None = None
     """Set for the runs of a sweep."""
+    thresholds: tuple[str, ...] = ()
+    """Threshold expressions (``p95<200ms``) this run is checked against."""
+    repeat: int = 0
+    """0-based repetition of this variant (``lab run --repeat N``)."""
+    repeat_group: str = ""
+    """Shared by the repetitions of one variant in one ``lab run --repeat N``."""
 
     def config(self) -> dict[str, Any]:
         """The resolved configuration, JSON-serialisable, as stored with the run."""
@@ -57,6 +63,9 @@ class RunPlan:
             "target": self.target.model_dump(mode="json"),
             "load": self.load.model_dump(mode="json"),
             "services": self.services.model_dump(mode="json"),
+            **({"thresholds": list(self.thresholds)} if self.thresholds else {}),
+            **({"repeat": self.repeat, "repeat_group": self.repeat_group}
+               if self.repeat_group else {}),
             **({"sweep": {"parameter": self.sweep.parameter, "level": self.sweep.level,
                           "index": self.sweep.index, "levels": list(self.sweep.levels)}}
                if self.sweep else {}),
@@ -122,6 +131,7 @@ def plan_runs(experiment: Experiment, variants: list[str] | None = None) -> list
             services=v.services,
             look_for=experiment.experiment.look_for,
             sweep=sweep,
+            thresholds=tuple(f"{metric}{cond}" for metric, cond in v.thresholds.items()),
         )
 
     if experiment.sweep is None:
@@ -135,3 +145,14 @@ def plan_runs(experiment: Experiment, variants: list[str] | None = None) -> list
             point = SweepPoint(key, spec.parameter, level, i, levels, spec.slo_p99_ms)
             plans.append(plan(sweep_variant(v, spec, level), point))
     return plans
+
+
+def repeat_plans(plans: list[RunPlan], times: int) -> list[RunPlan]:
+    """Each plan ``times`` times, interleaved (A B A B …, so slow drift of the machine
+    spreads over every variant instead of biasing the last one); the repetitions of one
+    plan share a ``repeat_group``."""
+    if times <= 1:
+        return plans
+    groups = [uuid.uuid4().hex for _ in plans]
+    return [replace(plan, repeat=i, repeat_group=groups[j])
+            for i in range(times) for j, plan in enumerate(plans)]

@@ -790,6 +790,17 @@ class ServicesSpec(BaseModel):
         return self
 
 
+def _checked_thresholds(value: dict[str, str]) -> dict[str, str]:
+    from lab.thresholds import parse_threshold
+
+    for metric, condition in value.items():
+        try:
+            parse_threshold(f"{metric}{condition}")
+        except ValueError as exc:
+            raise _FieldError(str(exc), (metric,)) from None
+    return value
+
+
 class VariantSpec(BaseModel):
     """One ``[[variants]]`` entry: a name and raw overrides of target and load fields."""
 
@@ -800,6 +811,14 @@ class VariantSpec(BaseModel):
     target: dict[str, Any] = Field(default_factory=dict)
     load: dict[str, Any] = Field(default_factory=dict)
     services: dict[str, Any] = Field(default_factory=dict)
+    thresholds: dict[str, str] = Field(default_factory=dict)
+    """Thresholds for this variant's runs, added to (or replacing, metric by metric) the
+    experiment's."""
+
+    @field_validator("thresholds")
+    @classmethod
+    def _check_thresholds(cls, value: dict[str, str]) -> dict[str, str]:
+        return _checked_thresholds(value)
 
     @field_validator("name")
     @classmethod
@@ -821,6 +840,8 @@ class ResolvedVariant:
     target: TargetSpec
     load: LoadSpec
     services: ServicesSpec = dataclass_field(default_factory=lambda: ServicesSpec())
+    thresholds: dict[str, str] = dataclass_field(default_factory=dict)
+    """``metric → condition``: the experiment's, with the variant's on top."""
 
 
 # A variant setting the key drops these from the base (unless it sets them too): they
@@ -863,7 +884,14 @@ class Experiment(BaseModel):
     load: LoadSpec
     services: ServicesSpec = Field(default_factory=ServicesSpec)
     sweep: SweepSpec | None = None
+    thresholds: dict[str, str] = Field(default_factory=dict)
+    """``metric = "<condition>"``, e.g. ``p95 = "<200ms"``: checked against every run."""
     variants: list[VariantSpec] = Field(default_factory=list)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _check_thresholds(cls, value: dict[str, str]) -> dict[str, str]:
+        return _checked_thresholds(value)
 
     _name: str = PrivateAttr(default="")
     _source: Path | None = PrivateAttr(default=None)
@@ -940,7 +968,8 @@ class Experiment(BaseModel):
                 loaded with `load_experiment` have been checked already.
         """
         if not self.variants:
-            return [ResolvedVariant("default", "", self.target, self.load, self.services)]
+            return [ResolvedVariant("default", "", self.target, self.load, self.services,
+                                    dict(self.thresholds))]
         return [
             ResolvedVariant(
                 name=variant.name,
@@ -948,6 +977,7 @@ class Experiment(BaseModel):
                 target=_override(self.target, variant.target, _TARGET_REPLACES),
                 load=_override(self.load, variant.load, _LOAD_REPLACES),
                 services=_override(self.services, variant.services, {}),
+                thresholds={**self.thresholds, **variant.thresholds},
             )
             for variant in self.variants
         ]
@@ -972,6 +1002,7 @@ def sweep_variant(variant: ResolvedVariant, sweep: SweepSpec, level: float) -> R
         target=_override(variant.target, target_over, _TARGET_REPLACES),
         load=_override(variant.load, load_over, _LOAD_REPLACES),
         services=variant.services,
+        thresholds=variant.thresholds,
     )
 
 

@@ -33,7 +33,7 @@ path = "/fast"
 
 def test_intervals_add_up_and_warmup_is_excluded(tmp_path: Path, db_path: Path) -> None:
     exp = write_experiment(tmp_path, FAST)
-    res = run_lab("run", str(exp), "--db", str(db_path), "--format", "json")
+    res = run_lab("run", str(exp), "--db", str(db_path), "--format", "json", "--progress")
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     summary = doc["runs"][0]["summary"]

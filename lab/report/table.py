@@ -21,9 +21,11 @@ from rich.text import Text
 from lab.events import ERROR_CLASSES
 
 if TYPE_CHECKING:
+    from lab.analysis.noise import Change, Spread
     from lab.analysis.stages import StageFigures
     from lab.analysis.summary import Summary
     from lab.store import ErrorRow, IntervalRow, RunRecord
+    from lab.thresholds import ThresholdResult
 
 MISSING = "–"
 """Shown for a value that was not measured."""
@@ -621,4 +623,73 @@ def stages_table(run: RunRecord, stages: Sequence[StageFigures]) -> Table:
             MISSING if st.in_flight_little is None else _fmt_figure(st.in_flight_little),
             Text("") if ok is None else Text("✓", style="green") if ok else Text("✗", style="red"),
         )
+    return table
+
+
+def thresholds_text(results: Sequence[ThresholdResult]) -> RenderableType:
+    """Every threshold check, ✓ or ✗, run by run, with the measured figure."""
+    out = Text("Thresholds\n", style="bold")
+    for i, r in enumerate(results):
+        if i:
+            out.append("\n")
+        out.append("✓ " if r.passed else "✗ ", style="green" if r.passed else "bold red")
+        out.append(f"run {r.run_id} ({r.variant}) {r.describe()}")
+    failed = sum(1 for r in results if not r.passed)
+    out.append(f"\n{len(results) - failed} passed, {failed} failed",
+               style="red" if failed else "green")
+    return out
+
+
+def _spread_cell(value: Spread | None, fmt: Callable[[float | None], str]) -> str:
+    if value is None:
+        return MISSING
+    if value.low == value.high:
+        return fmt(value.median)
+    return f"{fmt(value.median)} [{fmt(value.low)}–{fmt(value.high)}]"
+
+
+def _figure_fmt(name: str) -> Callable[[float | None], str]:
+    if name == "throughput_rps":
+        return fmt_rate
+    if name == "error_rate":
+        return lambda v: MISSING if v is None else f"{v * 100:.2f}%"
+    return fmt_ms
+
+
+def repeats_table(groups: Sequence[Sequence[RunRecord]],
+                  intervals: dict[int, list[IntervalRow]]) -> Table:
+    """Repeated variants: the median of each figure and, in brackets, its range (min–max
+    over the repetitions)."""
+    from lab.analysis.noise import FIGURES, spread
+
+    table = _compact_table("repeats: median \\[min–max]")
+    table.add_column("variant")
+    table.add_column("runs", justify="right")
+    for fig in FIGURES:
+        table.add_column(fig.name.replace("_rps", " req/s").replace("_ms", " ms").replace("_", " "),
+                         justify="right")
+    for group in groups:
+        row = [group[0].variant, ", ".join(str(r.id) for r in group)]
+        for fig in FIGURES:
+            row.append(_spread_cell(spread(fig, group, intervals), _figure_fmt(fig.name)))
+        table.add_row(*row)
+    return table
+
+
+def changes_table(group: Sequence[RunRecord], changes: Sequence[Change]) -> Table:
+    """One candidate (a run or its repetitions) against the baseline, figure by figure:
+    each side's median [range] and a verdict that is "within noise" unless the ranges do
+    not overlap."""
+    ids = ", ".join(str(r.id) for r in group)
+    table = _compact_table(f"run {ids} ({group[0].variant}) vs baseline",
+                           caption="range: min–max over repeated runs, or ± 2 standard errors "
+                                   "of one run's 1 s intervals")
+    for header in ("figure", "baseline", "candidate", "change", "verdict"):
+        table.add_column(header, justify="left" if header in ("figure", "verdict") else "right")
+    styles = {"better": "green", "worse": "bold red", "within noise": "dim", "not measured": "dim"}
+    for c in changes:
+        fmt = _figure_fmt(c.figure)
+        change = MISSING if c.change_pct is None else f"{c.change_pct:+.1f}%".replace("-", MINUS)
+        table.add_row(c.figure, _spread_cell(c.baseline, fmt), _spread_cell(c.candidate, fmt), change,
+                      Text(c.verdict, style=styles[c.verdict]))
     return table

@@ -1,0 +1,129 @@
+"""Noise-aware comparison: is a change larger than the measured spread?
+
+A group is one run, or the repetitions of one variant (``lab run --repeat N``). Its
+range for a figure is, with several runs, their minimum to maximum around the median;
+with one run, the run's figure ± two standard errors of its one-second intervals
+(the per-interval values' standard deviation / √intervals), a 95 % band when the
+intervals are roughly independent. A change is flagged only when the two ranges do not
+overlap; otherwise it is "within noise".
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from lab.analysis.summary import Summary
+    from lab.store import IntervalRow, RunRecord
+
+Verdict = Literal["better", "worse", "within noise", "not measured"]
+
+
+@dataclass(frozen=True)
+class _Figure:
+    name: str
+    unit: str
+    higher_is_better: bool
+    of_summary: Callable[[Summary], float | None]
+    of_interval: Callable[[IntervalRow], float | None]
+
+
+def _lat(name: str) -> Callable[[Summary], float | None]:
+    return lambda s: getattr(s.latency_ms, name) if s.latency_ms.count else None
+
+
+FIGURES = (
+    _Figure("throughput_rps", "req/s", True, lambda s: s.throughput_rps,
+            lambda iv: iv.ok / iv.duration_s if iv.duration_s > 0 else None),
+    _Figure("p50_ms", "ms", False, _lat("p50"), lambda iv: iv.p50_ms),
+    _Figure("p95_ms", "ms", False, _lat("p95"), lambda iv: iv.p95_ms),
+    _Figure("p99_ms", "ms", False, _lat("p99"), lambda iv: iv.p99_ms),
+    _Figure("error_rate", "", False, lambda s: s.error_rate,
+            lambda iv: iv.errors / iv.requests if iv.requests else None),
+)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A figure of a group: its median and the range noise allows."""
+
+    median: float
+    low: float
+    high: float
+    runs: int
+    basis: Literal["runs", "intervals"]
+    """``runs``: min–max over repetitions; ``intervals``: ± 2 standard errors of one run."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One figure, baseline against candidate."""
+
+    figure: str
+    unit: str
+    baseline: Spread | None
+    candidate: Spread | None
+    change_pct: float | None
+    verdict: Verdict
+
+    def as_dict(self) -> dict[str, object]:
+        def spread(s: Spread | None) -> dict[str, object] | None:
+            return None if s is None else {"median": s.median, "low": s.low, "high": s.high,
+                                           "runs": s.runs, "basis": s.basis}
+        return {"figure": self.figure, "unit": self.unit, "baseline": spread(self.baseline),
+                "candidate": spread(self.candidate), "change_pct": self.change_pct,
+                "verdict": self.verdict}
+
+
+def _window(run: RunRecord, intervals: Sequence[IntervalRow]) -> list[IntervalRow]:
+    warmup = float((run.config.get("load") or {}).get("warmup") or 0.0)
+    start = math.ceil(warmup - 1e-9)
+    return [iv for iv in intervals if iv.t_s + 1e-9 >= start and iv.duration_s > 0]
+
+
+def spread(figure: _Figure, runs: Sequence[RunRecord],
+           intervals: dict[int, list[IntervalRow]]) -> Spread | None:
+    """The figure's median and noise range over a group of runs (None: not measured)."""
+    values = [v for r in runs if r.summary is not None
+              for v in [figure.of_summary(r.summary)] if v is not None]
+    if not values:
+        return None
+    if len(values) >= 2:
+        return Spread(statistics.median(values), min(values), max(values), len(values), "runs")
+    run = next(r for r in runs if r.summary is not None and figure.of_summary(r.summary) is not None)
+    per_interval = [v for iv in _window(run, intervals.get(run.id, []))
+                    for v in [figure.of_interval(iv)] if v is not None]
+    half = 0.0
+    if len(per_interval) >= 2:
+        half = 2 * statistics.stdev(per_interval) / math.sqrt(len(per_interval))
+    return Spread(values[0], values[0] - half, values[0] + half, 1, "intervals")
+
+
+def compare(baseline: Sequence[RunRecord], candidate: Sequence[RunRecord],
+            intervals: dict[int, list[IntervalRow]]) -> list[Change]:
+    """Each figure of the candidate group against the baseline group, flagged only when
+    the ranges do not overlap.
+
+    Args:
+        baseline: the baseline run and its repetitions.
+        candidate: the run (or repetitions) compared with it.
+        intervals: the runs' intervals by run id (used for single-run groups).
+    """
+    out = []
+    for fig in FIGURES:
+        base = spread(fig, baseline, intervals)
+        cand = spread(fig, candidate, intervals)
+        if base is None or cand is None:
+            out.append(Change(fig.name, fig.unit, base, cand, None, "not measured"))
+            continue
+        change = (cand.median - base.median) / base.median * 100 if base.median else None
+        verdict: Verdict = "within noise"
+        if cand.low > base.high or cand.high < base.low:
+            up = cand.median > base.median
+            verdict = "better" if up == fig.higher_is_better else "worse"
+        out.append(Change(fig.name, fig.unit, base, cand, change, verdict))
+    return out

@@ -1,0 +1,149 @@
+"""Headless use from scripts and CI: thresholds, exit codes, repeats, the noise-aware
+comparison, and streams (data on stdout, progress on stderr only when asked or a TTY)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lab.thresholds import parse_threshold
+from tests.conftest import REPO, run_lab, write_experiment
+
+EXP = f"""
+    [experiment]
+    title = "headless"
+    [target]
+    app = "targets.testing:app"
+    app_dir = "{REPO}"
+    [load]
+    vus = 2
+    duration = "2s"
+    [[load.requests]]
+    path = "/sleep/20"
+    [thresholds]
+    p95 = "<500ms"
+    [[variants]]
+    name = "a"
+    [[variants]]
+    name = "b"
+    thresholds = {{ throughput = ">100000" }}
+"""
+
+
+@pytest.mark.parametrize(("text", "metric", "limit"), [
+    ("p95<200ms", "p95", 200.0), ("p99<=0.5s", "p99", 500.0), ("error_rate<1%", "error_rate", 0.01),
+    ("throughput>500", "throughput", 500.0), ("rss<512MiB", "target_peak_rss_bytes", 512 * 2**20),
+    ("all_p95 < 250us", "all_p95", 0.25),
+])
+def test_threshold_expressions_parse_with_units(text: str, metric: str, limit: float) -> None:
+    t = parse_threshold(text)
+    assert (t.metric, t.limit) == (metric, pytest.approx(limit))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("p95<2kg", "unit 'kg' does not fit p95"),
+    ("speed>3", "unknown metric 'speed'"),
+    ("p95 = 3", "is not METRIC OP VALUE"),
+])
+def test_bad_thresholds_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
+    exp = write_experiment(tmp_path, EXP)
+    res = run_lab("run", str(exp), "--db", str(tmp_path / "r.db"), "--threshold", text)
+    assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "r.db").exists()
+    bad_file = write_experiment(tmp_path, EXP.replace('p95 = "<500ms"', 'p95 = "<500 parsecs"'), "bad")
+    res = run_lab("run", str(bad_file), "--db", str(tmp_path / "r.db"))
+    assert res.returncode == 2 and "thresholds.p95: unit 'parsecs' does not fit p95" in res.stderr
+
+
+def test_thresholds_per_run_exit_code_and_json(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    exp = write_experiment(tmp_path, EXP)
+    res = run_lab("run", str(exp), "--db", str(db), "--format", "json",
+                  "--threshold", "error_rate<1%")
+    # Variant b's own threshold (100k req/s) cannot be met: exit code 1.
+    assert res.returncode == 1, res.stderr
+    doc = json.loads(res.stdout)
+    checks = {(t["variant"], t["threshold"]): t["passed"] for t in doc["thresholds"]}
+    assert checks == {("a", "p95<500ms"): True, ("a", "error_rate<1%"): True,
+                      ("b", "p95<500ms"): True, ("b", "throughput>100000"): False,
+                      ("b", "error_rate<1%"): True}
+    assert doc["thresholds_passed"] is False
+    assert "1 threshold check failed: run 2 (b) throughput>100000" in res.stderr
+    # Every threshold met: exit code 0, and the table lists them.
+    ok = run_lab("run", str(exp), "--db", str(db), "--variant", "a", "--threshold", "p50<1s")
+    assert ok.returncode == 0, ok.stderr
+    assert "✓ run 3 (a) p95<500ms" in ok.stdout and "2 passed, 0 failed" in ok.stdout
+    # lab compare checks stored runs the same way.
+    cmp = run_lab("compare", "1", "3", "--db", str(db), "--threshold", "p95<1ms")
+    assert cmp.returncode == 1 and "✗ run 1 (a) p95<1ms" in cmp.stdout
+
+
+def test_repeat_gives_median_and_spread_and_compare_is_noise_aware(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    body = EXP.replace('    thresholds = { throughput = ">100000" }\n', "")
+    body = body.replace('duration = "2s"', 'duration = "1.5s"')
+    exp = write_experiment(tmp_path, body)
+    res = run_lab("run", str(exp), "--db", str(db), "--repeat", "2", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    # Interleaved: a, b, a, b.
+    assert [r["variant"] for r in doc["runs"]] == ["a", "b", "a", "b"]
+    repeats = {r["variant"]: r for r in doc["repeats"]}
+    assert repeats["a"]["run_ids"] == [1, 3] and repeats["b"]["run_ids"] == [2, 4]
+    tp = repeats["a"]["throughput_rps"]
+    assert tp["low"] <= tp["median"] <= tp["high"] and 60 < tp["median"] < 110
+    # b against a's repetitions: same endpoint, so throughput is within noise.
+    cmp = run_lab("compare", "--baseline", "1", "2", "4", "--db", str(db), "--format", "json")
+    assert cmp.returncode == 0, cmp.stderr
+    change = json.loads(cmp.stdout)["changes"][0]
+    assert change["run_ids"] == [2, 4]
+    assert {f["figure"]: f["baseline"]["runs"] for f in change["figures"]}["throughput_rps"] == 2
+
+
+def test_compare_flags_a_real_regression_beyond_noise(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    fast = write_experiment(tmp_path, EXP.replace("/sleep/20", "/sleep/5"), "fast")
+    slow = write_experiment(tmp_path, EXP.replace("/sleep/20", "/sleep/40"), "slow")
+    for exp in (fast, slow):
+        res = run_lab("run", str(exp), "--db", str(db), "--variant", "a", "-q")
+        assert res.returncode == 0, res.stderr
+    table = run_lab("compare", "--baseline", "1", "2", "--db", str(db), "--fail-on-regression")
+    assert table.returncode == 1
+    assert "p50_ms" in table.stdout and "worse" in table.stdout
+    assert "a figure got worse beyond the measured noise" in table.stderr
+
+
+def test_progress_only_on_a_terminal_and_never_on_stdout(tmp_path: Path) -> None:
+    exp = write_experiment(tmp_path, EXP.replace('duration = "2s"', 'duration = "1s"'))
+    # stderr a terminal (a pty), stdout a pipe: progress on the terminal, data alone on stdout.
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "run", str(exp), "--variant", "a",
+                             "--db", str(tmp_path / "r.db"), "--format", "json"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=follower,
+                            env={**os.environ, "COLUMNS": "100"})
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out, _ = proc.communicate(timeout=60)
+    os.close(leader)
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert "[a]" in terminal and "req/s" in terminal
+    assert json.loads(out)["runs"][0]["variant"] == "a"
+    # --quiet silences it even on a terminal.
+    quiet = run_lab("run", str(exp), "--variant", "a", "--db", str(tmp_path / "r.db"), "-q",
+                    "--progress")
+    assert quiet.returncode == 0 and quiet.stderr == ""
