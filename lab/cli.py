@@ -23,6 +23,7 @@ from rich.console import Console
 
 from lab import __version__
 from lab.exitcodes import ExitCode
+from lab.export_command import export
 from lab.fit_command import fit
 from lab.plan import RunPlan, plan_runs
 from lab.spec import (
@@ -663,6 +664,7 @@ def sweep(sweep_ids: Sequence[int], db_path: str, fmt: str) -> None:
 
 
 cli.add_command(fit)
+cli.add_command(export)
 
 
 def _terminated(signum: int, frame: object) -> None:

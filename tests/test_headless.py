@@ -147,3 +147,29 @@ def test_progress_only_on_a_terminal_and_never_on_stdout(tmp_path: Path) -> None
     quiet = run_lab("run", str(exp), "--variant", "a", "--db", str(tmp_path / "r.db"), "-q",
                     "--progress")
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def _readme_schema() -> dict[str, object]:
+    text = (REPO / "README.md").read_text()
+    block = text.split("<!-- lab-json-schema -->", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    return json.loads(block)
+
+
+def test_json_output_validates_against_the_readme_schema(tmp_path: Path) -> None:
+    import jsonschema
+
+    schema = _readme_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    db = tmp_path / "r.db"
+    exp = write_experiment(tmp_path, EXP.replace('duration = "2s"', 'duration = "1s"'))
+    res = run_lab("run", str(exp), "--db", str(db), "--format", "json")
+    assert res.returncode == 1  # variant b's threshold
+    doc = json.loads(res.stdout)
+    jsonschema.validate(doc, schema)
+    assert "thresholds" in doc
+    jsonschema.validate(json.loads(run_lab("compare", "1", "2", "--db", str(db), "--format",
+                                           "json").stdout), schema)
+    # The schema is strict enough to catch a broken document.
+    doc["runs"][0]["status"] = "exploded"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)
