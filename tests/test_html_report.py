@@ -1,0 +1,262 @@
+"""``lab report``: one self-contained HTML file of stored runs, checked in headless Chromium.
+
+Real runs, kept short: an experiment with two variants of 2 s each against
+``targets.testing`` and a 6-level sweep of 1 s per level against ``targets.usl_demo``
+(about 20 s of load, made once for the module). The screenshot test needs Debian's
+``chromium``: it is skipped without it, except under ``CI=true``, where it must exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from lab.report.html import (
+    PLOT_BG,
+    Line,
+    Mark,
+    gather,
+    log_ticks,
+    nice_ticks,
+    render_report,
+    run_color,
+    svg_chart,
+)
+from lab.store import Store
+from tests.conftest import REPO, run_lab, write_experiment
+from tests.html_shot import chromium, count_color, plot_bands, read_png, screenshot
+
+EXPERIMENT = f"""
+    [experiment]
+    title = "HTML <report> & smoke"
+    [target]
+    app = "targets.testing:app"
+    app_dir = "{REPO}"
+    [load]
+    vus = 4
+    duration = "2s"
+    warmup = "0s"
+    [[load.requests]]
+    path = "/sleep/20"
+    [[variants]]
+    name = "sleepy-20ms"
+    [[variants]]
+    name = "fast-path"
+    load.requests = [{{ path = "/fast" }}]
+"""
+
+SWEEP = f"""
+    [experiment]
+    title = "USL sweep"
+    [target]
+    app = "targets.usl_demo:app"
+    app_dir = "{REPO}"
+    env = {{ USL_WORK_MS = "20", USL_SERIAL_MS = "1.0", USL_CROSSTALK_MS = "0.08" }}
+    [load]
+    vus = 1
+    duration = "1s"
+    [[load.requests]]
+    path = "/work"
+    [sweep]
+    parameter = "vus"
+    levels = [1, 2, 4, 8, 16, 32]
+    duration = "1s"
+    warmup = "0s"
+"""
+
+EXTERNAL = re.compile(r"<script|<link|<img|<iframe|<object|<embed|@import|url\(|\b(?:src|href)\s*=",
+                      re.IGNORECASE)
+"""Anything in a page that could fetch a resource."""
+
+
+def lab_report(*args: str) -> subprocess.CompletedProcess[str]:
+    """``lab report ARGS``; through ``python -m lab.report_command`` until the lead has
+    registered the command in ``lab.cli``."""
+    from lab.cli import cli
+
+    if "report" in cli.commands:
+        return run_lab("report", *args)
+    return subprocess.run([sys.executable, "-m", "lab.report_command", "report", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="module")
+def report_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A results database with runs 1 and 2 (two variants) and runs 3–8 (a sweep)."""
+    work = tmp_path_factory.mktemp("report")
+    db = work / "results.db"
+    exp = write_experiment(work, EXPERIMENT, name="html-smoke")
+    res = run_lab("run", str(exp), "--db", str(db), "--quiet", timeout=120)
+    assert res.returncode == 0, res.stderr
+    sweep = write_experiment(work, SWEEP, name="usl-sweep")
+    res = run_lab("run", str(sweep), "--db", str(db), "--quiet", timeout=120)
+    assert res.returncode == 0, res.stderr
+    yield db
+
+
+def _report(db: Path, out: Path, *ids: int) -> str:
+    res = lab_report(*(str(i) for i in ids), "-o", str(out), "--db", str(db))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == ""
+    assert out.is_file()
+    return out.read_text(encoding="utf-8")
+
+
+def _assert_self_contained(html: str) -> None:
+    assert html.startswith("<!DOCTYPE html>")
+    assert "http://" not in html and "https://" not in html
+    assert EXTERNAL.search(html) is None, EXTERNAL.search(html)
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+
+
+def test_report_of_two_runs_is_one_self_contained_file(report_db: Path, tmp_path: Path) -> None:
+    html = _report(report_db, tmp_path / "out.html", 1, 2)
+    _assert_self_contained(html)
+    # The header, the runs and the comparison with its deltas.
+    assert "lab report 1 2" in html and "html-smoke" in html
+    assert "HTML &lt;report&gt; &amp; smoke" in html and "<report>" not in html
+    assert "sleepy-20ms" in html and "fast-path" in html
+    assert "0.1.0" in html and "cores" in html
+    assert "change vs run 1 (sleepy-20ms)" in html
+    for header in ("req/s", "p95", "p99", "err", "drop", "CPU", "RSS"):
+        assert header in html
+    assert "reported by the target" in html
+    # The four time-series charts, as inline SVG, one line per run.
+    assert html.count("<svg class=\"plot\"") == 4
+    for title in ("Throughput", "Latency", "Target CPU", "Target RSS"):
+        assert f"<figcaption>{title}</figcaption>" in html
+    for i in (0, 1):
+        assert f'stroke="{run_color(i)}"' in html
+    assert "1 sleepy-20ms" in html and "2 fast-path" in html
+    assert "Sweeps" not in html
+    # -o - writes the page to stdout instead.
+    res = lab_report("1", "2", "-o", "-", "--db", str(report_db))
+    assert res.returncode == 0 and res.stdout.startswith("<!DOCTYPE html>") and res.stderr == ""
+
+
+def test_report_shows_the_sweep_a_run_belongs_to(report_db: Path, tmp_path: Path) -> None:
+    html = _report(report_db, tmp_path / "sweep.html", 1, 2, 3)
+    _assert_self_contained(html)
+    assert "<h2>Sweeps</h2>" in html and "Throughput X(N) against vus" in html
+    assert html.count("<svg class=\"plot\"") == 6
+    # The fit table: λ, σ, κ, R², N*, X(N*) and the verdict, for USL and Amdahl.
+    for header in ("λ req/s", "σ", "κ", "R²", "N*", "X(N*) req/s", "verdict"):
+        assert f">{header}</th>" in html
+    assert ">usl</td>" in html and ">amdahl</td>" in html
+    assert re.search(r"near-linear|contention-bound|coherency-bound", html)
+    # Every level's run is in the levels table, even though only run 3 was asked for.
+    with Store(report_db, readonly=True) as store:
+        sweep = store.get_sweep(1)
+        usl = next(f for f in sweep.fits if f["model"] == "usl")
+    assert [run.id for run in sweep.runs] == [3, 4, 5, 6, 7, 8]
+    assert "sweep of vus · default (sweep 1)" in html
+    if usl["n_star"] is not None and usl["n_star"] < 32 * 4:
+        assert "N* ≈" in html
+
+
+def test_failed_and_aborted_runs_show_their_status_and_reason(report_db: Path) -> None:
+    with Store(report_db, readonly=True) as store:
+        data = gather(store, [1, 2])
+    failed = dataclasses.replace(data.runs[0], status="failed",
+                                 reason="target exited with code 3 <during> the run")
+    aborted = dataclasses.replace(data.runs[1], status="aborted", reason="stopped by the user")
+    html = render_report(dataclasses.replace(data, runs=[failed, aborted]))
+    assert '<span class="status bad">failed</span>' in html
+    assert '<span class="status warn">aborted</span>' in html
+    assert "target exited with code 3 &lt;during&gt; the run" in html
+    assert "stopped by the user" in html and ">reason</th>" in html
+    assert "1 sleepy-20ms (failed)" in html and "2 fast-path (aborted)" in html
+
+
+def test_bad_input_is_one_line_and_exit_code_2(report_db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "never.html"
+    res = lab_report("1", "9", "-o", str(out), "--db", str(report_db))
+    assert res.returncode == 2
+    assert res.stderr == f"{report_db}: no run with id 9\n"
+    assert not out.exists()
+    missing = tmp_path / "nope.db"
+    res = lab_report("1", "-o", str(out), "--db", str(missing))
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and str(missing) in res.stderr
+    assert not missing.exists() and not out.exists()
+    res = lab_report("1", "-o", str(tmp_path / "no-dir" / "r.html"), "--db", str(report_db))
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "does not exist" in res.stderr
+    res = lab_report("-o", str(out), "--db", str(report_db))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def test_svg_chart_units() -> None:
+    assert nice_ticks(0, 16_215) == [0, 5000, 10000, 15000, 20000]
+    assert nice_ticks(0, 2.0, 6)[-1] == 2.0
+    assert log_ticks(0.2, 22.5) == [0.1, 1, 10, 100]
+    assert log_ticks(2, 45) == [1, 2, 5, 10, 20, 50]
+    svg = svg_chart([Line([(0, 1.0), (1, None), (2, 3.0), (3, 4.0)], "#1f77b4", "a <b>")],
+                    x_label="s", y_label="req/s & more", marks=[Mark(2.5, "N* <", "#d62728")])
+    assert "a &lt;b&gt;" in svg and "req/s &amp; more" in svg and "N* &lt;" in svg
+    assert "<b>" not in svg
+    # The None breaks the line: a lone dot, then a two-point path.
+    assert svg.count('<path class="line"') == 1 and svg.count("<circle") == 1
+    assert "no data" in svg_chart([], x_label="s", y_label="ms")
+
+
+def _chromium_or_skip() -> None:
+    if chromium() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium is not installed (Debian package chromium); the screenshot "
+                    "check of lab report needs it")
+
+
+def _no_browser_left(marker: Path) -> None:
+    left = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if str(marker) in cmd and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            left.append(f"{proc.info['pid']}: {cmd[:120]}")
+    assert not left, "chromium processes left behind: " + "; ".join(left)
+
+
+def test_screenshot_in_headless_chromium_shows_the_charts(report_db: Path, tmp_path: Path) -> None:
+    _chromium_or_skip()
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+
+    # Runs 1 and 2: two rows of time-series charts, each showing both runs' lines.
+    page = tmp_path / "out.html"
+    _report(report_db, page, 1, 2)
+    shot = tmp_path / "shot.png"
+    screenshot(page, shot, 1200, 2400, timeout=45, profile_parent=profiles)
+    _no_browser_left(profiles)
+    pixels = read_png(shot)
+    assert pixels.shape == (2400, 1200, 3)
+    not_white = (pixels.min(axis=2) < 245).mean()
+    assert not_white > 0.02, f"the screenshot is almost blank ({not_white:.1%} of it is not white)"
+    bands = plot_bands(pixels, PLOT_BG)
+    assert len(bands) == 2, f"expected 2 rows of charts (4 charts), found plot areas at rows {bands}"
+    for top, bottom in bands:
+        for i in (0, 1):
+            drawn = count_color(pixels[top:bottom], run_color(i))
+            # A 2 s run's line crosses half a plot (~260 px × 2.5 px wide) in each chart.
+            assert drawn > 150, (f"run {i + 1}'s colour {run_color(i)}: {drawn} px in the charts "
+                                 f"at rows {top}–{bottom}")
+
+    # With a sweep level: a third row of charts, the sweep curves in run 3's colour.
+    page = tmp_path / "sweep.html"
+    _report(report_db, page, 1, 2, 3)
+    shot = tmp_path / "sweep.png"
+    screenshot(page, shot, 1200, 2400, timeout=45, profile_parent=profiles)
+    _no_browser_left(profiles)
+    pixels = read_png(shot)
+    bands = plot_bands(pixels, PLOT_BG)
+    assert len(bands) == 3, f"expected 3 rows of charts, found plot areas at rows {bands}"
+    top, bottom = bands[2]
+    # Six measured dots, the fitted USL curve and N*, R(N) and p99 lines.
+    drawn = count_color(pixels[top:bottom], run_color(2))
+    assert drawn > 600, f"sweep charts: {drawn} px of {run_color(2)}"
