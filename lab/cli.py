@@ -25,6 +25,7 @@ from lab import __version__
 from lab.exitcodes import ExitCode
 from lab.export_command import export
 from lab.fit_command import fit
+from lab.report_command import report
 from lab.plan import RunPlan, plan_runs
 from lab.spec import (
     LoadSpec,
@@ -665,6 +666,7 @@ def sweep(sweep_ids: Sequence[int], db_path: str, fmt: str) -> None:
 
 cli.add_command(fit)
 cli.add_command(export)
+cli.add_command(report)
 
 
 def _terminated(signum: int, frame: object) -> None:

@@ -102,17 +102,20 @@ class ResourceSampler:
             if got is None:
                 continue
             pct, cpu, proc = got
+            try:
+                with proc.oneshot():
+                    p_rss = proc.memory_info().rss
+                    p_threads = proc.num_threads()
+                    p_fds = proc.num_fds() if hasattr(proc, "num_fds") else 0
+            except psutil.Error:
+                continue  # exiting (a zombie has CPU times but no memory): not a reading
+            rss, threads, fds = rss + p_rss, threads + p_threads, fds + p_fds
             n += 1
             cpu_total += cpu
             if pct is None:
                 priming = True
             else:
                 pct_sum = (pct_sum or 0.0) + pct
-            with contextlib.suppress(psutil.Error):
-                with proc.oneshot():
-                    rss += proc.memory_info().rss
-                    threads += proc.num_threads()
-                    fds += proc.num_fds() if hasattr(proc, "num_fds") else 0
         if n == 0:
             return None
         return ResourceSample(

@@ -616,7 +616,7 @@ def stages_table(run: RunRecord, stages: Sequence[StageFigures]) -> Table:
     for st in stages:
         ok = st.little_ok
         table.add_row(
-            str(st.stage + 1), f"{st.start_s:g}–{st.end_s:g}", fmt_rate(st.offered),
+            str(st.stage + 1), f"{st.start_s:.0f}–{st.end_s:.0f}", fmt_rate(st.offered),
             fmt_rate(st.throughput_rps), fmt_ms(st.p50_ms), fmt_ms(st.p99_ms),
             _pct(st.error_rate * 100),
             MISSING if st.in_flight_measured is None else _fmt_figure(st.in_flight_measured),
