@@ -25,8 +25,8 @@ from lab import __version__
 from lab.exitcodes import ExitCode
 from lab.export_command import export
 from lab.fit_command import fit
-from lab.report_command import report
 from lab.plan import RunPlan, plan_runs
+from lab.report_command import report
 from lab.spec import (
     LoadSpec,
     SpecError,
@@ -387,7 +387,8 @@ def _stages_of(store: Any, runs: Sequence[Any]) -> dict[int, list[Any]]:
         load = run.config.get("load") or {}
         if len(load.get("stages") or []) > 1:
             out[run.id] = stage_figures(store.intervals(run.id), load.get("model", "closed"),
-                                        float(load.get("warmup") or 0.0))
+                                        float(load.get("warmup") or 0.0),
+                                        store.target_samples(run.id))
     return out
 
 

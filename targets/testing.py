@@ -52,6 +52,7 @@ class TargetState:
     stall_count: int = 0
     crash_count: int = 0
     services_count: int = 0
+    sleeping: int = 0
 
 
 def _float_env(name: str, default: float | None) -> float | None:
@@ -110,7 +111,12 @@ async def stall(request: Request) -> Response:
 
 async def sleep(request: Request) -> Response:
     """Answers after ``ms`` milliseconds (asyncio.sleep): a fixed service time."""
-    await asyncio.sleep(int(request.path_params["ms"]) / 1000)
+    state = _state(request)
+    state.sleeping += 1
+    try:
+        await asyncio.sleep(int(request.path_params["ms"]) / 1000)
+    finally:
+        state.sleeping -= 1
     return PlainTextResponse("ok")
 
 
@@ -172,7 +178,7 @@ async def stats(request: Request) -> Response:
         "requests": state.fast_count + state.stall_count + state.services_count,
         "services_calls": 3 * state.services_count,
         "gauges": {"uptime_s": round(time.monotonic() - state.started, 3),
-                   "fast_total": state.fast_count},
+                   "fast_total": state.fast_count, "in_flight": state.sleeping},
         "info": {"redis": "yes" if os.environ.get("REDIS_URL") else "no",
                  "database": "yes" if os.environ.get("DATABASE_URL") else "no"},
     })

@@ -10,7 +10,7 @@ from tests.conftest import REPO, run_lab
 
 def test_caching_experiment_shows_the_cache_winning(db_path: Path) -> None:
     # The redis variant has its own test (tests/experiments/test_caching_redis.py).
-    res = run_lab("run", "experiments/caching.toml", "--duration", "5s", "--warmup", "2s",
+    res = run_lab("run", "experiments/caching.toml", "--duration", "4s", "--warmup", "1s",
                   "--variant", "no-cache", "--variant", "lru",
                   "--db", str(db_path), cwd=REPO, timeout=180)
     assert res.returncode == 0, res.stderr

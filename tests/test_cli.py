@@ -339,13 +339,13 @@ def test_show_prints_per_second_rows(session: Session) -> None:
     assert f"run {run['id']} · jsoned / alpha" in out
     assert "completed" in out
     # One row per second: t = 0 and t = 1, with the VUs (2) before the target's gauges
-    # (uptime s, fast total).
+    # (uptime s, fast total, in flight).
     series = out[out.index("t s "):]
     header = series.splitlines()[0].split()
-    assert header[-5:] == ["VUs", "uptime", "s", "fast", "total"], series
+    assert header[-7:] == ["VUs", "uptime", "s", "fast", "total", "in", "flight"], series
     rows = [line.split() for line in series.splitlines()[2:] if line.strip()]
     assert [row[0] for row in rows] == ["0", "1"], series
-    assert all(row[-3] == "2" for row in rows), series
+    assert all(row[-4] == "2" for row in rows), series
 
     res = run_lab("show", str(run["id"]), "--db", str(session.db), "--format", "json")
     assert res.returncode == 0, res.stderr

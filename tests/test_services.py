@@ -85,7 +85,7 @@ def test_services_start_serve_the_target_and_stop_with_the_run(tmp_path: Path) -
     show = run_lab("show", "1", "--db", str(db))
     assert show.returncode == 0 and "fast total" in show.stdout and "uptime s" in show.stdout
     series = json.loads(run_lab("show", "1", "--db", str(db), "--format", "json").stdout)
-    assert {s["name"] for s in series["target_samples"]} == {"uptime_s", "fast_total"}
+    assert {s["name"] for s in series["target_samples"]} == {"uptime_s", "fast_total", "in_flight"}
     # The what-to-look-for text follows the table.
     table = run_lab("run", str(path), "--db", str(db), "--duration", "2s", "--warmup", "0s")
     assert table.returncode == 0, table.stderr

@@ -60,13 +60,18 @@ class StageFigures:
     """Time-weighted mean requests in flight, measured by the generator (Little's L)."""
     in_flight_little: float | None
     """X · W: the in-flight Little's law predicts from throughput and latency."""
+    in_flight_target: float | None = None
+    """Mean of the target's own ``in_flight`` gauge over the stage, when it reports one
+    (requests inside the target: excludes time on the wire and in the generator)."""
 
     @property
     def little_error(self) -> float | None:
-        """(measured − X·W) / X·W, or None when either is missing or X·W is 0."""
-        if self.in_flight_measured is None or not self.in_flight_little:
+        """(measured − X·W) / X·W, with the generator's measurement (else the target's),
+        or None when either is missing or X·W is 0."""
+        measured = self.in_flight_measured if self.in_flight_measured is not None else self.in_flight_target
+        if measured is None or not self.in_flight_little:
             return None
-        return (self.in_flight_measured - self.in_flight_little) / self.in_flight_little
+        return (measured - self.in_flight_little) / self.in_flight_little
 
     @property
     def little_ok(self) -> bool | None:
@@ -75,13 +80,16 @@ class StageFigures:
         return None if error is None else abs(error) <= LITTLE_TOLERANCE
 
 
-def stage_figures(intervals: Sequence[_Interval], model: str, warmup_s: float = 0.0) -> list[StageFigures]:
+def stage_figures(intervals: Sequence[_Interval], model: str, warmup_s: float = 0.0,
+                  target_samples: Sequence[tuple[float, str, float]] = ()) -> list[StageFigures]:
     """Group a run's intervals by stage and summarise each group.
 
     Args:
         intervals: the run's stored intervals (``lab.store.IntervalRow``), time order.
         model: ``open`` or ``closed`` (what ``offered`` means).
         warmup_s: intervals starting before this are left out.
+        target_samples: the target's gauge readings ``(t_s, name, value)``; its
+            ``in_flight`` gauge, when present, is averaged per stage.
 
     Returns:
         One ``StageFigures`` per stage that has intervals, in stage order.
@@ -104,6 +112,8 @@ def stage_figures(intervals: Sequence[_Interval], model: str, warmup_s: float = 
                     if getattr(iv, "in_flight_mean", None) is not None]
         in_flight = (sum(v * d for v, d in measured) / sum(d for _, d in measured)
                      if measured else None)
+        start, end = ivs[0].t_s, ivs[-1].t_s + ivs[-1].duration_s
+        inside = [v for t, name, v in target_samples if name == "in_flight" and start < t <= end]
         x = completed / span if span else 0.0
         w_ms = all_hist.mean_ms() if all_hist.count else None
         out.append(StageFigures(
@@ -120,5 +130,6 @@ def stage_figures(intervals: Sequence[_Interval], model: str, warmup_s: float = 
             mean_ms=w_ms,
             in_flight_measured=in_flight,
             in_flight_little=x * w_ms / 1000.0 if w_ms is not None else None,
+            in_flight_target=sum(inside) / len(inside) if inside else None,
         ))
     return out

@@ -182,6 +182,7 @@ def stages_json(stages: Sequence[StageFigures]) -> list[dict[str, Any]]:
         "completed_rps": r(st.completed_rps), "error_rate": r(st.error_rate, 5),
         "dropped": st.dropped, "p50_ms": r(st.p50_ms), "p99_ms": r(st.p99_ms),
         "mean_ms": r(st.mean_ms), "in_flight_measured": r(st.in_flight_measured),
-        "in_flight_little": r(st.in_flight_little), "little_error": r(st.little_error, 4),
+        "in_flight_little": r(st.in_flight_little), "in_flight_target": r(st.in_flight_target),
+        "little_error": r(st.little_error, 4),
         "little_ok": st.little_ok,
     } for st in stages]

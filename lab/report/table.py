@@ -601,8 +601,9 @@ def stages_table(run: RunRecord, stages: Sequence[StageFigures]) -> Table:
     open_model = (run.config.get("load") or {}).get("model") == "open"
     table = _compact_table(
         f"run {run.id} ({run.variant}) by stage",
-        caption="in flight: measured by the generator / predicted by Little's law L = X·W "
-                "(X completed req/s, W mean latency); ✗ when they differ by more than 20 %")
+        caption="in flight: measured by the generator (and the target's own gauge) / predicted by "
+                "Little's law L = X·W (X completed req/s, W mean latency); ✗ when they differ by "
+                "more than 20 %")
     table.add_column("stage", justify="right")
     table.add_column("t s", justify="right")
     table.add_column("offered\nreq/s" if open_model else "VUs", justify="right")
@@ -610,19 +611,24 @@ def stages_table(run: RunRecord, stages: Sequence[StageFigures]) -> Table:
     table.add_column("p50\nms", justify="right")
     table.add_column("p99\nms", justify="right")
     table.add_column("err\n%", justify="right")
+    show_target = any(st.in_flight_target is not None for st in stages)
     table.add_column("in flight\nmeasured", justify="right")
+    if show_target:
+        table.add_column("in flight\ntarget", justify="right")
     table.add_column("in flight\nX·W", justify="right")
     table.add_column("", justify="left")
     for st in stages:
         ok = st.little_ok
-        table.add_row(
+        cells: list[str | Text] = [
             str(st.stage + 1), f"{st.start_s:.0f}–{st.end_s:.0f}", fmt_rate(st.offered),
             fmt_rate(st.throughput_rps), fmt_ms(st.p50_ms), fmt_ms(st.p99_ms),
             _pct(st.error_rate * 100),
-            MISSING if st.in_flight_measured is None else _fmt_figure(st.in_flight_measured),
-            MISSING if st.in_flight_little is None else _fmt_figure(st.in_flight_little),
-            Text("") if ok is None else Text("✓", style="green") if ok else Text("✗", style="red"),
-        )
+            MISSING if st.in_flight_measured is None else _fmt_figure(st.in_flight_measured)]
+        if show_target:
+            cells.append(MISSING if st.in_flight_target is None else _fmt_figure(st.in_flight_target))
+        cells += [MISSING if st.in_flight_little is None else _fmt_figure(st.in_flight_little),
+                  Text("") if ok is None else Text("✓", style="green") if ok else Text("✗", style="red")]
+        table.add_row(*cells)
     return table
 
 

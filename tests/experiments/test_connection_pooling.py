@@ -100,7 +100,7 @@ def test_sqlite_fallback_has_an_application_sized_schema(tmp_path: Path) -> None
 
 
 def test_connection_pooling_experiment_shows_the_pool_winning(db_path: Path) -> None:
-    res = run_lab("run", "experiments/connection-pooling.toml", "--duration", "4s", "--warmup", "1s",
+    res = run_lab("run", "experiments/connection-pooling.toml", "--duration", "3s", "--warmup", "1s",
                   "--format", "json", "--db", str(db_path), cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)

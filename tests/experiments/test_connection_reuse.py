@@ -72,7 +72,7 @@ def test_real_connections_are_told_apart() -> None:
 
 
 def test_connection_reuse_experiment_shows_the_cost_of_new_connections(db_path: Path) -> None:
-    res = run_lab("run", "experiments/connection-reuse.toml", "--duration", "4s", "--warmup", "1s",
+    res = run_lab("run", "experiments/connection-reuse.toml", "--duration", "3s", "--warmup", "1s",
                   "--format", "json", "--db", str(db_path), cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)

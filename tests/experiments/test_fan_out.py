@@ -104,7 +104,7 @@ async def test_downstream_answers_after_its_latency(monkeypatch: pytest.MonkeyPa
 
 
 def test_fan_out_experiment_shows_gather_winning(db_path: Path) -> None:
-    res = run_lab("run", "experiments/fan-out.toml", "--duration", "4s", "--warmup", "1s",
+    res = run_lab("run", "experiments/fan-out.toml", "--duration", "3s", "--warmup", "1s",
                   "--format", "json", "--db", str(db_path), cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)

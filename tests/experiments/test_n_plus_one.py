@@ -92,7 +92,7 @@ def test_data_directory_is_removed_at_shutdown(orm_env) -> None:
 
 
 def test_n_plus_one_experiment_shows_the_query_count_and_the_cost(db_path: Path) -> None:
-    res = run_lab("run", "experiments/n-plus-one.toml", "--duration", "4s", "--warmup", "1s",
+    res = run_lab("run", "experiments/n-plus-one.toml", "--duration", "3s", "--warmup", "1s",
                   "--format", "json", "--db", str(db_path), cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)

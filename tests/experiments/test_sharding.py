@@ -131,7 +131,7 @@ def test_a_second_worker_waits_for_the_first_ones_data(tmp_path: Path) -> None:
 
 
 def test_sharding_experiment_shows_more_writes_and_a_shorter_tail(db_path: Path) -> None:
-    res = run_lab("run", "experiments/sharding.toml", "--duration", "4s", "--warmup", "1s",
+    res = run_lab("run", "experiments/sharding.toml", "--duration", "3s", "--warmup", "1s",
                   "--format", "json", "--db", str(db_path), cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)

@@ -119,7 +119,7 @@ async def test_bad_setting_fails_startup(state_env) -> None:
 
 
 def test_shared_state_experiment(db_path: Path) -> None:
-    res = run_lab("run", "experiments/shared-state.toml", "--duration", "4s", "--warmup", "1s",
+    res = run_lab("run", "experiments/shared-state.toml", "--duration", "3s", "--warmup", "1s",
                   "--format", "json", "--db", str(db_path), cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
     runs = {r["variant"]: r for r in json.loads(res.stdout)["runs"]}
