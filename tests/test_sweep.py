@@ -162,3 +162,14 @@ def test_rate_sweep_reports_the_capacity_at_the_slo(tmp_path: Path) -> None:
     assert sweep["levels"][-1]["p99_ms"] > 50
     table = run_lab("sweep", "1", "--db", str(tmp_path / "r.db"))
     assert "capacity at the SLO" in table.stdout and "100.0 req/s" in table.stdout
+
+
+@pytest.mark.parametrize(("name", "runs", "parameter"), [
+    ("usl-demo", 21, "vus"), ("horizontal-scaling-sweep", 6, "workers"), ("shared-state-sweep", 14, "vus"),
+])
+def test_catalog_sweeps_plan_one_run_per_variant_and_level(name: str, runs: int, parameter: str) -> None:
+    plans = plan_runs(load_experiment(REPO / "experiments" / f"{name}.toml"))
+    assert len(plans) == runs
+    assert {p.sweep.parameter for p in plans if p.sweep} == {parameter}
+    if parameter == "workers":
+        assert [p.target.workers for p in plans] == [1, 2, 3, 4, 6, 8]

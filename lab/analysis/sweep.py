@@ -58,7 +58,7 @@ class LevelFigures:
     little_n: float | None
     """Closed model: X · (R + Z), the concurrency Little's law infers."""
     little_ok: bool | None
-    """Whether ``little_n`` is within 20 % of the VUs (closed model, VU sweeps)."""
+    """Whether ``little_n`` is within 20 % of the VUs (closed model)."""
     generator_bound: bool
 
     def as_dict(self) -> dict[str, Any]:
@@ -108,7 +108,8 @@ def level_figures(run: RunRecord, intervals: Sequence[IntervalRow], level: float
         run: the level's stored run (its summary gives X and the percentiles).
         intervals: the run's intervals (for the spreads and R).
         level: the swept parameter's value.
-        vus_swept: the level is the number of VUs, so Little's law can be checked.
+        vus_swept: the level is the number of VUs (else the run's fixed ``vus`` is the N
+            Little's law is checked against).
     """
     load = run.config.get("load") or {}
     model = load.get("model", "closed")
@@ -126,8 +127,9 @@ def level_figures(run: RunRecord, intervals: Sequence[IntervalRow], level: float
     if model == "closed" and r_ms is not None:
         think_s = float(load.get("think_time") or 0.0)
         little_n = completed_rps * (r_ms / 1000.0 + think_s)
-        if vus_swept and level > 0:
-            little_ok = abs(little_n - level) / level <= LITTLE_TOLERANCE
+        vus = level if vus_swept else load.get("vus")
+        if vus and not load.get("stages"):
+            little_ok = abs(little_n - float(vus)) / float(vus) <= LITTLE_TOLERANCE
     return LevelFigures(
         level=level,
         run_id=run.id,
