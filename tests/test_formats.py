@@ -487,3 +487,22 @@ def test_export_via_lab_db_environment(recorded: Path) -> None:
     res = CliRunner().invoke(export, ["1", "--format", "json"], env={"LAB_DB": str(recorded)})
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["runs"][0]["id"] == 1
+
+
+def test_table_golden() -> None:
+    """The terminal table (``--format table``), at a fixed 100 columns without colour."""
+    from lab.report.table import comparison_table, render, thresholds_text
+
+    runs = _runs()
+    text = render(comparison_table(runs), width=100) + render(thresholds_text(_results()), width=100)
+    _golden("runs.table.txt", text)
+
+
+def test_json_golden() -> None:
+    """The JSON contract document (``--format json``) of the same runs."""
+    from lab.report.json_report import dumps, experiment_json
+
+    doc = experiment_json("caching", _runs())
+    doc["thresholds"] = [r.as_dict() for r in _results()]
+    doc["thresholds_passed"] = all(r.passed for r in _results())
+    _golden("runs.json", dumps(doc) + "\n")

@@ -9,6 +9,7 @@ better, red worse). Missing values show as ``–``.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from lab.store import ErrorRow, IntervalRow, RunRecord
     from lab.thresholds import ThresholdResult
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 MISSING = "–"
 """Shown for a value that was not measured."""
 MINUS = "−"
@@ -277,7 +279,9 @@ def comparison_table(runs: Sequence[RunRecord], baseline: int = 0) -> Table:
                          f"({run.summary.generator_bound_reason}); its figures describe the "
                          f"generator, not the target")
         if run.status != "completed" and run.reason:
-            reason = run.reason if len(run.reason) <= 160 else run.reason[:157] + "..."
+            # A target's stderr may carry colour codes; shown raw they garble the table.
+            clean = _ANSI.sub("", run.reason)
+            reason = clean if len(clean) <= 160 else clean[:157] + "..."
             notes.append(f"run {run.id} {run.status}: {reason}")
     caption = "\n".join(notes) or None
     table = _compact_table(_experiments(runs), caption=caption)
