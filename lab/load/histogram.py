@@ -40,6 +40,8 @@ class LatencyHistogram:
 
     def __init__(self) -> None:
         self._h = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+        # add_counts computes indices for exactly this layout.
+        assert (self._h.unit_magnitude, self._h.sub_bucket_half_count_magnitude) == (0, 10)
 
     def record_s(self, seconds: float) -> None:
         """Record one latency given in seconds (clamped to the histogram's range)."""
@@ -53,10 +55,32 @@ class LatencyHistogram:
     def add_counts(self, counts: dict[int, int]) -> None:
         """Record counts kept per microsecond value (``{us: count}``), e.g. by a recorder
         that counts in a dict on its hot path (about 0.1 µs) instead of recording each
-        latency here (about 1.1 µs of pure Python each)."""
-        record = self._h.record_value
+        latency here (about 1.1 µs of pure Python each).
+
+        Adds straight into the counts array with the index arithmetic of
+        ``HdrHistogram.record_value`` (for this histogram's fixed layout: unit 1 µs, 1,024
+        half sub-buckets), about 4 times faster: a worker's interval holds a few thousand
+        distinct values, and the event loop waits while they are added.
+        """
+        if not counts:
+            return
+        h = self._h
+        array = h.counts
+        total = 0
         for us, n in counts.items():
-            record(min(max(us, LOWEST_US), HIGHEST_US), n)
+            if us < LOWEST_US:
+                us = LOWEST_US
+            elif us > HIGHEST_US:
+                us = HIGHEST_US
+            bucket = us.bit_length() - 11
+            if bucket < 0:
+                bucket = 0
+            array[((bucket + 1) << 10) + (us >> bucket) - 1024] += n
+            total += n
+        h.total_count += total
+        low, high = min(counts), max(counts)
+        h.min_value = min(h.min_value, min(max(low, LOWEST_US), HIGHEST_US))
+        h.max_value = max(h.max_value, min(max(high, LOWEST_US), HIGHEST_US))
 
     @property
     def count(self) -> int:

@@ -86,6 +86,8 @@ class LoadProfile:
         self.total_s = t
         self._scale = scale
         self.overridden = False
+        self.version = 0
+        """Bumped by every ``override``: whoever cached a segment must look again."""
 
     def stage_at(self, t: float) -> int:
         for i, seg in enumerate(self.segments):
@@ -128,6 +130,7 @@ class LoadProfile:
             kept.append(Segment(start, self.total_s, level, level, count))
         self.segments = kept or [Segment(0.0, self.total_s, level, level, 0.0)]
         self.overridden = True
+        self.version += 1
 
 
 def split_evenly(total: int, index: int, parts: int) -> int:
