@@ -118,6 +118,12 @@ class IntervalStats:
     loop_lag_max_ms: float | None = None
     histogram_lag: bytes = b""
     """Encoded HDR histogram (microseconds) of the workers' event-loop lag."""
+    in_flight_mean: float | None = None
+    """Time-weighted mean number of requests outstanding during the interval, summed over
+    the workers (None from workers that do not report it). A request is outstanding from
+    its begin (its send in the closed model; its intended send time in the open model,
+    where its latency starts) to its completion or interruption; think time is not. By
+    Little's law it is close to ``ok / duration_s`` times the mean latency."""
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,12 @@ class IntervalMerger:
         ok = sum(int(r["ok"]) for r in reports)
         errors = sum(int(r["errors"]) for r in reports)
         has = ok_h.count > 0
+        duration = max(float(r["duration_s"]) for r in reports)
+        # Workers' means add up; in a last interval of slightly different lengths each
+        # worker's mean is weighted by its length (its area under the in-flight curve).
+        areas = [float(r["in_flight_mean"]) * float(r["duration_s"]) for r in reports
+                 if r.get("in_flight_mean") is not None]
+        in_flight = (round(sum(areas) / duration, 4) if duration > 0 else None) if areas else None
 
         def pct(p: float) -> float | None:
             return round(ok_h.percentile_ms(p), 3) if has else None
@@ -191,7 +197,7 @@ class IntervalMerger:
         return IntervalStats(
             run_key=self.run_key,
             t_s=float(reports[0]["t_s"]),
-            duration_s=max(float(r["duration_s"]) for r in reports),
+            duration_s=duration,
             requests=ok + errors,
             ok=ok,
             errors=errors,
@@ -214,4 +220,5 @@ class IntervalMerger:
             loop_lag_p99_ms=round(lag_h.percentile_ms(99), 3) if lag_h.count else None,
             loop_lag_max_ms=round(lag_h.max_ms(), 3) if lag_h.count else None,
             histogram_lag=lag_h.encode(),
+            in_flight_mean=in_flight,
         )

@@ -1,4 +1,6 @@
-"""Unit tests of the load parts: histograms, profiles, workload, error classes."""
+"""Unit tests of the load parts: histograms, profiles, workload, error classes, the
+recorder and the open model's executor (with a fake engine); and one real run of two
+generator workers against a fixed-latency server (in-flight mean versus Little's law)."""
 
 from __future__ import annotations
 
@@ -473,3 +475,113 @@ def test_open_model_at_a_moderate_rate_does_not_spin() -> None:
     totals, busy = _on_uvloop(go())
     assert totals.ok == 3000
     assert busy < 0.6
+
+
+def test_in_flight_mean_is_the_area_under_the_in_flight_curve() -> None:
+    rec = StatsRecorder(t0=10.0, interval_s=1.0, total_s=3.0, service_is_latency=True)
+    rec.begin(10.2)
+    rec.record(10.4, 0.2, 0.2, 0, None, 200, None)  # 0.2 s inside interval 0
+    rec.begin(10.5)  # straddles the first boundary: 0.5 s in interval 0, 0.5 s in 1
+    first = rec.pop(0).report(0.0, 1.0, 0, 0.0, 0)  # shipped while it is in flight
+    rec.record(11.5, 1.0, 1.0, 0, None, 200, None)
+    rec.begin(10.9)  # late: its interval was shipped; counted from the next one's start
+    rec.record(11.1, 0.2, 0.2, 0, "timeout", None, "t")
+    second = rec.pop(1).report(1.0, 1.0, 0, 0.0, 0)
+    rec.begin(12.5)
+    rec.interrupt(12.7)  # cancelled at the end: no longer in flight
+    third = rec.pop(2).report(2.0, 1.0, 0, 0.0, 0)
+    assert first["in_flight_mean"] == pytest.approx(0.7)
+    assert second["in_flight_mean"] == pytest.approx(0.5 + 0.1)
+    assert third["in_flight_mean"] == pytest.approx(0.2)
+    assert third["interrupted"] == 1
+
+
+def test_in_flight_mean_is_summed_across_workers() -> None:
+    def report(index: int, in_flight: float, duration_s: float = 1.0) -> dict[str, object]:
+        rep = _report(index, [1.0])
+        rep["in_flight_mean"], rep["duration_s"] = in_flight, duration_s
+        return rep
+
+    merger = IntervalMerger("k", workers=2)
+    merger.add(report(0, 3.0), 0)
+    [iv] = merger.add(report(0, 4.5), 1)
+    assert iv.in_flight_mean == pytest.approx(7.5)
+    merger.add(report(1, 2.0, 0.5), 0)  # a last interval: the workers ended apart
+    [last] = merger.add(report(1, 2.0, 0.4), 1)
+    assert last.in_flight_mean == pytest.approx((2.0 * 0.5 + 2.0 * 0.4) / 0.5)
+    old = _report(2, [1.0])
+    old.pop("in_flight_mean")
+    solo = IntervalMerger("k", workers=1)
+    [iv] = solo.add(old, 0)
+    assert iv.in_flight_mean is None  # from a worker that does not report it
+
+
+
+# -- a real run: generator workers against a fixed-latency server ------------------------
+
+LATENCY_S = 0.02
+
+
+async def _fixed_latency_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers every request with ``ok`` after ``LATENCY_S``."""
+    if scope["type"] != "http":
+        return
+    await asyncio.sleep(LATENCY_S)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.mark.parametrize("load", [{"vus": 8}, {"model": "open", "rate": 300.0}],
+                         ids=["closed", "open"])
+async def test_in_flight_mean_follows_littles_law(load: dict[str, Any]) -> None:
+    import uvicorn
+
+    from lab.events import IntervalStats
+    from lab.generators import GeneratorPool
+    from lab.spec import LoadSpec
+
+    server = uvicorn.Server(uvicorn.Config(_fixed_latency_app, host="127.0.0.1", port=0,
+                                           log_level="warning", lifespan="off", loop="none"))
+    serving = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    spec = LoadSpec.model_validate({"duration": 4.0, "timeout": 2.0, "client": "fast",
+                                    "requests": [{"path": "/"}], **load})
+    pool = GeneratorPool({"base_url": f"http://127.0.0.1:{port}", "seed": 1, "interval_s": 1.0,
+                          "load": spec.model_dump(mode="json")}, workers=2)
+    merger = IntervalMerger("k", workers=2)
+    try:
+        await pool.start()
+        pool.broadcast({"cmd": "start", "t0": time.monotonic() + 0.1})
+        ended: set[int] = set()
+        while len(ended) < 2:
+            m = await asyncio.wait_for(pool.messages.get(), 20)
+            if m.msg.get("type") == "interval":
+                merger.add(m.msg, m.index)
+            elif m.msg.get("type") in ("done", "exit"):
+                ended.add(m.index)
+                merger.finished(m.index)
+    finally:
+        await pool.close()
+        server.should_exit = True
+        await serving
+    intervals: list[IntervalStats] = merger.merged + merger.flush(force=True)
+    assert len(intervals) == 4
+    little, measured = [], []
+    for iv in intervals[1:]:  # the first holds the connections' ramp-up
+        assert iv.in_flight_mean is not None and iv.ok > 100 and iv.errors == 0
+        mean_latency_s = LatencyHistogram.decode(iv.histogram).mean_ms() / 1000
+        little.append(iv.ok / iv.duration_s * mean_latency_s)
+        measured.append(iv.in_flight_mean)
+        # Per interval only the requests straddling its edges differ. Measured: closed
+        # 8.00/7.99, 8.00/8.05, 7.99/8.06; open 6.209/6.209, 6.198/6.198, 6.155/6.224.
+        assert iv.in_flight_mean == pytest.approx(little[-1], rel=0.04)
+    assert sum(measured) == pytest.approx(sum(little), rel=0.02)
+    if "vus" in load:  # 8 VUs without think time are nearly always waiting on a response
+        assert 7.0 < sum(measured) / len(measured) <= 8.0
+    else:  # 300 req/s × ~20.5 ms
+        assert 5.5 < sum(measured) / len(measured) < 7.5

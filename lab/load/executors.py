@@ -160,6 +160,7 @@ class ClosedExecutor(Executor):
                         break
                 req = picker.pick()
                 start = time.monotonic()
+                rec.begin(start)
                 try:
                     out = await engine.send(client, req)
                 except asyncio.CancelledError:
@@ -366,6 +367,7 @@ class OpenExecutor(Executor):
                     continue
                 self._outstanding += 1
                 start = intended if intended < now else now
+                rec.begin(start)
                 while idle:
                     wake = idle.pop()[1]
                     if not wake.done():

@@ -65,11 +65,28 @@ class IntervalAccumulator:
     (closed model: the request goes out when it is due), so it is not counted twice."""
     lag_us: dict[int, int] = field(default_factory=dict)
     """Lag of this worker, µs → count: how late its periodic wake-ups fired."""
+    started: int = 0
+    """Requests that began in this interval (see ``StatsRecorder.begin``)."""
+    finished: int = 0
+    """Requests that ended in this interval: completed (ok or error) or interrupted."""
+    span_s: float = 0.0
+    """Σ (end − interval start) over requests that ended here minus Σ (begin − interval
+    start) over requests that began here, seconds: with the requests outstanding at the
+    interval's end, the area under the in-flight curve (see ``report``)."""
+    in_flight_at_start: int = 0
+    """Requests outstanding when the interval began (set by ``StatsRecorder.pop``)."""
 
     def report(self, start_s: float, duration_s: float, active_vus: int, target_rate: float,
                stage: int, cpu_percent: float | None = None,
                scratch: LatencyHistogram | None = None) -> dict[str, Any]:
         """The interval as a JSON-able message for the engine.
+
+        Besides counts and encoded histograms it holds ``in_flight_mean``: the
+        time-weighted mean number of this worker's requests outstanding during the
+        interval, each from its begin (its send in the closed model, its intended send
+        time in the open one: where its latency starts) to its end. By Little's law it
+        equals completions per second times their mean latency, up to the requests that
+        straddle the interval's edges.
 
         Args:
             start_s: start of the interval, seconds after the load began.
@@ -80,6 +97,11 @@ class IntervalAccumulator:
                 when None.
         """
         h = scratch if scratch is not None else LatencyHistogram()
+        # The area under the in-flight curve N(t) over [a, b) is exactly
+        # Σ(end − a) − Σ(begin − a) over the ends and begins inside it, plus N(b)·(b − a).
+        at_end = self.in_flight_at_start + self.started - self.finished
+        area = self.span_s + at_end * duration_s
+        in_flight = max(0.0, area / duration_s) if duration_s > 0 else float(at_end)
         ok_blob = _encode(self.ok_us, h)
         if self.err_us:
             if not self.ok_us:
@@ -108,6 +130,7 @@ class IntervalAccumulator:
             "histogram_service": service_blob,
             "histogram_lag": _encode(self.lag_us, h),
             "cpu_percent": cpu_percent,
+            "in_flight_mean": round(in_flight, 4),
         }
 
 
@@ -145,6 +168,8 @@ class StatsRecorder:
         self._cur = _NOWHERE
         self._lo = _INF
         self._hi = -_INF
+        self._base = 0.0  # monotonic start of the _cur interval
+        self._in_flight = 0  # outstanding when the next interval to pop began
 
     def index_at(self, now: float) -> int:
         return min(max(0, int((now - self.t0) / self.interval_s)), self.last_index)
@@ -159,15 +184,30 @@ class StatsRecorder:
                 a.service_us = {}
         return a
 
-    def _acc_at(self, now: float) -> IntervalAccumulator:
-        """The accumulator for an event at monotonic ``now``; remembered for the next."""
+    def _acc_at(self, now: float) -> tuple[IntervalAccumulator, float]:
+        """The accumulator for an event at monotonic ``now`` (remembered for the next
+        event) and how far into its interval ``now`` is, seconds (0 for an event before
+        the interval: a late one moved into the first interval not yet shipped)."""
         index = self.index_at(now)
         a = self.acc(index)
+        base = self.t0 + a.index * self.interval_s
         if a.index == index:  # not a late event moved into the open interval
-            self._cur = a
-            self._lo = -_INF if index == 0 else self.t0 + index * self.interval_s
-            self._hi = _INF if index == self.last_index else self.t0 + (index + 1) * self.interval_s
-        return a
+            self._cur, self._base = a, base
+            self._lo = -_INF if index == 0 else base
+            self._hi = _INF if index == self.last_index else base + self.interval_s
+        return a, max(0.0, now - base)
+
+    def begin(self, t: float) -> None:
+        """A request begins at monotonic ``t``: its send (closed model) or its intended
+        send time (open model), where its latency is measured from. Every begun request
+        ends in ``record`` or ``interrupt``; between the two it counts as in flight."""
+        if self._lo <= t < self._hi:
+            a = self._cur
+            a.span_s -= max(0.0, t - self._base)
+        else:
+            a, offset = self._acc_at(t)
+            a.span_s -= offset
+        a.started += 1
 
     def record(self, now: float, latency_s: float, service_s: float, nbytes: int,
                error_class: str | None, status: int | None, message: str | None) -> None:
@@ -182,7 +222,13 @@ class StatsRecorder:
             status: the HTTP status, if a response came.
             message: what went wrong, for the error samples.
         """
-        a = self._cur if self._lo <= now < self._hi else self._acc_at(now)
+        if self._lo <= now < self._hi:
+            a = self._cur
+            a.span_s += now - self._base
+        else:
+            a, offset = self._acc_at(now)
+            a.span_s += offset
+        a.finished += 1
         a.bytes += nbytes
         if error_class is None:
             a.ok += 1
@@ -216,16 +262,23 @@ class StatsRecorder:
 
     def lag(self, now: float, lag_s: float) -> None:
         """Count a lag of ``lag_s`` seconds observed at monotonic ``now``."""
-        a = self._cur if self._lo <= now < self._hi else self._acc_at(now)
+        a = self._cur if self._lo <= now < self._hi else self._acc_at(now)[0]
         count_us(a.lag_us, lag_s)
 
     def interrupt(self, now: float) -> None:
-        """A request was cancelled at monotonic ``now`` (the run's end or an abort)."""
-        self.acc(self.index_at(now)).interrupted += 1
+        """A begun request was cancelled at monotonic ``now`` (the run's end or an abort):
+        neither ok nor an error, and no longer in flight."""
+        a, offset = self._acc_at(now)
+        a.span_s += offset
+        a.finished += 1
+        a.interrupted += 1
 
     def pop(self, index: int) -> IntervalAccumulator:
         """Hand over interval ``index`` for its report; later events never land in it."""
         self._floor = max(self._floor, index + 1)
         if self._cur.index < self._floor:
             self._cur, self._lo, self._hi = _NOWHERE, _INF, -_INF
-        return self._acc.pop(index, None) or IntervalAccumulator(index)
+        a = self._acc.pop(index, None) or IntervalAccumulator(index)
+        a.in_flight_at_start = self._in_flight
+        self._in_flight += a.started - a.finished
+        return a
