@@ -114,10 +114,12 @@ class IntervalStats:
     """CPU of the busiest generator worker over the interval, percent of one core, as the
     worker measured itself."""
     loop_lag_p99_ms: float | None = None
-    """p99 of the generator workers' event-loop lag (late wake-ups), merged."""
+    """p99 of the generator workers' event-loop lag (late wake-ups) and, in the open
+    model, of each request's send lag (sent minus intended time), merged."""
     loop_lag_max_ms: float | None = None
     histogram_lag: bytes = b""
-    """Encoded HDR histogram (microseconds) of the workers' event-loop lag."""
+    """Encoded HDR histogram (microseconds) of the workers' event-loop lag and, in the
+    open model, of each request's send lag."""
     in_flight_mean: float | None = None
     """Time-weighted mean number of requests outstanding during the interval, summed over
     the workers (None from workers that do not report it). A request is outstanding from

@@ -347,6 +347,7 @@ class _Totals:
     interrupted: int = 0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     service: LatencyHistogram = field(default_factory=LatencyHistogram)
+    lag: LatencyHistogram = field(default_factory=LatencyHistogram)
 
 
 def _totals(rec: StatsRecorder) -> _Totals:
@@ -358,6 +359,7 @@ def _totals(rec: StatsRecorder) -> _Totals:
         out.interrupted += a.interrupted
         out.latency.add_counts(a.ok_us)
         out.service.add_counts(a.service_us or {})
+        out.lag.add_counts(a.lag_us)
     return out
 
 
@@ -396,6 +398,8 @@ def test_open_model_queues_for_a_connection_and_times_the_wait_in_latency_only()
     assert totals.ok + totals.interrupted == 100
     assert 45 <= totals.service.percentile_ms(99) < 80
     assert totals.latency.max_ms() > 500
+    # Waiting for a connection is not the generator falling behind: no send lag from it.
+    assert totals.lag.count == 100 and totals.lag.percentile_ms(99) < 10
 
 
 def test_open_model_drops_beyond_max_in_flight() -> None:
@@ -585,3 +589,23 @@ async def test_in_flight_mean_follows_littles_law(load: dict[str, Any]) -> None:
         assert 7.0 < sum(measured) / len(measured) <= 8.0
     else:  # 300 req/s × ~20.5 ms
         assert 5.5 < sum(measured) / len(measured) < 7.5
+
+
+def test_send_lag_joins_the_lag_histogram_and_shows_a_generator_falling_behind() -> None:
+    async def go(block_s: float) -> _Totals:
+        engine = _FakeEngine(0.002)
+        ex, rec = _open(engine, 2000.0, 1.0)
+        if block_s:  # the worker's loop stalls once, as under a CPU hog or a long GC
+            asyncio.get_running_loop().call_at(ex.t0 + 0.3, time.sleep, block_s)
+        await ex.run()
+        return _totals(rec)
+
+    steady = _on_uvloop(go(0.0))
+    assert steady.ok == 2000 and steady.lag.count == 2000  # one send lag per request
+    assert steady.lag.percentile_ms(99) < 2  # measured 0.05 to 0.3 ms
+    stalled = _on_uvloop(go(0.05))
+    assert stalled.ok == 2000 and stalled.lag.count == 2000
+    # ~100 requests (5 %) went out up to 50 ms late: the p99 is over the 10 ms at which
+    # a run is flagged generator-bound.
+    assert stalled.lag.percentile_ms(99) > 10
+    assert 45 < stalled.lag.max_ms() < 70

@@ -206,6 +206,16 @@ class OpenExecutor(Executor):
     actual send is recorded too. When ``max_in_flight`` requests are outstanding, a due
     request is counted as dropped, never silently skipped.
 
+    Send lag: each request's actual send time minus its intended one (or minus the
+    moment it was handed over, when that came first: an early send), in seconds, is
+    counted with the worker's loop lag in the per-interval lag histogram (the one behind
+    ``loop_lag_p99_ms`` and ``histogram_lag``), so a generator that falls behind its
+    schedule is flagged generator-bound (lag p99 over 10 ms) even when its 10 ms loop
+    probe still wakes on time (it did: 3 ms while requests went out 190 ms late). A
+    request that waits for a free connection counts only how late the scheduler queued
+    it: the wait itself is the target's (or the ``connections`` cap's), and it shows in
+    latency, not in service time.
+
     How it runs (as wrk2 does): one scheduler task walks the schedule and hands each due
     arrival to a long-lived sender, one per connection, with no task per arrival. An idle
     sender gets it directly; when none is idle, a new sender (and connection) starts, up
@@ -292,6 +302,7 @@ class OpenExecutor(Executor):
         loop = asyncio.get_running_loop()
         monotonic = time.monotonic
         client = engine.new_client()
+        handed = True  # handed over by the scheduler (its send lag is ours to count)
         try:
             while True:
                 req = picker.pick()
@@ -305,18 +316,19 @@ class OpenExecutor(Executor):
                 now = monotonic()
                 self._outstanding -= 1
                 rec.record(now, now - start, now - sent, out.nbytes, out.error_class, out.status,
-                           out.message)
+                           out.message, sent - start if handed else None)
                 if queue:  # the arrival that has waited longest for a connection
                     start = queue.popleft()
+                    handed = False  # the scheduler counted its send lag when it queued it
                     continue
                 if self._closing:
                     return
                 wake: asyncio.Future[float | None] = loop.create_future()
                 idle.append((now, wake))
-                handed = await wake
-                if handed is None:
+                got = await wake
+                if got is None:
                     return
-                start = handed
+                start, handed = got, True
         finally:
             await client.aclose()
 
@@ -379,7 +391,11 @@ class OpenExecutor(Executor):
                         senders.add(task)
                         task.add_done_callback(senders.discard)
                     else:
+                        # All connections busy: it waits for one. That wait is the target's
+                        # doing (or the connections cap's), so its send lag is only how
+                        # late the scheduler got to it.
                         queue.append(start)
+                        rec.lag(now, now - intended if now > intended else 0.0)
                 in_a_row += 1
                 if in_a_row >= CATCH_UP_EVERY:
                     # Behind schedule (or a dense batch): let senders and responses run.

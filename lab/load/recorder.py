@@ -64,7 +64,9 @@ class IntervalAccumulator:
     """Service time of successful requests, µs → count; None when it equals latency
     (closed model: the request goes out when it is due), so it is not counted twice."""
     lag_us: dict[int, int] = field(default_factory=dict)
-    """Lag of this worker, µs → count: how late its periodic wake-ups fired."""
+    """Lag of this worker, µs → count: how late its periodic 10 ms wake-ups fired and,
+    in the open model, how late each request went out versus its intended send time
+    (its send lag). Its p99 flags a generator-bound run (over 10 ms)."""
     started: int = 0
     """Requests that began in this interval (see ``StatsRecorder.begin``)."""
     finished: int = 0
@@ -128,7 +130,7 @@ class IntervalAccumulator:
             "histogram": ok_blob,
             "histogram_all": all_blob,
             "histogram_service": service_blob,
-            "histogram_lag": _encode(self.lag_us, h),
+            "histogram_lag": _encode(self.lag_us, h),  # loop lag and, open model, send lag
             "cpu_percent": cpu_percent,
             "in_flight_mean": round(in_flight, 4),
         }
@@ -210,7 +212,8 @@ class StatsRecorder:
         a.started += 1
 
     def record(self, now: float, latency_s: float, service_s: float, nbytes: int,
-               error_class: str | None, status: int | None, message: str | None) -> None:
+               error_class: str | None, status: int | None, message: str | None,
+               send_lag_s: float | None = None) -> None:
         """Record one completed attempt.
 
         Args:
@@ -221,6 +224,8 @@ class StatsRecorder:
             error_class: None for a success, else a class of ``lab.events.ERROR_CLASSES``.
             status: the HTTP status, if a response came.
             message: what went wrong, for the error samples.
+            send_lag_s: open model: how late the generator sent it, seconds (see
+                ``OpenExecutor``); counted with the loop lag.
         """
         if self._lo <= now < self._hi:
             a = self._cur
@@ -230,6 +235,8 @@ class StatsRecorder:
             a.span_s += offset
         a.finished += 1
         a.bytes += nbytes
+        if send_lag_s is not None:
+            count_us(a.lag_us, send_lag_s)
         if error_class is None:
             a.ok += 1
             us = int(latency_s * 1_000_000)
@@ -261,7 +268,8 @@ class StatsRecorder:
         self.acc(self.index_at(intended)).dropped += 1
 
     def lag(self, now: float, lag_s: float) -> None:
-        """Count a lag of ``lag_s`` seconds observed at monotonic ``now``."""
+        """Count a lag of ``lag_s`` seconds observed at monotonic ``now``: a late wake-up
+        of the loop-lag probe, or a request's send lag."""
         a = self._cur if self._lo <= now < self._hi else self._acc_at(now)[0]
         count_us(a.lag_us, lag_s)
 

@@ -10,6 +10,12 @@ commands ``{"cmd": "start", "t0": monotonic}``, ``{"cmd": "level", "value": tota
 stdout (worker → engine): ``{"type": "ready"}``, one ``{"type": "interval", …}`` per
 interval index in order (see ``IntervalAccumulator.report``), then
 ``{"type": "done", "errors": [[class, status, message, count], …]}``.
+
+An interval's ``histogram_lag`` holds the worker's lag in µs: how late each 10 ms
+wake-up of its loop-lag probe fired and, in the open model, each request's send lag
+(actual send time minus intended, see ``OpenExecutor``); ``cpu_percent`` is its CPU over
+the interval (% of one core); ``in_flight_mean`` the time-weighted mean number of its
+requests outstanding (see ``IntervalAccumulator.report``).
 """
 
 from __future__ import annotations
