@@ -256,37 +256,48 @@ class _Run:
                 return "failed", str(exc)
             self.emit(ServicesReady(self.key, {r.name: r.url for r in self.services.running},
                                     list(self.services.notes)))
-        if plan.target.app:
-            self.target = TargetProcess(plan.target, extra_env=self.services.env)
-            try:
-                if not await self._until_stopped(self.target.start()):
-                    return "aborted", control.stop_reason
-            except TargetError as exc:
-                return "failed", str(exc)
-            self.base_url = self.target.url
-            self.emit(TargetReady(self.key, self.base_url, self.target.pid, self.target.startup_s))
-        else:
-            t_wait = time.monotonic()
-            async def stopped() -> str | None:
-                return "stopped" if control.stop_requested.is_set() else None
-
-            problem = await wait_ready(self.base_url, plan.target.ready_path,
-                                       plan.target.ready_timeout, stopped)
-            if problem == "stopped":
-                return "aborted", control.stop_reason
-            if problem:
-                return "failed", f"target {problem}"
-            self.emit(TargetReady(self.key, self.base_url, None, time.monotonic() - t_wait))
         load = plan.load
         problem = fd_budget_problem(load)  # also raises the limit the workers inherit
         if problem:
             return "failed", problem
+        if plan.target.app:
+            self.target = TargetProcess(plan.target, extra_env=self.services.env)
+            self.base_url = self.target.url
         self.pool = GeneratorPool({"base_url": self.base_url, "load": load.model_dump(mode="json"),
                                    "seed": 1, "interval_s": 1.0}, load.workers or 1)
+        # The workers import while the target starts (they touch it only on "start").
+        pool_start = asyncio.ensure_future(self.pool.start())
         try:
-            await self.pool.start()
-        except GeneratorError as exc:
-            return "failed", str(exc)
+            if self.target is not None:
+                try:
+                    if not await self._until_stopped(self.target.start()):
+                        return "aborted", control.stop_reason
+                except TargetError as exc:
+                    return "failed", str(exc)
+                self.emit(TargetReady(self.key, self.base_url, self.target.pid, self.target.startup_s))
+            else:
+                t_wait = time.monotonic()
+
+                async def stopped() -> str | None:
+                    return "stopped" if control.stop_requested.is_set() else None
+
+                problem = await wait_ready(self.base_url, plan.target.ready_path,
+                                           plan.target.ready_timeout, stopped)
+                if problem == "stopped":
+                    return "aborted", control.stop_reason
+                if problem:
+                    return "failed", f"target {problem}"
+                self.emit(TargetReady(self.key, self.base_url, None, time.monotonic() - t_wait))
+            try:
+                if not await self._until_stopped(asyncio.shield(pool_start)):
+                    return "aborted", control.stop_reason
+            except GeneratorError as exc:
+                return "failed", str(exc)
+        finally:
+            if not pool_start.done():
+                pool_start.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pool_start
         if plan.target.app and plan.target.cpus and plan.target.cpus < cores:
             # The target has the first cores; the generator keeps off them.
             rest = list(range(plan.target.cpus, cores))
@@ -368,7 +379,9 @@ class _Run:
         while True:
             await asyncio.sleep(max(0.0, self.t0 + k * self.sample_every_s - time.monotonic()))
             self._sample(k * self.sample_every_s)
-            k += 1
+            # A loop that woke late skips the ticks it missed rather than reading twice in
+            # a row (a CPU percent over a few milliseconds is noise, reported as None).
+            k = max(k + 1, math.floor(self.elapsed() / self.sample_every_s) + 1)
 
     def _on_interval(self, iv: IntervalStats) -> None:
         if iv.stage != self.last_stage and self.level_override is None:
@@ -446,10 +459,16 @@ class _Run:
         if self.stats is not None:
             with contextlib.suppress(Exception):
                 await self.stats.close()
+        # The generator and the target end side by side; services (which the target
+        # may still be using while it shuts down) after both.
+        ending = []
         if self.pool is not None:
-            await self.pool.close()
+            ending.append(self.pool.close())
         if self.target is not None:
-            await self.target.stop()
+            ending.append(self.target.stop())
+        for result in await asyncio.gather(*ending, return_exceptions=True):
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result
         if self.services is not None:
             await self.services.stop()
 

@@ -49,7 +49,8 @@ class TargetProcess:
         self.grace_s = grace_s
         self.extra_env = dict(extra_env or {})
         """Set after ``spec.env``: the URLs of the run's services."""
-        self.port = 0
+        self.port = free_port()
+        """Chosen now, so the load generator can be started while the target starts."""
         self.proc: asyncio.subprocess.Process | None = None
         self._tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self._drain: asyncio.Task[None] | None = None
@@ -85,7 +86,6 @@ class TargetProcess:
         env.update(spec.env)
         env.update(self.extra_env)
         env["PYTHONUNBUFFERED"] = "1"
-        self.port = free_port()
         argv = [
             sys.executable, "-m", "uvicorn", str(spec.app),
             "--host", "127.0.0.1", "--port", str(self.port),

@@ -68,7 +68,7 @@ SWEEP = f"""
     [sweep]
     parameter = "vus"
     levels = [1, 2, 4, 8, 16, 32]
-    duration = "1s"
+    duration = "0.6s"
     warmup = "0s"
 """
 
