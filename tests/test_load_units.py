@@ -602,10 +602,11 @@ def test_send_lag_joins_the_lag_histogram_and_shows_a_generator_falling_behind()
 
     steady = _on_uvloop(go(0.0))
     assert steady.ok == 2000 and steady.lag.count == 2000  # one send lag per request
-    assert steady.lag.percentile_ms(99) < 2  # measured 0.05 to 0.3 ms
-    stalled = _on_uvloop(go(0.05))
+    # Not flagged (measured p99 0.05 to 0.3 ms on a quiet machine, 2 to 4 ms on a busy one).
+    assert steady.lag.percentile_ms(99) < 10
+    stalled = _on_uvloop(go(0.08))
     assert stalled.ok == 2000 and stalled.lag.count == 2000
-    # ~100 requests (5 %) went out up to 50 ms late: the p99 is over the 10 ms at which
+    # ~160 requests (8 %) went out up to 80 ms late: the p99 is over the 10 ms at which
     # a run is flagged generator-bound.
-    assert stalled.lag.percentile_ms(99) > 10
-    assert 45 < stalled.lag.max_ms() < 70
+    assert stalled.lag.percentile_ms(99) > 30
+    assert 75 < stalled.lag.max_ms() < 120

@@ -13,6 +13,7 @@ the encoded histograms are the same as if every latency had been recorded one by
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,41 +79,48 @@ class IntervalAccumulator:
     in_flight_at_start: int = 0
     """Requests outstanding when the interval began (set by ``StatsRecorder.pop``)."""
 
-    def report(self, start_s: float, duration_s: float, active_vus: int, target_rate: float,
-               stage: int, cpu_percent: float | None = None,
-               scratch: LatencyHistogram | None = None) -> dict[str, Any]:
+    def encode_histograms(self, scratch: LatencyHistogram) -> Iterator[tuple[str, str]]:
+        """The interval's histograms as ``(message key, encoded)`` pairs, one at a time.
+
+        Each step puts one counts dict into ``scratch`` and encodes it: up to about a
+        millisecond for a dict of 5,000 values. The worker's reporter lets its event loop
+        run between steps, so sends are never held up for the whole report.
+        """
+        ok_blob = _encode(self.ok_us, scratch)
+        yield "histogram", ok_blob
+        if self.err_us:
+            if not self.ok_us:
+                scratch.reset()
+            scratch.add_counts(self.err_us)  # on top of the ok counts still in scratch
+            yield "histogram_all", scratch.encode().decode()
+        else:
+            yield "histogram_all", ok_blob
+        yield "histogram_service", ok_blob if self.service_us is None else _encode(self.service_us, scratch)
+        yield "histogram_lag", _encode(self.lag_us, scratch)  # loop lag and, open model, send lag
+
+    def message(self, start_s: float, duration_s: float, active_vus: int, target_rate: float,
+                stage: int, cpu_percent: float | None, histograms: dict[str, str]) -> dict[str, Any]:
         """The interval as a JSON-able message for the engine.
 
-        Besides counts and encoded histograms it holds ``in_flight_mean``: the
-        time-weighted mean number of this worker's requests outstanding during the
-        interval, each from its begin (its send in the closed model, its intended send
-        time in the open one: where its latency starts) to its end. By Little's law it
-        equals completions per second times their mean latency, up to the requests that
-        straddle the interval's edges.
+        Besides counts and the encoded ``histograms`` (from ``encode_histograms``) it holds
+        ``in_flight_mean``: the time-weighted mean number of this worker's requests
+        outstanding during the interval, each from its begin (its send in the closed
+        model, its intended send time in the open one: where its latency starts) to its
+        end. By Little's law it equals completions per second times their mean latency,
+        up to the requests that straddle the interval's edges.
 
         Args:
             start_s: start of the interval, seconds after the load began.
             duration_s: its length, seconds.
             active_vus, target_rate, stage: the executor's state at its end.
             cpu_percent: this process's CPU over the interval, % of one core.
-            scratch: a histogram to encode through (reset before each use); a new one
-                when None.
+            histograms: message key → encoded histogram.
         """
-        h = scratch if scratch is not None else LatencyHistogram()
         # The area under the in-flight curve N(t) over [a, b) is exactly
         # Σ(end − a) − Σ(begin − a) over the ends and begins inside it, plus N(b)·(b − a).
         at_end = self.in_flight_at_start + self.started - self.finished
         area = self.span_s + at_end * duration_s
         in_flight = max(0.0, area / duration_s) if duration_s > 0 else float(at_end)
-        ok_blob = _encode(self.ok_us, h)
-        if self.err_us:
-            if not self.ok_us:
-                h.reset()
-            h.add_counts(self.err_us)  # on top of the ok counts still in h
-            all_blob = h.encode().decode()
-        else:
-            all_blob = ok_blob
-        service_blob = ok_blob if self.service_us is None else _encode(self.service_us, h)
         return {
             "type": "interval",
             "index": self.index,
@@ -127,13 +135,19 @@ class IntervalAccumulator:
             "active_vus": active_vus,
             "target_rate": target_rate,
             "stage": stage,
-            "histogram": ok_blob,
-            "histogram_all": all_blob,
-            "histogram_service": service_blob,
-            "histogram_lag": _encode(self.lag_us, h),  # loop lag and, open model, send lag
+            **histograms,
             "cpu_percent": cpu_percent,
             "in_flight_mean": round(in_flight, 4),
         }
+
+    def report(self, start_s: float, duration_s: float, active_vus: int, target_rate: float,
+               stage: int, cpu_percent: float | None = None,
+               scratch: LatencyHistogram | None = None) -> dict[str, Any]:
+        """``message`` with every histogram encoded at once (through ``scratch``, or a
+        new histogram when None)."""
+        h = scratch if scratch is not None else LatencyHistogram()
+        return self.message(start_s, duration_s, active_vus, target_rate, stage, cpu_percent,
+                            dict(self.encode_histograms(h)))
 
 
 _NOWHERE = IntervalAccumulator(-1)

@@ -121,9 +121,13 @@ async def _report_intervals(executor: Executor, recorder: StatsRecorder, done: a
         # successor; give the loop one turn so callbacks due at the boundary run first.
         await asyncio.sleep(0)
         acc = recorder.pop(index)
-        _write(acc.report(index * interval, interval, executor.active_vus(),
-                          executor.target_rate(), executor.profile.stage_at(index * interval),
-                          meter.read(), recorder.scratch))
+        cpu, vus, rate = meter.read(), executor.active_vus(), executor.target_rate()
+        histograms = {}
+        for key, blob in acc.encode_histograms(recorder.scratch):
+            histograms[key] = blob
+            await asyncio.sleep(0)  # let sends and responses through between histograms
+        _write(acc.message(index * interval, interval, vus, rate,
+                           executor.profile.stage_at(index * interval), cpu, histograms))
         index += 1
     await done.wait()
     end = time.monotonic()
