@@ -42,7 +42,7 @@ from lab.limits import fd_budget_problem
 from lab.monitor import ResourceSampler
 from lab.plan import RunPlan
 from lab.services import ServiceError, ServiceSet
-from lab.targets import StatsReader, TargetError, TargetProcess, wait_ready
+from lab.targets import StatsReader, TargetError, TargetProcess, fetch_stats, wait_ready
 
 START_DELAY_S = 0.1
 """Between the start command and t0, so every worker begins on the same instant."""
@@ -217,6 +217,7 @@ class _Run:
         self.base_url = plan.target.url or ""
         self.stats_start: dict[str, Any] = {}
         self.stats_end: dict[str, Any] = {}
+        self.stats_last: dict[str, Any] = {}
         self.last_stage = -1
         self.level_override: float | None = None
 
@@ -321,7 +322,10 @@ class _Run:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
         if self.target is None or not self.target.exited:
-            self.stats_end = await self.stats.read()
+            # A fresh connection: the loop's may have been cut mid-request when it was
+            # cancelled. Failing that, the loop's last good reading is the end.
+            self.stats_end = (await fetch_stats(self.base_url, plan.target.stats_path)
+                              or self.stats_last)
             self._on_stats(self.stats_end)
         self._sample(self.elapsed())
         return status, reason
@@ -362,6 +366,8 @@ class _Run:
         while not self.stats.absent:
             await asyncio.sleep(max(0.0, self.t0 + k * self.sample_every_s - time.monotonic()))
             data = await self.stats.read()
+            if data:
+                self.stats_last = data
             if start_s is not None and k * self.sample_every_s >= start_s and data:
                 self.stats_start, start_s = data, None
             self._on_stats(data)

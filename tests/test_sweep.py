@@ -82,8 +82,8 @@ def test_usl_fit_of_a_real_sweep_follows_the_targets_knobs(tmp_path: Path) -> No
         [sweep]
         parameter = "vus"
         levels = [1, 2, 4, 8, 16, 32]
-        duration = "1.1s"
-        warmup = "0.2s"
+        duration = "1.5s"
+        warmup = "0.5s"
         [[variants]]
         name = "low"
         target.env = { USL_SERIAL_MS = "0.2", USL_CROSSTALK_MS = "0" }
