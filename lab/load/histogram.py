@@ -117,10 +117,18 @@ class LatencyHistogram:
         return hist
 
     def reset(self) -> None:
-        """Empty the histogram for reuse: 6 µs, where hdrh's own ``reset`` loops over its
-        23,552 counters in Python (about 1 ms) and a new histogram allocates 190 KB."""
+        """Empty the histogram for reuse, where hdrh's own ``reset`` loops over its 23,552
+        counters in Python (about 1 ms) and a new histogram allocates 190 KB.
+
+        Only the counters up to the largest value recorded can be non-zero, so only those
+        are cleared: on the lab's VM, memory left untouched for a second costs about
+        0.1 ms per 4 KB page to write again (measured: clearing all 190 KB took 0.004 ms
+        at once, 3.4 ms after a second), and latencies under 15 ms use the first 40 KB.
+        """
         h = self._h
-        ctypes.memset(h.counts, 0, ctypes.sizeof(h.counts))
+        if h.total_count:
+            used = h.get_counts_array_index(h.max_value) + 1
+            ctypes.memset(h.counts, 0, min(used, h.counts_len) * ctypes.sizeof(h.counts._type_))
         h.total_count = 0
         h.min_value = sys.maxsize
         h.max_value = 0
