@@ -3,6 +3,7 @@ target's stats series, end to end with real processes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -176,11 +177,13 @@ async def test_target_cpus_pins_the_target_and_keeps_the_generator_off_its_core(
     seen: dict[str, object] = {}
 
     def listener(event: Event) -> None:
-        if isinstance(event, TargetReady) and event.pid:
-            root = psutil.Process(event.pid)
-            seen["target"] = {tuple(p.cpu_affinity()) for p in [root, *root.children(True)]}
-        if isinstance(event, ResourceSample) and event.role == "generator" and event.pid:
-            seen["generator"] = tuple(psutil.Process(event.pid).cpu_affinity())
+        # The last readings come after the workers ended: their pids may be gone.
+        with contextlib.suppress(psutil.Error):
+            if isinstance(event, TargetReady) and event.pid:
+                root = psutil.Process(event.pid)
+                seen["target"] = {tuple(p.cpu_affinity()) for p in [root, *root.children(True)]}
+            if isinstance(event, ResourceSample) and event.role == "generator" and event.pid:
+                seen["generator"] = tuple(psutil.Process(event.pid).cpu_affinity())
 
     outcome = await run_plan(plan, [listener], RunControl())
     assert outcome.status == "completed", outcome.reason
