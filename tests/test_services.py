@@ -224,7 +224,11 @@ def test_sigkill_of_the_lab_leaves_no_service_behind(tmp_path: Path) -> None:
         kids: list[psutil.Process] = []
         while time.monotonic() < deadline:
             kids = psutil.Process(proc.pid).children(recursive=True)
-            names = " ".join(" ".join(k.cmdline()) for k in kids if k.is_running())
+            cmdlines = []
+            for k in kids:
+                with contextlib.suppress(psutil.Error):  # a child may exit meanwhile
+                    cmdlines.append(" ".join(k.cmdline()))
+            names = " ".join(cmdlines)
             if "redis-server" in names and "postgres" in names and "lab.load.worker" in names:
                 break
             time.sleep(0.2)
