@@ -33,7 +33,7 @@ starts runs in its own process group and is ended on every exit path (normal end
 error, Ctrl-C, SIGTERM); each one also gets a parent-death signal. Run from the
 repository root::
 
-    .venv/bin/python benchmarks/generator.py                 # about 12 minutes
+    .venv/bin/python benchmarks/generator.py                 # about 17 minutes
     .venv/bin/python benchmarks/generator.py --seconds 5 --repeats 2 --soak 30
 
 Not a test: its figures depend on the machine and on what else runs on it.
