@@ -4,7 +4,8 @@ uvloop's timers count whole milliseconds: ``asyncio.sleep(d)`` rounds ``d`` to t
 nearest millisecond, so any sleep under 0.5 ms returns on the next loop turn. A scheduler
 waiting 0.1 to 0.5 ms for its next arrival (every open-model rate above about 2,000
 req/s) then spins: measured on the lab's 2-core machine, a worker sending 21,000 req/s
-used a whole core, 35 of its 47 µs per request in ``epoll_wait`` with a zero timeout.
+used a whole core, 35 of its 47 µs per request in system time, polling with a zero
+timeout.
 That CPU is taken from the target and flags the run generator-bound.
 
 On Linux a ``timerfd`` armed for an absolute ``CLOCK_MONOTONIC`` time (the clock of
