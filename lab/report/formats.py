@@ -36,6 +36,7 @@ from lab.report.table import (
     fmt_ms,
     fmt_rate,
     format_delta,
+    strip_ansi,
 )
 
 if TYPE_CHECKING:
@@ -51,8 +52,6 @@ MAX_THRESHOLD_LINES = 60
 """Markdown lists at most this many threshold verdicts (failures first), so a comment
 for many runs × thresholds stays readable; the rest are counted."""
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-"""A terminal escape sequence (colour in a captured traceback)."""
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 """Characters XML 1.0 forbids (an ESC in a reason would make the whole file unreadable)."""
 
@@ -60,7 +59,7 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 def _clean(text: str) -> str:
     """Text without terminal escape sequences and without the control characters XML 1.0
     forbids (tabs and newlines stay)."""
-    return _XML_INVALID.sub("", _ANSI.sub("", text))
+    return _XML_INVALID.sub("", strip_ansi(text))
 
 
 def _latency(summary: Summary, key: str) -> float | None:

@@ -7,16 +7,13 @@ Input is ``lab.analysis.sweep.SweepAnalysis``; nothing here touches the database
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from rich.table import Table
 from rich.text import Text
 
 from lab.analysis.sweep import SweepAnalysis
-from lab.report.table import MISSING, _compact_table, fmt_ms, fmt_rate
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+from lab.report.table import MISSING, _compact_table, fmt_ms, fmt_rate, strip_ansi
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -173,4 +170,4 @@ def sweep_plot(sweeps: Sequence[tuple[str, SweepAnalysis]], width: int = 78, hei
         plt.ylabel("req/s")
     text = plt.build()
     plt.clear_figure()
-    return text if color else _ANSI.sub("", text)
+    return text if color else strip_ansi(text)

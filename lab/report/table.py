@@ -9,7 +9,6 @@ better, red worse). Missing values show as ``–``.
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
     from lab.store import ErrorRow, IntervalRow, RunRecord
     from lab.thresholds import ThresholdResult
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 MISSING = "–"
 """Shown for a value that was not measured."""
 MINUS = "−"
@@ -40,6 +38,12 @@ DeltaKind = Literal["relative", "points", "absolute"]
 
 
 # --------------------------------------------------------------------------- formatting
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal escape sequences (a target's coloured stderr, a plot),
+    decoded by rich rather than by a pattern of our own."""
+    return Text.from_ansi(text).plain
 
 
 def fmt_ms(value: float | None) -> str:
@@ -280,7 +284,7 @@ def comparison_table(runs: Sequence[RunRecord], baseline: int = 0) -> Table:
                          f"generator, not the target")
         if run.status != "completed" and run.reason:
             # A target's stderr may carry colour codes; shown raw they garble the table.
-            clean = _ANSI.sub("", run.reason)
+            clean = strip_ansi(run.reason)
             reason = clean if len(clean) <= 160 else clean[:157] + "..."
             notes.append(f"run {run.id} {run.status}: {reason}")
     caption = "\n".join(notes) or None
