@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -198,6 +199,24 @@ _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
+def _app_ref(value: str) -> str:
+    if not _APP_RE.match(value):
+        raise ValueError(f"must look like 'module.path:attribute' (got {_show(value)})")
+    return value
+
+
+def _url_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"must start with '/' (got {_show(value)})")
+    return value
+
+
+AppRef = Annotated[str, AfterValidator(_app_ref)]
+"""``module.path:attribute`` of an ASGI app."""
+UrlPath = Annotated[str, AfterValidator(_url_path)]
+"""A request path on the target, starting with ``/``."""
+
+
 class ExperimentInfo(BaseModel):
     """The ``[experiment]`` table: what the experiment asks, for the people reading it."""
 
@@ -226,7 +245,7 @@ class TargetSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    app: str | None = None
+    app: AppRef | None = None
     """``module.path:attribute`` of an ASGI app, imported with ``app_dir`` as cwd."""
     url: str | None = None
     """Base URL of an external target (http or https), without a trailing slash."""
@@ -234,7 +253,7 @@ class TargetSpec(BaseModel):
     """Server worker processes (app targets)."""
     env: StringMap = Field(default_factory=dict)
     """Extra environment for the target process; numbers and booleans become strings."""
-    ready_path: str = "/health"
+    ready_path: UrlPath = "/health"
     """GET this until it answers before the run starts."""
     ready_timeout: PositiveDuration = 30.0
     """Seconds to wait for ``ready_path``."""
@@ -246,13 +265,6 @@ class TargetSpec(BaseModel):
     """Pin the target's processes to this many CPU cores (the first ones; the load
     generator is then pinned to the rest, when any are left). None: no pinning."""
 
-    @field_validator("app")
-    @classmethod
-    def _check_app(cls, value: str | None) -> str | None:
-        if value is not None and not _APP_RE.match(value):
-            raise ValueError(f"must look like 'module.path:attribute' (got {_show(value)})")
-        return value
-
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
@@ -263,13 +275,6 @@ class TargetSpec(BaseModel):
             raise ValueError(f"must be an http:// or https:// URL with a host (got {_show(value)})")
         # Request paths start with "/", so a trailing slash here would double it.
         return value.rstrip("/")
-
-    @field_validator("ready_path")
-    @classmethod
-    def _check_ready_path(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"must start with '/' (got {_show(value)})")
-        return value
 
     @field_validator("stats_path")
     @classmethod
@@ -390,7 +395,7 @@ class RequestSpec(BaseModel):
     name: str | None = None
     """Label in reports; defaults to ``METHOD path`` where a consumer needs one."""
     method: str = "GET"
-    path: str
+    path: UrlPath
     """Starts with '/'; ``{name}`` placeholders are filled from ``params``."""
     weight: float = Field(1.0, gt=0)
     """Relative share of the mix."""
@@ -410,13 +415,6 @@ class RequestSpec(BaseModel):
     def _check_method(cls, value: str) -> str:
         if value not in HTTP_METHODS:
             raise ValueError(f"unknown method {value!r}; allowed: {', '.join(HTTP_METHODS)}")
-        return value
-
-    @field_validator("path")
-    @classmethod
-    def _check_path(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"must start with '/' (got {_show(value)})")
         return value
 
     @field_validator("expect_status")
@@ -736,10 +734,10 @@ class AppServiceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    app: str
+    app: AppRef
     workers: int = Field(1, ge=1, le=64, strict=True)
     env: StringMap = Field(default_factory=dict)
-    ready_path: str = "/health"
+    ready_path: UrlPath = "/health"
 
     @field_validator("name")
     @classmethod
@@ -749,19 +747,6 @@ class AppServiceSpec(BaseModel):
                              f"(got {_show(value)})")
         return value
 
-    @field_validator("app")
-    @classmethod
-    def _check_app(cls, value: str) -> str:
-        if not _APP_RE.match(value):
-            raise ValueError(f"must look like 'module.path:attribute' (got {_show(value)})")
-        return value
-
-    @field_validator("ready_path")
-    @classmethod
-    def _check_ready_path(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"must start with '/' (got {_show(value)})")
-        return value
 
 
 class ServicesSpec(BaseModel):

@@ -200,25 +200,22 @@ class HistoryScreen(LabScreen[None]):
         table.action_cursor_down()
         self._show_status()
 
+    def _chosen_ids(self) -> list[int]:
+        """The selected runs, or the run under the cursor when none is (or none)."""
+        if self.selected:
+            return list(self.selected)
+        run_id = self._cursor_run_id()
+        return [] if run_id is None else [run_id]
+
     def action_compare(self) -> None:
         """Compare the selected runs (or the run under the cursor when none is)."""
-        ids = list(self.selected)
-        if not ids:
-            run_id = self._cursor_run_id()
-            if run_id is None:
-                return
-            ids = [run_id]
-        self.lab.open_compare(ids)
+        if ids := self._chosen_ids():
+            self.lab.open_compare(ids)
 
     def action_sweep(self) -> None:
         """Show the sweeps of the selected runs (or of the run under the cursor)."""
-        ids = list(self.selected)
-        if not ids:
-            run_id = self._cursor_run_id()
-            if run_id is None:
-                return
-            ids = [run_id]
-        self.lab.open_sweeps(ids)
+        if ids := self._chosen_ids():
+            self.lab.open_sweeps(ids)
 
     @on(DataTable.RowSelected)
     def _row_chosen(self, event: DataTable.RowSelected) -> None:
