@@ -230,3 +230,43 @@ def analyse_stored(store: Store, sweep_ids: Sequence[int],
                                     fit_rows(analysis))
         out.append((sweep_id, rec.variant, analysis))
     return out
+
+
+@dataclass(frozen=True)
+class PlotData:
+    """What a plot of one sweep shows, whatever draws it (terminal text or the TUI).
+
+    Throughput sweeps: ``points`` are (N, X(N)) of the completed levels, ``curve`` the
+    fitted USL over 1 … past N* (empty without a fit), ``n_star`` the peak when it lies
+    on the curve. Rate sweeps: ``points`` are (offered req/s, p99 ms).
+    """
+
+    points: list[tuple[float, float]]
+    curve: list[tuple[float, float]]
+    n_star: float | None
+
+
+def plot_data(analysis: SweepAnalysis, samples: int = 60) -> PlotData:
+    """The points, fitted curve and N* to draw for one sweep.
+
+    Args:
+        analysis: the sweep.
+        samples: segments of the fitted curve.
+    """
+    done = [lv for lv in analysis.levels if lv.status == "completed"]
+    if analysis.slo_p99_ms is not None:
+        points = [(lv.offered_rps, lv.p99_ms) for lv in done
+                  if lv.offered_rps is not None and lv.p99_ms is not None]
+        return PlotData(points, [], None)
+    points = [(lv.level, lv.throughput_rps) for lv in done]
+    fit = analysis.usl
+    if fit is None or not points:
+        return PlotData(points, [], None)
+    hi = max(n for n, _x in points)
+    if fit.n_star is not None:
+        # Show the peak when it lies a little past the measured range, not far beyond.
+        hi = max(hi, min(fit.n_star * 1.2, hi * 4))
+    xs = [1 + (hi - 1) * k / samples for k in range(samples + 1)]
+    curve = [(x, float(fit.predict(x))) for x in xs]
+    n_star = fit.n_star if fit.n_star is not None and fit.n_star <= hi else None
+    return PlotData(points, curve, n_star)

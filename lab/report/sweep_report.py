@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from rich.table import Table
 from rich.text import Text
 
-from lab.analysis.sweep import SweepAnalysis
+from lab.analysis.sweep import SweepAnalysis, plot_data
 from lab.report.table import MISSING, _compact_table, fmt_ms, fmt_rate, strip_ansi
 
 
@@ -137,26 +137,18 @@ def sweep_plot(sweeps: Sequence[tuple[str, SweepAnalysis]], width: int = 78, hei
     plt.plotsize(width, height)
     rate_sweep = all(a.slo_p99_ms is not None for _, a in sweeps)
     for variant, a in sweeps:
-        done = [lv for lv in a.levels if lv.status == "completed"]
+        data = plot_data(a)
+        xs, ys = [p[0] for p in data.points], [p[1] for p in data.points]
         if rate_sweep:
-            pts = [(lv.offered_rps, lv.p99_ms) for lv in done
-                   if lv.offered_rps is not None and lv.p99_ms is not None]
-            if pts:
-                plt.plot([p[0] for p in pts], [p[1] for p in pts], label=f"{variant} p99",
-                         marker="dot")
+            if xs:
+                plt.plot(xs, ys, label=f"{variant} p99", marker="dot")
             continue
-        pts = [(lv.level, lv.throughput_rps) for lv in done]
-        if pts:
-            plt.scatter([p[0] for p in pts], [p[1] for p in pts], label=f"{variant} measured",
-                        marker="●")
-        if a.usl is not None and pts:
-            hi = max(p[0] for p in pts)
-            if a.usl.n_star is not None:
-                hi = max(hi, min(a.usl.n_star * 1.2, hi * 4))
-            xs = [1 + (hi - 1) * i / 60 for i in range(61)]
-            plt.plot(xs, [float(a.usl.predict(x)) for x in xs], label=f"{variant} USL fit")
-            if a.usl.n_star is not None and a.usl.n_star <= hi:
-                plt.vline(a.usl.n_star)
+        if xs:
+            plt.scatter(xs, ys, label=f"{variant} measured", marker="●")
+        if data.curve:
+            plt.plot([p[0] for p in data.curve], [p[1] for p in data.curve], label=f"{variant} USL fit")
+        if data.n_star is not None:
+            plt.vline(data.n_star)
     if rate_sweep:
         slo = next(a.slo_p99_ms for _, a in sweeps)
         plt.hline(slo)

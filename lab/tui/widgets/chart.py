@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from textual.app import App
 from textual.color import Color
 from textual.markup import escape
 from textual.reactive import reactive
@@ -18,6 +19,14 @@ from textual_plotext import PlotextPlot
 
 PALETTE = ("primary", "warning", "success", "error", "accent", "secondary")
 """Theme colours for series that have no meaning of their own (one per compared run)."""
+
+
+def theme_rgb(app: App[object], name: str) -> tuple[int, int, int]:
+    """A Textual theme colour (``primary``, ``error``…) as RGB for plotext; the
+    foreground when the theme lacks it."""
+    value = app.theme_variables.get(name) or app.theme_variables.get("foreground", "#888888")
+    r, g, b = Color.parse(value).rgb
+    return (r, g, b)
 
 
 @dataclass(frozen=True)
@@ -92,9 +101,7 @@ class TimeChart(PlotextPlot):
         return " ".join([f"[b]{escape(data.title)}[/b]", *items])
 
     def _color(self, name: str) -> tuple[int, int, int]:
-        value = self.app.theme_variables.get(name) or self.app.theme_variables.get("foreground", "#888888")
-        r, g, b = Color.parse(value).rgb
-        return (r, g, b)
+        return theme_rgb(self.app, name)
 
     def _draw(self) -> None:
         if not self.is_mounted:

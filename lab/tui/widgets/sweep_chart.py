@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from textual.color import Color
 from textual.markup import escape
 from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
-from lab.analysis.sweep import SweepAnalysis
-from lab.tui.widgets.chart import PALETTE
+from lab.analysis.sweep import SweepAnalysis, plot_data
+from lab.tui.widgets.chart import PALETTE, theme_rgb
 
 
 class SweepChart(PlotextPlot):
@@ -39,9 +38,7 @@ class SweepChart(PlotextPlot):
         self._draw()
 
     def _color(self, name: str) -> tuple[int, int, int]:
-        value = self.app.theme_variables.get(name) or self.app.theme_variables.get("foreground", "#888888")
-        r, g, b = Color.parse(value).rgb
-        return (r, g, b)
+        return theme_rgb(self.app, name)
 
     @staticmethod
     def is_rate_sweep(sweeps: Sequence[tuple[str, SweepAnalysis]]) -> bool:
@@ -63,28 +60,23 @@ class SweepChart(PlotextPlot):
         for i, (variant, a) in enumerate(sweeps):
             color = PALETTE[i % len(PALETTE)]
             rgb = self._color(color)
-            done = [lv for lv in a.levels if lv.status == "completed"]
+            data = plot_data(a, samples=80)
+            xs, ys = [p[0] for p in data.points], [p[1] for p in data.points]
             if rate:
-                pts = [(lv.offered_rps, lv.p99_ms) for lv in done
-                       if lv.offered_rps is not None and lv.p99_ms is not None]
-                if pts:
-                    plt.plot([p[0] for p in pts], [p[1] for p in pts], color=rgb, marker="braille")
-                    plt.scatter([p[0] for p in pts], [p[1] for p in pts], color=rgb, marker="●")
+                if xs:
+                    plt.plot(xs, ys, color=rgb, marker="braille")
+                    plt.scatter(xs, ys, color=rgb, marker="●")
                 legend.append(f"[${color}]● {escape(variant)} p99[/]")
                 continue
-            pts = [(lv.level, lv.throughput_rps) for lv in done]
-            if pts:
-                plt.scatter([p[0] for p in pts], [p[1] for p in pts], color=rgb, marker="●")
+            if xs:
+                plt.scatter(xs, ys, color=rgb, marker="●")
             label = f"[${color}]● {escape(variant)}"
-            if a.usl is not None and pts:
-                hi = max(p[0] for p in pts)
-                if a.usl.n_star is not None:
-                    hi = max(hi, min(a.usl.n_star * 1.2, hi * 4))
-                xs = [1 + (hi - 1) * k / 80 for k in range(81)]
-                plt.plot(xs, [float(a.usl.predict(x)) for x in xs], color=rgb, marker="braille")
-                if a.usl.n_star is not None and a.usl.n_star <= hi:
-                    plt.vertical_line(a.usl.n_star, color=rgb)
-                    label += f" N*≈{a.usl.n_star:.3g}"
+            if data.curve:
+                plt.plot([p[0] for p in data.curve], [p[1] for p in data.curve], color=rgb,
+                         marker="braille")
+            if data.n_star is not None:
+                plt.vertical_line(data.n_star, color=rgb)
+                label += f" N*≈{data.n_star:.3g}"
             legend.append(label + "[/]")
         if rate:
             slo = next(a.slo_p99_ms for _, a in sweeps)
