@@ -292,7 +292,9 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
                          if plans else ([], []))
         runs = store.get_runs(ids)
         stages = _stages_of(store, runs)
-        sweeps = _analyse_sweeps(store, store.sweep_ids_of(ids), save=True)
+        from lab.analysis.sweep import analyse_stored
+
+        sweeps = analyse_stored(store, store.sweep_ids_of(ids), save=True)
         intervals = {run.id: store.intervals(run.id) for run in runs} if repeat > 1 else {}
     results = _check_thresholds(runs, plans, cli_thresholds)
     _print_runs(exp.name, runs, fmt, skipped, exp.experiment.look_for, stages, sweeps,
@@ -344,12 +346,6 @@ async def _run_plans(plans: list[RunPlan], store: Any, quiet: bool) -> tuple[lis
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
     return ids, statuses
-
-
-def _analyse_sweeps(store: Any, sweep_ids: Sequence[int], save: bool = False) -> list[tuple[int, str, Any]]:
-    from lab.analysis.sweep import analyse_stored
-
-    return analyse_stored(store, sweep_ids, save)
 
 
 def _check_thresholds(runs: Sequence[Any], plans: Sequence[RunPlan],
@@ -655,7 +651,9 @@ def sweep(sweep_ids: Sequence[int], db_path: str, fmt: str) -> None:
             _stdout_console().print(table)
             return
         try:
-            sweeps = _analyse_sweeps(store, list(sweep_ids))
+            from lab.analysis.sweep import analyse_stored
+
+            sweeps = analyse_stored(store, list(sweep_ids))
         except KeyError as exc:
             _fail(f"{db_path}: {exc.args[0]}")
     if fmt == "json":

@@ -15,8 +15,9 @@ import asyncio
 import contextlib
 import os
 import pwd
+import re
 import shutil
-import socket
+import subprocess
 import tempfile
 import time
 from collections import deque
@@ -59,14 +60,10 @@ class Component:
 
 
 def _version(argv: list[str]) -> str | None:
-    import subprocess
-
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    import re
-
     found = re.search(r"\d+\.\d+(\.\d+)?", out.stdout + out.stderr)
     return found.group(0) if found else None
 
@@ -407,9 +404,3 @@ class ServiceSet:
             _, service = self._started.pop()
             with contextlib.suppress(Exception):
                 await service.stop()
-
-
-def port_is_free(port: int) -> bool:
-    """True when nothing listens on 127.0.0.1:port (used by tests)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,12 +19,18 @@ import pytest
 from lab.engine import RunControl, run_plan, window_stats
 from lab.events import Event, ResourceSample, ServicesReady, TargetReady, TargetSample
 from lab.plan import plan_runs
-from lab.services import find_components, port_is_free
+from lab.services import find_components
 from lab.spec import load_experiment
 from lab.store import Store
 from tests.conftest import REPO, run_lab, write_experiment
 
 COMPONENTS = find_components()
+
+
+def port_is_free(port: int) -> bool:
+    """True when nothing listens on 127.0.0.1:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
 needs_redis = pytest.mark.skipif(not COMPONENTS["redis"].usable,
                                  reason=str(COMPONENTS["redis"].problem))
 needs_postgres = pytest.mark.skipif(not COMPONENTS["postgres"].usable,
