@@ -25,13 +25,15 @@ from lab import __version__
 from lab.exitcodes import ExitCode
 from lab.export_command import export
 from lab.fit_command import fit
-from lab.plan import RunPlan, plan_runs
+from lab.ids import RUN_ID, SWEEP_ID
+from lab.plan import RunPlan, check_plans, plan_runs
 from lab.report_command import report
 from lab.spec import (
     LoadSpec,
     SpecError,
     _describe,
     _dotted,
+    check_duration_range,
     check_target_importable,
     find_experiment,
     load_experiment,
@@ -161,11 +163,9 @@ def _apply_overrides(plans: list[RunPlan], path: str, duration: str | None, warm
         data = plan.load.model_dump()
         if duration is not None:
             try:
-                seconds = parse_duration(duration)
+                seconds = check_duration_range(parse_duration(duration), duration)
             except ValueError as exc:
                 _fail(f"{path}: --duration: {exc}")
-            if seconds <= 0:
-                _fail(f"{path}: --duration: must be a positive duration, got {duration!r}")
             old_total = plan.load.total_duration_s
             if data["stages"]:
                 # Keep the shape of the ramp; fit it into the requested length.
@@ -177,7 +177,7 @@ def _apply_overrides(plans: list[RunPlan], path: str, duration: str | None, warm
                 data["warmup"] = data["warmup"] * seconds / old_total
         if warmup is not None:
             try:
-                data["warmup"] = parse_duration(warmup)
+                data["warmup"] = check_duration_range(parse_duration(warmup), warmup, allow_zero=True)
             except ValueError as exc:
                 _fail(f"{path}: --warmup: {exc}")
         if vus is not None:
@@ -267,6 +267,7 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
                 kept.append(plan)
         plans = kept
 
+    check_plans(exp, plans)
     for plan in plans:
         problem = fd_budget_problem(plan.load)
         if problem:
@@ -382,9 +383,9 @@ def _stages_of(store: Any, runs: Sequence[Any]) -> dict[int, list[Any]]:
     for run in runs:
         load = run.config.get("load") or {}
         if len(load.get("stages") or []) > 1:
-            out[run.id] = stage_figures(store.intervals(run.id), load.get("model", "closed"),
-                                        float(load.get("warmup") or 0.0),
-                                        store.target_samples(run.id))
+            user_levels = [(e.t_s, e.level) for e in store.run_events(run.id) if e.reason == "user"]
+            out[run.id] = stage_figures(store.intervals(run.id), load, store.target_samples(run.id),
+                                        user_levels)
     return out
 
 
@@ -491,7 +492,7 @@ def _print_runs(experiment: str, runs: Sequence[Any], fmt: str,
 
 @cli.command("runs")
 @click.option("--experiment", help="Only runs of this experiment.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many, newest first.")
+@click.option("--limit", type=click.IntRange(1, 2**63 - 1), help="At most this many, newest first.")
 @_db_option
 @_format_option
 def runs_cmd(experiment: str | None, limit: int | None, db_path: str, fmt: str) -> None:
@@ -502,13 +503,18 @@ def runs_cmd(experiment: str | None, limit: int | None, db_path: str, fmt: str) 
     with _open_existing_store(db_path) as store:
         runs = store.list_runs(experiment=experiment, limit=limit)
     if fmt == "json":
-        click.echo(json.dumps(runs_json(runs), indent=2))
+        doc = runs_json(runs)
+        for entry, run in zip(doc["runs"], runs, strict=True):
+            # Additive: which sweep a run is a level of (runs.sweep_id / runs.sweep_level), or null.
+            entry["sweep_id"] = run.sweep_id
+            entry["sweep_level"] = run.sweep_level
+        click.echo(json.dumps(doc, indent=2))
     else:
         _stdout_console().print(runs_table(runs))
 
 
 @cli.command()
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=RUN_ID)
 @_db_option
 @_format_option
 def show(run_id: int, db_path: str, fmt: str) -> None:
@@ -539,8 +545,8 @@ def show(run_id: int, db_path: str, fmt: str) -> None:
 
 
 @cli.command()
-@click.argument("run_ids", type=int, nargs=-1)
-@click.option("--baseline", "baseline_id", type=int, metavar="RUN_ID",
+@click.argument("run_ids", type=RUN_ID, nargs=-1)
+@click.option("--baseline", "baseline_id", type=RUN_ID, metavar="RUN_ID",
               help="Compare against this run (and its --repeat siblings): a change is flagged "
                    "only when it lies outside the measured spread.")
 @click.option("--threshold", "thresholds", multiple=True, metavar="EXPR",
@@ -601,15 +607,17 @@ def compare(run_ids: Sequence[int], baseline_id: int | None, thresholds: Sequenc
 
 
 @cli.command()
+@_db_option
 @_format_option
-def doctor(fmt: str) -> None:
-    """Check what this machine has for the experiments (redis-server, PostgreSQL, nginx)
-    and what on it changes results (cores, load, open-file limit, memory)."""
+def doctor(db_path: str, fmt: str) -> None:
+    """Check what this machine has for the experiments (redis-server, PostgreSQL, nginx),
+    what on it changes results (cores, load, open-file limit, memory), and the results
+    database (path, size, schema, runs; read only, never created)."""
     from rich.table import Table
 
     from lab.doctor import checks
 
-    found = checks()
+    found = checks(db_path)
     if fmt == "json":
         click.echo(json.dumps({"checks": [c.as_dict() for c in found]}, indent=2))
         return
@@ -623,7 +631,7 @@ def doctor(fmt: str) -> None:
 
 
 @cli.command()
-@click.argument("sweep_ids", type=int, nargs=-1)
+@click.argument("sweep_ids", type=SWEEP_ID, nargs=-1)
 @_db_option
 @_format_option
 def sweep(sweep_ids: Sequence[int], db_path: str, fmt: str) -> None:
@@ -636,9 +644,12 @@ def sweep(sweep_ids: Sequence[int], db_path: str, fmt: str) -> None:
                     {"id": r.id, "experiment": r.experiment, "variant": r.variant,
                      "parameter": r.parameter, "levels": r.levels, "created_at": r.created_at,
                      "runs": [run.id for run in r.runs], "fits": r.fits,
-                     "capacity_rps": r.capacity_rps} for r in records]}, indent=2))
+                     "capacity_rps": r.capacity_rps, "missing_levels": r.missing_levels}
+                    for r in records]}, indent=2))
                 return
             from rich.table import Table
+
+            from lab.analysis.sweep import MIN_FIT_LEVELS
 
             table = Table(title="sweeps", show_edge=False, title_style="bold")
             for column in ("id", "experiment", "variant", "parameter", "levels", "runs", "N*"):
@@ -646,8 +657,21 @@ def sweep(sweep_ids: Sequence[int], db_path: str, fmt: str) -> None:
             for r in records:
                 usl = next((f for f in r.fits if f["model"] == "usl"), None)
                 n_star = f"{usl['n_star']:.3g}" if usl and usl["n_star"] else "–"
+                if usl and (usl["points"] or 0) > len(r.runs):
+                    # Fitted over more levels than are stored: a level was deleted by a lab
+                    # that did not yet drop the fit with it (see Store.delete_run).
+                    n_star = f"{n_star} (stale: {usl['points']} levels)"
+                runs = str(len(r.runs))
+                if r.missing_levels:
+                    # A deleted (or never run) level: the fit, if any, is of the levels left.
+                    runs = (f"{len(r.runs)} of {len(r.levels)}, missing "
+                            + ", ".join(f"{v:g}" for v in r.missing_levels))
                 table.add_row(str(r.id), r.experiment, r.variant, r.parameter,
-                              ", ".join(f"{v:g}" for v in r.levels), str(len(r.runs)), n_star)
+                              ", ".join(f"{v:g}" for v in r.levels), runs, n_star)
+            if any(r.missing_levels for r in records):
+                table.caption = (f"missing: levels without a stored run (deleted, or not run); N* is "
+                                 f"fitted from the levels left, – with fewer than {MIN_FIT_LEVELS}")
+                table.caption_justify = "left"
             _stdout_console().print(table)
             return
         try:

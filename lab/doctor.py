@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import resource
+import sqlite3
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,8 +57,46 @@ def _cgroup_cpu_limit() -> float | None:
         return None
 
 
-def checks() -> list[Check]:
-    """Every check, in display order."""
+def _size(n_bytes: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024 or unit == "GiB":
+            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
+
+
+def database_check(db_path: str | Path) -> Check:
+    """The results database the other commands would use: where, how big, which schema
+    and how many runs. Opened read-only; a missing file is not created."""
+    from lab.store import SCHEMA_VERSION, Store, StoreError
+
+    path = Path(db_path)
+    shown = str(path.resolve()) if str(db_path) else "''"
+    if not str(db_path):
+        return Check("results database", "--db is empty", "warn", "give a file path, or unset LAB_DB")
+    if not path.exists():
+        return Check("results database", f"{shown}: not created yet", "info",
+                     "the first 'lab run' creates it (--db PATH or LAB_DB to put it elsewhere)")
+    if not path.is_file():
+        return Check("results database", f"{shown}: not a file", "warn",
+                     "pass --db with a file path (or set LAB_DB)")
+    try:
+        size = sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+        with Store(path, readonly=True) as store:
+            version = store.schema_version
+            runs = len(store.list_runs())
+    except (StoreError, sqlite3.Error, OSError) as exc:
+        message = str(exc).removeprefix(f"{db_path}: ")
+        return Check("results database", f"{shown}: {message}", "warn",
+                     "the commands refuse this file; pass --db with another path")
+    schema = f"schema {version}" + ("" if version == SCHEMA_VERSION else
+                                    f" (this lab writes {SCHEMA_VERSION}; upgraded on the next run)")
+    return Check("results database", f"{shown}: {_size(size)}, {schema}, "
+                 f"{runs} run{'s' if runs != 1 else ''}", "ok")
+
+
+def checks(db_path: str | Path | None = None) -> list[Check]:
+    """Every check, in display order; ``db_path``: also check that results database."""
     out: list[Check] = []
     components = find_components()
     uses = {"redis": "caching (redis variant), async-queue (redis queue)",
@@ -120,4 +159,6 @@ def checks() -> list[Check]:
     out.append(Check("user", "root" if os.geteuid() == 0 else str(os.geteuid()), "info",
                      "PostgreSQL is run as the 'postgres' user when the lab is root"
                      if os.geteuid() == 0 else ""))
+    if db_path is not None:
+        out.append(database_check(db_path))
     return out

@@ -21,7 +21,14 @@ from typing import Any
 import psutil
 
 from lab import __version__
-from lab.analysis.summary import CpuReading, IntervalCounts, Summary, summarise
+from lab.analysis.summary import (
+    MIN_MEASURED_S,
+    CpuReading,
+    IntervalCounts,
+    Summary,
+    summarise,
+    too_short_note,
+)
 from lab.events import (
     ErrorSample,
     Event,
@@ -41,7 +48,7 @@ from lab.generators import GeneratorError, GeneratorPool, IntervalMerger
 from lab.limits import fd_budget_problem
 from lab.monitor import ResourceSampler
 from lab.plan import RunPlan
-from lab.services import ServiceError, ServiceSet
+from lab.services import ServiceError, ServiceSet, remove_orphaned_dirs
 from lab.targets import StatsReader, TargetError, TargetProcess, fetch_stats, wait_ready
 
 START_DELAY_S = 0.1
@@ -248,6 +255,9 @@ class _Run:
         if plan.target.app and plan.target.cpus and plan.target.cpus > cores:
             return "failed", (f"target.cpus = {plan.target.cpus} asks for more CPU cores than this "
                               f"machine has ({cores})")
+        # What a lab killed mid-run could not remove (PostgreSQL's data directory).
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(remove_orphaned_dirs)
         self.services = ServiceSet(plan.services, plan.target.app_dir)
         if self.services.wanted:
             try:
@@ -425,7 +435,7 @@ class _Run:
                 if status != "completed":
                     stopping = True
                     stop_deadline = now + 3.0
-                    pool.broadcast({"cmd": "stop"})
+                    self._stop_workers()
             elif now > stop_deadline:
                 break
             for level in control.take_levels():
@@ -456,10 +466,19 @@ class _Run:
                     status, reason = "failed", pool.describe_exit(m.index)
                     stopping = True
                     stop_deadline = time.monotonic() + 3.0
-                    pool.broadcast({"cmd": "stop"})
+                    self._stop_workers()
         for iv in self.merger.flush(force=True):
             self._on_interval(iv)
         return status, reason
+
+    def _stop_workers(self) -> None:
+        """End the load now (the run stops early)."""
+        assert self.pool is not None
+        # A resource reading at the moment the load stops: the summary's CPU ends here,
+        # not at the next reading, by which time the target may have spent a second on a
+        # backlog of requests the workers gave up on (counted as interrupted, not done).
+        self._sample(self.elapsed())
+        self.pool.broadcast({"cmd": "stop"})
 
     async def _cleanup(self) -> None:
         if self.stats is not None:
@@ -484,15 +503,15 @@ class _Run:
         window_start = math.ceil(self.plan.load.warmup - 1e-9) if self.plan.load.warmup > 0 else 0.0
         target_stats = (window_stats(self.stats_start, self.stats_end, self.gauge_samples,
                                      window_start) if self.stats_end else {})
-        summary = summarise(
-            [_counts(iv) for iv in self.merger.merged],
-            [_reading(s) for s in self.samples],
-            self.plan.load.warmup,
-            target_stats or None,
-        )
-        if summary is None and self.merger.merged:
-            # Aborted inside the warm-up: summarise what there is rather than nothing.
-            summary = summarise([_counts(iv) for iv in self.merger.merged],
-                                [_reading(s) for s in self.samples], 0.0, target_stats or None)
+        intervals = [_counts(iv) for iv in self.merger.merged]
+        # A run that stopped early is summarised over what it measured after the warm-up,
+        # and not at all when that is under a second (its figures would be noise); the
+        # reason then says so, so every output shows "not measured" and why.
+        early = status != "completed"
+        summary = summarise(intervals, [_reading(s) for s in self.samples], self.plan.load.warmup,
+                            target_stats or None, min_measured_s=MIN_MEASURED_S if early else 0.0)
+        note = too_short_note(intervals, self.plan.load.warmup) if early else None
+        if summary is None and note:
+            reason = f"{reason}; {note}" if reason else note
         self.emit(RunFinished(self.key, status, reason, time.time(), summary, target_stats))
         return RunOutcome(self.key, status, reason, summary, target_stats)

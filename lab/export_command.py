@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from lab.exitcodes import ExitCode
+from lab.ids import RUN_ID
 
 if TYPE_CHECKING:
     from lab.store import Store
@@ -88,7 +89,7 @@ def render_export(store: Store, run_ids: Sequence[int], fmt: str, what: str = "s
 
 
 @click.command()
-@click.argument("run_ids", type=int, nargs=-1, required=True)
+@click.argument("run_ids", type=RUN_ID, nargs=-1, required=True)
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
               help="csv: one table (see --what); json: series, resources and target gauges per run.")
 @click.option("--what", type=click.Choice(WHAT), default=None,

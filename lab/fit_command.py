@@ -39,11 +39,17 @@ def _bad_input(message: str) -> NoReturn:
     sys.exit(ExitCode.BAD_INPUT)
 
 
+BIG = 1e9
+"""From this magnitude numbers are written with an exponent (1.369e+300), not as digits that
+would overflow their table cell."""
+
+
 def _num(v: float) -> str:
-    """A parameter for the table: thousands separators from 1,000, else 4 significant figures."""
+    """A parameter for the table: thousands separators from 1,000, else 4 significant figures
+    (an exponent from 1e9)."""
     if v == 0:
         return "0"
-    if abs(v) >= 1000:
+    if 1000 <= abs(v) < BIG:
         return f"{v:,.0f}"
     return f"{v:.4g}"
 
@@ -56,7 +62,7 @@ def _pm(v: float, se: float | None, fixed: bool = False) -> str:
         return f"{_num(v)} (fixed)"
     if se is None:
         return "0 (at bound)" if v == 0 else f"{_num(v)} ± –"
-    if se > 0:
+    if se > 0 and max(abs(v), se) < BIG:
         decimals = 1 - math.floor(math.log10(se))
         if decimals <= 0:
             return f"{v:,.0f} ± {se:,.0f}"
@@ -73,6 +79,8 @@ def _peak_cells(r: FitResult) -> tuple[str, str]:
         return "none", f"{_num(r.x_max)} (λ/σ, asymptote)"
     if r.x_max_kind == "n1" and r.x_max is not None:
         return "none", f"{_num(r.x_max)} (at N = 1)"
+    if r.x_max_kind == "first" and r.x_max is not None:
+        return "none", f"{_num(r.x_max)} (at N = {r.n_min:g})"
     return "none", "unbounded (linear)"
 
 
@@ -85,7 +93,12 @@ def render_json(path: str, fits: dict[str, FitResult]) -> str:
     """The JSON document (a contract): the USL fit's ``lambda``, ``sigma``, ``kappa``, ``r2``,
     ``n_star``, ``x_max`` at the top level (Amdahl's when it is the only model), plus ``model``,
     ``*_stderr``, ``x_max_kind``, ``points``, ``verdict``, ``file``, and an ``amdahl`` object
-    when both models were fitted."""
+    when both models were fitted.
+
+    The keys are always there; a value that means nothing is null: ``n_star`` when throughput
+    never peaks within or above the measured range (κ = 0, σ ≥ 1, or a fitted N* below the
+    smallest measured N or below 1: throughput falls from the first level), ``x_max`` when it
+    grows without bound (σ = κ = 0), and any non-finite number."""
     main = fits.get("usl") or fits["amdahl"]
     doc: dict[str, Any] = {"file": path, **_clean(main.as_dict())}
     if "usl" in fits and "amdahl" in fits:
@@ -156,7 +169,9 @@ def render_plot(concurrency: list[float], throughput: list[float], fits: dict[st
     styles = {"usl": ("USL", "blue"), "amdahl": ("Amdahl", "orange")}
     for model, r in fits.items():
         label, colour = styles[model]
-        plt.plot(grid.tolist(), r.predict(grid).tolist(), label=label, marker="braille", color=colour)
+        with np.errstate(all="ignore"):  # extreme λ may overflow at large N: no warning flood
+            curve = r.predict(grid)
+        plt.plot(grid.tolist(), curve.tolist(), label=label, marker="braille", color=colour)
     plt.scatter(concurrency, throughput, label="measured", marker="●", color="red")
     if n_star is not None and n_star <= n_hi:
         plt.vline(n_star, "green")

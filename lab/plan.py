@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from lab.load.engines import choose_client
-from lab.spec import Experiment, LoadSpec, ResolvedVariant, ServicesSpec, TargetSpec, sweep_variant
+from lab.spec import (
+    Experiment,
+    LoadSpec,
+    ResolvedVariant,
+    ServicesSpec,
+    TargetSpec,
+    located_error,
+    module_problem,
+    sweep_variant,
+)
 
 
 @dataclass(frozen=True)
@@ -156,3 +166,68 @@ def repeat_plans(plans: list[RunPlan], times: int) -> list[RunPlan]:
     groups = [uuid.uuid4().hex for _ in plans]
     return [replace(plan, repeat=i, repeat_group=groups[j])
             for i in range(times) for j, plan in enumerate(plans)]
+
+
+def usable_cores() -> int:
+    """CPU cores the lab may run on: its affinity mask, which a container, cgroup cpuset
+    or ``taskset`` can make smaller than the machine (targets are pinned inside it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _variant_loc(experiment: Experiment, plan: RunPlan, part: str, key: str) -> tuple[str | int, ...]:
+    """Where the value of ``part.key`` that ``plan`` uses is written: in its variant
+    when the variant sets it, else in the experiment's own table."""
+    for i, variant in enumerate(experiment.variants):
+        if variant.name == plan.variant and key in getattr(variant, part):
+            return ("variants", i, part, key)
+    return (part, key)
+
+
+def check_plans(experiment: Experiment, plans: Sequence[RunPlan]) -> None:
+    """What would only fail once a run has started, found before any starts.
+
+    - ``target.cpus`` above the cores this machine lets the lab use (`usable_cores`);
+    - a ``[target] app`` or ``[[services.apps]] app`` whose module cannot be found from
+      the directory and ``PYTHONPATH`` its process will have (`lab.spec.module_problem`:
+      nothing is imported, so no target code runs here).
+
+    Only ``plans`` are checked, so a variant left out with ``--variant`` may ask for more
+    than this machine has.
+
+    Raises:
+        SpecError: ``file:line: field: message`` for the first problem, the field as
+            written (``variants[1].target.cpus``, ``sweep.levels``, ``services.apps[0].app``).
+    """
+    path = str(experiment.source or experiment.name)
+    cores = usable_cores()
+    checked: set[tuple[Any, ...]] = set()
+    for plan in plans:
+        cpus = plan.target.cpus
+        if plan.target.app and cpus is not None and cpus > cores:
+            have = f"this machine has {cores} usable"
+            if plan.sweep is not None and plan.sweep.parameter == "target.cpus":
+                raise located_error(path, ("sweep", "levels"),
+                                    f"level {plan.sweep.level:g} asks for target.cpus = {cpus} "
+                                    f"cores, {have}")
+            raise located_error(path, _variant_loc(experiment, plan, "target", "cpus"),
+                                f"{cpus} cores asked, {have}")
+        app_dir = plan.target.app_dir
+        if plan.target.app and app_dir and not Path(app_dir).is_dir():
+            raise located_error(path, _variant_loc(experiment, plan, "target", "app_dir"),
+                                f"no such directory: {app_dir!r}")
+        apps: list[tuple[tuple[str | int, ...], str, dict[str, str]]] = []
+        if plan.target.app:
+            apps.append((_variant_loc(experiment, plan, "target", "app"), plan.target.app,
+                         plan.target.env))
+        services = _variant_loc(experiment, plan, "services", "apps")
+        apps += [((*services, i, "app"), app.app, app.env) for i, app in enumerate(plan.services.apps)]
+        for loc, app, env in apps:
+            key = (app, plan.target.app_dir, env.get("PYTHONPATH"))
+            if key in checked:
+                continue
+            problem = module_problem(app, plan.target.app_dir, env)
+            if problem:
+                raise located_error(path, loc, f"cannot import {app.partition(':')[0]!r} ({problem})")
+            checked.add(key)

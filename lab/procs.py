@@ -75,6 +75,41 @@ async def spawn(
     )
 
 
+def owner_alive(pid: int | None, started_at_unix: float | None = None,
+                started_by_unix: float | None = None) -> bool:
+    """Whether the lab process that owns something (a run, a service directory) still runs.
+
+    Args:
+        pid: the owner's pid.
+        started_at_unix: the owner's start time as psutil reports it (``create_time()``);
+            a process with this pid that started at another time is a newer process the
+            kernel gave the pid to, not the owner.
+        started_by_unix: when the start time was not recorded: the owner had started by
+            then (a process with this pid that started later is not it).
+
+    Returns:
+        False when the owner is gone; True when it runs, or when that cannot be told
+        (a process we may not inspect), so nothing of a live lab is ever taken for dead.
+    """
+    if not pid:
+        return False
+    try:
+        proc = psutil.Process(pid)
+        created = proc.create_time()
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+    except psutil.AccessDenied:
+        return True
+    except psutil.Error:
+        return False
+    if started_at_unix is not None:
+        # create_time() is derived from the boot time and the start tick: stable to 10 ms.
+        return abs(created - started_at_unix) < 0.5
+    if started_by_unix is not None:
+        return created <= started_by_unix + 1.0
+    return True
+
+
 def tree_pids(pid: int) -> list[int]:
     """``pid`` and all its descendants that are alive now."""
     try:

@@ -21,6 +21,7 @@ from typing import NoReturn
 import click
 
 from lab.exitcodes import ExitCode
+from lab.ids import RUN_ID
 
 
 def _bad_input(message: str) -> NoReturn:
@@ -79,7 +80,7 @@ def build_report(db_path: str, run_ids: Sequence[int]) -> str:
 
 
 @click.command()
-@click.argument("run_ids", type=int, nargs=-1, required=True)
+@click.argument("run_ids", type=RUN_ID, nargs=-1, required=True)
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False, allow_dash=True),
               default="report.html", show_default=True,
               help="The HTML file to write ('-' for stdout); replaced if it exists.")

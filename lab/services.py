@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import pwd
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -24,11 +26,21 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab.procs import spawn, terminate_tree
+import psutil
+
+from lab.procs import owner_alive, spawn, terminate_tree
 from lab.spec import AppServiceSpec, ServicesSpec, TargetSpec
 from lab.targets import TargetError, TargetProcess, free_port
 
 READY_TIMEOUT_S = 20.0
+PG_DIR_PREFIX = "lab-pg-"
+"""Name prefix of a throw-away PostgreSQL cluster's directory, in the temporary directory."""
+OWNER_FILE = "lab-owner.json"
+"""In such a directory: the lab process that made it (``pid``, ``started_at_unix``,
+``host``), so a later lab can tell a directory left by a killed lab from one in use."""
+UNMARKED_AGE_S = 600.0
+"""A directory without an owner file (made by a lab before there were owner files) is
+removed only when older than this and no process works in it."""
 _PG_USER = "postgres"  # PostgreSQL refuses to run as root; Debian's package creates this user
 
 INSTALL_HINTS = {
@@ -238,8 +250,11 @@ class PostgresService(_Process):
 
     async def start(self) -> None:
         user = _pg_user()
-        self._tmp = tempfile.mkdtemp(prefix="lab-pg-")
+        self._tmp = tempfile.mkdtemp(prefix=PG_DIR_PREFIX)
         self.datadir = Path(self._tmp) / "data"
+        # SIGKILL skips stop(): the processes end (parent-death signal) but the ~40 MB
+        # directory stays; the owner file lets the next run remove it.
+        (Path(self._tmp) / OWNER_FILE).write_text(json.dumps(_owner()))
         if user is not None:
             os.chown(self._tmp, user.pw_uid, user.pw_gid)
         init = _Process("initdb")
@@ -286,6 +301,68 @@ class PostgresService(_Process):
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+
+
+def _owner() -> dict[str, object]:
+    return {"pid": os.getpid(), "started_at_unix": psutil.Process(os.getpid()).create_time(),
+            "host": socket.gethostname()}
+
+
+def _orphaned(path: Path, now: float) -> bool:
+    """Whether a cluster directory was left by a lab that is gone (see ``OWNER_FILE``)."""
+    try:
+        owner = json.loads((path / OWNER_FILE).read_text())
+    except FileNotFoundError:
+        owner = None
+    except (OSError, ValueError):
+        return False  # unreadable (another user's) or being written: not ours to judge
+    if isinstance(owner, dict):
+        if owner.get("host") != socket.gethostname():
+            return False  # a /tmp shared between machines: its lab may run elsewhere
+        pid, started = owner.get("pid"), owner.get("started_at_unix")
+        if not isinstance(pid, int) or not isinstance(started, (int, float)):
+            return False
+        return not owner_alive(pid, float(started))
+    # No owner file: a lab from before owner files, or one between mkdtemp and writing
+    # it. Old enough and with no process working in it (initdb and postgres run with
+    # their working directory there), it is left over.
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    if now - st.st_mtime < UNMARKED_AGE_S or (os.geteuid() != 0 and st.st_uid != os.geteuid()):
+        return False  # young, or another user's (we could not remove it anyway)
+    inside = str(path)
+    for proc in psutil.process_iter(["cwd"]):
+        cwd = proc.info.get("cwd") or ""
+        if cwd == inside or cwd.startswith(inside + os.sep):
+            return False
+    return True
+
+
+def remove_orphaned_dirs(base: str | Path | None = None) -> list[Path]:
+    """Remove the throw-away PostgreSQL directories that labs killed mid-run left behind.
+
+    A directory is removed when its owner file names a lab process on this host that is
+    gone (no process with that pid and start time); a directory of a lab that runs is
+    never touched. Called at the start of every run.
+
+    Args:
+        base: where to look (default: the temporary directory, where they are made).
+
+    Returns:
+        The directories removed.
+    """
+    folder = Path(base or tempfile.gettempdir())
+    removed = []
+    now = time.time()
+    for path in sorted(folder.glob(PG_DIR_PREFIX + "*")):
+        if not path.is_dir() or path.is_symlink() or not _orphaned(path, now):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            removed.append(path)
+    return removed
 
 
 class AppService:

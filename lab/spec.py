@@ -7,11 +7,13 @@ Everything is checked when the file is loaded, every resolved variant included, 
 mistake is reported before anything is started: as ``file:line: field.path: message``.
 
 Durations are written as ``"250ms"``, ``"20s"``, ``"2m"``, ``"1h"`` or a number of
-seconds and are floats in seconds after validation.
+seconds and are floats in seconds after validation; none may exceed 24 hours.
 """
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import json
 import math
 import os
@@ -52,8 +54,11 @@ __all__ = [
     "Stage",
     "TargetSpec",
     "VariantSpec",
+    "check_duration_range",
     "check_target_importable",
     "find_experiment",
+    "located_error",
+    "module_problem",
     "load_experiment",
     "parse_duration",
     "sweep_variant",
@@ -137,18 +142,27 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
-def _positive_duration(value: object) -> float:
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise ValueError(f"must be > 0 (got {_show(value)})")
+MAX_DURATION_S = 24 * 3600.0
+"""The longest duration any field takes (a run, a stage, a timeout): a day. Longer is a
+typo (``100000h``), not an experiment."""
+
+
+def check_duration_range(seconds: float, value: object, allow_zero: bool = False) -> float:
+    """``seconds`` when within (0 or >0)..24 h, else ValueError naming the value and
+    the range."""
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError(f"must be {'>=' if allow_zero else '>'} 0 (got {_show(value)})")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"must be at most 24h (got {_show(value)})")
     return seconds
+
+
+def _positive_duration(value: object) -> float:
+    return check_duration_range(parse_duration(value), value)
 
 
 def _non_negative_duration(value: object) -> float:
-    seconds = parse_duration(value)
-    if seconds < 0:
-        raise ValueError(f"must be >= 0 (got {_show(value)})")
-    return seconds
+    return check_duration_range(parse_duration(value), value, allow_zero=True)
 
 
 PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
@@ -541,6 +555,8 @@ class LoadSpec(BaseModel):
                     "the open model needs 'rate' (requests per second) or 'stages'", ("rate",)
                 )
         total = self.total_duration_s
+        if total > MAX_DURATION_S:
+            raise _FieldError(f"add up to {total / 3600:g}h; a run lasts at most 24h", ("stages",))
         if self.warmup >= total:
             raise _FieldError(
                 f"must be shorter than the run ({_secs(total)}), got {_secs(self.warmup)}",
@@ -597,19 +613,24 @@ class LevelRange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    start: float = Field(gt=0)
-    stop: float = Field(gt=0)
-    step: float | None = Field(None, gt=0)
-    factor: float | None = Field(None, gt=1)
+    start: float = Field(gt=0, allow_inf_nan=False)
+    stop: float = Field(gt=0, allow_inf_nan=False)
+    step: float | None = Field(None, gt=0, allow_inf_nan=False)
+    factor: float | None = Field(None, gt=1, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _one_way(self) -> LevelRange:
         if (self.step is None) == (self.factor is None):
             raise ValueError("give exactly one of 'step' (add) or 'factor' (multiply)")
         if self.stop < self.start:
-            raise _FieldError(f"must be >= start ({self.start:g})", ("stop",))
-        if len(self.values()) > MAX_SWEEP_LEVELS:
-            raise ValueError(f"makes more than {MAX_SWEEP_LEVELS} levels")
+            raise _FieldError(f"must be >= start ({self.start:g}) (got {self.stop:g})", ("stop",))
+        count = len(self.values())
+        if count > MAX_SWEEP_LEVELS:
+            raise ValueError(f"makes more than {MAX_SWEEP_LEVELS} levels; use a larger "
+                             f"{'step' if self.step is not None else 'factor'} or a smaller stop")
+        if count < 2:
+            raise ValueError(f"makes {count} level ({self.start:g}); a sweep needs at least 2: "
+                             f"raise stop or lower the {'step' if self.step is not None else 'factor'}")
         return self
 
     def values(self) -> list[float]:
@@ -651,15 +672,17 @@ class SweepSpec(BaseModel):
     @field_validator("levels", mode="before")
     @classmethod
     def _range_table(cls, value: object) -> object:
-        # A table is a range; report its own error rather than "must be a list".
+        # A table is a range; report its own error rather than "must be a list", worded
+        # like every other spec error and located at the range's own field.
         if isinstance(value, dict):
             try:
                 return LevelRange.model_validate(value)
             except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(x) for x in first["loc"])
-                message = str(first["msg"]).removeprefix("Value error, ")
-                raise ValueError(f"{where}: {message}" if where else message) from None
+                loc, message = _describe(exc.errors()[0], LevelRange)
+                raise _FieldError(message, loc) from None
+        if not isinstance(value, list):
+            raise ValueError("must be a list of levels such as [1, 2, 4] or a range such as "
+                             f"{{start = 1, stop = 64, factor = 2}} (got {_show(value)})")
         return value
 
     @field_validator("levels")
@@ -670,10 +693,12 @@ class SweepSpec(BaseModel):
                 raise ValueError(f"a sweep needs at least 2 levels, got {len(value)}")
             if len(value) > MAX_SWEEP_LEVELS:
                 raise ValueError(f"at most {MAX_SWEEP_LEVELS} levels, got {len(value)}")
-            if any(v <= 0 or not math.isfinite(v) for v in value):
-                raise ValueError("levels must be positive numbers")
-            if len(set(value)) != len(value):
-                raise ValueError("levels must not repeat")
+            bad = next((v for v in value if v <= 0 or not math.isfinite(v)), None)
+            if bad is not None:
+                raise ValueError(f"levels must be positive numbers (got {bad:g})")
+            repeated = next((v for i, v in enumerate(value) if v in value[:i]), None)
+            if repeated is not None:
+                raise ValueError(f"levels must not repeat ({repeated:g} is given twice)")
         return value
 
     def values(self) -> list[float]:
@@ -1112,7 +1137,9 @@ def _describe(err: Any, root: type[BaseModel]) -> tuple[tuple[Any, ...], str]:
         return loc, f"unknown {what} {_show(value)}; allowed: {allowed}"
     if kind in _COMPARISONS:
         key, symbol = _COMPARISONS[kind]
-        return loc, f"must be {symbol} {ctx.get(key)} (got {_show(value)})"
+        limit = ctx.get(key)
+        shown = f"{limit:g}" if isinstance(limit, float) else limit
+        return loc, f"must be {symbol} {shown} (got {_show(value)})"
     if kind == "too_short":
         if ctx.get("min_length") == 1:
             return loc, "must not be empty"
@@ -1121,6 +1148,8 @@ def _describe(err: Any, root: type[BaseModel]) -> tuple[tuple[Any, ...], str]:
         return loc, "must not be empty"
     if kind in _TYPE_WORDS:
         return loc, f"must be {_TYPE_WORDS[kind]} (got {_show(value)})"
+    if kind == "finite_number":
+        return loc, f"must be a finite number (got {_show(value)})"
     message = str(err.get("msg", "invalid value"))
     return loc, message[:1].lower() + message[1:]
 
@@ -1346,11 +1375,7 @@ def check_target_importable(target: TargetSpec, path: str) -> None:
         return
 
     def fail(field: str, message: str) -> SpecError:
-        try:
-            line = _find_line(Path(path).read_text(encoding="utf-8"), tuple(field.split(".")))
-        except (OSError, UnicodeDecodeError):
-            line = None
-        return SpecError(path, line, field, message)
+        return located_error(path, tuple(field.split(".")), message)
 
     if not workdir.is_dir():
         raise fail("target.app_dir", f"no such directory: {str(workdir)!r}")
@@ -1374,3 +1399,53 @@ def check_target_importable(target: TargetSpec, path: str) -> None:
         reason = lines[-1] if lines else f"exit status {proc.returncode}"
         raise fail("target.app", f"cannot import {target.app!r}: {reason}")
     _importable.add(key)
+
+
+def located_error(path: str | Path, loc: tuple[str | int, ...], message: str) -> SpecError:
+    """A `SpecError` for the field at ``loc`` of the file at ``path``, with its line
+    when the file can be read (for checks made after loading, such as importability)."""
+    try:
+        line = _find_line(Path(path).read_text(encoding="utf-8"), loc)
+    except (OSError, UnicodeDecodeError):
+        line = None
+    return SpecError(path, line, _dotted(loc) or None, message)
+
+
+def module_problem(app: str, app_dir: str | None = None, env: dict[str, str] | None = None) -> str | None:
+    """Why the module of ``app`` (``module.path:attribute``) cannot be found, or None.
+
+    Looks the module up the way the uvicorn process the lab starts will: ``app_dir`` (or
+    the current directory) first, then the current directory, ``PYTHONPATH`` (the
+    process's own ``env`` wins over the lab's), then the lab's own ``sys.path`` (same
+    interpreter, same site-packages). Only finders are asked, level by level, so no code
+    of the app or of its packages runs in the lab. The attribute is not checked: that
+    needs the import.
+
+    Returns:
+        Python's own wording, e.g. ``No module named 'targets.nope'``; None when found.
+    """
+    module = app.partition(":")[0]
+    cwd = os.getcwd()
+    pythonpath = (env or {}).get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    search = [str(Path(cwd, app_dir)) if app_dir else cwd, cwd,
+              *(p for p in pythonpath.split(os.pathsep) if p), *sys.path]
+    parts = module.split(".")
+    found = importlib.machinery.PathFinder.find_spec(parts[0], search)
+    if found is None:
+        # Built-in modules and editable installs are found by the other finders on
+        # sys.meta_path; for a top-level name that asks them without importing anything.
+        try:
+            found = importlib.util.find_spec(parts[0])
+        except (ImportError, ValueError):
+            found = None
+    for depth in range(1, len(parts) + 1):
+        name = ".".join(parts[:depth])
+        if found is None:
+            return f"No module named {name!r}"
+        if depth == len(parts):
+            return None
+        locations = found.submodule_search_locations
+        if locations is None:
+            return f"No module named {'.'.join(parts[:depth + 1])!r}; {name!r} is not a package"
+        found = importlib.machinery.PathFinder.find_spec(".".join(parts[:depth + 1]), list(locations))
+    return None

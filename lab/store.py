@@ -5,7 +5,9 @@ frozen dataclasses back. The table and column names below are a contract: people
 ``results.db`` with other tools. Extra columns may be added, none renamed.
 
 * ``runs``: one row per run (status ``running`` / ``completed`` / ``failed`` /
-  ``aborted``), with its resolved configuration as JSON and the host's facts.
+  ``aborted``), with its resolved configuration as JSON and the host's facts, and the
+  lab process that records it (``lab_pid``, ``lab_started_at_unix``, ``lab_host``): a
+  ``running`` run whose lab process is gone was killed, and is marked ``failed``.
 * ``intervals``: one row per merged interval (normally one second) of a run, with the
   encoded HDR histograms, written as they arrive so a run that fails midway keeps what
   it measured.
@@ -42,7 +44,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -53,7 +55,15 @@ import psutil
 from sqlite_utils import Database
 from sqlite_utils.db import Table
 
-from lab.analysis.summary import CpuReading, IntervalCounts, Latency, Summary
+from lab.analysis.summary import (
+    MIN_MEASURED_S,
+    CpuReading,
+    IntervalCounts,
+    Latency,
+    Summary,
+    summarise,
+    too_short_note,
+)
 from lab.events import (
     ErrorSample,
     Event,
@@ -66,6 +76,7 @@ from lab.events import (
     TargetReady,
     TargetSample,
 )
+from lab.procs import owner_alive
 
 RUN_STATUSES = ("running", "completed", "failed", "aborted")
 """The values of ``runs.status``."""
@@ -213,6 +224,12 @@ class SweepRecord:
     """The levels' runs, in run order."""
     fits: list[dict[str, Any]]
     """Rows of ``fits``: ``model``, ``lambda``, ``sigma``, ``kappa``, ``r2``, ``n_star``, ..."""
+
+    @property
+    def missing_levels(self) -> list[float]:
+        """Planned levels that have no stored run (never run, or their run was deleted)."""
+        stored = {run.sweep_level for run in self.runs}
+        return [level for level in self.levels if float(level) not in stored]
 
 
 @dataclass(frozen=True)
@@ -465,12 +482,19 @@ def _m005_sweeps(db: Database) -> None:
     db["fits"].create_index(["sweep_id"])
 
 
+def _m006_lab_process_start(db: Database) -> None:
+    """The lab process's start time beside its pid: a pid the kernel gave to a newer
+    process after the lab was killed is then not taken for the lab still running."""
+    db.table("runs").add_column("lab_started_at_unix", float)
+
+
 _MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _m001_initial,
     _m002_lab_process,
     _m003_generator_health,
     _m004_services_and_target_series,
     _m005_sweeps,
+    _m006_lab_process_start,
 )
 """Schema steps in order; step ``n`` (1-based) brings ``PRAGMA user_version`` to ``n``."""
 
@@ -479,7 +503,7 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 
 _CHILD_TABLES = ("intervals", "resources", "errors", "run_events", "summaries", "target_samples")
 """Tables whose rows belong to one run (``run_id``); ``sweeps`` and ``fits`` belong to a
-sweep and stay when one of its runs is deleted."""
+sweep: deleting one of its runs removes the sweep's fits (see ``Store.delete_run``)."""
 
 
 # --------------------------------------------------------------------------- store
@@ -507,6 +531,9 @@ class Store:
             readonly: open for reading only: nothing is created or changed, so reading a
                 results.db on a read-only medium works.
 
+        Opened for writing, it first marks the runs whose lab process was killed
+        (``mark_abandoned_runs``); read-only, it shows them as marked without storing it.
+
         Raises:
             StoreError: the file is not a Scalability Lab results database (or, when
                 ``readonly``, does not exist), or its directory does not exist.
@@ -532,6 +559,7 @@ class Store:
             self._db.enable_wal()
             self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
+            self.mark_abandoned_runs()
 
     def _connect_readonly(self) -> sqlite3.Connection:
         uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
@@ -652,6 +680,7 @@ class Store:
             "target_url": None,
             "lab_pid": os.getpid(),
             "lab_host": socket.gethostname(),
+            "lab_started_at_unix": psutil.Process(os.getpid()).create_time(),
         }
         point = getattr(plan, "sweep", None)
         with self._write() as db:
@@ -687,32 +716,51 @@ class Store:
 
     def mark_abandoned_runs(self) -> list[int]:
         """Mark as failed the ``running`` runs whose lab process on this host is gone
-        (killed with SIGKILL, or the machine lost power), keeping what they measured.
+        (killed with SIGKILL, or the machine lost power), and summarise each from the
+        intervals and resource readings it stored (see ``_abandoned``).
+
+        Runs of a lab that still runs (same pid and start time), and runs recorded on
+        another host, are never touched. Called whenever a store is opened for writing.
 
         Returns:
             The ids of the runs marked.
         """
-        host = socket.gethostname()
-        rows = self._query("SELECT id, lab_pid, started_at_unix FROM runs "
-                           "WHERE status = 'running' AND lab_host = ?", [host])
         marked = []
-        for row in rows:
-            pid = row["lab_pid"]
-            alive = False
-            if pid:
-                try:
-                    # A reused pid started after the run did is not our lab.
-                    alive = psutil.Process(pid).create_time() <= row["started_at_unix"] + 1
-                except psutil.Error:
-                    alive = False
-            if not alive:
-                marked.append(int(row["id"]))
-        for run_id in marked:
+        for row in self._query("SELECT * FROM runs WHERE status = 'running'"):
+            if not self._owner_gone(row):
+                continue
+            reason, summary = self._abandoned(row)
             with self._write() as db:
-                db.execute(
-                    "UPDATE runs SET status = 'failed', reason = ? WHERE id = ? AND status = 'running'",
-                    ["the lab process ended without finishing this run (killed?)", run_id])
+                cur = db.execute("UPDATE runs SET status = 'failed', reason = ? "
+                                 "WHERE id = ? AND status = 'running'", [reason, row["id"]])
+                if cur.rowcount and summary is not None:
+                    self._table("summaries").insert(_summary_row(row["id"], summary, {}),
+                                                    replace=True)
+            if cur.rowcount:
+                marked.append(int(row["id"]))
         return marked
+
+    @staticmethod
+    def _owner_gone(row: dict[str, Any]) -> bool:
+        """Whether a ``running`` run's lab process is known to be gone (this host only)."""
+        if row["status"] != "running" or row.get("lab_host") != socket.gethostname():
+            return False
+        return not owner_alive(row.get("lab_pid"), row.get("lab_started_at_unix"),
+                               started_by_unix=row["started_at_unix"])
+
+    def _abandoned(self, row: dict[str, Any]) -> tuple[str, Summary | None]:
+        """The reason and summary of a run whose lab process died mid-run: figures over
+        what it stored after the warm-up, up to its last stored interval (none when that
+        is under ``MIN_MEASURED_S``, as for any run that stopped early)."""
+        load = _loads(row["config"]).get("load") or {}
+        warmup = float(load.get("warmup") or 0.0)
+        intervals = self.interval_counts(int(row["id"]))
+        summary = summarise(intervals, self.cpu_readings(int(row["id"])), warmup,
+                            min_measured_s=MIN_MEASURED_S)
+        what = ("figures from what it stored" if summary is not None
+                else too_short_note(intervals, warmup) or "nothing measured")
+        return (f"killed: the lab process (pid {row.get('lab_pid')}) ended without finishing "
+                f"this run; {what}", summary)
 
     def set_target(self, run_id: int, event: TargetReady) -> None:
         """Record the target's URL, root PID and startup time for a run."""
@@ -834,18 +882,37 @@ class Store:
                 row = _summary_row(run_id, event.summary, event.target_stats)
                 self._table("summaries").insert(row, replace=True)
 
-    def delete_run(self, run_id: int) -> None:
+    def delete_run(self, run_id: int) -> int | None:
         """Delete a run and all its rows (intervals, resources, errors, events, summary).
+
+        A run that is a level of a sweep takes the sweep's stored results with it: its fits,
+        report and capacity were computed from every level, so they are removed rather than
+        left stale (``lab.analysis.sweep.delete_run_and_refit`` fits again from the levels
+        left). The sweep itself goes with its last run.
+
+        Returns:
+            The id of the sweep the run was a level of and that still has runs (to refit),
+            else None.
 
         Raises:
             KeyError: no run has this id.
         """
         with self._write() as db:
-            if db.execute("SELECT 1 FROM runs WHERE id = ?", [run_id]).fetchone() is None:
+            found = db.execute("SELECT sweep_id FROM runs WHERE id = ?", [run_id]).fetchone()
+            if found is None:
                 raise KeyError(f"no run with id {run_id}")
             for table in _CHILD_TABLES:
                 self._table(table).delete_where("run_id = ?", [run_id])
             self._table("runs").delete_where("id = ?", [run_id])
+            sweep_id = found[0]
+            if sweep_id is None:
+                return None
+            self._table("fits").delete_where("sweep_id = ?", [sweep_id])
+            if db.execute("SELECT 1 FROM runs WHERE sweep_id = ? LIMIT 1", [sweep_id]).fetchone() is None:
+                self._table("sweeps").delete_where("id = ?", [sweep_id])
+                return None
+            self._table("sweeps").update(sweep_id, {"report": None, "capacity_rps": None})
+            return int(sweep_id)
 
     # ----------------------------------------------------------------- reads
 
@@ -861,7 +928,17 @@ class Store:
             marks = ", ".join("?" for _ in chunk)
             for srow in self._query(f"SELECT * FROM summaries WHERE run_id IN ({marks})", chunk):
                 summaries[srow["run_id"]] = srow
-        return [_run_record(row, summaries.get(row["id"])) for row in rows]
+        records = []
+        for row in rows:
+            if self._owner_gone(row):
+                # Not marked yet (a read-only store, or its lab died after this store was
+                # opened): shown as the next store opened for writing will store it.
+                reason, summary = self._abandoned(row)
+                record = _run_record({**row, "status": "failed", "reason": reason}, None)
+                records.append(replace(record, summary=summary))
+            else:
+                records.append(_run_record(row, summaries.get(row["id"])))
+        return records
 
     def list_runs(self, experiment: str | None = None, limit: int | None = None) -> list[RunRecord]:
         """Stored runs, newest first.

@@ -130,7 +130,17 @@ def parse_threshold(text: str) -> Threshold:
         raise ValueError(f"{number!r} is not a number in {text!r}") from None
     if not math.isfinite(value):
         raise ValueError(f"{number!r} is not a finite number in {text!r}")
-    return Threshold(text.strip(), metric.name, op, value * factor, metric.kind)
+    limit = value * factor
+    if metric.kind == "ratio" and not 0 <= limit <= 1:
+        # A share cannot leave 0..100 %: 'error_rate<150%' always passes, and a bare
+        # 'error_rate<5' (a fraction: 500 %) is almost surely a forgotten '%'.
+        shown = f"{number}{unit}" + ("" if unit else f" (= {limit * 100:g} %)")
+        raise ValueError(f"{metric.name} is a share: the limit in {text.strip()!r} must be "
+                         f"0-100% or a fraction 0-1, got {shown}")
+    if limit < 0:
+        raise ValueError(f"the limit in {text.strip()!r} must be >= 0 ({metric.name} is never "
+                         f"negative), got {number}{unit}")
+    return Threshold(text.strip(), metric.name, op, limit, metric.kind)
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,19 @@ def run_lab(*args: str, cwd: Path | None = None, timeout: float = 120,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def one_line_error(code: int, out: str, err: str) -> str:
+    """Assert a bad-input failure reported as one line on stderr (exit 2, no traceback,
+    nothing on stdout); return that line."""
+    from lab.exitcodes import ExitCode
+
+    assert code == ExitCode.BAD_INPUT, (code, out, err)
+    assert "Traceback" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert out == ""
+    return lines[0]
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "results.db"

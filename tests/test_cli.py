@@ -21,8 +21,7 @@ import pytest
 
 from lab import __version__
 from lab.cli import cli
-from lab.exitcodes import ExitCode
-from tests.conftest import REPO, _lab_children, run_lab, write_experiment
+from tests.conftest import REPO, _lab_children, one_line_error, run_lab, write_experiment
 
 BASE = """
 [experiment]
@@ -48,12 +47,7 @@ load = { vus = 3 }
 
 def _one_line_error(res: subprocess.CompletedProcess[str]) -> str:
     """Assert ``res`` is a bad-input failure reported as one line; return that line."""
-    assert res.returncode == ExitCode.BAD_INPUT, (res.returncode, res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr, res.stderr
-    lines = res.stderr.splitlines()
-    assert len(lines) == 1, res.stderr
-    assert res.stdout == ""
-    return lines[0]
+    return one_line_error(res.returncode, res.stdout, res.stderr)
 
 
 def _bad_run(tmp_path: Path, *args: str) -> str:

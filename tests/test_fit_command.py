@@ -222,3 +222,51 @@ def test_fit_data_error_fields(tmp_path: Path) -> None:
     err = info.value
     assert (err.path, err.line, err.column) == (str(path), 2, "throughput")
     assert isinstance(err, ValueError)
+
+
+# --------------------------------------------------------------------------- falling data, extreme values
+
+
+def _csv(tmp_path: Path, rows: list[tuple[float, float]], name: str = "data.csv") -> Path:
+    path = tmp_path / name
+    path.write_text("concurrency,throughput\n" + "".join(f"{n!r},{x!r}\n" for n, x in rows), encoding="utf-8")
+    return path
+
+
+FALLING = [(1, 1000.0), (2, 500.0), (4, 250.0), (8, 125.0), (16, 62.0), (32, 31.0)]
+
+
+def test_falling_data_reports_no_peak_below_the_measured_range(tmp_path: Path) -> None:
+    path = _csv(tmp_path, FALLING)
+    code, out, err = _run(str(path), "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    for key in ("lambda", "sigma", "kappa", "r2", "n_star", "x_max"):
+        assert key in doc  # the contract keys stay, null where not meaningful
+    assert doc["n_star"] is None
+    assert doc["x_max"] <= 1.01 * 1000.0 and doc["x_max_kind"] == "n1"
+    assert "retrograde from the start" in doc["verdict"]
+    assert "N* lies below the measured range" in doc["verdict"]
+    code, out, err = _run(str(path), "--model", "usl")
+    assert code == 0 and err == ""
+    n_star_row = next(line for line in out.splitlines() if line.startswith(" N*"))
+    assert n_star_row.split("│")[-1].strip() == "none"
+    assert "1000 (at N = 1)" in out and "throughput falls from the first level" in out
+
+
+def test_extreme_values_print_clean_numbers_without_warnings(tmp_path: Path) -> None:
+    import warnings
+
+    huge = _csv(tmp_path, [(1, 1e300), (2, 1.9e300), (4, 3e300), (8, 4e300), (16, 4.2e300), (32, 3e300)])
+    overflow = _csv(tmp_path, [(1, 1e308), (2, 1.7e308), (4, 1.7e308), (8, 1.6e308), (16, 1.5e308),
+                               (32, 1e308)], name="overflow.csv")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, out, err = _run(str(huge), "--plot")
+        assert code == 0 and err == ""
+        assert "1.007e+300" in out and "R²" in out
+        assert max(len(line) for line in out.splitlines()) <= 80  # no 300-digit number
+        code, out, err = _run(str(overflow), "--format", "json")
+        assert code == ExitCode.BAD_INPUT and out == "" and len(err.splitlines()) == 1
+        assert err.startswith(f"{overflow}: the USL fit did not converge to finite numbers")
+    assert [str(w.message) for w in caught] == []

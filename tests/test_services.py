@@ -3,14 +3,17 @@ target's stats series, end to end with real processes."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -19,8 +22,8 @@ import pytest
 from lab.engine import RunControl, run_plan, window_stats
 from lab.events import Event, ResourceSample, ServicesReady, TargetReady, TargetSample
 from lab.plan import plan_runs
-from lab.services import find_components
-from lab.spec import load_experiment
+from lab.services import OWNER_FILE, PG_DIR_PREFIX, find_components, remove_orphaned_dirs
+from lab.spec import Experiment, load_experiment
 from lab.store import Store
 from tests.conftest import REPO, run_lab, write_experiment
 
@@ -219,12 +222,23 @@ async def test_cpus_beyond_the_machine_fail_with_a_clear_reason(tmp_path: Path) 
                               f"({psutil.cpu_count()})")
 
 
+@pytest.fixture
+def pg_dirs() -> Iterator[set[Path]]:
+    """Collects the PostgreSQL directories a test's lab made; removes any left at the end."""
+    found: set[Path] = set()
+    yield found
+    for path in found:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @needs_redis
 @needs_postgres
-def test_sigkill_of_the_lab_leaves_no_service_behind(tmp_path: Path) -> None:
+def test_sigkill_of_the_lab_leaves_no_service_behind(tmp_path: Path, pg_dirs: set[Path]) -> None:
     path = write_experiment(tmp_path, ALL_SERVICES.replace('"3s"', '"30s"'), name="svc")
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "lab", "run", str(path), "--db",
-                             str(tmp_path / "r.db")], cwd=REPO, stdout=subprocess.DEVNULL,
+                             str(tmp_path / "r.db")], cwd=workdir, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
@@ -234,8 +248,11 @@ def test_sigkill_of_the_lab_leaves_no_service_behind(tmp_path: Path) -> None:
             cmdlines = []
             for k in kids:
                 with contextlib.suppress(psutil.Error):  # a child may exit meanwhile
-                    cmdlines.append(" ".join(k.cmdline()))
-            names = " ".join(cmdlines)
+                    cmdlines.append(k.cmdline())
+            for argv in cmdlines:
+                if "-D" in argv and argv[0].endswith("postgres"):
+                    pg_dirs.add(Path(argv[argv.index("-D") + 1]).parent)
+            names = " ".join(" ".join(argv) for argv in cmdlines)
             if "redis-server" in names and "postgres" in names and "lab.load.worker" in names:
                 break
             time.sleep(0.2)
@@ -243,12 +260,59 @@ def test_sigkill_of_the_lab_leaves_no_service_behind(tmp_path: Path) -> None:
             pytest.fail("the services never started")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        # Nothing ran the cleanup: the cluster's directory stays, with its owner file. (Read
+        # at once: any lab that starts a run from now on may remove it, as the next does.)
+        (pg_dir,) = pg_dirs
+        assert pg_dir.name.startswith(PG_DIR_PREFIX) and (pg_dir / OWNER_FILE).exists()
         _gone, alive = psutil.wait_procs(kids, timeout=10)
         assert not alive, [p.cmdline() for p in alive]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    # redis-server left nothing (no dump.rdb) in the lab's working directory.
+    assert list(workdir.iterdir()) == []
+    # The next run removes the directory as it starts (one that fails at once is enough).
+    plan = plan_runs(Experiment.model_validate({
+        "experiment": {"title": "next"}, "target": {"url": "http://127.0.0.1:9", "ready_timeout": 0.2},
+        "load": {"vus": 1, "duration": "1s", "requests": [{"path": "/"}]}}))[0]
+    outcome = asyncio.run(run_plan(plan, [], RunControl()))
+    assert outcome.status == "failed"
+    assert not pg_dir.exists()
+
+
+def test_only_directories_of_dead_labs_are_removed(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(10)
+    me = {"pid": os.getpid(), "started_at_unix": psutil.Process().create_time(),
+          "host": socket.gethostname()}
+    owners: dict[str, dict[str, object] | None] = {
+        "live": me,
+        "dead": {**me, "pid": dead.pid},
+        "pid-reused": {**me, "started_at_unix": me["started_at_unix"] - 100},  # type: ignore[operator]
+        "other-host": {**me, "pid": dead.pid, "host": "elsewhere"},
+        "old-unmarked": None,
+        "young-unmarked": None,
+        "old-unmarked-in-use": None,
+    }
+    for name, owner in owners.items():
+        folder = tmp_path / f"{PG_DIR_PREFIX}{name}"
+        (folder / "data").mkdir(parents=True)
+        if owner is not None:
+            (folder / OWNER_FILE).write_text(json.dumps(owner))
+        elif name.startswith("old"):
+            os.utime(folder, (time.time() - 3600, time.time() - 3600))
+    user = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                            cwd=tmp_path / f"{PG_DIR_PREFIX}old-unmarked-in-use" / "data")
+    try:
+        removed = remove_orphaned_dirs(tmp_path)
+    finally:
+        user.kill()
+        user.wait()
+    assert sorted(p.name.removeprefix(PG_DIR_PREFIX) for p in removed) == [
+        "dead", "old-unmarked", "pid-reused"]
+    assert sorted(p.name.removeprefix(PG_DIR_PREFIX) for p in tmp_path.iterdir()) == [
+        "live", "old-unmarked-in-use", "other-host", "young-unmarked"]
 
 
 def test_window_stats_counters_gauges_info_and_per_request() -> None:

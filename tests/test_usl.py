@@ -183,3 +183,67 @@ def test_bad_data_raises_one_line_fit_error(fitter: object, n: list[float], x: l
     assert message in text
     assert "\n" not in text
     assert isinstance(info.value, ValueError)
+
+
+# --------------------------------------------------------------------------- falling data, extreme values
+
+
+HALVING = ([1, 2, 4, 8, 16, 32], [1000.0, 500.0, 250.0, 125.0, 62.0, 31.0])
+"""Throughput that falls from the first level on: the USL puts N* ≈ 0.07, below any level."""
+
+
+def test_a_peak_below_the_measured_range_is_not_reported() -> None:
+    r = fit_usl(*HALVING)
+    assert r.r2 > 0.99
+    assert r.n_star is None  # the fitted N* ≈ 0.07 lies below N = 1
+    assert r.x_max_kind == "n1" and r.x_max is not None
+    assert r.x_max <= 1.01 * max(HALVING[1])  # not X(0.07), eight times anything measured
+    assert r.verdict.startswith("retrograde from the start: throughput falls from the first level")
+    assert "N* lies below the measured range" in r.verdict
+
+
+def test_a_peak_below_the_first_level_above_one_reports_x_at_that_level() -> None:
+    # Falling from N = 4 on: a fitted N* between 1 and 4 is below the measured range too.
+    n = [4, 6, 8, 12, 16, 24, 32]
+    x = usl_throughput(n, 1000.0, 0.05, 0.2).tolist()
+    r = fit_usl(n, x)
+    assert r.n_star is None and r.x_max_kind == "first"
+    assert r.x_max == pytest.approx(x[0], rel=1e-3)
+    assert "first level (N = 4," in r.verdict
+
+
+EXTREME = [
+    ([1, 2, 4, 8, 16, 32], [1e300, 1.9e300, 3e300, 4e300, 4.2e300, 3e300]),
+    ([1, 2, 4, 8, 16, 32], [1e-300, 1.9e-300, 3e-300, 4e-300, 4.2e-300, 3e-300]),
+    ([1, 2, 4, 8, 16, 32], [1e300, 2e300, 3e300, 1e-300, 5, 1e-10]),
+    ([1, 2, 4, 8, 16, 32], [1e308, 1.7e308, 1.7e308, 1.6e308, 1.5e308, 1e308]),
+    ([1e300, 2e300, 3e300, 4e300, 5e300, 6e300], [10, 20, 30, 40, 50, 60]),
+]
+
+
+@pytest.mark.parametrize(("n", "x"), EXTREME)
+@pytest.mark.parametrize("fitter", [fit_usl, fit_amdahl])
+def test_extreme_values_give_a_clean_fit_or_one_fit_error_and_no_warnings(
+        fitter: object, n: list[float], x: list[float]) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            r = fitter(n, x)  # type: ignore[operator]
+        except FitError as exc:
+            assert "\n" not in str(exc)
+        else:
+            assert all(math.isfinite(v) for v in (r.lambda_, r.sigma, r.kappa, r.r2))
+            assert r.x_max is None or math.isfinite(r.x_max)
+            assert len(r.verdict) < 400  # no number written out as 300 digits
+    assert [str(w.message) for w in caught] == []
+
+
+def test_scaled_throughput_gives_the_same_fit_at_any_unit() -> None:
+    n, x = _data(1000.0, 0.05, 0.002)
+    for scale in (1e-300, 1e290):
+        r = fit_usl(n, [v * scale for v in x])
+        assert _close(r.sigma, 0.05) and _close(r.kappa, 0.002) and r.r2 == pytest.approx(1.0, abs=1e-9)
+        peak = float(usl_throughput(21.79, 1000.0, 0.05, 0.002))
+        assert r.x_max is not None and _close(r.x_max / scale, peak, rel=0.001)

@@ -6,18 +6,39 @@ Queuing Formula: L = λW", Operations Research 9(3), 1961). The generator measur
 directly (its time-weighted mean of requests in flight, ``in_flight_mean``) and X and W
 from completed requests, so a large disagreement points at a measurement problem, or at
 a stage too short to reach a steady state (a queue still growing).
+
+Which intervals a stage gets: runs are stored in whole intervals (1 s) while stage
+boundaries need not fall on whole seconds (``--duration`` scales every stage, and a
+burst may last 0.2 s). Each interval goes to the stage that covers more than half of
+it, and the time it reaches into neighbouring stages is reported (``outside_s``); an
+interval no stage covers for more than half is left out. A stage with no interval of
+its own still gets a row, with its offered load and a ``note`` saying why it has no
+figures (shorter than one interval, in the warm-up, ...). The run's drain (requests
+finishing after the schedule ended, reported in the last interval) counts as the last
+stage's.
+
+Offered load comes from the schedule, not from the rate the intervals report (that is
+the rate at each interval's end, ~10 % high on a ramp): the mean scheduled rate (or VUs)
+over the same time the measured figures cover, so both describe the same seconds; for a
+stage in whole intervals on a linear ramp that is the mean of its start and end level.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from lab.load.histogram import merged
+from lab.load.profile import LoadProfile
 
 LITTLE_TOLERANCE = 0.2
 """Relative difference between measured and X·W in-flight above which a stage is flagged."""
+
+_EPS_S = 1e-6
+"""Seconds below which two instants are the same (stage durations scaled by ``--duration``
+carry float noise: 8/16 of 6 s came out as 3.0000000000000004)."""
 
 
 class _Interval(Protocol):
@@ -37,20 +58,23 @@ class _Interval(Protocol):
 
 @dataclass(frozen=True)
 class StageFigures:
-    """One stage of a run, over the whole intervals that ended in it."""
+    """One stage of a run, over the intervals assigned to it (see the module docstring)."""
 
     stage: int
     """Index of the stage (0-based)."""
     start_s: float
     end_s: float
-    """Seconds after the load began."""
+    """The time the figures cover, seconds after the load began: from the start of the
+    stage's first interval to the end of its last (the stage's own span when it has no
+    interval)."""
     offered: float
-    """Mean arrival rate asked for (open model, req/s) or mean active VUs (closed)."""
-    throughput_rps: float
-    """Successful requests per second."""
-    completed_rps: float
+    """Mean arrival rate scheduled (open model, req/s) or mean VUs scheduled (closed) over
+    the same time as the figures, within the schedule."""
+    throughput_rps: float | None
+    """Successful requests per second (None: no interval)."""
+    completed_rps: float | None
     """Completed attempts (ok + errors) per second: Little's X."""
-    error_rate: float
+    error_rate: float | None
     dropped: int
     p50_ms: float | None
     p99_ms: float | None
@@ -63,6 +87,22 @@ class StageFigures:
     in_flight_target: float | None = None
     """Mean of the target's own ``in_flight`` gauge over the stage, when it reports one
     (requests inside the target: excludes time on the wire and in the generator)."""
+    stage_start_s: float = 0.0
+    stage_end_s: float = 0.0
+    """The stage's own span in the schedule, seconds after the load began."""
+    intervals: int = 0
+    """How many intervals the figures come from."""
+    outside_s: float = 0.0
+    """Seconds of those intervals that lie in neighbouring stages (boundaries not on whole
+    intervals): the figures blend in that much of their load."""
+    note: str | None = None
+    """Why the stage has no figures (no interval of its own), else None."""
+    in_flight_first: float | None = None
+    in_flight_last: float | None = None
+    """Requests in flight (the generator's measured mean) in the interval just before the
+    figures' time (their first when the run starts with them) and in their last: a queue
+    that grows or drains across the stage (not a steady state) makes L and X·W differ by
+    design."""
 
     @property
     def little_error(self) -> float | None:
@@ -79,57 +119,205 @@ class StageFigures:
         error = self.little_error
         return None if error is None else abs(error) <= LITTLE_TOLERANCE
 
+    @property
+    def queue_change(self) -> tuple[float, float] | None:
+        """``(first, last)`` in-flight when the queue grew or drained across the stage
+        (by over `LITTLE_TOLERANCE` of the larger and by at least one request), else None.
 
-def stage_figures(intervals: Sequence[_Interval], model: str, warmup_s: float = 0.0,
-                  target_samples: Sequence[tuple[float, str, float]] = ()) -> list[StageFigures]:
-    """Group a run's intervals by stage and summarise each group.
+        Over a window that starts or ends with a backlog, X·W counts only the requests
+        that finished in it (with their time before it): a growing queue makes the
+        measured in-flight larger than X·W, a draining one smaller, with no
+        measurement problem. The table names this next to a ✗."""
+        first, last = self.in_flight_first, self.in_flight_last
+        if first is None or last is None:
+            return None
+        change = abs(last - first)
+        return (first, last) if change >= 1.0 and change > LITTLE_TOLERANCE * max(first, last) else None
+
+
+def schedule_of(load: Mapping[str, Any], user_levels: Sequence[tuple[float, float]] = ()
+                ) -> tuple[LoadProfile, list[tuple[float, float]]]:
+    """The load profile a run was scheduled with, and each stage's span.
 
     Args:
-        intervals: the run's stored intervals (``lab.store.IntervalRow``), time order.
-        model: ``open`` or ``closed`` (what ``offered`` means).
-        warmup_s: intervals starting before this are left out.
-        target_samples: the target's gauge readings ``(t_s, name, value)``; its
-            ``in_flight`` gauge, when present, is averaged per stage.
+        load: the run's stored ``[load]`` config (``LoadSpec.model_dump()``): ``model``,
+            ``vus`` or ``rate``, ``stages`` (``duration`` in seconds, ``target``),
+            ``duration``.
+        user_levels: ``(t_s, level)`` of every level a user set during the run, in time
+            order (``lab.store.RunEventRow`` with reason ``user``): held from then on.
 
     Returns:
-        One ``StageFigures`` per stage that has intervals, in stage order.
+        The profile (total level, VUs or req/s) and ``(start_s, end_s)`` of each stage.
     """
-    groups: dict[int, list[_Interval]] = {}
+    base = load.get("vus") if load.get("model", "closed") == "closed" else load.get("rate")
+    stages = [(float(st["duration"]), float(st["target"])) for st in load.get("stages") or []]
+    duration = float(load.get("duration") or 0.0)
+    profile = LoadProfile(stages, float(base or 0.0), duration)
+    spans, t = [], 0.0
+    for dur, _target in stages or [(profile.total_s, 0.0)]:
+        # Rounded to the ns: scaled durations add up to 3.0000000000000004 and the like.
+        spans.append((round(t, 9), round(t + dur, 9)))
+        t += dur
+    for t_s, level in user_levels:
+        profile.override(t_s, level)
+    return profile, spans
+
+
+def scheduled_mean(profile: LoadProfile, start_s: float, end_s: float) -> float:
+    """Mean scheduled level (req/s or VUs) over ``[start_s, end_s)``, clipped to the
+    profile; the last level when nothing of it is left."""
+    start, end = max(0.0, start_s), min(end_s, profile.total_s)
+    if end - start <= _EPS_S:
+        return profile.level_at(start_s)
+    return (_cumulative(profile, end) - _cumulative(profile, start)) / (end - start)
+
+
+def _cumulative(profile: LoadProfile, t: float) -> float:
+    """∫ level dt from 0 to ``t``: arrivals due (open model) or VU-seconds (closed)."""
+    for seg in profile.segments:
+        if t < seg.t1:
+            return seg.count_at(max(t, seg.t0))
+    last = profile.segments[-1]
+    return last.count_at(last.t1)
+
+
+def assign_intervals(intervals: Sequence[_Interval], spans: Sequence[tuple[float, float]],
+                     warmup_s: float = 0.0) -> list[tuple[int, _Interval, float]]:
+    """Give each interval to the stage covering more than half of it.
+
+    Intervals starting in the warm-up, empty ones and those no stage covers for more than
+    half (a boundary near the middle, or several short stages) are left out. Time after
+    the last stage (the run's drain) counts as the last stage's.
+
+    Returns:
+        ``(stage, interval, outside_s)`` in time order: ``outside_s`` is how much of the
+        interval lies in other stages.
+    """
+    out = []
+    last = len(spans) - 1
     for iv in intervals:
         if iv.t_s + 1e-9 < warmup_s or iv.duration_s <= 0:
             continue
-        groups.setdefault(iv.stage, []).append(iv)
-    out = []
-    for stage, ivs in sorted(groups.items()):
-        span = sum(iv.duration_s for iv in ivs)
-        ok = sum(iv.ok for iv in ivs)
-        completed = sum(iv.requests for iv in ivs)
-        errors = sum(iv.errors for iv in ivs)
-        ok_hist = merged([iv.histogram for iv in ivs if iv.histogram])
-        all_hist = merged([iv.histogram_all for iv in ivs if iv.histogram_all])
-        offered_values = [iv.target_rate if model == "open" else float(iv.active_vus) for iv in ivs]
-        measured = [(iv.in_flight_mean, iv.duration_s) for iv in ivs
-                    if getattr(iv, "in_flight_mean", None) is not None]
-        in_flight = (sum(v * d for v, d in measured) / sum(d for _, d in measured)
-                     if measured else None)
-        start, end = ivs[0].t_s, ivs[-1].t_s + ivs[-1].duration_s
-        inside = [v for t, name, v in target_samples if name == "in_flight" and start < t <= end]
-        x = completed / span if span else 0.0
-        w_ms = all_hist.mean_ms() if all_hist.count else None
-        out.append(StageFigures(
-            stage=stage,
-            start_s=ivs[0].t_s,
-            end_s=ivs[-1].t_s + ivs[-1].duration_s,
-            offered=sum(offered_values) / len(offered_values),
-            throughput_rps=ok / span if span else 0.0,
-            completed_rps=x,
-            error_rate=errors / completed if completed else 0.0,
-            dropped=sum(iv.dropped for iv in ivs),
-            p50_ms=ok_hist.percentile_ms(50) if ok_hist.count else None,
-            p99_ms=ok_hist.percentile_ms(99) if ok_hist.count else None,
-            mean_ms=w_ms,
-            in_flight_measured=in_flight,
-            in_flight_little=x * w_ms / 1000.0 if w_ms is not None else None,
-            in_flight_target=sum(inside) / len(inside) if inside else None,
-        ))
+        a, b = iv.t_s, iv.t_s + iv.duration_s
+        overlaps = [min(b, math.inf if k == last else end) - max(a, start)
+                    for k, (start, end) in enumerate(spans)]
+        k = max(range(len(spans)), key=overlaps.__getitem__)
+        if overlaps[k] > (b - a) / 2 + _EPS_S:
+            outside = (b - a) - overlaps[k]
+            out.append((k, iv, outside if outside > _EPS_S else 0.0))
     return out
+
+
+def stage_figures(intervals: Sequence[_Interval], load: Mapping[str, Any],
+                  target_samples: Sequence[tuple[float, str, float]] = (),
+                  user_levels: Sequence[tuple[float, float]] = ()) -> list[StageFigures]:
+    """Summarise a run's intervals stage by stage.
+
+    Args:
+        intervals: the run's stored intervals (``lab.store.IntervalRow``), time order.
+        load: the run's stored ``[load]`` config (``model``, ``warmup``, ``stages``, ...);
+            ``model`` says what ``offered`` means, intervals starting in the ``warmup``
+            are left out.
+        target_samples: the target's gauge readings ``(t_s, name, value)``; its
+            ``in_flight`` gauge, when present, is averaged per stage.
+        user_levels: levels a user set during the run (see ``schedule_of``).
+
+    Returns:
+        One ``StageFigures`` per stage, in stage order; a stage with no interval of its
+        own has None figures and a ``note``.
+    """
+    profile, spans = schedule_of(load, user_levels)
+    warmup_s = float(load.get("warmup") or 0.0)
+    groups: dict[int, list[tuple[_Interval, float]]] = {}
+    for k, iv, outside in assign_intervals(intervals, spans, warmup_s):
+        groups.setdefault(k, []).append((iv, outside))
+    lengths = sorted(iv.duration_s for iv in intervals[:-1]) or [1.0]
+    interval_s = lengths[len(lengths) // 2]
+    run_end = max((iv.t_s + iv.duration_s for iv in intervals), default=0.0)
+    position = {id(iv): i for i, iv in enumerate(intervals)}
+    out = []
+    for k, (stage_start, stage_end) in enumerate(spans):
+        if k in groups:
+            ivs = [iv for iv, _ in groups[k]]
+            i = position[id(ivs[0])]
+            edges = (getattr(intervals[max(i - 1, 0)], "in_flight_mean", None),
+                     getattr(ivs[-1], "in_flight_mean", None))
+            out.append(_figures(k, groups[k], profile, (stage_start, stage_end), target_samples,
+                                edges))
+        else:
+            note = _why_empty(stage_start, stage_end, warmup_s, interval_s, run_end)
+            out.append(StageFigures(
+                stage=k, start_s=stage_start, end_s=stage_end,
+                offered=scheduled_mean(profile, stage_start, stage_end),
+                throughput_rps=None, completed_rps=None, error_rate=None, dropped=0,
+                p50_ms=None, p99_ms=None, mean_ms=None, in_flight_measured=None,
+                in_flight_little=None, stage_start_s=stage_start, stage_end_s=stage_end,
+                note=note))
+    return out
+
+
+def _figures(stage: int, group: Sequence[tuple[_Interval, float]], profile: LoadProfile,
+             span: tuple[float, float], target_samples: Sequence[tuple[float, str, float]],
+             edges: tuple[float | None, float | None]) -> StageFigures:
+    ivs = [iv for iv, _ in group]
+    span_s = sum(iv.duration_s for iv in ivs)
+    ok = sum(iv.ok for iv in ivs)
+    completed = sum(iv.requests for iv in ivs)
+    errors = sum(iv.errors for iv in ivs)
+    ok_hist = merged([iv.histogram for iv in ivs if iv.histogram])
+    all_hist = merged([iv.histogram_all for iv in ivs if iv.histogram_all])
+    # Offered over the same seconds as the measured figures (the schedule's part of them).
+    scheduled_s = level_s = 0.0
+    for iv in ivs:
+        a, b = iv.t_s, min(iv.t_s + iv.duration_s, profile.total_s)
+        if b > a:
+            scheduled_s += b - a
+            level_s += _cumulative(profile, b) - _cumulative(profile, a)
+    offered = level_s / scheduled_s if scheduled_s > 0 else profile.level_at(profile.total_s)
+    measured = [(iv.in_flight_mean, iv.duration_s) for iv in ivs
+                if getattr(iv, "in_flight_mean", None) is not None]
+    in_flight = (sum(v * d for v, d in measured) / sum(d for _, d in measured)
+                 if measured else None)
+    start, end = ivs[0].t_s, ivs[-1].t_s + ivs[-1].duration_s
+    inside = [v for t, name, v in target_samples if name == "in_flight" and start < t <= end]
+    x = completed / span_s
+    w_ms = all_hist.mean_ms() if all_hist.count else None
+    return StageFigures(
+        stage=stage,
+        start_s=start,
+        end_s=end,
+        offered=offered,
+        throughput_rps=ok / span_s,
+        completed_rps=x,
+        error_rate=errors / completed if completed else 0.0,
+        dropped=sum(iv.dropped for iv in ivs),
+        p50_ms=ok_hist.percentile_ms(50) if ok_hist.count else None,
+        p99_ms=ok_hist.percentile_ms(99) if ok_hist.count else None,
+        mean_ms=w_ms,
+        in_flight_measured=in_flight,
+        in_flight_little=x * w_ms / 1000.0 if w_ms is not None else None,
+        in_flight_target=sum(inside) / len(inside) if inside else None,
+        stage_start_s=span[0],
+        stage_end_s=span[1],
+        intervals=len(ivs),
+        outside_s=sum(outside for _, outside in group),
+        in_flight_first=edges[0],
+        in_flight_last=edges[1],
+    )
+
+
+def _why_empty(start: float, end: float, warmup_s: float, interval_s: float, run_end: float) -> str:
+    """Why a stage got no interval, in a few words for the table."""
+    if end <= warmup_s + _EPS_S:
+        return "in the warm-up"
+    if start >= run_end - _EPS_S:
+        return "the run ended before it"
+    if end - start < interval_s - _EPS_S:
+        return f"{_secs(end - start)} long: shorter than one {_secs(interval_s)} interval"
+    if start < warmup_s:
+        return f"only {_secs(end - warmup_s)} after the warm-up"
+    return f"no {_secs(interval_s)} interval lies mostly in it"
+
+
+def _secs(value: float) -> str:
+    return f"{value:.2g} s" if value < 10 else f"{value:.0f} s"

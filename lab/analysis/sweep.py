@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from lab.analysis.usl import FitError, FitResult, fit_amdahl, fit_usl
@@ -225,11 +225,33 @@ def analyse_stored(store: Store, sweep_ids: Sequence[int],
                   for run in rec.runs]
         model = (rec.runs[0].config.get("load") or {}).get("model", "closed") if rec.runs else "closed"
         analysis = analyse(rec.parameter, model, levels, rec.slo_p99_ms)
+        if rec.missing_levels and analysis.fit_note and analysis.usl is None:
+            missing = ", ".join(f"{v:g}" for v in rec.missing_levels)
+            analysis = replace(analysis, fit_note=f"{analysis.fit_note} (no stored run for level "
+                                                 f"{missing}: deleted, or not run)")
         if save:
             store.save_sweep_result(sweep_id, analysis.as_dict(), analysis.capacity_rps,
                                     fit_rows(analysis))
         out.append((sweep_id, rec.variant, analysis))
     return out
+
+
+def delete_run_and_refit(store: Store, run_id: int) -> SweepAnalysis | None:
+    """Delete a run; when it was a level of a sweep, fit that sweep again from the levels
+    left and store the new fits (none with fewer than ``MIN_FIT_LEVELS``), so no N* computed
+    from a deleted level stays behind.
+
+    Returns:
+        The sweep's new analysis, or None for a run outside any sweep (or the last run of
+        one: the sweep went with it).
+
+    Raises:
+        KeyError: ``no run with id N``.
+    """
+    sweep_id = store.delete_run(run_id)
+    if sweep_id is None:
+        return None
+    return analyse_stored(store, [sweep_id], save=True)[0][2]
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ imports Textual.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, overload
@@ -31,7 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 Model = Literal["usl", "amdahl"]
-XMaxKind = Literal["peak", "asymptote", "n1"]
+XMaxKind = Literal["peak", "asymptote", "n1", "first"]
 
 MIN_LEVELS = 6
 """A fit needs at least this many distinct concurrency levels (issue 6)."""
@@ -76,13 +77,17 @@ class FitResult:
     """Coefficient of determination, 1 − SSR/SST, of the throughput (1.0 = perfect)."""
     n_star: float | None
     """N* = √((1 − σ)/κ): the concurrency at which throughput peaks; None when κ = 0 or σ ≥ 1
-    (throughput never peaks)."""
+    (throughput never peaks), and None when the fitted N* lies below the measured range (below
+    the smallest measured N, or below 1): throughput then falls from the first level on, and a
+    "peak" the data never shows is not reported."""
     x_max: float | None
     """The predicted maximum throughput (req/s): X(N*) when there is a peak ("peak"); the
-    asymptote λ/σ when κ = 0 and 0 < σ < 1 ("asymptote"); λ = X(1) when σ ≥ 1 ("n1");
-    None when σ = κ = 0 (linear, unbounded)."""
+    asymptote λ/σ when κ = 0 and 0 < σ < 1 ("asymptote"); when throughput falls from the
+    first level on (σ ≥ 1, or N* below the measured range), the model's X at the first level:
+    λ = X(1) ("n1") or X(smallest measured N) when that is above 1 ("first"); None when
+    σ = κ = 0 (linear, unbounded)."""
     x_max_kind: XMaxKind | None
-    """What ``x_max`` is: "peak", "asymptote", "n1", or None."""
+    """What ``x_max`` is: "peak", "asymptote", "n1", "first", or None."""
     points: int
     """Number of (N, X) points used (repeated levels count once each)."""
     n_min: float
@@ -158,7 +163,7 @@ def fit_usl(concurrency: ArrayLike, throughput: ArrayLike) -> FitResult:
             or non-finite number, constant throughput, or an optimiser failure.
     """
     n, x = _check(concurrency, throughput)
-    return _fit(n, x, "usl")
+    return _quiet_fit(n, x, "usl")
 
 
 def fit_amdahl(concurrency: ArrayLike, throughput: ArrayLike) -> FitResult:
@@ -178,7 +183,7 @@ def fit_amdahl(concurrency: ArrayLike, throughput: ArrayLike) -> FitResult:
         FitError: as :func:`fit_usl`.
     """
     n, x = _check(concurrency, throughput)
-    return _fit(n, x, "amdahl")
+    return _quiet_fit(n, x, "amdahl")
 
 
 # --------------------------------------------------------------------------- internals
@@ -206,7 +211,7 @@ def _check(concurrency: Any, throughput: Any) -> tuple[NDArray[np.float64], NDAr
     levels = np.unique(n).size
     if levels < MIN_LEVELS:
         raise FitError(f"a fit needs at least {MIN_LEVELS} levels, got {levels}")
-    if np.ptp(x) <= 1e-12 * max(float(np.max(np.abs(x))), 1e-300):
+    if np.ptp(x) <= 1e-12 * float(np.max(x)):  # relative: 1e-320 … 3e-320 is not constant
         raise FitError(f"throughput is constant ({x[0]:g} at every level): there is nothing to fit")
     return n, x
 
@@ -230,8 +235,11 @@ def _starts(n: NDArray[np.float64], x: NDArray[np.float64],
     lo = int(np.argmin(np.where(pos, n, np.inf)))
     lam_lo = float(x[lo] / n[lo]) if x[lo] > 0 else float(np.max(x / n))
     if npos.size >= 3:
-        coef, *_ = np.linalg.lstsq(np.column_stack([np.ones_like(npos), npos, npos**2]), npos / xpos,
-                                   rcond=None)
+        try:
+            coef, *_ = np.linalg.lstsq(np.column_stack([np.ones_like(npos), npos, npos**2]), npos / xpos,
+                                       rcond=None)
+        except np.linalg.LinAlgError:  # e.g. N near 1e300: N² overflows; the other starts remain
+            coef = np.full(3, np.nan)
         total = float(np.sum(coef))
         if total > 0 and np.isfinite(total):
             lam = 1.0 / total
@@ -316,6 +324,30 @@ ZERO_SSR_SHARE = 1e-9
 sum of squares by less than this share of the total sum of squares (R² unchanged to 9 digits)."""
 
 
+def _quiet_fit(n: NDArray[np.float64], x: NDArray[np.float64], model: Model) -> FitResult:
+    """:func:`_fit` with numpy's and scipy's floating-point warnings silenced.
+
+    Extreme inputs (throughput near 1e300 or 1e-300, N in the millions) make the optimiser
+    overflow or underflow on the way; it copes (a start that fails is skipped) but numpy and
+    scipy print a RuntimeWarning for every step, which would flood the user's terminal. The
+    result is checked for finite numbers instead, and a fit that is not is one FitError.
+    """
+    failed = FitError(f"the {'USL' if model == 'usl' else 'Amdahl'} fit did not converge to finite "
+                      f"numbers (throughput from {float(np.min(x)):g} to {float(np.max(x)):g}, "
+                      f"concurrency from {float(np.min(n)):g} to {float(np.max(n)):g})")
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            result = _fit(n, x, model)
+        except (ArithmeticError, np.linalg.LinAlgError):
+            raise failed from None
+    numbers = (result.lambda_, result.sigma, result.kappa, result.r2,
+               0.0 if result.x_max is None else result.x_max)
+    if not all(math.isfinite(v) for v in numbers):
+        raise failed
+    return result
+
+
 def _fit(n: NDArray[np.float64], x: NDArray[np.float64], model: Model) -> FitResult:
     """Least-squares fit of one model to validated data (see :func:`fit_usl`).
 
@@ -335,7 +367,8 @@ def _fit(n: NDArray[np.float64], x: NDArray[np.float64], model: Model) -> FitRes
         candidates += [(False, False)]
     solutions = []
     for free in candidates:
-        solved = _solve(n, xs, free, _starts(n, x, free))
+        # Starts in the scaled unit the solver works in (and no 1e300 / 1e-300 on the way).
+        solved = _solve(n, xs, free, _starts(n, xs, free))
         if solved is not None:
             solutions.append((free, solved))
     if not solutions or solutions[0][0] != free_full:
@@ -349,34 +382,49 @@ def _fit(n: NDArray[np.float64], x: NDArray[np.float64], model: Model) -> FitRes
     lam_se = se_s[0] * scale if se_s[0] is not None else None
     sig_se = se_s[1] if free[0] else None
     kap_se = se_s[2] if free[1] else None
-    resid = x - usl_throughput(n, lam, sig, kap)
-    ssr = float(np.sum(resid**2))
-    sst_x = float(np.sum((x - np.mean(x)) ** 2))
-    r2 = 1.0 - ssr / sst_x if sst_x > 0 else float("nan")
+    # R² on the scaled throughput: the same number, without overflow (1e300²) or underflow.
+    ssr = float(np.sum((xs - usl_throughput(n, float(p[0]), sig, kap)) ** 2))
+    r2 = 1.0 - ssr / sst if sst > 0 else float("nan")
 
     n_top = float(np.max(n))
-    n_star, x_max, kind = _peak(lam, sig, kap)
-    verdict = _verdict(model, lam, sig, kap, n_star, x_max, n_top)
+    n_min = float(np.min(n))
+    n_star, x_max, kind = _peak(lam, sig, kap, n_min)
+    verdict = _verdict(model, lam, sig, kap, n_star, x_max, n_top, n_min)
     if not r2 >= POOR_FIT_R2:
         verdict = (f"poor fit (R² = {r2:.2f}): the {'USL' if model == 'usl' else 'Amdahl'} model explains "
                    f"little of this data, so treat this reading with caution; {verdict}")
     return FitResult(model=model, lambda_=lam, sigma=sig, kappa=kap, lambda_stderr=lam_se,
                      sigma_stderr=sig_se, kappa_stderr=kap_se, r2=r2, n_star=n_star, x_max=x_max,
-                     x_max_kind=kind, points=int(n.size), n_min=float(np.min(n)), n_max=n_top,
+                     x_max_kind=kind, points=int(n.size), n_min=n_min, n_max=n_top,
                      verdict=verdict)
 
 
-def _peak(lam: float, sig: float, kap: float) -> tuple[float | None, float | None, XMaxKind | None]:
+def first_level(n_min: float) -> float:
+    """The concurrency below which a fitted peak is not reported: the smallest measured N,
+    and never below 1 (less than one unit of concurrency is not a level anyone runs)."""
+    return max(n_min, 1.0)
+
+
+def _peak(lam: float, sig: float, kap: float,
+          n_min: float = 1.0) -> tuple[float | None, float | None, XMaxKind | None]:
     """N*, the maximum throughput and its kind (see :attr:`FitResult.x_max`).
 
     dX/dN ∝ (1 − σ) − κN², so with κ > 0 and σ < 1 the peak is N* = √((1 − σ)/κ)
     (Gunther 2007, chapter 4); otherwise X never peaks: it tends to λ/σ (κ = 0, σ > 0),
     falls from N = 1 on (σ ≥ 1), or grows without bound (σ = κ = 0).
+
+    A peak below :func:`first_level` is no peak of the data: throughput falls from the first
+    level on, so the maximum is the model's X there, not X(N*) far below the measured range
+    (on falling data N* can come out at 0.07 with X(N*) eight times anything measured).
     """
+    lo = first_level(n_min)
+    falling_kind: XMaxKind = "n1" if lo == 1.0 else "first"
     if sig >= 1.0:
-        return None, lam, "n1"
+        return None, float(usl_throughput(lo, lam, sig, kap)), falling_kind
     if kap > 0.0:
         n_star = math.sqrt((1.0 - sig) / kap)
+        if n_star < lo:
+            return None, float(usl_throughput(lo, lam, sig, kap)), falling_kind
         return n_star, float(usl_throughput(n_star, lam, sig, kap)), "peak"
     if sig > 0.0:
         return None, lam / sig, "asymptote"
@@ -389,23 +437,34 @@ def _fmt_n(v: float) -> str:
 
 
 def _fmt(v: float) -> str:
-    """A number for prose: thousands separators, about three significant figures."""
-    if v >= 100:
+    """A number for prose: thousands separators, about three significant figures (and an
+    exponent from 1e9, not a line of digits)."""
+    if 100 <= v < 1e9:
         return f"{v:,.0f}"
     return f"{v:.3g}"
 
 
 def _verdict(model: Model, lam: float, sig: float, kap: float, n_star: float | None,
-             x_max: float | None, n_max: float) -> str:
-    """Plain-language reading of a fit, judged over the measured range (up to ``n_max``).
+             x_max: float | None, n_max: float, n_min: float = 1.0) -> str:
+    """Plain-language reading of a fit, judged over the measured range (``n_min`` … ``n_max``).
 
+    retrograde from the start: σ ≥ 1, or the fitted peak lies below the first level.
     near-linear: X(n_max) is at least 90 % of λ·n_max. coherency-bound: κ > 0 and either the
     peak N* lies within the measured range or the coherency term κN(N − 1) outweighs the
     contention term σ(N − 1) at n_max (κ·n_max ≥ σ). Otherwise contention-bound.
     """
+    lo = first_level(n_min)
     if sig >= 1.0:
-        return (f"retrograde from the start: σ = {sig:.3g} ≥ 1, so throughput is highest at N = 1 "
-                f"({_fmt(lam)}/s) and adding concurrency lowers it")
+        if lo == 1.0:
+            return (f"retrograde from the start: σ = {sig:.3g} ≥ 1, so throughput is highest at N = 1 "
+                    f"({_fmt(lam)}/s) and adding concurrency lowers it")
+        return (f"retrograde from the start: σ = {sig:.3g} ≥ 1, so throughput falls from the first "
+                f"level (N = {lo:g}, ≈ {_fmt(x_max or 0.0)}/s) and adding concurrency lowers it")
+    if kap > 0.0 and n_star is None:
+        fitted = math.sqrt((1.0 - sig) / kap)
+        return (f"retrograde from the start: throughput falls from the first level (N = {lo:g}, "
+                f"≈ {_fmt(x_max or 0.0)}/s) and adding concurrency lowers it; N* lies below the "
+                f"measured range (the fit puts it at {fitted:.2g}), so there is no peak to report")
     efficiency = float(usl_throughput(n_max, lam, sig, kap)) / (lam * n_max) if lam > 0 else 0.0
     if efficiency >= NEAR_LINEAR_EFFICIENCY:
         text = (f"near-linear: at N = {n_max:g} throughput is {efficiency:.0%} of linear scaling "

@@ -130,8 +130,8 @@ def gather(store: Store, run_ids: Sequence[int], source: str = "") -> ReportData
         errors[run.id] = store.errors(run.id)
         load = run.config.get("load") or {}
         if len(load.get("stages") or []) > 1:
-            stages[run.id] = stage_figures(intervals[run.id], load.get("model", "closed"),
-                                           float(load.get("warmup") or 0.0))
+            user_levels = [(e.t_s, e.level) for e in store.run_events(run.id) if e.reason == "user"]
+            stages[run.id] = stage_figures(intervals[run.id], load, user_levels=user_levels)
     sweep_ids = store.sweep_ids_of([run.id for run in runs])
     sweeps = [SweepEntry(sweep_id, store.get_sweep(sweep_id).experiment, variant, analysis)
               for sweep_id, variant, analysis in analyse_stored(store, sweep_ids, save=False)]

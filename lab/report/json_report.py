@@ -172,7 +172,10 @@ def stages_json(stages: Sequence[StageFigures]) -> list[dict[str, Any]]:
     ``start_s``, ``end_s``, ``offered`` (req/s, or VUs in the closed model),
     ``throughput_rps``, ``completed_rps``, ``error_rate``, ``dropped``, ``p50_ms``,
     ``p99_ms``, ``mean_ms``, ``in_flight_measured``, ``in_flight_little`` (X·W),
-    ``little_error`` (relative) and ``little_ok``."""
+    ``little_error`` (relative) and ``little_ok``; ``stage_start_s``/``stage_end_s`` (the
+    stage's own span; ``start_s``/``end_s`` are the time the figures cover),
+    ``intervals``, ``outside_s`` (seconds of them in neighbouring stages) and ``note``
+    (why a stage has no figures, else null)."""
     def r(value: float | None, digits: int = 3) -> float | None:
         return None if value is None else round(value, digits)
 
@@ -185,4 +188,6 @@ def stages_json(stages: Sequence[StageFigures]) -> list[dict[str, Any]]:
         "in_flight_little": r(st.in_flight_little), "in_flight_target": r(st.in_flight_target),
         "little_error": r(st.little_error, 4),
         "little_ok": st.little_ok,
+        "stage_start_s": r(st.stage_start_s), "stage_end_s": r(st.stage_end_s),
+        "intervals": st.intervals, "outside_s": r(st.outside_s), "note": st.note,
     } for st in stages]

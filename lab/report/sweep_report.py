@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lab.analysis.sweep import SweepAnalysis, plot_data
+from lab.analysis.usl import first_level
 from lab.report.table import MISSING, _compact_table, fmt_ms, fmt_rate, strip_ansi
 
 
@@ -87,6 +88,8 @@ def fits_table(sweeps: Sequence[tuple[str, SweepAnalysis]]) -> Table | None:
             x_max = fmt_rate(fit.x_max)
             if fit.x_max_kind == "asymptote":
                 x_max = f"→{x_max}"  # never reached: the limit as N grows
+            elif fit.x_max_kind in ("n1", "first"):
+                x_max = f"{x_max} at N={first_level(fit.n_min):g}"  # falls from the first level on
             table.add_row(variant, fit.model, pm(fit.lambda_, fit.lambda_stderr),
                           pm(fit.sigma, fit.sigma_stderr), pm(fit.kappa, fit.kappa_stderr),
                           f"{fit.r2:.3f}", _num(fit.n_star), x_max)
@@ -136,19 +139,23 @@ def sweep_plot(sweeps: Sequence[tuple[str, SweepAnalysis]], width: int = 78, hei
     plt.clear_figure()
     plt.plotsize(width, height)
     rate_sweep = all(a.slo_p99_ms is not None for _, a in sweeps)
-    for variant, a in sweeps:
-        data = plot_data(a)
-        xs, ys = [p[0] for p in data.points], [p[1] for p in data.points]
+    drawn = [(variant, plot_data(a)) for variant, a in sweeps]
+    for variant, data in drawn:
         if rate_sweep:
-            if xs:
-                plt.plot(xs, ys, label=f"{variant} p99", marker="dot")
+            if data.points:
+                plt.plot([p[0] for p in data.points], [p[1] for p in data.points],
+                         label=f"{variant} p99", marker="dot")
             continue
-        if xs:
-            plt.scatter(xs, ys, label=f"{variant} measured", marker="●")
         if data.curve:
             plt.plot([p[0] for p in data.curve], [p[1] for p in data.curve], label=f"{variant} USL fit")
         if data.n_star is not None:
             plt.vline(data.n_star)
+    # The measured points last, every variant's after every curve: plotext draws in call
+    # order, and a curve through a point's cell would hide the point otherwise.
+    for variant, data in drawn:
+        if not rate_sweep and data.points:
+            plt.scatter([p[0] for p in data.points], [p[1] for p in data.points],
+                        label=f"{variant} measured", marker="●")
     if rate_sweep:
         slo = next(a.slo_p99_ms for _, a in sweeps)
         plt.hline(slo)

@@ -306,13 +306,30 @@ def comparison_table(runs: Sequence[RunRecord], baseline: int = 0) -> Table:
     return table
 
 
+def sweep_label(run: RunRecord) -> str:
+    """Which sweep level a run is, e.g. ``3 · vus=8`` (sweep 3, level vus = 8); "" for a run
+    outside any sweep. A dotted parameter shows its last part (``env.USL_SERIAL_MS`` →
+    ``USL_SERIAL_MS``), so the cell stays narrow."""
+    if run.sweep_id is None:
+        return ""
+    sweep = run.config.get("sweep") if isinstance(run.config, dict) else None
+    parameter = str(sweep.get("parameter", "")) if isinstance(sweep, dict) else ""
+    level = "" if run.sweep_level is None else f"{run.sweep_level:g}"
+    name = parameter.rsplit(".", 1)[-1] or "level"
+    return f"{run.sweep_id} · {name}={level}" if level else str(run.sweep_id)
+
+
 def runs_table(runs: Sequence[RunRecord]) -> Table:
-    """The stored runs, one row each (for ``lab runs``): id, experiment, variant, status,
-    start (UTC), duration (s), goodput (req/s), p95 latency (ms) and error count."""
+    """The stored runs, one row each (for ``lab runs``): id, experiment, variant, the sweep
+    and level (only when a listed run is a sweep level), status, start (UTC), duration (s),
+    goodput (req/s), p95 latency (ms) and error count."""
+    sweeps = any(run.sweep_id is not None for run in runs)
     table = _compact_table("runs")
     table.add_column("id", justify="right")
     table.add_column("experiment", overflow="fold")
     table.add_column("variant", overflow="fold")
+    if sweeps:
+        table.add_column("sweep", overflow="fold")
     table.add_column("status")
     table.add_column("started (UTC)", no_wrap=True)
     table.add_column("dur s", justify="right")
@@ -325,6 +342,7 @@ def runs_table(runs: Sequence[RunRecord]) -> Table:
             str(run.id),
             run.experiment,
             run.variant,
+            *([sweep_label(run) or MISSING] if sweeps else []),
             _status(run),
             run.started_at[:16].replace("T", " "),
             fmt_seconds(run.duration_s),
@@ -605,13 +623,22 @@ def skipped_text(skipped: Sequence[dict[str, str]]) -> RenderableType:
 def stages_table(run: RunRecord, stages: Sequence[StageFigures]) -> Table:
     """One row per load stage of a run: offered load, throughput, p50/p99, errors, and
     the Little's law check (requests in flight measured by the generator against
-    throughput × mean latency; flagged when they differ by more than 20 %)."""
+    throughput × mean latency; flagged when they differ by more than 20 %).
+
+    ``t s`` is the time the figures cover (whole intervals); ``*`` marks a stage whose
+    intervals reach into its neighbours (boundaries off whole seconds), and a stage with
+    no interval of its own shows its own span, its offered load and why it has no
+    figures."""
     open_model = (run.config.get("load") or {}).get("model") == "open"
-    table = _compact_table(
-        f"run {run.id} ({run.variant}) by stage",
-        caption="in flight: measured by the generator (and the target's own gauge) / predicted by "
-                "Little's law L = X·W (X completed req/s, W mean latency); ✗ when they differ by "
-                "more than 20 %")
+    caption = ("offered: mean scheduled over the same seconds. in flight: measured by the "
+               "generator (and the target's own gauge) / predicted by Little's law L = X·W "
+               "(X completed req/s, W mean latency); ✗ when they differ by more than 20 %")
+    blended = [st for st in stages if st.outside_s > 0.05]
+    if blended:
+        caption += ("\n* its intervals reach into the neighbouring stages (a boundary inside an "
+                    "interval): " + ", ".join(f"stage {st.stage + 1} {st.outside_s:.1f} s"
+                                              for st in blended))
+    table = _compact_table(f"run {run.id} ({run.variant}) by stage", caption=caption)
     table.add_column("stage", justify="right")
     table.add_column("t s", justify="right")
     table.add_column("offered\nreq/s" if open_model else "VUs", justify="right")
@@ -626,18 +653,34 @@ def stages_table(run: RunRecord, stages: Sequence[StageFigures]) -> Table:
     table.add_column("in flight\nX·W", justify="right")
     table.add_column("", justify="left")
     for st in stages:
+        span = f"{_fmt_t(st.start_s)}–{_fmt_t(st.end_s)}" + ("*" if st in blended else "")
+        cells: list[str | Text] = [str(st.stage + 1), span, fmt_rate(st.offered)]
+        if st.note is not None:  # no interval of its own: no figures, and why
+            cells += [MISSING] * (6 + show_target) + [Text(st.note, style="dim")]
+            table.add_row(*cells)
+            continue
         ok = st.little_ok
-        cells: list[str | Text] = [
-            str(st.stage + 1), f"{st.start_s:.0f}–{st.end_s:.0f}", fmt_rate(st.offered),
+        cells += [
             fmt_rate(st.throughput_rps), fmt_ms(st.p50_ms), fmt_ms(st.p99_ms),
-            _pct(st.error_rate * 100),
+            _pct(st.error_rate * 100) if st.error_rate is not None else MISSING,
             MISSING if st.in_flight_measured is None else _fmt_figure(st.in_flight_measured)]
         if show_target:
             cells.append(MISSING if st.in_flight_target is None else _fmt_figure(st.in_flight_target))
-        cells += [MISSING if st.in_flight_little is None else _fmt_figure(st.in_flight_little),
-                  Text("") if ok is None else Text("✓", style="green") if ok else Text("✗", style="red")]
+        mark = Text("") if ok is None else Text("✓", style="green") if ok else Text("✗", style="red")
+        change = st.queue_change
+        if ok is False and change is not None:  # not a steady state: say so, next to the ✗
+            first, last = change
+            verb = "grew" if last > first else "drained"
+            mark.append(f" queue {verb} {_fmt_figure(first)}→{_fmt_figure(last)}", style="dim")
+        cells += [MISSING if st.in_flight_little is None else _fmt_figure(st.in_flight_little), mark]
         table.add_row(*cells)
     return table
+
+
+def _fmt_t(t_s: float) -> str:
+    """Seconds into the run: whole seconds as such, else one decimal (stage boundaries
+    scaled by ``--duration``)."""
+    return f"{t_s:.0f}" if abs(t_s - round(t_s)) < 0.05 else f"{t_s:.1f}"
 
 
 def thresholds_text(results: Sequence[ThresholdResult]) -> RenderableType:

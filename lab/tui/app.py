@@ -20,7 +20,7 @@ from textual.binding import Binding
 
 from lab.engine import run_plan
 from lab.exitcodes import ExitCode
-from lab.plan import RunPlan, plan_runs
+from lab.plan import RunPlan, check_plans, plan_runs
 from lab.spec import SpecError, find_experiment, load_experiment
 from lab.store import Store
 from lab.tui.screens.compare import CompareScreen
@@ -93,6 +93,7 @@ class LabApp(App[None]):
         try:
             exp = load_experiment(find_experiment(name, self.experiments_dir))
             plans = plan_runs(exp, [variant] if variant else None)
+            check_plans(exp, plans)
         except (SpecError, KeyError, ValueError) as exc:
             self.notify(f"{AUTORUN_ENV}={spec}: {exc}", severity="error", timeout=15)
             return

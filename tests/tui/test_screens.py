@@ -16,7 +16,7 @@ from lab.tui.screens.compare import CompareScreen
 from lab.tui.screens.confirm import ConfirmScreen
 from lab.tui.screens.experiments import ExperimentsScreen
 from lab.tui.screens.help import HelpScreen, key_text
-from lab.tui.screens.history import HistoryScreen
+from lab.tui.screens.history import COLUMN_INDEX, COLUMNS, HistoryScreen
 from lab.tui.screens.live import LiveScreen
 from lab.tui.widgets.chart import TimeChart
 from tests.tui.conftest import FakeEngine
@@ -187,14 +187,14 @@ async def test_history_filter_sort_select_and_compare(fixture_db: Path, experime
         await pilot.press("f")
         assert table.row_count == 4
         # Sort by throughput (o moves the sort column on), then reverse it.
-        while history.sort_column != 6:
+        while COLUMNS[history.sort_column].key != "rps":
             await pilot.press("o")
         assert [r.id for r in history.shown][0] == 1 or history.sort_reverse
         await pilot.press("O")
         first = [r.summary.throughput_rps for r in history.shown if r.summary]
         assert first == sorted(first) or first == sorted(first, reverse=True)
         # Back to newest first, select runs 1 and 2 (cursor rows 3 and 2), compare.
-        history.sort_column, history.sort_reverse = 4, True
+        history.sort_column, history.sort_reverse = COLUMN_INDEX["when"], True
         history._fill()
         await pilot.press("down", "down", "space", "space")
         assert history.selected == [2, 1]

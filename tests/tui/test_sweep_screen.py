@@ -6,43 +6,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-from textual.widgets import Static
+from textual.widgets import DataTable, Static
 
-from lab.analysis.summary import Latency, Summary
-from lab.events import RunFinished, RunStarted
-from lab.plan import plan_runs
-from lab.spec import load_experiment
-from lab.store import Recorder, Store
+from lab.store import Store
 from lab.tui.app import LabApp
+from lab.tui.screens.confirm import ConfirmScreen
 from lab.tui.screens.history import HistoryScreen
 from lab.tui.screens.sweep import SweepScreen
 from lab.tui.widgets.sweep_chart import SweepChart
-from tests.conftest import REPO, write_experiment
-from tests.tui.conftest import HOST
+from tests.test_sweep import record_synthetic_sweeps
 from tests.tui.test_screens import plain
-
-SWEEP = f"""
-    [experiment]
-    title = "tiny sweep"
-    [target]
-    app = "targets.usl_demo:app"
-    app_dir = "{REPO}"
-    env = {{ USL_WORK_MS = "10", USL_SERIAL_MS = "1" }}
-    [load]
-    vus = 1
-    [[load.requests]]
-    path = "/work"
-    [sweep]
-    parameter = "vus"
-    levels = [1, 2, 4, 8, 16, 32]
-    duration = "1s"
-    [[variants]]
-    name = "one"
-    [[variants]]
-    name = "two"
-    target.env = {{ USL_SERIAL_MS = "2" }}
-"""
-
 
 # Known curves: the screen must show what the fit of these exact points gives.
 CURVES = {"one": (50.0, 0.02, 0.001), "two": (50.0, 0.05, 0.004)}
@@ -51,44 +24,38 @@ CURVES = {"one": (50.0, 0.02, 0.001), "two": (50.0, 0.05, 0.004)}
 @pytest.fixture(scope="module")
 def sweep_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two stored sweeps (one per variant, 6 levels each) whose throughput follows known
-    USL curves exactly; written through the Recorder, as a real run would be."""
+    USL curves exactly; written through the Recorder, as a real run would be, and fitted."""
     folder = tmp_path_factory.mktemp("sweepdb")
     db = folder / "r.db"
-    plans = plan_runs(load_experiment(write_experiment(folder, SWEEP)))
-    with Store(db) as store:
-        recorder = Recorder(store)
-        for i, plan in enumerate(plans):
-            assert plan.sweep is not None
-            lam, sigma, kappa = CURVES[plan.variant]
-            n = plan.sweep.level
-            x = lam * n / (1 + sigma * (n - 1) + kappa * n * (n - 1))
-            r_ms = n / x * 1000
-            lat = Latency(p50=r_ms, p90=r_ms * 1.2, p95=r_ms * 1.3, p99=r_ms * 1.5, max=r_ms * 2,
-                          mean=r_ms, count=int(x * 2))
-            summary = Summary(requests=int(x * 2), ok=int(x * 2), errors=0, dropped=0, interrupted=0,
-                              bytes=0, window_s=2.0, throughput_rps=x, attempts_rps=x, latency_ms=lat,
-                              latency_all_ms=lat, service_ms=lat, error_rate=0.0)
-            key = f"sweep-{i}"
-            recorder(RunStarted(key, plan, 1_700_000_000.0 + i, HOST, "0.1.0"))
-            recorder(RunFinished(key, "completed", None, 1_700_000_002.0 + i, summary, {}))
+    record_synthetic_sweeps(folder, db, CURVES)
     return db
 
 
-async def test_sweep_screen_overlays_variants_with_fits(sweep_db: Path, tmp_path: Path) -> None:
+@pytest.fixture
+def lab_app(sweep_db: Path, tmp_path: Path) -> LabApp:
+    """The TUI on a copy of the sweep database, so a test may delete from it."""
     db = tmp_path / "r.db"
     shutil.copy(sweep_db, db)
-    app = LabApp(db, tmp_path)
+    return LabApp(db, tmp_path)
+
+
+async def _settle(pilot: object, app: LabApp) -> None:
+    await pilot.pause()  # type: ignore[attr-defined]
+    await app.workers.wait_for_complete()
+    await pilot.pause(0.2)  # type: ignore[attr-defined]
+
+
+async def test_sweep_screen_overlays_variants_with_fits(lab_app: LabApp) -> None:
+    app = lab_app
     async with app.run_test(size=(120, 60)) as pilot:
         app.open_history()
         await pilot.pause()
         history = app.screen
         assert isinstance(history, HistoryScreen)
         await pilot.press("w")  # the run under the cursor belongs to a sweep
-        await pilot.pause(0.5)
+        await _settle(pilot, app)
         screen = app.screen
         assert isinstance(screen, SweepScreen)
-        await app.workers.wait_for_complete()
-        await pilot.pause(0.2)
         # Newest first: the cursor sits on the last level of the second variant.
         chart = screen.query_one(SweepChart)
         assert [variant for variant, _a in chart.sweeps] == ["two"]
@@ -97,15 +64,11 @@ async def test_sweep_screen_overlays_variants_with_fits(sweep_db: Path, tmp_path
         assert "N*" in tables and "Little" in tables
 
 
-async def test_sweep_screen_shows_two_sweeps_and_their_curves(sweep_db: Path, tmp_path: Path) -> None:
-    db = tmp_path / "r.db"
-    shutil.copy(sweep_db, db)
-    app = LabApp(db, tmp_path)
+async def test_sweep_screen_shows_two_sweeps_and_their_curves(lab_app: LabApp) -> None:
+    app = lab_app
     async with app.run_test(size=(120, 60)) as pilot:
         app.push_screen(SweepScreen(sweep_ids=[1, 2]))
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause(0.2)
+        await _settle(pilot, app)
         chart = app.screen.query_one(SweepChart)
         assert [variant for variant, _a in chart.sweeps] == ["one", "two"]
         assert all(a.usl is not None for _v, a in chart.sweeps)
@@ -116,14 +79,98 @@ async def test_sweep_screen_shows_two_sweeps_and_their_curves(sweep_db: Path, tm
         assert "one" in str(chart.border_title) and "two" in str(chart.border_title)
 
 
-async def test_a_run_outside_any_sweep_says_so(tmp_path: Path, sweep_db: Path) -> None:
-    db = tmp_path / "r.db"
-    shutil.copy(sweep_db, db)
-    app = LabApp(db, tmp_path)
+async def test_a_run_outside_any_sweep_says_so(lab_app: LabApp) -> None:
+    app = lab_app
     async with app.run_test(size=(100, 40)) as pilot:
         app.push_screen(SweepScreen(run_ids=[999]))
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause(0.2)
+        await _settle(pilot, app)
         shown = plain(app.screen.query_one("#sweep-tables", Static).content)
         assert "run 999 is not part of a sweep" in shown
+
+
+async def test_sweep_chart_draws_the_measured_points_over_the_curve(lab_app: LabApp) -> None:
+    # The points lie exactly on the fitted curve: each stays visible only when drawn after it.
+    app = lab_app
+    async with app.run_test(size=(120, 60)) as pilot:
+        app.push_screen(SweepScreen(sweep_ids=[1]))
+        await _settle(pilot, app)
+        chart = app.screen.query_one(SweepChart)
+        drawn = chart.render().plain  # type: ignore[union-attr]
+        assert drawn.count("●") == 6, drawn  # the legend is in the border title, not here
+
+
+async def test_history_shows_each_runs_sweep_and_level(lab_app: LabApp) -> None:
+    app = lab_app
+    async with app.run_test(size=(140, 40)) as pilot:
+        app.open_history()
+        await _settle(pilot, app)
+        table = app.screen.query_one("#runs-table", DataTable)
+        assert "sweep" in [str(c.label) for c in table.columns.values()]
+        first = [str(cell) for cell in table.get_row_at(0)]
+        assert "2 · vus=32" in first  # newest first: the last level of the second sweep
+
+
+async def test_delete_of_a_sweep_level_warns_and_drops_the_fit(lab_app: LabApp) -> None:
+    app = lab_app
+    async with app.run_test(size=(140, 40)) as pilot:
+        app.open_history()
+        await _settle(pilot, app)
+        history = app.screen
+        assert isinstance(history, HistoryScreen)
+        await pilot.press("d")  # the cursor is on run 12, vus=32 of sweep 2
+        await pilot.pause()
+        confirm = app.screen
+        assert isinstance(confirm, ConfirmScreen)
+        warning = plain(confirm.query_one("#confirm-warning", Static).content)
+        assert "Run 12 is level 6 of 6 (vus=32) of sweep 2" in warning
+        assert "its fit (N*) will be dropped: 5 completed levels left, a fit needs 6" in warning
+        await pilot.press("y")
+        await _settle(pilot, app)
+        await _settle(pilot, app)
+        assert [r.id for r in history.runs][:1] == [11]
+        assert any("Run 12 deleted. Sweep 2: no fit now (5 completed levels left" in n.message
+                   for n in app._notifications)
+    with Store(app.db_path, readonly=True) as store:
+        assert store.get_sweep(2).fits == [] and store.get_sweep(2).missing_levels == [32]
+        assert [f["model"] for f in store.get_sweep(1).fits] == ["usl", "amdahl"]  # untouched
+
+
+async def test_delete_of_a_plain_run_has_no_sweep_warning(fixture_db: Path, experiments_dir: Path) -> None:
+    app = LabApp(fixture_db, experiments_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.open_history()
+        await _settle(pilot, app)
+        table = app.screen.query_one("#runs-table", DataTable)
+        assert "sweep" not in [str(c.label) for c in table.columns.values()]  # no sweep stored
+        await pilot.press("d")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and not app.screen.query("#confirm-warning")
+        await pilot.press("n")
+
+
+async def test_sweep_key_uses_the_cursor_when_the_selection_is_no_sweep(
+        fixture_db: Path, experiments_dir: Path) -> None:
+    record_synthetic_sweeps(experiments_dir.parent, fixture_db, CURVES, fit=False)
+    app = LabApp(fixture_db, experiments_dir)
+    async with app.run_test(size=(140, 40)) as pilot:
+        app.open_history()
+        await _settle(pilot, app)
+        history = app.screen
+        assert isinstance(history, HistoryScreen)
+        assert [r.id for r in history.shown][:5] == [4, 3, 2, 1, 16]  # plain runs are newer
+        await pilot.press("space", "space", "up")  # select 4 and 3; the cursor back on 3
+        assert history.selected == [4, 3]
+        await pilot.press("w")
+        await pilot.pause()
+        assert app.screen is history
+        assert any(n.message == "Runs 4 and 3 are not part of a sweep." for n in app._notifications)
+        await pilot.press("down", "down")  # the cursor on run 1: outside the selection, no sweep
+        await pilot.press("w")
+        await pilot.pause()
+        assert any(n.message == "Runs 4, 3 and 1 are not part of a sweep." for n in app._notifications)
+        await pilot.press("down")  # run 16: the last level of sweep 2
+        await pilot.press("w")
+        await _settle(pilot, app)
+        screen = app.screen
+        assert isinstance(screen, SweepScreen)
+        assert [v for v, _a in screen.query_one(SweepChart).sweeps] == ["two"]

@@ -16,6 +16,15 @@ class ConfirmScreen(ModalScreen[bool]):
     Args:
         question: what to confirm, one or two lines.
         yes_label: the text of the button that confirms.
+        warning: a consequence easy to miss (e.g. a sweep's fit recomputed), shown under the
+            question in the warning colour; None for none.
+    """
+
+    DEFAULT_CSS = """
+    #confirm-warning {
+        color: $warning;
+        margin-bottom: 1;
+    }
     """
 
     BINDINGS = [
@@ -23,15 +32,18 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No"),
     ]
 
-    def __init__(self, question: str, yes_label: str = "Yes") -> None:
+    def __init__(self, question: str, yes_label: str = "Yes", warning: str | None = None) -> None:
         super().__init__()
         self.question = question
         self.yes_label = yes_label
+        self.warning = warning
 
     def compose(self) -> ComposeResult:
         """The question and two buttons; No has the focus, so Enter is the safe answer."""
         with Vertical(id="confirm-dialog"):
             yield Static(self.question, id="confirm-question")
+            if self.warning:
+                yield Static(f"⚠ {self.warning}", id="confirm-warning", markup=False)
             with Horizontal(id="confirm-buttons"):
                 yield Button(f"{self.yes_label} (y)", variant="error", id="confirm-yes")
                 yield Button("No (n)", variant="primary", id="confirm-no")

@@ -12,7 +12,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
-from lab.plan import RunPlan, plan_runs
+from lab.plan import RunPlan, check_plans, plan_runs
+from lab.spec import SpecError
 from lab.tui.catalog import ExperimentEntry, discover
 from lab.tui.messages import ExperimentsLoaded
 from lab.tui.screens.base import LabScreen
@@ -32,7 +33,8 @@ def _entry_prompt(entry: ExperimentEntry) -> Text:
 
 
 def _details(entry: ExperimentEntry) -> RenderableType:
-    """The right pane: title, question, target, load, variants and the description."""
+    """The right pane: title, question, target, load, what to look for, variants and
+    the description."""
     if not entry.valid:
         return Group(
             Text(entry.name, style="bold"),
@@ -62,18 +64,15 @@ def _details(entry: ExperimentEntry) -> RenderableType:
         if len(loads) > 1:
             lines.append(v.load)
         variants.add_row(v.name, "\n".join(lines) or "")
-    parts: list[RenderableType] = [
-        Text(entry.title, style="bold"),
-        facts,
-        Text(""),
-        Text("Variants", style="bold underline"),
-        variants,
-    ]
+    parts: list[RenderableType] = [Text(entry.title, style="bold"), facts]
+    # What to look for comes right under the question, before the variants and the long
+    # description, so it is on screen without scrolling (even at 80x24, its start is).
+    if entry.look_for:
+        parts += [Text(""), Text("What to look for", style="bold underline"), Text(entry.look_for)]
+    parts += [Text(""), Text("Variants", style="bold underline"), variants]
     if entry.description:
         heading = "About" if entry.look_for else "What to look for"
         parts += [Text(""), Text(heading, style="bold underline"), Text(entry.description)]
-    if entry.look_for:
-        parts += [Text(""), Text("What to look for", style="bold underline"), Text(entry.look_for)]
     return Group(*parts)
 
 
@@ -177,10 +176,17 @@ class ExperimentsScreen(LabScreen[None]):
             self.notify(f"{entry.name} is invalid: {entry.error}", severity="error")
             return None
         try:
-            return plan_runs(entry.experiment, [variant] if variant else None)
+            plans = plan_runs(entry.experiment, [variant] if variant else None)
+            # Cores and app modules, as `lab run` checks them: a mistake is a
+            # notification here rather than a failed run stored in the history.
+            check_plans(entry.experiment, plans)
+        except SpecError as exc:
+            self.notify(str(exc), severity="error", timeout=10)
+            return None
         except (KeyError, ValueError) as exc:
             self.notify(f"{entry.name}: {exc}", severity="error")
             return None
+        return plans
 
     def action_run_all(self) -> None:
         """Run every variant of the highlighted experiment in turn."""

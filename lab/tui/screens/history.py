@@ -12,11 +12,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
-from lab.report.table import STATUS_STYLE, fmt_int, fmt_ms, fmt_rate, fmt_seconds
+from lab.analysis.sweep import MIN_FIT_LEVELS, delete_run_and_refit
+from lab.report.table import STATUS_STYLE, fmt_int, fmt_ms, fmt_rate, fmt_seconds, sweep_label
 from lab.store import RunRecord, Store
 from lab.tui.messages import RunDeleted, RunsLoaded
 from lab.tui.screens.base import LabScreen
 from lab.tui.screens.confirm import ConfirmScreen
+from lab.tui.screens.sweep import not_in_a_sweep
 
 SELECTED_MARK = "●"
 
@@ -51,6 +53,9 @@ COLUMNS = (
     Column("id", "id", lambda r: _right(str(r.id)), lambda r: r.id, "right"),
     Column("experiment", "experiment", lambda r: r.experiment, lambda r: r.experiment),
     Column("variant", "variant", lambda r: r.variant, lambda r: r.variant),
+    # Shown only when a stored run is a sweep level (see HistoryScreen.columns).
+    Column("sweep", "sweep", sweep_label,
+           lambda r: None if r.sweep_id is None else (r.sweep_id, r.sweep_level or 0.0)),
     Column("status", "status", lambda r: Text(r.status, style=STATUS_STYLE.get(r.status, "")),
            lambda r: r.status),
     Column("when", "started UTC", _when, lambda r: r.started_at_unix),
@@ -63,6 +68,55 @@ COLUMNS = (
     Column("errors", "err", lambda r: _right(fmt_int(_s(r, lambda s: s.errors))),
            lambda r: _s(r, lambda s: s.errors), "right"),
 )
+
+
+COLUMN_INDEX = {col.key: i for i, col in enumerate(COLUMNS)}
+
+
+def _usable(run: RunRecord) -> bool:
+    """A level a sweep's fit uses (as ``lab.analysis.sweep.analyse`` picks them)."""
+    return run.status == "completed" and run.summary is not None and run.summary.throughput_rps > 0
+
+
+def sweep_warning(run: RunRecord, runs: list[RunRecord]) -> str | None:
+    """What deleting ``run`` does to the sweep it is a level of, for the confirmation; None
+    for a run outside any sweep.
+
+    Args:
+        run: the run to delete.
+        runs: every stored run (the run's sweep siblings among them).
+    """
+    if run.sweep_id is None:
+        return None
+    sweep = run.config.get("sweep") if isinstance(run.config, dict) else None
+    sweep = sweep if isinstance(sweep, dict) else {}
+    parameter = str(sweep.get("parameter", "level"))
+    value = "?" if run.sweep_level is None else f"{run.sweep_level:g}"
+    where = f"level {parameter}={value}"
+    if isinstance(sweep.get("index"), int) and sweep.get("levels"):
+        where = f"level {sweep['index'] + 1} of {len(sweep['levels'])} ({parameter}={value})"
+    head = f"Run {run.id} is {where} of sweep {run.sweep_id}"
+    siblings = [r for r in runs if r.sweep_id == run.sweep_id and r.id != run.id]
+    if not siblings:
+        return f"{head}, its last run: the sweep and its fit go with it."
+    if parameter in ("rate", "load.rate"):
+        return f"{head}: its capacity at the SLO will be recomputed from the {len(siblings)} levels left."
+    left = sum(_usable(r) for r in siblings)
+    if left >= MIN_FIT_LEVELS:
+        return f"{head}: its fit (N*) will be recomputed from the {left} completed levels left."
+    if _usable(run) and left + 1 >= MIN_FIT_LEVELS:
+        return (f"{head}: its fit (N*) will be dropped: {left} completed levels left, "
+                f"a fit needs {MIN_FIT_LEVELS}.")
+    return f"{head}: {left} completed levels left (too few for a fit; it needs {MIN_FIT_LEVELS})."
+
+
+class SweepRunDeleted(RunDeleted):
+    """A sweep level's run was deleted and its sweep fitted again."""
+
+    def __init__(self, run_id: int, note: str) -> None:
+        super().__init__(run_id)
+        self.note = note
+        """What happened to the sweep's fit, one line."""
 
 
 def sort_runs(runs: list[RunRecord], column: Column, reverse: bool) -> list[RunRecord]:
@@ -98,7 +152,7 @@ class HistoryScreen(LabScreen[None]):
         """Selected run ids, in the order they were selected."""
         self.experiment_filter: str | None = None
         """Only runs of this experiment; None for all."""
-        self.sort_column = 4
+        self.sort_column = COLUMN_INDEX["when"]
         """Index in ``COLUMNS`` of the sort column (start time by default)."""
         self.sort_reverse = True
         """Newest (largest) first by default."""
@@ -114,11 +168,26 @@ class HistoryScreen(LabScreen[None]):
         """Set up the columns and read the runs in a thread."""
         self.sub_title = "History"
         table = self.query_one("#runs-table", DataTable)
-        table.add_column("", key="mark", width=1)
-        for col in COLUMNS:
-            table.add_column(col.label, key=col.key)
+        self._set_columns(table)
         table.focus()
         self.load_runs()
+
+    @property
+    def columns(self) -> list[Column]:
+        """The columns shown: all but "sweep" when no stored run is a sweep level (the
+        table then fits 80 columns)."""
+        sweeps = any(r.sweep_id is not None for r in self.runs)
+        return [col for col in COLUMNS if sweeps or col.key != "sweep"]
+
+    def _set_columns(self, table: DataTable) -> None:
+        """(Re)create the table's columns when the shown set changed; the rows go too."""
+        keys = ["mark", *(col.key for col in self.columns)]
+        if [c.value for c in table.columns] == keys:
+            return
+        table.clear(columns=True)
+        table.add_column("", key="mark", width=1)
+        for col in self.columns:
+            table.add_column(col.label, key=col.key)
 
     def on_screen_resume(self) -> None:
         """Read again when coming back (a run may have ended, or one was deleted)."""
@@ -149,9 +218,11 @@ class HistoryScreen(LabScreen[None]):
         table = self.query_one("#runs-table", DataTable)
         cursor_key = self._cursor_run_id()
         table.clear()
+        self._set_columns(table)
+        columns = self.columns
         for run in self.shown:
             mark = SELECTED_MARK if run.id in self.selected else ""
-            table.add_row(mark, *(col.cell(run) for col in COLUMNS), key=str(run.id))
+            table.add_row(mark, *(col.cell(run) for col in columns), key=str(run.id))
         if cursor_key is not None:
             index = next((i for i, r in enumerate(self.shown) if r.id == cursor_key), 0)
             table.move_cursor(row=index, animate=False)
@@ -213,9 +284,28 @@ class HistoryScreen(LabScreen[None]):
             self.lab.open_compare(ids)
 
     def action_sweep(self) -> None:
-        """Show the sweeps of the selected runs (or of the run under the cursor)."""
-        if ids := self._chosen_ids():
+        """Show the sweeps of the selected runs (or of the run under the cursor).
+
+        The Help screen shows the paragraph above. When no selected run is a sweep level
+        (or nothing is selected), the sweep of the run under the cursor is shown; when that
+        is no sweep level either, a notification names the runs."""
+        by_id = {r.id: r for r in self.runs}
+
+        def in_sweep(run_id: int) -> bool:
+            run = by_id.get(run_id)
+            return run is not None and run.sweep_id is not None
+
+        ids = [i for i in self.selected if in_sweep(i)]
+        cursor = self._cursor_run_id()
+        if not ids and cursor is not None and in_sweep(cursor):
+            ids = [cursor]
+        if ids:
             self.lab.open_sweeps(ids)
+            return
+        asked = list(self.selected) + ([cursor] if cursor is not None and cursor not in self.selected else [])
+        if asked:
+            text = not_in_a_sweep(asked)
+            self.notify(f"{text[0].upper()}{text[1:]}.", severity="warning")
 
     @on(DataTable.RowSelected)
     def _row_chosen(self, event: DataTable.RowSelected) -> None:
@@ -236,22 +326,37 @@ class HistoryScreen(LabScreen[None]):
             if yes:
                 self.delete_run(run.id)
 
-        self.app.push_screen(
-            ConfirmScreen(f"Delete run {run.id} ({run.experiment} / {run.variant}, {run.status})?\n"
-                          "Its intervals, resources and summary go too.", yes_label="Delete"),
-            confirmed,
-        )
+        question = (f"Delete run {run.id} ({run.experiment} / {run.variant}, {run.status})?\n"
+                    "Its intervals, resources and summary go too.")
+        self.app.push_screen(ConfirmScreen(question, yes_label="Delete",
+                                           warning=sweep_warning(run, self.runs)), confirmed)
 
     @work(thread=True, group="history-delete", exit_on_error=False, name="deleting a run")
     def delete_run(self, run_id: int) -> None:
-        """Delete one run (a thread)."""
+        """Delete one run (a thread); a sweep it was a level of is fitted again from the
+        levels left, so no fit of the deleted level stays stored."""
         try:
             with Store(self.lab.db_path) as store:
-                store.delete_run(run_id)
+                sweep_id = store.get_run(run_id).sweep_id
+                analysis = delete_run_and_refit(store, run_id)
         except KeyError as exc:
             self.post_message(RunDeleted(run_id, str(exc.args[0])))
             return
-        self.post_message(RunDeleted(run_id))
+        if sweep_id is None:
+            self.post_message(RunDeleted(run_id))
+        elif analysis is None:
+            self.post_message(SweepRunDeleted(run_id, f"Sweep {sweep_id} went with its last run"))
+        elif analysis.usl is not None and analysis.usl.n_star is not None:
+            self.post_message(SweepRunDeleted(
+                run_id, f"Sweep {sweep_id} refitted: N* ≈ {analysis.usl.n_star:.3g}"))
+        elif analysis.usl is not None:
+            self.post_message(SweepRunDeleted(run_id, f"Sweep {sweep_id} refitted: no peak"))
+        elif analysis.parameter in ("rate", "load.rate"):
+            self.post_message(SweepRunDeleted(run_id, f"Sweep {sweep_id}: capacity recomputed"))
+        else:
+            left = sum(lv.status == "completed" and lv.throughput_rps > 0 for lv in analysis.levels)
+            self.post_message(SweepRunDeleted(run_id, f"Sweep {sweep_id}: no fit now ({left} completed "
+                                                      f"levels left, a fit needs {MIN_FIT_LEVELS})"))
 
     @on(RunDeleted)
     def _run_deleted(self, message: RunDeleted) -> None:
@@ -260,7 +365,8 @@ class HistoryScreen(LabScreen[None]):
         else:
             if message.run_id in self.selected:
                 self.selected.remove(message.run_id)
-            self.notify(f"Run {message.run_id} deleted.")
+            note = f" {message.note}." if isinstance(message, SweepRunDeleted) else ""
+            self.notify(f"Run {message.run_id} deleted.{note}")
         self.load_runs()
 
     def action_filter(self) -> None:
@@ -272,8 +378,12 @@ class HistoryScreen(LabScreen[None]):
         self._fill()
 
     def action_sort(self) -> None:
-        """Sort by the next column."""
-        self.sort_column = (self.sort_column + 1) % len(COLUMNS)
+        """Sort by the next column.
+
+        Only the columns shown take part (the sweep column is hidden without sweeps)."""
+        shown = [COLUMN_INDEX[col.key] for col in self.columns]
+        later = [i for i in shown if i > self.sort_column]
+        self.sort_column = later[0] if later else shown[0]
         self._fill()
 
     def action_reverse(self) -> None:

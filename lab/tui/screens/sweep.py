@@ -21,6 +21,17 @@ from lab.tui.screens.base import LabScreen
 from lab.tui.widgets.sweep_chart import SweepChart
 
 
+def not_in_a_sweep(run_ids: Sequence[int]) -> str:
+    """``run 9 is not part of a sweep``, ``runs 9 and 8 are not part of a sweep``,
+    ``runs 9, 8 and 7 are not part of a sweep``."""
+    names = [str(i) for i in run_ids]
+    if not names:
+        return "no run or sweep chosen"
+    if len(names) == 1:
+        return f"run {names[0]} is not part of a sweep"
+    return f"runs {', '.join(names[:-1])} and {names[-1]} are not part of a sweep"
+
+
 class SweepScreen(LabScreen[None]):
     """Sweeps the given runs belong to (or the given sweeps), overlaid.
 
@@ -58,8 +69,7 @@ class SweepScreen(LabScreen[None]):
                 if sweep_id not in ids:
                     ids.append(sweep_id)
             if not ids:
-                shown = ", ".join(str(i) for i in self.run_ids)
-                self.post_message(SweepsLoaded([], f"run {shown} is not part of a sweep"))
+                self.post_message(SweepsLoaded([], not_in_a_sweep(self.run_ids)))
                 return
             try:
                 sweeps = analyse_stored(store, ids)

@@ -57,19 +57,19 @@ class SweepChart(PlotextPlot):
             return
         rate = self.is_rate_sweep(sweeps)
         legend = []
+        points = []
         for i, (variant, a) in enumerate(sweeps):
             color = PALETTE[i % len(PALETTE)]
             rgb = self._color(color)
             data = plot_data(a, samples=80)
             xs, ys = [p[0] for p in data.points], [p[1] for p in data.points]
+            if xs:
+                points.append((xs, ys, rgb))
             if rate:
                 if xs:
                     plt.plot(xs, ys, color=rgb, marker="braille")
-                    plt.scatter(xs, ys, color=rgb, marker="●")
                 legend.append(f"[${color}]● {escape(variant)} p99[/]")
                 continue
-            if xs:
-                plt.scatter(xs, ys, color=rgb, marker="●")
             label = f"[${color}]● {escape(variant)}"
             if data.curve:
                 plt.plot([p[0] for p in data.curve], [p[1] for p in data.curve], color=rgb,
@@ -78,6 +78,10 @@ class SweepChart(PlotextPlot):
                 plt.vertical_line(data.n_star, color=rgb)
                 label += f" N*≈{data.n_star:.3g}"
             legend.append(label + "[/]")
+        # The measured points last, every variant's after every line: plotext draws in call
+        # order, and a curve through a point's cell would hide the point otherwise.
+        for xs, ys, rgb in points:
+            plt.scatter(xs, ys, color=rgb, marker="●")
         if rate:
             slo = next(a.slo_p99_ms for _, a in sweeps)
             plt.horizontal_line(slo, color=self._color("error"))

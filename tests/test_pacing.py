@@ -1,0 +1,100 @@
+"""The closed model's ``max_rps`` cap spaces requests evenly, with real generator workers
+against a real server that records when each request arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+from lab.generators import GeneratorPool
+from lab.spec import LoadSpec
+
+
+class _ArrivalServer:
+    """An in-process uvicorn whose app answers ``ok`` at once and notes the
+    ``time.monotonic()`` of every request's arrival (the workers' clock too)."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[float] = []
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=0,
+                                                    log_level="warning", lifespan="off", interface="asgi3",
+                                                    loop="none"))
+
+    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        self.arrivals.append(time.monotonic())
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
+
+
+@pytest.fixture
+async def arrivals() -> AsyncIterator[_ArrivalServer]:
+    srv = _ArrivalServer()
+    serving = asyncio.create_task(srv.server.serve())
+    try:
+        for _ in range(500):
+            if srv.server.started:
+                break
+            await asyncio.sleep(0.01)
+        assert srv.server.started
+        yield srv
+    finally:
+        srv.server.should_exit = True
+        await serving
+
+
+async def _run_closed(base_url: str, workers: int, **load: Any) -> float:
+    """Run the closed model with ``workers`` generator processes; return its t0."""
+    spec = LoadSpec.model_validate({"timeout": 2.0, "client": "fast",
+                                    "requests": [{"path": "/"}], **load})
+    pool = GeneratorPool({"base_url": base_url, "seed": 1, "interval_s": 1.0,
+                          "load": spec.model_dump(mode="json")}, workers=workers)
+    try:
+        await pool.start()
+        t0 = time.monotonic() + 0.2
+        pool.broadcast({"cmd": "start", "t0": t0})
+        ended: set[int] = set()
+        while len(ended) < workers:
+            m = await asyncio.wait_for(pool.messages.get(), 20)
+            if m.msg.get("type") in ("done", "exit"):
+                ended.add(m.index)
+    finally:
+        await pool.close()
+    return t0
+
+
+async def test_max_rps_spaces_requests_evenly_across_vus_and_workers(arrivals: _ArrivalServer) -> None:
+    t0 = await _run_closed(arrivals.base_url, workers=2, vus=4, max_rps=50, duration=2.0)
+    sent = [t - t0 for t in arrivals.arrivals]
+    assert all(t >= -0.001 for t in sent), sent[:5]
+    # Uncapped, 4 VUs send thousands per second: 50 req/s for 2 s is 100 (a few % leeway).
+    assert 97 <= len(sent) <= 101, len(sent)
+    # Evenly spaced: each 100 ms window holds about 5. asyncio-throttle sent each second's
+    # allowance at its start (14 to 26 in one window, then 0 for 0.8 s).
+    windows = [0] * 20
+    for t in sent:
+        windows[min(int(t * 10), 19)] += 1
+    assert max(windows) <= 10 and min(windows) >= 2, windows
+    gaps = sorted(b - a for a, b in zip(sent, sent[1:], strict=False))
+    assert 0.015 <= gaps[len(gaps) // 2] <= 0.025, gaps  # median: 1/50 s
+
+
+async def test_max_rps_below_one_per_worker_is_kept_exact(arrivals: _ArrivalServer) -> None:
+    # 1.2 req/s over 2 workers is 0.6 req/s each: neither rounded up to 1 req/s (4
+    # requests, two at once) nor unthrottled. Together one every 1/1.2 s: at 0, 0.83, 1.67.
+    t0 = await _run_closed(arrivals.base_url, workers=2, vus=4, max_rps=1.2, duration=2.0)
+    sent = [t - t0 for t in arrivals.arrivals]
+    assert len(sent) == 3, sent
+    for i, t in enumerate(sent):
+        assert t == pytest.approx(i / 1.2, abs=0.05), sent
