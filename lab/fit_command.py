@@ -156,6 +156,8 @@ def render_plot(concurrency: list[float], throughput: list[float], fits: dict[st
     import numpy as np
     import plotext as plt
 
+    from lab.report.sweep_report import legend_headroom
+
     n_hi = max(concurrency)
     usl = fits.get("usl")
     n_star = usl.n_star if usl is not None else None
@@ -167,10 +169,13 @@ def render_plot(concurrency: list[float], throughput: list[float], fits: dict[st
     plt.plotsize(width, PLOT_HEIGHT)
     plt.theme("pro" if color else "clear")
     styles = {"usl": ("USL", "blue"), "amdahl": ("Amdahl", "orange")}
+    top = max(throughput)
     for model, r in fits.items():
         label, colour = styles[model]
         with np.errstate(all="ignore"):  # extreme λ may overflow at large N: no warning flood
             curve = r.predict(grid)
+        finite = curve[np.isfinite(curve)]
+        top = max(top, float(finite.max()) if finite.size else top)
         plt.plot(grid.tolist(), curve.tolist(), label=label, marker="braille", color=colour)
     plt.scatter(concurrency, throughput, label="measured", marker="●", color="red")
     if n_star is not None and n_star <= n_hi:
@@ -179,7 +184,7 @@ def render_plot(concurrency: list[float], throughput: list[float], fits: dict[st
     plt.xlabel("concurrency N")
     plt.ylabel("throughput")
     plt.xlim(0, n_hi)
-    plt.ylim(0, None)
+    plt.ylim(0, legend_headroom(top, PLOT_HEIGHT, len(fits) + 1))  # the legend sits top left
     out = str(plt.build())
     plt.clear_figure()
     return out if color else str(plt.uncolorize(out))

@@ -125,6 +125,14 @@ def verdicts(sweeps: Sequence[tuple[str, SweepAnalysis]]) -> Text:
     return out
 
 
+def legend_headroom(top: float, height: int, legend_lines: int) -> float:
+    """The y-axis maximum that leaves ``legend_lines`` + 1 free rows above ``top`` in a
+    plotext plot ``height`` rows tall (its title, x axis and labels take about 5)."""
+    area = max(height - 5, 2)
+    free = min(legend_lines + 1, area - 1)
+    return top * area / (area - free) if top > 0 else 1.0
+
+
 def sweep_plot(sweeps: Sequence[tuple[str, SweepAnalysis]], width: int = 78, height: int = 20,
                color: bool = False) -> str:
     """A terminal plot of the sweeps, variants overlaid: measured X(N) as points, the
@@ -156,6 +164,13 @@ def sweep_plot(sweeps: Sequence[tuple[str, SweepAnalysis]], width: int = 78, hei
         if not rate_sweep and data.points:
             plt.scatter([p[0] for p in data.points], [p[1] for p in data.points],
                         label=f"{variant} measured", marker="●")
+    # plotext draws its legend over the plot's top-left corner; room above the data for
+    # its lines keeps it from hiding a measured point.
+    legend_lines = sum((1 if rate_sweep else (bool(d.curve) + bool(d.points))) for _, d in drawn)
+    top = max((y for _, d in drawn for y in [p[1] for p in d.points + d.curve]), default=0.0)
+    if rate_sweep:
+        top = max(top, next(a.slo_p99_ms for _, a in sweeps) or 0.0)
+    plt.ylim(0, legend_headroom(top, height, legend_lines))
     if rate_sweep:
         slo = next(a.slo_p99_ms for _, a in sweeps)
         plt.hline(slo)
