@@ -71,13 +71,24 @@ def _format_option(f: Callable[..., Any]) -> Callable[..., Any]:
                         help="Output format on stdout.")(f)
 
 
+class _StdoutClosed(SystemExit):
+    """stdout's reader went away; exits 0 unless a command catches it to go on to its own
+    exit code (``lab run`` does: the runs decide it)."""
+
+
+def _stdout_to_devnull() -> None:
+    """Send what is still to be written to stdout nowhere (its reader is gone), so neither
+    the next write nor the flush at exit fails again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 class _StdoutConsole(Console):
     def on_broken_pipe(self) -> None:
         # `lab show 1 | head` closed the pipe: that is the reader's choice, not a failed
         # run (rich's default exits 1, which exit code 1 documents as "a run failed").
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        raise SystemExit(ExitCode.OK)
+        _stdout_to_devnull()
+        raise _StdoutClosed(ExitCode.OK)
 
 
 def _stdout_console() -> Console:
@@ -297,9 +308,14 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
 
         sweeps = analyse_stored(store, store.sweep_ids_of(ids), save=True)
         intervals = {run.id: store.intervals(run.id) for run in runs} if repeat > 1 else {}
+        warnings = _nothing_served_warnings(store, runs)
     results = _check_thresholds(runs, plans, cli_thresholds)
     _print_runs(exp.name, runs, fmt, skipped, exp.experiment.look_for, stages, sweeps,
                 results, intervals if repeat > 1 else None)
+    for line in warnings:
+        click.echo(line, err=True)
+    # The exit code says how the runs went, whether or not the reader of stdout stayed
+    # to the end (`lab run ... | head` closes it early: that fails nothing).
     if "aborted" in statuses:
         sys.exit(ExitCode.INTERRUPTED)
     if "failed" in statuses:
@@ -310,6 +326,23 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
                    + "; ".join(f"run {r.run_id} ({r.variant}) {r.describe()}" for r in failed[:5]),
                    err=True)
         sys.exit(ExitCode.RUN_FAILED)
+
+
+def _nothing_served_warnings(store: Any, runs: Sequence[Any]) -> list[str]:
+    """A stderr line for each completed run in which no request succeeded (a target that
+    answers nothing): exit code 0 and a table of dashes would hide it. Failed and aborted
+    runs say why already."""
+    from lab.analysis.summary import nothing_served
+
+    lines = []
+    for run in runs:
+        what = nothing_served(run.summary) if run.summary is not None else None
+        if run.status != "completed" or what is None:
+            continue
+        errors = sorted(store.errors(run.id), key=lambda e: -e.count)
+        sample = f"; e.g. {errors[0].message}" if errors and errors[0].message else ""
+        lines.append(f"lab: warning: run {run.id} ({run.variant}) completed, but {what}{sample}")
+    return lines
 
 
 async def _run_plans(plans: list[RunPlan], store: Any, quiet: bool) -> tuple[list[int], list[str]]:
@@ -421,6 +454,26 @@ def _print_runs(experiment: str, runs: Sequence[Any], fmt: str,
                 results: Sequence[Any] = (),
                 repeat_intervals: dict[int, list[Any]] | None = None,
                 changes: Sequence[tuple[Any, list[Any]]] = ()) -> None:
+    """Print runs in ``fmt`` on stdout (see ``_write_runs``).
+
+    A reader that closes stdout early (``lab run ... | head -40``) ends the output, not
+    the command: the rest is dropped and the caller goes on to the exit code its runs and
+    thresholds give. (click turns a BrokenPipeError it sees into exit 1, "a run failed".)
+    """
+    try:
+        _write_runs(experiment, runs, fmt, skipped, look_for, stages, sweeps, results,
+                    repeat_intervals, changes)
+    except (BrokenPipeError, _StdoutClosed):
+        _stdout_to_devnull()
+
+
+def _write_runs(experiment: str, runs: Sequence[Any], fmt: str,
+                skipped: Sequence[dict[str, str]], look_for: str,
+                stages: dict[int, list[Any]] | None,
+                sweeps: Sequence[tuple[int, str, Any]],
+                results: Sequence[Any],
+                repeat_intervals: dict[int, list[Any]] | None,
+                changes: Sequence[tuple[Any, list[Any]]]) -> None:
     from lab.report.json_report import experiment_json, stages_json
     from lab.report.table import (
         comparison_table,

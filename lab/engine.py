@@ -22,10 +22,11 @@ import psutil
 
 from lab import __version__
 from lab.analysis.summary import (
-    MIN_MEASURED_S,
     CpuReading,
     IntervalCounts,
     Summary,
+    min_measured_for,
+    planned_measured_s,
     summarise,
     too_short_note,
 )
@@ -504,13 +505,17 @@ class _Run:
         target_stats = (window_stats(self.stats_start, self.stats_end, self.gauge_samples,
                                      window_start) if self.stats_end else {})
         intervals = [_counts(iv) for iv in self.merger.merged]
-        # A run that stopped early is summarised over what it measured after the warm-up,
-        # and not at all when that is under a second (its figures would be noise); the
-        # reason then says so, so every output shows "not measured" and why.
+        # A run is summarised over what it measured after the warm-up, and not at all when
+        # that is under a second, or under what it was planned to measure when shorter (a
+        # sweep's 0.6 s level), but never under half a second: over a few milliseconds a
+        # handful of requests make the figures (`--duration 1ms`: 124 req/s from 7
+        # requests). The reason then says so, so every output shows "not measured" and why.
+        load = self.plan.load
         early = status != "completed"
-        summary = summarise(intervals, [_reading(s) for s in self.samples], self.plan.load.warmup,
-                            target_stats or None, min_measured_s=MIN_MEASURED_S if early else 0.0)
-        note = too_short_note(intervals, self.plan.load.warmup) if early else None
+        min_s = min_measured_for(planned_measured_s(load.total_duration_s, load.warmup))
+        summary = summarise(intervals, [_reading(s) for s in self.samples], load.warmup,
+                            target_stats or None, min_measured_s=min_s)
+        note = too_short_note(intervals, load.warmup, min_s, stopped_early=early)
         if summary is None and note:
             reason = f"{reason}; {note}" if reason else note
         self.emit(RunFinished(self.key, status, reason, time.time(), summary, target_stats))

@@ -92,8 +92,11 @@ def _clean(d: dict[str, Any]) -> dict[str, Any]:
 def render_json(path: str, fits: dict[str, FitResult]) -> str:
     """The JSON document (a contract): the USL fit's ``lambda``, ``sigma``, ``kappa``, ``r2``,
     ``n_star``, ``x_max`` at the top level (Amdahl's when it is the only model), plus ``model``,
-    ``*_stderr``, ``x_max_kind``, ``points``, ``verdict``, ``file``, and an ``amdahl`` object
-    when both models were fitted.
+    ``*_stderr``, ``x_max_kind``, ``points``, ``n_min``, ``n_max``, ``verdict``, ``file``, and an
+    ``amdahl`` object when both models were fitted.
+
+    ``x_max_kind`` "peak": ``x_max`` is X(N*), the fitted curve's maximum, with N* within the
+    measured range or beyond it (``n_star`` > ``n_max``: a forecast, as the verdict says).
 
     The keys are always there; a value that means nothing is null: ``n_star`` when throughput
     never peaks within or above the measured range (κ = 0, σ ≥ 1, or a fitted N* below the
@@ -139,55 +142,79 @@ def render_table(path: str, fits: dict[str, FitResult]) -> str:
     return "\n".join(lines)
 
 
+def curve_span(concurrency: list[float], n_star: float | None) -> tuple[float, float]:
+    """The N range the plot draws the fitted curves over: from the smallest measured N (never
+    below 1) to the largest, or to 1.2 × N* when the USL's peak lies within 3× of it.
+
+    Args:
+        concurrency: measured N, shape (k,).
+        n_star: the USL's peak, or None.
+    """
+    n_lo, n_hi = max(1.0, min(concurrency)), max(concurrency)
+    if n_star is not None and n_hi < n_star <= 3 * n_hi:
+        n_hi = n_star * 1.2  # show the predicted peak when it is near the measured range
+    return n_lo, max(n_hi, n_lo)
+
+
 def render_plot(concurrency: list[float], throughput: list[float], fits: dict[str, FitResult],
                 width: int, color: bool) -> str:
-    """A terminal plot of the measured points and the fitted curves, N* marked, via plotext.
+    """A terminal plot of the measured points and the fitted curves, N* marked, via plotext,
+    with its legend on the lines under it (plotext's own would sit inside the plot, over data).
+
+    The curves cover the measured range only (from the smallest measured N, never below 1, to
+    the largest; to a little past N* when the USL's peak lies within 3× of it): outside it the
+    fit is an extrapolation, and below N = 1 − 1/σ Amdahl's curve diverges. The y axis runs
+    from 0 to just above the data (see :func:`lab.report.sweep_report.y_top`).
 
     Args:
         concurrency: measured N, shape (k,).
         throughput: measured X, shape (k,).
         fits: the fitted models by name ("usl", "amdahl").
-        width: columns to use (the plot is at most this wide).
+        width: columns to use (the plot and its legend are at most this wide).
         color: keep plotext's ANSI colours (False: plain text).
 
     Returns:
-        The plot as a string of ``PLOT_HEIGHT`` lines.
+        The plot (``PLOT_HEIGHT`` lines) and its legend, as a string.
     """
     import numpy as np
     import plotext as plt
 
-    from lab.report.sweep_report import legend_headroom
+    from lab.report.sweep_report import legend_lines, y_top
 
-    n_hi = max(concurrency)
     usl = fits.get("usl")
     n_star = usl.n_star if usl is not None else None
-    if n_star is not None and n_hi < n_star <= 3 * n_hi:
-        n_hi = n_star * 1.2  # show the predicted peak when it is near the measured range
-    grid = np.linspace(min(1.0, min(concurrency)), n_hi, 200)
+    n_lo, n_hi = curve_span(concurrency, n_star)
+    grid = np.linspace(n_lo, n_hi, 200)
 
     plt.clear_figure()
     plt.plotsize(width, PLOT_HEIGHT)
     plt.theme("pro" if color else "clear")
-    styles = {"usl": ("USL", "blue"), "amdahl": ("Amdahl", "orange")}
-    top = max(throughput)
+    # Without colour the two curves differ by their marks: braille dots for the USL, middle
+    # dots for Amdahl.
+    styles = {"usl": ("USL fit", "blue", "braille", "⣀⣀"), "amdahl": ("Amdahl fit", "orange", "·", "··")}
+    curves: list[float] = []
+    legend = ["● measured"]
     for model, r in fits.items():
-        label, colour = styles[model]
+        label, colour, mark, sample = styles[model]
         with np.errstate(all="ignore"):  # extreme λ may overflow at large N: no warning flood
             curve = r.predict(grid)
-        finite = curve[np.isfinite(curve)]
-        top = max(top, float(finite.max()) if finite.size else top)
-        plt.plot(grid.tolist(), curve.tolist(), label=label, marker="braille", color=colour)
-    plt.scatter(concurrency, throughput, label="measured", marker="●", color="red")
-    if n_star is not None and n_star <= n_hi:
+        curves += curve[np.isfinite(curve)].tolist()
+        plt.plot(grid.tolist(), curve.tolist(), marker=mark, color=colour)
+        legend.append(f"{sample} {label}")
+    # The points last: plotext draws in call order, and a curve through a point's cell would
+    # hide the point otherwise.
+    plt.scatter(concurrency, throughput, marker="●", color="red")
+    if n_star is not None and n_lo <= n_star <= n_hi:
         plt.vline(n_star, "green")
-        plt.text(f"N*≈{n_star:.0f}", x=n_star, y=min(throughput), color="green", alignment="center")
+        legend.append(f"│ N*≈{n_star:.0f}, the USL's peak")
     plt.xlabel("concurrency N")
     plt.ylabel("throughput")
     plt.xlim(0, n_hi)
-    plt.ylim(0, legend_headroom(top, PLOT_HEIGHT, len(fits) + 1))  # the legend sits top left
+    plt.ylim(0, y_top(throughput, curves))
     out = str(plt.build())
     plt.clear_figure()
-    return out if color else str(plt.uncolorize(out))
+    plot = out if color else str(plt.uncolorize(out))
+    return plot.rstrip("\n") + "\n" + legend_lines(legend[:-1], legend[-1], width)
 
 
 @click.command("fit")
@@ -205,8 +232,9 @@ def fit(file: str, fmt: str, model: str, plot: bool | None) -> None:
     FILE has a header row with a concurrency column (concurrency, n, vus, workers, …) and a
     throughput column (throughput, x, rps, throughput_rps, …); other columns are ignored. At
     least 6 concurrency levels are needed. Reports λ, σ, κ with standard errors, R², the peak
-    N* = √((1−σ)/κ) and X(N*), and whether scaling is near-linear, contention-bound or
-    coherency-bound (N. J. Gunther, Guerrilla Capacity Planning, Springer 2007).
+    N* = √((1−σ)/κ) and X(N*), and whether scaling is near-linear, contention-bound,
+    coherency-bound, levels off or is retrograde from the start (N. J. Gunther, Guerrilla
+    Capacity Planning, Springer 2007).
 
     Bad data is one line on stderr and exit code 2.
     """

@@ -14,6 +14,7 @@ import ctypes
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 import psutil
@@ -120,10 +121,13 @@ def tree_pids(pid: int) -> list[int]:
 
 
 async def terminate_tree(proc: asyncio.subprocess.Process, grace_s: float = 5.0) -> int | None:
-    """End a child and all its descendants: SIGTERM, then SIGKILL after ``grace_s``.
+    """End a child and all its descendants: SIGTERM, then SIGKILL to whatever of the tree
+    still runs ``grace_s`` later.
 
     Descendants are collected before signalling, so children that the root would
-    otherwise leave behind (uvicorn workers) are ended too.
+    otherwise leave behind (uvicorn workers) are ended too. One grace period covers the
+    whole tree: a root that ignores SIGTERM (uvicorn waiting for requests that never
+    finish) is killed ``grace_s`` after it, not after a second wait for its children.
 
     Returns:
         The child's exit code (negative for a signal), or None if it could not be reaped.
@@ -133,18 +137,16 @@ async def terminate_tree(proc: asyncio.subprocess.Process, grace_s: float = 5.0)
     for pid in pids:
         with contextlib.suppress(psutil.Error):
             procs.append(psutil.Process(pid))
+    deadline = time.monotonic() + grace_s
     if proc.returncode is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGTERM)
     for p in procs:
         with contextlib.suppress(psutil.Error):
             p.terminate()
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(proc.wait(), grace_s)
-    except TimeoutError:
-        pass
-    loop = asyncio.get_running_loop()
-    _gone, alive = await loop.run_in_executor(None, lambda: psutil.wait_procs(procs, timeout=grace_s))
+    alive = await _until_ended(procs, max(0.0, deadline - time.monotonic()))
     for p in alive:
         with contextlib.suppress(psutil.Error):
             p.kill()
@@ -156,5 +158,28 @@ async def terminate_tree(proc: asyncio.subprocess.Process, grace_s: float = 5.0)
         except TimeoutError:
             return None
     if alive:
-        await loop.run_in_executor(None, lambda: psutil.wait_procs(alive, timeout=2.0))
+        await _until_ended(alive, 2.0)
     return proc.returncode
+
+
+def _running(p: psutil.Process) -> bool:
+    """Whether ``p`` still runs: a zombie has ended, whoever reaps it and when."""
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+async def _until_ended(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    """Wait up to ``timeout_s`` for ``procs`` to end; return those still running.
+
+    Not ``psutil.wait_procs``: it waits for a grandchild (a uvicorn worker) to be reaped,
+    which is init's job once its parent has exited; on the lab's VM init took 1.8–1.9 s
+    to do it, and every stop of a multi-worker target waited that long for nothing.
+    """
+    deadline = time.monotonic() + timeout_s
+    alive = [p for p in procs if _running(p)]
+    while alive and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+        alive = [p for p in alive if _running(p)]
+    return alive

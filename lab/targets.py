@@ -17,6 +17,14 @@ from lab.procs import spawn, terminate_tree
 from lab.spec import TargetSpec
 
 STDERR_TAIL_LINES = 20
+GRACEFUL_SHUTDOWN_S = 1
+"""uvicorn's --timeout-graceful-shutdown: once told to stop, a target waits this long for
+requests still running, then cancels them and shuts down (its lifespan shutdown runs).
+Without it uvicorn waits for them forever: a target that answers nothing (every request
+hung) held each run ~10 s past its end until the lab killed it."""
+STOP_GRACE_S = 3.0
+"""Seconds between SIGTERM and SIGKILL when stopping a target: its graceful shutdown
+plus time for its lifespan shutdown."""
 
 
 class TargetError(Exception):
@@ -38,10 +46,10 @@ class TargetProcess:
 
     Args:
         spec: the resolved ``[target]`` of a variant (``app`` must be set).
-        grace_s: seconds between SIGTERM and SIGKILL when stopping.
+        grace_s: seconds between SIGTERM and SIGKILL when stopping (the whole tree).
     """
 
-    def __init__(self, spec: TargetSpec, grace_s: float = 5.0,
+    def __init__(self, spec: TargetSpec, grace_s: float = STOP_GRACE_S,
                  extra_env: dict[str, str] | None = None) -> None:
         if not spec.app:
             raise ValueError("TargetProcess needs an app target")
@@ -91,6 +99,7 @@ class TargetProcess:
             "--host", "127.0.0.1", "--port", str(self.port),
             "--workers", str(spec.workers),
             "--no-access-log", "--log-level", "warning",
+            "--timeout-graceful-shutdown", str(GRACEFUL_SHUTDOWN_S),
             "--app-dir", spec.app_dir or os.getcwd(),
         ]
         t_spawn = time.monotonic()

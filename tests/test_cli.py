@@ -226,7 +226,7 @@ class Session:
     table: subprocess.CompletedProcess[str]
     """``lab run tabled`` (2 variants x 1 s) as a table."""
     json_run: subprocess.CompletedProcess[str]
-    """``lab run jsoned --format json`` (2 variants x 2 s)."""
+    """``lab run jsoned --format json``: alpha 2 s (two rows for ``lab show``), beta 1 s."""
     doc: dict[str, Any]
     seconds: float
 
@@ -237,7 +237,8 @@ def session(tmp_path_factory: pytest.TempPathFactory) -> Session:
     tmp = tmp_path_factory.mktemp("cli")
     db = tmp / "results.db"
     tabled = write_experiment(tmp, TWO_VARIANTS, name="tabled")
-    jsoned = write_experiment(tmp, TWO_VARIANTS.replace('duration = "1s"', 'duration = "2s"'),
+    jsoned = write_experiment(tmp, TWO_VARIANTS.replace('duration = "1s"', 'duration = "2s"')
+                              .replace("load = { vus = 3 }", 'load = { vus = 3, duration = "1s" }'),
                               name="jsoned")
     # Both at once into one database: two runs at the same time must not fail on a lock.
     start = time.monotonic()
@@ -278,7 +279,7 @@ def test_run_prints_table_and_progress(session: Session) -> None:
         assert re.search(rf"^\[{variant}\] .*req/s", err, re.MULTILINE), err
         assert f"[{variant}] completed:" in err
         assert f"[{variant}]" not in out
-    # Short runs keep the file fast: 2 x 1 s and 2 x 2 s of load side by side, plus start-up.
+    # Short runs keep the file fast: 2 x 1 s and 2 s + 1 s of load side by side, plus start-up.
     assert session.seconds < 25
 
 

@@ -270,3 +270,59 @@ def test_extreme_values_print_clean_numbers_without_warnings(tmp_path: Path) -> 
         assert code == ExitCode.BAD_INPUT and out == "" and len(err.splitlines()) == 1
         assert err.startswith(f"{overflow}: the USL fit did not converge to finite numbers")
     assert [str(w.message) for w in caught] == []
+
+
+# --------------------------------------------------------------------------- verdict, JSON and plot agree
+
+
+def test_zero_throughput_at_most_levels_is_bad_input(tmp_path: Path) -> None:
+    path = _csv(tmp_path, [(1, 0), (2, 0), (4, 0), (8, 0), (16, 0), (32, 5)])
+    for fmt in ("table", "json"):
+        code, out, err = _run(str(path), "--format", fmt)
+        assert (code, out) == (ExitCode.BAD_INPUT, "")
+        assert err == (f"{path}: throughput is 0 at 5 of 6 levels (N = 1, 2, 4, 8, 16): a fit needs at "
+                       f"least 6 levels with throughput above 0, got 1\n")
+
+
+def test_a_peak_beyond_the_measured_range_is_one_story_in_json_and_verdict(tmp_path: Path) -> None:
+    path = _csv(tmp_path, [(0.5, 50.0), (1, 100.0), (2, 190.0), (4, 350.0), (8, 600.0), (16, 900.0)])
+    code, out, err = _run(str(path), "--format", "json", "--model", "usl")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["x_max_kind"] == "peak" and (doc["n_min"], doc["n_max"]) == (0.5, 16)
+    assert doc["n_star"] == pytest.approx(39.6, abs=0.1) and doc["n_star"] > doc["n_max"]
+    # The verdict names the same maximum as x_max, and says it is a forecast.
+    assert f"at ≈ {doc['x_max']:,.0f}/s at N* ≈ 40, beyond the measured range (N ≤ 16)" in doc["verdict"]
+    assert "λ/σ" in doc["verdict"] and "levels off" in doc["verdict"]
+
+
+def _plot_rows(text: str) -> list[str]:
+    """The rows of a plotext plot's box (y-axis label rows and the rows between them)."""
+    lines = text.splitlines()
+    top = next(i for i, line in enumerate(lines) if "┌" in line)
+    bottom = next(i for i, line in enumerate(lines) if "└" in line)
+    return lines[top + 1:bottom]
+
+
+def test_plot_legend_is_under_the_plot_and_the_y_axis_fits_the_data() -> None:
+    n, x = read_fit_csv(EXAMPLE)
+    from lab.analysis.usl import fit_amdahl, fit_usl
+
+    text = render_plot(n, x, {"usl": fit_usl(n, x), "amdahl": fit_amdahl(n, x)}, width=80, color=False)
+    rows = _plot_rows(text)
+    assert not any(word in row for row in rows for word in ("measured", "USL", "Amdahl"))
+    assert text.splitlines()[-1] == "● measured   ⣀⣀ USL fit   ·· Amdahl fit   │ N*≈22, the USL's peak"
+    # The top y label is the data's top (the USL's X(N*) ≈ 7,401) plus a small margin, not
+    # room for a legend (it was 10,092).
+    y_top = float(rows[0].split("┤")[0])
+    assert max(x) < y_top <= 1.06 * 7401.0
+    assert sum(row.count("●") for row in rows) == len(n)  # every point over the curves
+
+
+def test_fitted_curves_start_at_the_smallest_n_and_never_below_1() -> None:
+    from lab.fit_command import curve_span
+
+    assert curve_span([0.5, 1, 2, 4, 8, 16], None) == (1.0, 16)
+    assert curve_span([4, 6, 8, 12, 16, 24, 32], None) == (4, 32)
+    assert curve_span([1, 2, 4, 8, 16], 40.0) == (1.0, pytest.approx(48.0))  # N* just beyond: shown
+    assert curve_span([1, 2, 4, 8, 16], 400.0) == (1.0, 16)  # far beyond: not

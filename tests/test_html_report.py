@@ -1,9 +1,11 @@
 """``lab report``: one self-contained HTML file of stored runs, checked in headless Chromium.
 
-Real runs, kept short: an experiment with two variants of 2 s each against
-``targets.testing`` and a 6-level sweep of 1 s per level against ``targets.usl_demo``
-(about 20 s of load, made once for the module). The screenshot test needs Debian's
-``chromium``: it is skipped without it, except under ``CI=true``, where it must exist.
+The report only reads the database, so these tests render synthetic stored runs, written
+through the engine's own Recorder as a real run is: an experiment with two variants of 2 s
+each and a 6-level sweep (made once for the module, no load). The report of real runs is
+checked in tests/test_sweep.py (test_usl_fit_of_a_real_sweep_follows_the_targets_knobs).
+The screenshot test needs Debian's ``chromium``: it is skipped without it, except under
+``CI=true``, where it must exist.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from lab.events import ResourceSample, RunFinished
+from lab.plan import plan_runs
 from lab.report.html import (
     PLOT_BG,
     Line,
@@ -30,9 +34,12 @@ from lab.report.html import (
     run_color,
     svg_chart,
 )
-from lab.store import Store
+from lab.spec import load_experiment
+from lab.store import Recorder, Store
 from tests.conftest import REPO, run_lab, write_experiment
 from tests.html_shot import chromium, count_color, plot_bands, read_png, screenshot
+from tests.test_sweep import record_synthetic_sweeps
+from tests.tui.conftest import T0, summary_of, synthetic_events
 
 EXPERIMENT = f"""
     [experiment]
@@ -53,24 +60,9 @@ EXPERIMENT = f"""
     load.requests = [{{ path = "/fast" }}]
 """
 
-SWEEP = f"""
-    [experiment]
-    title = "USL sweep"
-    [target]
-    app = "targets.usl_demo:app"
-    app_dir = "{REPO}"
-    env = {{ USL_WORK_MS = "20", USL_SERIAL_MS = "1.0", USL_CROSSTALK_MS = "0.08" }}
-    [load]
-    vus = 1
-    duration = "1s"
-    [[load.requests]]
-    path = "/work"
-    [sweep]
-    parameter = "vus"
-    levels = [1, 2, 4, 8, 16, 32]
-    duration = "0.6s"
-    warmup = "0s"
-"""
+SWEEP_CURVE = (48.0, 0.01, 0.003)
+"""λ, σ, κ of the synthetic sweep: what usl-demo measures with USL_SERIAL_MS = 1.0 and
+USL_CROSSTALK_MS = 0.08 (N* ≈ 18)."""
 
 EXTERNAL = re.compile(r"<script|<link|<img|<iframe|<object|<embed|@import|url\(|\b(?:src|href)\s*=",
                       re.IGNORECASE)
@@ -90,15 +82,29 @@ def lab_report(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def report_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A results database with runs 1 and 2 (two variants) and runs 3–8 (a sweep)."""
+    """A results database with runs 1 and 2 (two variants of 2 s: intervals, target CPU and
+    RSS, the target's own figures) and runs 3–8 (a sweep of vus with its fits)."""
     work = tmp_path_factory.mktemp("report")
     db = work / "results.db"
-    exp = write_experiment(work, EXPERIMENT, name="html-smoke")
-    res = run_lab("run", str(exp), "--db", str(db), "--quiet", timeout=120)
-    assert res.returncode == 0, res.stderr
-    sweep = write_experiment(work, SWEEP, name="usl-sweep")
-    res = run_lab("run", str(sweep), "--db", str(db), "--quiet", timeout=120)
-    assert res.returncode == 0, res.stderr
+    plans = plan_runs(load_experiment(write_experiment(work, EXPERIMENT, name="html-smoke")))
+    with Store(db) as store:
+        for i, (plan, rps, p95_ms) in enumerate(zip(plans, (190, 2400), (24.0, 2.5), strict=True)):
+            key = f"html-{i}"
+            events = synthetic_events(plan, key, rps, p95_ms, 2, T0 + 10 * i)
+            # The runs' target CPU and RSS apart (the second busier and bigger), as measured,
+            # so neither line hides the other in the charts.
+            events = [dataclasses.replace(e, cpu_percent=e.cpu_percent * (1 + i),
+                                          rss_bytes=e.rss_bytes + i * 40 * 2**20)
+                      if isinstance(e, ResourceSample) and e.role == "target" else e
+                      for e in events]
+            recorder = Recorder(store)
+            for event in events:
+                recorder(event)
+            stats = {"requests": rps * 2, "fast_total": rps * 2 if i else 0,
+                     "info": {"app": "testing"}}
+            recorder(RunFinished(key, "completed", None, T0 + 10 * i + 2.5,
+                                 summary_of(events, 0, 0.5 + i, 60_000_000, None), stats))
+    record_synthetic_sweeps(work, db, {"default": SWEEP_CURVE})
     yield db
 
 
@@ -228,10 +234,13 @@ def test_screenshot_in_headless_chromium_shows_the_charts(report_db: Path, tmp_p
     profiles = tmp_path / "profiles"
     profiles.mkdir()
 
-    # Runs 1 and 2: two rows of time-series charts, each showing both runs' lines.
-    page = tmp_path / "out.html"
-    _report(report_db, page, 1, 2)
-    shot = tmp_path / "shot.png"
+    # Runs 1 and 2 and a sweep level: two rows of time-series charts, each showing both
+    # runs' lines, then a third row, the sweep curves in run 3's colour. (One page for both:
+    # a report of runs 1 and 2 alone has the four time-series charts only, see
+    # test_report_of_two_runs_is_one_self_contained_file.)
+    page = tmp_path / "sweep.html"
+    _report(report_db, page, 1, 2, 3)
+    shot = tmp_path / "sweep.png"
     screenshot(page, shot, 1200, 2400, timeout=45, profile_parent=profiles)
     _no_browser_left(profiles)
     pixels = read_png(shot)
@@ -239,23 +248,13 @@ def test_screenshot_in_headless_chromium_shows_the_charts(report_db: Path, tmp_p
     not_white = (pixels.min(axis=2) < 245).mean()
     assert not_white > 0.02, f"the screenshot is almost blank ({not_white:.1%} of it is not white)"
     bands = plot_bands(pixels, PLOT_BG)
-    assert len(bands) == 2, f"expected 2 rows of charts (4 charts), found plot areas at rows {bands}"
-    for top, bottom in bands:
+    assert len(bands) == 3, f"expected 3 rows of charts (6 charts), found plot areas at rows {bands}"
+    for top, bottom in bands[:2]:
         for i in (0, 1):
             drawn = count_color(pixels[top:bottom], run_color(i))
             # A 2 s run's line crosses half a plot (~260 px × 2.5 px wide) in each chart.
             assert drawn > 150, (f"run {i + 1}'s colour {run_color(i)}: {drawn} px in the charts "
                                  f"at rows {top}–{bottom}")
-
-    # With a sweep level: a third row of charts, the sweep curves in run 3's colour.
-    page = tmp_path / "sweep.html"
-    _report(report_db, page, 1, 2, 3)
-    shot = tmp_path / "sweep.png"
-    screenshot(page, shot, 1200, 2400, timeout=45, profile_parent=profiles)
-    _no_browser_left(profiles)
-    pixels = read_png(shot)
-    bands = plot_bands(pixels, PLOT_BG)
-    assert len(bands) == 3, f"expected 3 rows of charts, found plot areas at rows {bands}"
     top, bottom = bands[2]
     # Six measured dots, the fitted USL curve and N*, R(N) and p99 lines.
     drawn = count_color(pixels[top:bottom], run_color(2))

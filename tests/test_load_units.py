@@ -553,7 +553,7 @@ async def test_in_flight_mean_follows_littles_law(load: dict[str, Any]) -> None:
             break
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    spec = LoadSpec.model_validate({"duration": 4.0, "timeout": 2.0, "client": "fast",
+    spec = LoadSpec.model_validate({"duration": 3.0, "timeout": 2.0, "client": "fast",
                                     "requests": [{"path": "/"}], **load})
     pool = GeneratorPool({"base_url": f"http://127.0.0.1:{port}", "seed": 1, "interval_s": 1.0,
                           "load": spec.model_dump(mode="json")}, workers=2)
@@ -574,15 +574,16 @@ async def test_in_flight_mean_follows_littles_law(load: dict[str, Any]) -> None:
         server.should_exit = True
         await serving
     intervals: list[IntervalStats] = merger.merged + merger.flush(force=True)
-    assert len(intervals) == 4
+    assert len(intervals) == 3
     little, measured = [], []
     for iv in intervals[1:]:  # the first holds the connections' ramp-up
         assert iv.in_flight_mean is not None and iv.ok > 100 and iv.errors == 0
         mean_latency_s = LatencyHistogram.decode(iv.histogram).mean_ms() / 1000
         little.append(iv.ok / iv.duration_s * mean_latency_s)
         measured.append(iv.in_flight_mean)
-        # Per interval only the requests straddling its edges differ. Measured: closed
-        # 8.00/7.99, 8.00/8.05, 7.99/8.06; open 6.209/6.209, 6.198/6.198, 6.155/6.224.
+        # Per interval only the requests straddling its edges differ. Measured (intervals
+        # 1-3 of 4 s runs): closed 8.00/7.99, 8.00/8.05, 7.99/8.06; open 6.209/6.209,
+        # 6.198/6.198, 6.155/6.224.
         assert iv.in_flight_mean == pytest.approx(little[-1], rel=0.04)
     assert sum(measured) == pytest.approx(sum(little), rel=0.02)
     if "vus" in load:  # 8 VUs without think time are nearly always waiting on a response

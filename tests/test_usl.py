@@ -247,3 +247,81 @@ def test_scaled_throughput_gives_the_same_fit_at_any_unit() -> None:
         assert _close(r.sigma, 0.05) and _close(r.kappa, 0.002) and r.r2 == pytest.approx(1.0, abs=1e-9)
         peak = float(usl_throughput(21.79, 1000.0, 0.05, 0.002))
         assert r.x_max is not None and _close(r.x_max / scale, peak, rel=0.001)
+
+
+# --------------------------------------------------------------------------- verdicts on measured sweeps
+# Per-level throughput of real sweeps (a tester's lab run of usl-demo and shared-state-sweep,
+# VUs 1 … 64, 3 s levels), so the verdicts are checked against what a user sees.
+
+MEASURED_LEVELS = [1, 2, 4, 8, 16, 32, 64]
+GLOBAL_LOCK = [397.8, 459.0, 456.4, 456.9, 463.6, 461.1, 441.7]
+"""shared-state-sweep, global: flat at ~460 req/s from 2 VUs on (the fit: σ ≈ 0.85, κ ≈ 0.0011)."""
+SHARP_KNEE = [45.9, 85.8, 151.4, 280.1, 523.0, 620.8, 625.6]
+"""usl-demo, contention: a ceiling near 625 req/s, not a fall (the fit: σ ≈ 0.02, κ ≈ 0.00056)."""
+FALLING_PAST_PEAK = [48.1, 93.2, 178.9, 300.9, 571.8, 512.8, 359.5]
+"""usl-demo, coherency: a peak near 16 VUs, then a fall of 37 %."""
+
+
+def test_a_flat_ceiling_dominated_by_contention_is_contention_bound_without_a_fall() -> None:
+    r = fit_usl(MEASURED_LEVELS, GLOBAL_LOCK)
+    assert r.kappa > 0 and r.n_star is not None and r.n_star < 64  # the fit does have a small peak
+    assert r.sigma * 63 > 5 * r.kappa * 64 * 63  # σ(N−1) ≫ κN(N−1) at N = 64
+    assert r.verdict.startswith("contention-bound: σ = 8"), r.verdict
+    assert f"λ/σ ≈ {r.lambda_ / r.sigma:,.0f}/s" in r.verdict
+    assert "does not fall 10% or more past it (observed: 464/s at N = 16, 442/s at N = 64)" in r.verdict
+    assert "lowers throughput" not in r.verdict and "coherency-bound" not in r.verdict
+
+
+def test_a_sharp_knee_without_a_measured_fall_is_not_called_coherency_bound() -> None:
+    r = fit_usl(MEASURED_LEVELS, SHARP_KNEE)
+    assert r.n_star is not None and r.n_star < 64 and r.kappa * 64 > r.sigma  # κ's term is the larger
+    assert r.verdict.startswith("levels off near N* ≈ 42"), r.verdict
+    assert "observed: highest, 626/s, at N = 64" in r.verdict
+    assert "coherency-bound" not in r.verdict and "beyond N* ≈ 42, adding more" not in r.verdict
+
+
+def test_a_measured_fall_past_the_peak_is_coherency_bound() -> None:
+    r = fit_usl(MEASURED_LEVELS, FALLING_PAST_PEAK)
+    assert r.verdict.startswith("coherency-bound: crosstalk (κ = 0.0018) makes throughput peak at N* ≈ 23")
+    assert "beyond N* ≈ 23, adding more lowers throughput (observed: 572/s at N = 16, 360/s at N = 64)" \
+        in r.verdict
+
+
+def test_a_fall_only_the_model_shows_is_not_called_a_fall() -> None:
+    # The USL (σ = 0, κ = 0.0005) peaks at N* ≈ 45 and falls 6 % by N = 64: no material fall.
+    r = fit_usl(*_data(1000.0, 0.0, 0.0005))
+    assert r.n_star is not None and r.n_star < 64
+    assert r.verdict.startswith("levels off near N* ≈ 45"), r.verdict
+    assert "adding more lowers throughput" not in r.verdict.split("; levels beyond N = 64 would show")[0]
+    assert "beyond N* ≈ 45" not in r.verdict
+
+
+def test_coherency_with_its_peak_beyond_the_range_is_a_forecast() -> None:
+    r = fit_usl(*_data(1000.0, 0.0, 0.0001))  # N* = 100, beyond N = 64; κ's term is the only one
+    assert r.n_star is not None and r.n_star > 64 and r.x_max_kind == "peak" and r.x_max is not None
+    assert r.verdict.startswith("coherency-bound: crosstalk (κ = 0.0001) outweighs contention")
+    assert f"peak of ≈ {r.x_max:,.0f}/s at N* ≈ 100, beyond the measured range: a forecast" in r.verdict
+    assert "is not measured" in r.verdict
+
+
+def test_a_peak_beyond_the_range_tells_the_same_story_as_x_max() -> None:
+    # A tester's file: N = 0.5 … 16; the fit peaks at N* ≈ 40 with X(N*) ≈ 1,116/s.
+    r = fit_usl([0.5, 1, 2, 4, 8, 16], [50, 100, 190, 350, 600, 900])
+    assert r.x_max_kind == "peak" and r.n_star is not None and r.x_max is not None
+    assert r.n_star > r.n_max == 16
+    assert r.verdict.startswith("contention-bound:")
+    assert (f"peak sooner, at ≈ {r.x_max:,.0f}/s at N* ≈ {r.n_star:.0f}, beyond the measured range "
+            f"(N ≤ 16): a forecast") in r.verdict
+    d = r.as_dict()
+    assert (d["n_min"], d["n_max"], d["x_max"]) == (0.5, 16.0, r.x_max)
+
+
+@pytest.mark.parametrize("fitter", [fit_usl, fit_amdahl])
+def test_throughput_zero_at_most_levels_is_refused(fitter: object) -> None:
+    with pytest.raises(FitError) as info:
+        fitter([1, 2, 4, 8, 16, 32], [0, 0, 0, 0, 0, 5])  # type: ignore[operator]
+    assert str(info.value) == ("throughput is 0 at 5 of 6 levels (N = 1, 2, 4, 8, 16): a fit needs at "
+                               "least 6 levels with throughput above 0, got 1")
+    # Zeros besides 6 served levels are fitted (a collapse at the top is data).
+    r = fitter([1, 2, 4, 8, 16, 32, 64], [100, 190, 350, 500, 400, 200, 0])  # type: ignore[operator]
+    assert r.points == 7

@@ -13,14 +13,24 @@ burst may last 0.2 s). Each interval goes to the stage that covers more than hal
 it, and the time it reaches into neighbouring stages is reported (``outside_s``); an
 interval no stage covers for more than half is left out. A stage with no interval of
 its own still gets a row, with its offered load and a ``note`` saying why it has no
-figures (shorter than one interval, in the warm-up, ...). The run's drain (requests
-finishing after the schedule ended, reported in the last interval) counts as the last
-stage's.
+figures (shorter than one interval, in the warm-up, ...).
+
+The drain: requests still in flight when the schedule ends are awaited (up to their
+deadline), and the worker reports them in its last interval, which so reaches past the
+schedule's end (in the saturation experiment: [41 s, 46.7 s) for a schedule ending at
+42 s, 4.7 s of a backlog being worked off). The time after the schedule's end is no
+stage's: an interval that lies mostly in it becomes a row of its own (``drain``), and an
+interval that lies mostly in the last stage stays the last stage's, with its seconds
+past the end counted in ``outside_s`` (and ``drain_s``) like time in a neighbouring
+stage, so the table marks the row.
 
 Offered load comes from the schedule, not from the rate the intervals report (that is
-the rate at each interval's end, ~10 % high on a ramp): the mean scheduled rate (or VUs)
-over the same time the measured figures cover, so both describe the same seconds; for a
-stage in whole intervals on a linear ramp that is the mean of its start and end level.
+the rate at each interval's end, ~10 % high on a ramp): the arrivals (or VU-seconds)
+scheduled in the seconds the measured figures cover, divided by those seconds, so both
+describe the same time; for a stage in whole intervals on a linear ramp that is the mean
+of its start and end level. No arrival is scheduled after the schedule's end: a row
+that reaches into the drain offers less than the stage's rate, as much as was sent for
+the seconds it measures (throughput above it is a backlog being served).
 """
 
 from __future__ import annotations
@@ -69,7 +79,8 @@ class StageFigures:
     interval)."""
     offered: float
     """Mean arrival rate scheduled (open model, req/s) or mean VUs scheduled (closed) over
-    the same time as the figures, within the schedule."""
+    the same time as the figures: arrivals (VU-seconds) scheduled in it over its length,
+    with none scheduled after the schedule's end."""
     throughput_rps: float | None
     """Successful requests per second (None: no interval)."""
     completed_rps: float | None
@@ -94,7 +105,14 @@ class StageFigures:
     """How many intervals the figures come from."""
     outside_s: float = 0.0
     """Seconds of those intervals that lie in neighbouring stages (boundaries not on whole
-    intervals): the figures blend in that much of their load."""
+    intervals) or after the schedule's end: the figures blend in that much of their load."""
+    drain_s: float = 0.0
+    """Of ``outside_s`` (or, for the drain row, of its own time), the seconds after the
+    schedule's end, when no arrival is scheduled."""
+    drain: bool = False
+    """This row is not a stage but the drain: intervals lying mostly after the schedule's
+    end (``stage`` is then the number of stages); its ``outside_s`` is the time it holds
+    of the last stage."""
     note: str | None = None
     """Why the stage has no figures (no interval of its own), else None."""
     in_flight_first: float | None = None
@@ -185,23 +203,23 @@ def assign_intervals(intervals: Sequence[_Interval], spans: Sequence[tuple[float
                      warmup_s: float = 0.0) -> list[tuple[int, _Interval, float]]:
     """Give each interval to the stage covering more than half of it.
 
-    Intervals starting in the warm-up, empty ones and those no stage covers for more than
-    half (a boundary near the middle, or several short stages) are left out. Time after
-    the last stage (the run's drain) counts as the last stage's.
+    Time after the last stage (the run's drain) is a span of its own, index
+    ``len(spans)``: an interval lying mostly there is the drain's. Intervals starting in
+    the warm-up, empty ones and those no span covers for more than half (a boundary near
+    the middle, or several short stages) are left out.
 
     Returns:
-        ``(stage, interval, outside_s)`` in time order: ``outside_s`` is how much of the
-        interval lies in other stages.
+        ``(stage, interval, outside_s)`` in time order: ``stage`` is ``len(spans)`` for
+        the drain; ``outside_s`` is how much of the interval lies in other spans.
     """
     out = []
-    last = len(spans) - 1
+    with_drain = [*spans, (spans[-1][1], math.inf)] if spans else []
     for iv in intervals:
-        if iv.t_s + 1e-9 < warmup_s or iv.duration_s <= 0:
+        if iv.t_s + 1e-9 < warmup_s or iv.duration_s <= 0 or not with_drain:
             continue
         a, b = iv.t_s, iv.t_s + iv.duration_s
-        overlaps = [min(b, math.inf if k == last else end) - max(a, start)
-                    for k, (start, end) in enumerate(spans)]
-        k = max(range(len(spans)), key=overlaps.__getitem__)
+        overlaps = [min(b, end) - max(a, start) for start, end in with_drain]
+        k = max(range(len(with_drain)), key=overlaps.__getitem__)
         if overlaps[k] > (b - a) / 2 + _EPS_S:
             outside = (b - a) - overlaps[k]
             out.append((k, iv, outside if outside > _EPS_S else 0.0))
@@ -224,7 +242,8 @@ def stage_figures(intervals: Sequence[_Interval], load: Mapping[str, Any],
 
     Returns:
         One ``StageFigures`` per stage, in stage order; a stage with no interval of its
-        own has None figures and a ``note``.
+        own has None figures and a ``note``. Then, when intervals lie mostly after the
+        schedule's end, one more row with ``drain`` set: requests answered after it.
     """
     profile, spans = schedule_of(load, user_levels)
     warmup_s = float(load.get("warmup") or 0.0)
@@ -236,16 +255,19 @@ def stage_figures(intervals: Sequence[_Interval], load: Mapping[str, Any],
     run_end = max((iv.t_s + iv.duration_s for iv in intervals), default=0.0)
     position = {id(iv): i for i, iv in enumerate(intervals)}
     out = []
-    for k, (stage_start, stage_end) in enumerate(spans):
+    schedule_end = spans[-1][1] if spans else 0.0
+    drain = len(spans)
+    for k, (stage_start, stage_end) in enumerate([*spans, (schedule_end, run_end)]):
         if k in groups:
             ivs = [iv for iv, _ in groups[k]]
             i = position[id(ivs[0])]
             edges = (getattr(intervals[max(i - 1, 0)], "in_flight_mean", None),
                      getattr(ivs[-1], "in_flight_mean", None))
             out.append(_figures(k, groups[k], profile, (stage_start, stage_end), target_samples,
-                                edges))
-        else:
-            note = _why_empty(stage_start, stage_end, warmup_s, interval_s, run_end)
+                                edges, schedule_end, is_drain=k == drain))
+        elif k < drain:
+            note = _why_empty(stage_start, stage_end, warmup_s, interval_s, run_end,
+                              drained=k == drain - 1 and drain in groups)
             out.append(StageFigures(
                 stage=k, start_s=stage_start, end_s=stage_end,
                 offered=scheduled_mean(profile, stage_start, stage_end),
@@ -258,7 +280,8 @@ def stage_figures(intervals: Sequence[_Interval], load: Mapping[str, Any],
 
 def _figures(stage: int, group: Sequence[tuple[_Interval, float]], profile: LoadProfile,
              span: tuple[float, float], target_samples: Sequence[tuple[float, str, float]],
-             edges: tuple[float | None, float | None]) -> StageFigures:
+             edges: tuple[float | None, float | None], schedule_end: float,
+             is_drain: bool = False) -> StageFigures:
     ivs = [iv for iv, _ in group]
     span_s = sum(iv.duration_s for iv in ivs)
     ok = sum(iv.ok for iv in ivs)
@@ -266,14 +289,16 @@ def _figures(stage: int, group: Sequence[tuple[_Interval, float]], profile: Load
     errors = sum(iv.errors for iv in ivs)
     ok_hist = merged([iv.histogram for iv in ivs if iv.histogram])
     all_hist = merged([iv.histogram_all for iv in ivs if iv.histogram_all])
-    # Offered over the same seconds as the measured figures (the schedule's part of them).
-    scheduled_s = level_s = 0.0
+    # Offered over the same seconds as the measured figures: what the schedule sent in
+    # them, over all of them (nothing is scheduled in the drain after its end).
+    level_s = drain_s = 0.0
     for iv in ivs:
-        a, b = iv.t_s, min(iv.t_s + iv.duration_s, profile.total_s)
+        a, end = iv.t_s, iv.t_s + iv.duration_s
+        b = min(end, profile.total_s)
         if b > a:
-            scheduled_s += b - a
             level_s += _cumulative(profile, b) - _cumulative(profile, a)
-    offered = level_s / scheduled_s if scheduled_s > 0 else profile.level_at(profile.total_s)
+        drain_s += max(0.0, end - max(a, schedule_end))
+    offered = level_s / span_s if span_s > 0 else 0.0
     measured = [(iv.in_flight_mean, iv.duration_s) for iv in ivs
                 if getattr(iv, "in_flight_mean", None) is not None]
     in_flight = (sum(v * d for v, d in measured) / sum(d for _, d in measured)
@@ -301,12 +326,15 @@ def _figures(stage: int, group: Sequence[tuple[_Interval, float]], profile: Load
         stage_end_s=span[1],
         intervals=len(ivs),
         outside_s=sum(outside for _, outside in group),
+        drain_s=drain_s if drain_s > _EPS_S else 0.0,
+        drain=is_drain,
         in_flight_first=edges[0],
         in_flight_last=edges[1],
     )
 
 
-def _why_empty(start: float, end: float, warmup_s: float, interval_s: float, run_end: float) -> str:
+def _why_empty(start: float, end: float, warmup_s: float, interval_s: float, run_end: float,
+               drained: bool = False) -> str:
     """Why a stage got no interval, in a few words for the table."""
     if end <= warmup_s + _EPS_S:
         return "in the warm-up"
@@ -314,6 +342,8 @@ def _why_empty(start: float, end: float, warmup_s: float, interval_s: float, run
         return "the run ended before it"
     if end - start < interval_s - _EPS_S:
         return f"{_secs(end - start)} long: shorter than one {_secs(interval_s)} interval"
+    if drained:
+        return "its interval lies mostly in the drain (next row)"
     if start < warmup_s:
         return f"only {_secs(end - warmup_s)} after the warm-up"
     return f"no {_secs(interval_s)} interval lies mostly in it"

@@ -6,6 +6,7 @@ per-interval or per-worker percentiles.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -113,6 +114,25 @@ class Summary:
         }
 
 
+def nothing_served(summary: Summary) -> str | None:
+    """One phrase when no request of the window succeeded (a target that answers nothing,
+    or only errors), else None: such a run's latency columns are empty and its req/s is 0,
+    which reads like a quiet table rather than a broken target.
+
+    E.g. ``every request failed: 32 errors (32 timeout)``.
+    """
+    if summary.ok > 0:
+        return None
+    lost = [f"{n:,} {what}" for n, what in ((summary.dropped, "dropped"),
+                                            (summary.interrupted, "interrupted")) if n]
+    if summary.requests == 0:
+        return "no request completed" + (f" ({', '.join(lost)})" if lost else "")
+    classes = sorted(summary.errors_by_class.items(), key=lambda item: (-item[1], item[0]))
+    detail = ", ".join([f"{n:,} {cls}" for cls, n in classes if n] + lost)
+    plural = "s" if summary.errors != 1 else ""
+    return f"every request failed: {summary.errors:,} error{plural}" + (f" ({detail})" if detail else "")
+
+
 def _round(value: float | None, ndigits: int = 4) -> float | None:
     return None if value is None else round(value, ndigits)
 
@@ -179,10 +199,33 @@ class CpuReading:
 
 
 MIN_MEASURED_S = 1.0
-"""A run that stopped early (failed or aborted) is summarised only when it measured at
-least this long after its warm-up: over a fraction of a second a handful of requests
-decide the figures (a crashed run capped at 200 req/s read 2,397 req/s over the 0.08 s
-it measured)."""
+"""A run is summarised only when it measured at least this long after its warm-up: over
+a fraction of a second a handful of requests decide the figures (a crashed run capped at
+200 req/s read 2,397 req/s over the 0.08 s it measured; ``--duration 1ms`` read 124 req/s
+from 7 requests in 56 ms). A run planned shorter gets `min_measured_for` instead."""
+
+MIN_SHORT_RUN_S = 0.5
+"""The least a run planned to measure under `MIN_MEASURED_S` (a sweep's quick 0.6 s
+levels) must measure to be summarised."""
+
+
+def min_measured_for(planned_s: float) -> float:
+    """The shortest measured window a run is summarised over: `MIN_MEASURED_S`, or the
+    window it was planned to measure when that is shorter (a sweep's 0.6 s levels are
+    deliberate), but never under `MIN_SHORT_RUN_S`.
+
+    Args:
+        planned_s: seconds the run was planned to measure: its length minus its warm-up
+            rounded up to whole intervals (`planned_measured_s`).
+    """
+    return max(MIN_SHORT_RUN_S, min(MIN_MEASURED_S, planned_s))
+
+
+def planned_measured_s(total_s: float, warmup_s: float, interval_s: float = 1.0) -> float:
+    """Seconds a run of ``total_s`` would measure after a warm-up of ``warmup_s``: the
+    window starts at the first whole interval after the warm-up (see `summarise`)."""
+    start = math.ceil(warmup_s / interval_s - 1e-9) * interval_s if warmup_s > 0 else 0.0
+    return max(0.0, total_s - start)
 
 
 def measured_s(intervals: Sequence[IntervalCounts], warmup_s: float) -> float:
@@ -191,19 +234,27 @@ def measured_s(intervals: Sequence[IntervalCounts], warmup_s: float) -> float:
     return sum(iv.duration_s for iv in intervals if iv.t_s + 1e-9 >= warmup_s)
 
 
-def too_short_note(intervals: Sequence[IntervalCounts], warmup_s: float) -> str | None:
-    """Why a run that stopped early has no summary although it sent load (one phrase), or
-    None when it measured ``MIN_MEASURED_S`` or more, or measured nothing at all."""
+def too_short_note(intervals: Sequence[IntervalCounts], warmup_s: float,
+                   min_s: float = MIN_MEASURED_S, stopped_early: bool = True) -> str | None:
+    """Why a run has no summary although it sent load (one phrase), or None when it
+    measured ``min_s`` or more, or measured nothing at all.
+
+    Args:
+        min_s: the least it had to measure (`min_measured_for` of its plan).
+        stopped_early: the run failed or was aborted (else it completed as planned).
+    """
     if not intervals:
         return None
     measured = measured_s(intervals, warmup_s)
-    if measured >= MIN_MEASURED_S - 1e-9:
+    if measured >= min_s - 1e-9:
         return None
     if measured <= 0:
-        return f"too short to summarise: stopped during the {warmup_s:g} s warm-up"
+        if stopped_early:
+            return f"too short to summarise: stopped during the {warmup_s:g} s warm-up"
+        return f"too short to summarise: no whole interval after the {warmup_s:g} s warm-up"
     after = " after the warm-up" if warmup_s > 0 else ""
     return (f"too short to summarise: {measured:.2f} s measured{after} "
-            f"(at least {MIN_MEASURED_S:g} s needed)")
+            f"(at least {min_s:g} s needed)")
 
 
 def summarise(
@@ -228,8 +279,8 @@ def summarise(
             therefore rounded up to whole intervals.
         cache_stats: ``{"cache_hits": int, "cache_misses": int}`` over the window, if the
             target reports them.
-        min_measured_s: no summary for a window shorter than this (``MIN_MEASURED_S`` for
-            a run that stopped early).
+        min_measured_s: no summary for a window shorter than this (`min_measured_for`
+            the run's plan).
 
     Returns:
         The summary, or None when no interval lies in the measured window, or the window

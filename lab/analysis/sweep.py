@@ -39,12 +39,13 @@ class LevelFigures:
     """The swept parameter's value (N)."""
     run_id: int
     status: str
-    throughput_rps: float
-    """X(N): successful requests per second."""
+    throughput_rps: float | None
+    """X(N): successful requests per second; None when the run measured nothing (no interval in
+    its measured window: aborted or failed before it), as ``measured`` says."""
     throughput_spread_rps: float | None
     """Standard deviation of the per-interval throughput, req/s (None with < 2 intervals)."""
-    completed_rps: float
-    """Completed attempts per second (ok + errors): Little's X."""
+    completed_rps: float | None
+    """Completed attempts per second (ok + errors): Little's X; None when not measured."""
     latency_mean_ms: float | None
     """R(N): mean latency of every completed attempt, ms."""
     latency_spread_ms: float | None
@@ -52,7 +53,8 @@ class LevelFigures:
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
-    error_rate: float
+    error_rate: float | None
+    """Errors / completed attempts; None when not measured."""
     offered_rps: float | None
     """Open model: the arrival rate asked for."""
     little_n: float | None
@@ -60,6 +62,9 @@ class LevelFigures:
     little_ok: bool | None
     """Whether ``little_n`` is within 20 % of the VUs (closed model)."""
     generator_bound: bool
+    measured: bool = True
+    """Whether the run has a summary (figures over a measured window). An unmeasured level is
+    shown with – / null, like any run that measured nothing, and left out of the fits."""
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
@@ -81,6 +86,8 @@ class SweepAnalysis:
     capacity_rps: float | None
     """Open-model rate sweeps: the highest rate whose p99 stayed under the SLO and whose
     achieved rate was at least 99 % of the offered rate; None when none did."""
+    missing_levels: tuple[float, ...] = ()
+    """Levels of the sweep without a stored run (deleted, or never run)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +99,7 @@ class SweepAnalysis:
             "fit_note": self.fit_note,
             "slo_p99_ms": self.slo_p99_ms,
             "capacity_rps": self.capacity_rps,
+            "missing_levels": list(self.missing_levels),
         }
 
 
@@ -121,10 +129,10 @@ def level_figures(run: RunRecord, intervals: Sequence[IntervalRow], level: float
         if h is not None and h.count:
             means.append(h.mean_ms())
     s = run.summary
-    completed_rps = s.attempts_rps if s else 0.0
+    completed_rps = s.attempts_rps if s else None
     r_ms = s.latency_all_ms.mean if s and s.latency_all_ms.count else None
     little_n = little_ok = None
-    if model == "closed" and r_ms is not None:
+    if model == "closed" and r_ms is not None and completed_rps is not None:
         think_s = float(load.get("think_time") or 0.0)
         little_n = completed_rps * (r_ms / 1000.0 + think_s)
         vus = level if vus_swept else load.get("vus")
@@ -134,7 +142,7 @@ def level_figures(run: RunRecord, intervals: Sequence[IntervalRow], level: float
         level=level,
         run_id=run.id,
         status=run.status,
-        throughput_rps=s.throughput_rps if s else 0.0,
+        throughput_rps=s.throughput_rps if s else None,
         throughput_spread_rps=statistics.stdev(rates) if len(rates) >= 2 else None,
         completed_rps=completed_rps,
         latency_mean_ms=r_ms,
@@ -142,11 +150,12 @@ def level_figures(run: RunRecord, intervals: Sequence[IntervalRow], level: float
         p50_ms=s.latency_ms.p50 if s and s.latency_ms.count else None,
         p95_ms=s.latency_ms.p95 if s and s.latency_ms.count else None,
         p99_ms=s.latency_ms.p99 if s and s.latency_ms.count else None,
-        error_rate=s.error_rate if s else 0.0,
+        error_rate=s.error_rate if s else None,
         offered_rps=float(load["rate"]) if model == "open" and load.get("rate") else None,
         little_n=little_n,
         little_ok=little_ok,
         generator_bound=bool(s and s.generator_bound),
+        measured=s is not None,
     )
 
 
@@ -155,7 +164,7 @@ def capacity_at_slo(levels: Sequence[LevelFigures], slo_p99_ms: float) -> float 
     throughput was at least 99 % of it; None when no level qualifies."""
     best = None
     for lv in levels:
-        if lv.offered_rps is None or lv.p99_ms is None:
+        if lv.offered_rps is None or lv.p99_ms is None or lv.throughput_rps is None:
             continue
         if lv.p99_ms < slo_p99_ms and lv.throughput_rps >= ACHIEVED_FRACTION * lv.offered_rps:
             best = lv.offered_rps if best is None else max(best, lv.offered_rps)
@@ -166,10 +175,10 @@ def analyse(parameter: str, model: str, levels: Sequence[LevelFigures],
             slo_p99_ms: float | None) -> SweepAnalysis:
     """Fit the USL and Amdahl's law to X(N) (concurrency sweeps) or find the capacity at
     the SLO (open-model rate sweeps). Levels of runs that did not complete are left out
-    of the fits.
+    of the fits, and so are levels that measured nothing or served nothing.
     """
     levels = list(levels)
-    usable = [lv for lv in levels if lv.status == "completed" and lv.throughput_rps > 0]
+    usable = fit_levels(levels)
     usl = amdahl = None
     note = None
     capacity = None
@@ -182,7 +191,7 @@ def analyse(parameter: str, model: str, levels: Sequence[LevelFigures],
                 f"{len(usable)}; add levels to [sweep] levels")
     else:
         n = [lv.level for lv in usable]
-        x = [lv.throughput_rps for lv in usable]
+        x = [lv.throughput_rps or 0.0 for lv in usable]
         try:
             usl = fit_usl(n, x)
             amdahl = fit_amdahl(n, x)
@@ -190,6 +199,13 @@ def analyse(parameter: str, model: str, levels: Sequence[LevelFigures],
             note = f"no fit: {exc}"
     return SweepAnalysis(parameter, model, levels, usl, amdahl, note,
                          slo_p99_ms if rate_sweep else None, capacity)
+
+
+def fit_levels(levels: Sequence[LevelFigures]) -> list[LevelFigures]:
+    """The levels a fit (and a plot's points) uses: completed runs with a measured throughput
+    above 0."""
+    return [lv for lv in levels if lv.status == "completed" and lv.measured
+            and lv.throughput_rps is not None and lv.throughput_rps > 0]
 
 
 def fit_rows(analysis: SweepAnalysis) -> list[dict[str, Any]]:
@@ -225,6 +241,7 @@ def analyse_stored(store: Store, sweep_ids: Sequence[int],
                   for run in rec.runs]
         model = (rec.runs[0].config.get("load") or {}).get("model", "closed") if rec.runs else "closed"
         analysis = analyse(rec.parameter, model, levels, rec.slo_p99_ms)
+        analysis = replace(analysis, missing_levels=tuple(rec.missing_levels))
         if rec.missing_levels and analysis.fit_note and analysis.usl is None:
             missing = ", ".join(f"{v:g}" for v in rec.missing_levels)
             analysis = replace(analysis, fit_note=f"{analysis.fit_note} (no stored run for level "
@@ -258,9 +275,11 @@ def delete_run_and_refit(store: Store, run_id: int) -> SweepAnalysis | None:
 class PlotData:
     """What a plot of one sweep shows, whatever draws it (terminal text or the TUI).
 
-    Throughput sweeps: ``points`` are (N, X(N)) of the completed levels, ``curve`` the
-    fitted USL over 1 … past N* (empty without a fit), ``n_star`` the peak when it lies
-    on the curve. Rate sweeps: ``points`` are (offered req/s, p99 ms).
+    Throughput sweeps: ``points`` are (N, X(N)) of the completed, measured levels, ``curve``
+    the fitted USL over the measured N range (from the smallest measured N, never below 1, to
+    the largest, or a little past N* when the peak lies just beyond it; empty without a fit),
+    ``n_star`` the peak when it lies on the curve. Rate sweeps: ``points`` are (offered req/s,
+    p99 ms).
     """
 
     points: list[tuple[float, float]]
@@ -275,20 +294,25 @@ def plot_data(analysis: SweepAnalysis, samples: int = 60) -> PlotData:
         analysis: the sweep.
         samples: segments of the fitted curve.
     """
-    done = [lv for lv in analysis.levels if lv.status == "completed"]
+    done = [lv for lv in analysis.levels if lv.status == "completed" and lv.measured]
     if analysis.slo_p99_ms is not None:
         points = [(lv.offered_rps, lv.p99_ms) for lv in done
                   if lv.offered_rps is not None and lv.p99_ms is not None]
         return PlotData(points, [], None)
-    points = [(lv.level, lv.throughput_rps) for lv in done]
+    points = [(lv.level, lv.throughput_rps) for lv in done if lv.throughput_rps is not None]
     fit = analysis.usl
     if fit is None or not points:
         return PlotData(points, [], None)
+    # Only where the fit speaks for the data: a curve drawn below the first level (or below
+    # N = 1) extrapolates, and with σ > 1 it diverges at N = 1 − 1/σ, a spike to the top.
+    lo = max(1.0, min(n for n, _x in points))
     hi = max(n for n, _x in points)
     if fit.n_star is not None:
         # Show the peak when it lies a little past the measured range, not far beyond.
         hi = max(hi, min(fit.n_star * 1.2, hi * 4))
-    xs = [1 + (hi - 1) * k / samples for k in range(samples + 1)]
+    if hi <= lo:
+        return PlotData(points, [], None)
+    xs = [lo + (hi - lo) * k / samples for k in range(samples + 1)]
     curve = [(x, float(fit.predict(x))) for x in xs]
-    n_star = fit.n_star if fit.n_star is not None and fit.n_star <= hi else None
+    n_star = fit.n_star if fit.n_star is not None and lo <= fit.n_star <= hi else None
     return PlotData(points, curve, n_star)

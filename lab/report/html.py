@@ -765,6 +765,8 @@ def _usl_curve(fit: FitResult, lo: float, hi: float) -> list[tuple[float, float 
 
 
 def _sweep_group(parameter: str, entries: Sequence[tuple[int, SweepEntry]]) -> str:
+    from lab.analysis.sweep import fit_levels
+
     rate_sweep = all(e.analysis.slo_p99_ms is not None for _i, e in entries)
     figures: list[str] = []
     legend: list[LegendItem] = []
@@ -774,7 +776,7 @@ def _sweep_group(parameter: str, entries: Sequence[tuple[int, SweepEntry]]) -> s
         marks: list[Mark] = []
         for i, e in entries:
             color = run_color(i)
-            done = [lv for lv in e.analysis.levels if lv.status == "completed" and lv.offered_rps]
+            done = [lv for lv in fit_levels(e.analysis.levels) if lv.offered_rps]
             legend.append(LegendItem(f"{e.variant} (sweep {e.id})", color, marker=True))
             p99.append(Line([(lv.offered_rps or 0.0, lv.p99_ms) for lv in done], color,
                             f"{e.variant} p99 ms", markers=True))
@@ -799,7 +801,7 @@ def _sweep_group(parameter: str, entries: Sequence[tuple[int, SweepEntry]]) -> s
         marks = []
         hi_all = 0.0
         for _i, e in entries:
-            done = [lv for lv in e.analysis.levels if lv.status == "completed"]
+            done = fit_levels(e.analysis.levels)
             if done:
                 hi_all = max(hi_all, max(lv.level for lv in done))
             fit = e.analysis.usl
@@ -807,7 +809,7 @@ def _sweep_group(parameter: str, entries: Sequence[tuple[int, SweepEntry]]) -> s
                 hi_all = max(hi_all, min(fit.n_star * 1.2, hi_all * 4))
         for i, e in entries:
             color = run_color(i)
-            done = [lv for lv in e.analysis.levels if lv.status == "completed"]
+            done = fit_levels(e.analysis.levels)
             name = f"{e.variant} (sweep {e.id})"
             legend.append(LegendItem(f"{name} measured", color, marker=True))
             points.append(Line([(lv.level, lv.throughput_rps) for lv in done], color,
@@ -818,7 +820,7 @@ def _sweep_group(parameter: str, entries: Sequence[tuple[int, SweepEntry]]) -> s
                                 f"{name} p99 ms", width=1.5, dash="7 4"))
             fit = e.analysis.usl
             if fit is not None and done:
-                lo = min(1.0, min(lv.level for lv in done))
+                lo = max(1.0, min(lv.level for lv in done))  # the model means nothing below N = 1
                 curves.append(Line(_usl_curve(fit, lo, max(hi_all, lo + 1)), color,
                                    f"{name} USL fit", width=2))
                 legend.append(LegendItem(f"{name} USL fit", color))

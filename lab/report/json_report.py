@@ -174,8 +174,11 @@ def stages_json(stages: Sequence[StageFigures]) -> list[dict[str, Any]]:
     ``p99_ms``, ``mean_ms``, ``in_flight_measured``, ``in_flight_little`` (X·W),
     ``little_error`` (relative) and ``little_ok``; ``stage_start_s``/``stage_end_s`` (the
     stage's own span; ``start_s``/``end_s`` are the time the figures cover),
-    ``intervals``, ``outside_s`` (seconds of them in neighbouring stages) and ``note``
-    (why a stage has no figures, else null)."""
+    ``intervals``, ``outside_s`` (seconds of them in neighbouring stages or after the
+    schedule's end), ``drain_s`` (of those, or of the drain row's own, the seconds after
+    the schedule's end), ``drain`` (true for the last row when intervals lie mostly after
+    the schedule's end: requests answered then; its ``stage`` is the number of stages)
+    and ``note`` (why a stage has no figures, else null)."""
     def r(value: float | None, digits: int = 3) -> float | None:
         return None if value is None else round(value, digits)
 
@@ -189,5 +192,6 @@ def stages_json(stages: Sequence[StageFigures]) -> list[dict[str, Any]]:
         "little_error": r(st.little_error, 4),
         "little_ok": st.little_ok,
         "stage_start_s": r(st.stage_start_s), "stage_end_s": r(st.stage_end_s),
-        "intervals": st.intervals, "outside_s": r(st.outside_s), "note": st.note,
+        "intervals": st.intervals, "outside_s": r(st.outside_s), "drain_s": r(st.drain_s),
+        "drain": st.drain, "note": st.note,
     } for st in stages]

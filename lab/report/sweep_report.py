@@ -7,6 +7,8 @@ Input is ``lab.analysis.sweep.SweepAnalysis``; nothing here touches the database
 
 from __future__ import annotations
 
+import math
+import textwrap
 from collections.abc import Sequence
 
 from rich.table import Table
@@ -14,7 +16,7 @@ from rich.text import Text
 
 from lab.analysis.sweep import SweepAnalysis, plot_data
 from lab.analysis.usl import first_level
-from lab.report.table import MISSING, _compact_table, fmt_ms, fmt_rate, strip_ansi
+from lab.report.table import MISSING, _compact_table, fmt_ms, fmt_percent, fmt_rate, strip_ansi
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -56,7 +58,7 @@ def levels_table(variant: str, analysis: SweepAnalysis) -> Table:
             row.append(fmt_rate(lv.offered_rps))
         row += [fmt_rate(lv.throughput_rps), fmt_rate(lv.throughput_spread_rps),
                 fmt_ms(lv.latency_mean_ms), fmt_ms(lv.latency_spread_ms), fmt_ms(lv.p95_ms),
-                fmt_ms(lv.p99_ms), f"{lv.error_rate * 100:.2f}"]
+                fmt_ms(lv.p99_ms), fmt_percent(lv.error_rate)]
         if not open_model:
             mark = "" if lv.little_ok is None else " ✓" if lv.little_ok else " ✗"
             row.append(Text(_num(lv.little_n) + mark,
@@ -125,63 +127,99 @@ def verdicts(sweeps: Sequence[tuple[str, SweepAnalysis]]) -> Text:
     return out
 
 
-def legend_headroom(top: float, height: int, legend_lines: int) -> float:
-    """The y-axis maximum that leaves ``legend_lines`` + 1 free rows above ``top`` in a
-    plotext plot ``height`` rows tall (its title, x axis and labels take about 5)."""
-    area = max(height - 5, 2)
-    free = min(legend_lines + 1, area - 1)
-    return top * area / (area - free) if top > 0 else 1.0
+MARKERS = ("●", "■", "▲", "◆")
+"""Point markers, one per variant in order (then repeated), so variants are told apart without
+colour too."""
+COLORS = ("blue", "red", "green", "orange", "magenta", "cyan")
+"""plotext colours, one per variant: its points and its fitted curve share one."""
+Y_MARGIN = 0.05
+"""Room above the highest point or curve, as a share of it."""
+CURVE_ROOM = 1.5
+"""A fitted curve lifts the y axis to at most this multiple of the highest measured point;
+above, it is clipped, so a poor fit cannot squash the points into the bottom rows."""
+
+
+def marker(i: int) -> str:
+    """The point marker of the ``i``-th variant (0-based)."""
+    return MARKERS[i % len(MARKERS)]
+
+
+def y_top(points: Sequence[float], curves: Sequence[float]) -> float:
+    """The y-axis maximum for a plot of ``points`` (measured) and ``curves`` (fitted): the data
+    with a small margin; a curve counts up to ``CURVE_ROOM`` times the highest point."""
+    top = max((p for p in points if math.isfinite(p)), default=0.0)
+    finite = [c for c in curves if math.isfinite(c)]
+    if finite:
+        top = max(top, min(max(finite), CURVE_ROOM * top) if top > 0 else max(finite))
+    return top * (1 + Y_MARGIN) if top > 0 else 1.0
+
+
+def legend_lines(entries: Sequence[str], tail: str, width: int) -> str:
+    """The legend printed under a plot: ``entries`` (``"● variant"``) then ``tail`` (what the
+    lines mean), wrapped to ``width`` columns."""
+    return textwrap.fill("   ".join([*entries, tail]), width=width, break_on_hyphens=False)
 
 
 def sweep_plot(sweeps: Sequence[tuple[str, SweepAnalysis]], width: int = 78, height: int = 20,
                color: bool = False) -> str:
-    """A terminal plot of the sweeps, variants overlaid: measured X(N) as points, the
-    fitted USL curve as a line and N* as a vertical line; for arrival-rate sweeps, p99
-    against the offered rate with the SLO as a horizontal line.
+    """A terminal plot of the sweeps, variants overlaid: measured X(N) as points (one marker
+    and colour per variant), the fitted USL curve as a line and N* as a vertical line; for
+    arrival-rate sweeps, p99 against the offered rate with the SLO as a horizontal line. The
+    legend is our own, under the plot (plotext's sits inside it and hides what is there).
 
     Returns:
-        The plot as text (ANSI colours only with ``color``).
+        The plot and its legend as text (ANSI colours only with ``color``), or one line saying
+        there is nothing to plot when no level measured anything.
     """
     import plotext as plt
 
-    plt.clear_figure()
-    plt.plotsize(width, height)
     rate_sweep = all(a.slo_p99_ms is not None for _, a in sweeps)
     drawn = [(variant, plot_data(a)) for variant, a in sweeps]
-    for variant, data in drawn:
+    if not any(d.points for _, d in drawn):
+        # plotext draws a broken, over-wide frame around no data at all.
+        which = "this sweep" if len(drawn) == 1 else "these sweeps"
+        return f"no plot: no level of {which} measured anything"
+    plt.clear_figure()
+    plt.plotsize(width, height)
+    for i, (_variant, data) in enumerate(drawn):
+        colour = COLORS[i % len(COLORS)]
         if rate_sweep:
-            if data.points:
-                plt.plot([p[0] for p in data.points], [p[1] for p in data.points],
-                         label=f"{variant} p99", marker="dot")
+            if data.points:  # p99 joined level to level; the points follow below
+                plt.plot([p[0] for p in data.points], [p[1] for p in data.points], marker="braille",
+                         color=colour)
             continue
         if data.curve:
-            plt.plot([p[0] for p in data.curve], [p[1] for p in data.curve], label=f"{variant} USL fit")
+            plt.plot([p[0] for p in data.curve], [p[1] for p in data.curve], marker="braille",
+                     color=colour)
         if data.n_star is not None:
-            plt.vline(data.n_star)
+            plt.vline(data.n_star, colour)
     # The measured points last, every variant's after every curve: plotext draws in call
     # order, and a curve through a point's cell would hide the point otherwise.
-    for variant, data in drawn:
-        if not rate_sweep and data.points:
-            plt.scatter([p[0] for p in data.points], [p[1] for p in data.points],
-                        label=f"{variant} measured", marker="●")
-    # plotext draws its legend over the plot's top-left corner; room above the data for
-    # its lines keeps it from hiding a measured point.
-    legend_lines = sum((1 if rate_sweep else (bool(d.curve) + bool(d.points))) for _, d in drawn)
-    top = max((y for _, d in drawn for y in [p[1] for p in d.points + d.curve]), default=0.0)
+    for i, (_variant, data) in enumerate(drawn):
+        if data.points:
+            plt.scatter([p[0] for p in data.points], [p[1] for p in data.points], marker=marker(i),
+                        color=COLORS[i % len(COLORS)])
+    top = y_top([p[1] for _, d in drawn for p in d.points], [p[1] for _, d in drawn for p in d.curve])
+    entries = [f"{marker(i)} {variant}" for i, (variant, _d) in enumerate(drawn)]
     if rate_sweep:
-        top = max(top, next(a.slo_p99_ms for _, a in sweeps) or 0.0)
-    plt.ylim(0, legend_headroom(top, height, legend_lines))
-    if rate_sweep:
-        slo = next(a.slo_p99_ms for _, a in sweeps)
+        slo = next(a.slo_p99_ms for _, a in sweeps) or 0.0
+        top = max(top, slo * (1 + Y_MARGIN))
         plt.hline(slo)
         plt.title(f"p99 latency vs offered rate (SLO p99 < {slo:g} ms)")
         plt.xlabel("offered req/s")
         plt.ylabel("p99 ms")
+        tail = f"points: p99 per level · horizontal line: the SLO, {slo:g} ms"
     else:
         names = ", ".join(f"N*={a.usl.n_star:.3g}" for _, a in sweeps if a.usl and a.usl.n_star)
         plt.title("throughput X(N)" + (f" · vertical line: {names}" if names else ""))
         plt.xlabel(sweeps[0][1].parameter if sweeps else "N")
         plt.ylabel("req/s")
+        tail = "points: measured"
+        if any(d.curve for _, d in drawn):
+            tail += " · line: USL fit"
+        if any(d.n_star is not None for _, d in drawn):
+            tail += " · vertical line: N*"
+    plt.ylim(0, top)
     text = plt.build()
     plt.clear_figure()
-    return text if color else strip_ansi(text)
+    return (text if color else strip_ansi(text)).rstrip("\n") + "\n" + legend_lines(entries, tail, width)

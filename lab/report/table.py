@@ -18,6 +18,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from lab.analysis.summary import nothing_served
 from lab.events import ERROR_CLASSES
 
 if TYPE_CHECKING:
@@ -257,6 +258,8 @@ def comparison_table(runs: Sequence[RunRecord], baseline: int = 0) -> Table:
     memory, in percentage points (``+1.2pp``) for error and cache-hit percents, and
     absolute (``+120``) for dropped requests; none when the baseline's figure is 0 or
     missing. The baseline row shows none and is bold; runs without a summary show ``–``.
+    The caption explains the second line (only when one is shown), and names runs whose
+    every request failed and runs that were not completed or not measured, with why.
 
     Args:
         runs: runs in display order.
@@ -273,8 +276,10 @@ def comparison_table(runs: Sequence[RunRecord], baseline: int = 0) -> Table:
     if any(run.summary is not None and run.summary.cache_hit_ratio is not None for run in runs):
         metrics.append(_CACHE_METRIC)
 
+    rows = [[_cell(metric, run.summary, base) for metric in metrics] for run in runs]
     notes = []
-    if base_run is not None and len(runs) > 1:
+    if any("\n" in cell.plain for row in rows for cell in row):
+        # Only when a change line is shown: runs without figures (failed early) have none.
         notes.append(f"second line: change vs run {base_run.id} ({base_run.variant})")
     notes.extend(_engine_notes(runs))
     for run in runs:
@@ -282,7 +287,9 @@ def comparison_table(runs: Sequence[RunRecord], baseline: int = 0) -> Table:
             notes.append(f"run {run.id} gen-bound: the load generator limited it "
                          f"({run.summary.generator_bound_reason}); its figures describe the "
                          f"generator, not the target")
-        if run.status != "completed" and run.reason:
+        if run.summary is not None and (failed := nothing_served(run.summary)):
+            notes.append(f"run {run.id} {run.status}, but {failed}")
+        if run.reason and (run.status != "completed" or run.summary is None):
             # A target's stderr may carry colour codes; shown raw they garble the table.
             clean = strip_ansi(run.reason)
             reason = clean if len(clean) <= 160 else clean[:157] + "..."
@@ -295,12 +302,12 @@ def comparison_table(runs: Sequence[RunRecord], baseline: int = 0) -> Table:
     table.add_column("status", min_width=max((len(run.status) for run in runs), default=6))
     for metric in metrics:
         table.add_column(metric.header, justify="right")
-    for run in runs:
+    for run, cells in zip(runs, rows, strict=True):
         table.add_row(
             str(run.id),
             run.variant,
             _status(run),
-            *(_cell(metric, run.summary, base) for metric in metrics),
+            *cells,
             style="bold" if run is base_run and len(runs) > 1 else None,
         )
     return table
@@ -626,18 +633,26 @@ def stages_table(run: RunRecord, stages: Sequence[StageFigures]) -> Table:
     throughput × mean latency; flagged when they differ by more than 20 %).
 
     ``t s`` is the time the figures cover (whole intervals); ``*`` marks a stage whose
-    intervals reach into its neighbours (boundaries off whole seconds), and a stage with
-    no interval of its own shows its own span, its offered load and why it has no
-    figures."""
+    intervals reach into its neighbours (boundaries off whole seconds) or past the
+    schedule's end, and a stage with no interval of its own shows its own span, its
+    offered load and why it has no figures. A last row ``drain`` holds the intervals
+    that lie mostly after the schedule's end (requests still in flight then, answered
+    after it), apart from the last stage."""
     open_model = (run.config.get("load") or {}).get("model") == "open"
-    caption = ("offered: mean scheduled over the same seconds. in flight: measured by the "
+    caption = ("offered: scheduled over the same seconds (none after the schedule's end). "
+               "in flight: measured by the "
                "generator (and the target's own gauge) / predicted by Little's law L = X·W "
                "(X completed req/s, W mean latency); ✗ when they differ by more than 20 %")
     blended = [st for st in stages if st.outside_s > 0.05]
     if blended:
         caption += ("\n* its intervals reach into the neighbouring stages (a boundary inside an "
-                    "interval): " + ", ".join(f"stage {st.stage + 1} {st.outside_s:.1f} s"
-                                              for st in blended))
+                    "interval) or past the schedule's end: "
+                    + ", ".join(_borrowed(st) for st in blended))
+    drain = next((st for st in stages if st.drain), None)
+    if drain is not None:
+        caption += (f"\ndrain: after the schedule's end at {_fmt_t(drain.stage_start_s)} s, "
+                    "requests still in flight were answered; no arrivals are scheduled then, so "
+                    "its req/s is a backlog being served")
     table = _compact_table(f"run {run.id} ({run.variant}) by stage", caption=caption)
     table.add_column("stage", justify="right")
     table.add_column("t s", justify="right")
@@ -654,7 +669,8 @@ def stages_table(run: RunRecord, stages: Sequence[StageFigures]) -> Table:
     table.add_column("", justify="left")
     for st in stages:
         span = f"{_fmt_t(st.start_s)}–{_fmt_t(st.end_s)}" + ("*" if st in blended else "")
-        cells: list[str | Text] = [str(st.stage + 1), span, fmt_rate(st.offered)]
+        cells: list[str | Text] = ["drain" if st.drain else str(st.stage + 1), span,
+                                   fmt_rate(st.offered)]
         if st.note is not None:  # no interval of its own: no figures, and why
             cells += [MISSING] * (6 + show_target) + [Text(st.note, style="dim")]
             table.add_row(*cells)
@@ -675,6 +691,20 @@ def stages_table(run: RunRecord, stages: Sequence[StageFigures]) -> Table:
         cells += [MISSING if st.in_flight_little is None else _fmt_figure(st.in_flight_little), mark]
         table.add_row(*cells)
     return table
+
+
+def _borrowed(st: StageFigures) -> str:
+    """What a blended row's intervals hold of other time, for the caption: ``stage 7
+    0.7 s after the schedule's end``, ``drain 1.0 s in stage 7``, ``stage 3 0.4 s``."""
+    if st.drain:
+        return f"drain {st.outside_s:.1f} s in stage {st.stage}"
+    if st.drain_s <= 0.05:
+        return f"stage {st.stage + 1} {st.outside_s:.1f} s"
+    text = f"stage {st.stage + 1} {st.drain_s:.1f} s after the schedule's end"
+    elsewhere = st.outside_s - st.drain_s
+    if elsewhere > 0.05:
+        text += f" and {elsewhere:.1f} s in neighbouring stages"
+    return text
 
 
 def _fmt_t(t_s: float) -> str:

@@ -104,7 +104,9 @@ async def test_downstream_answers_after_its_latency(monkeypatch: pytest.MonkeyPa
 
 
 def test_fan_out_experiment_shows_gather_winning(db_path: Path) -> None:
-    res = run_lab("run", "experiments/fan-out.toml", "--duration", "3s", "--warmup", "1s",
+    # Sleep-bound, no warm-up needed: 2 s per variant, all of it measured. Like this (3 runs
+    # on 2 cores): p50 95–98 → 34–35 ms, 40–41 → 108–113 req/s.
+    res = run_lab("run", "experiments/fan-out.toml", "--duration", "2s", "--warmup", "0s",
                   "--format", "json", "--db", str(db_path), cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)

@@ -105,7 +105,7 @@ def test_exponential_service_times_are_seeded_with_the_right_mean() -> None:
 
 
 def test_load_shedding_experiment_keeps_the_served_fast(db_path: Path) -> None:
-    res = run_lab("run", "experiments/load-shedding.toml", "--duration", "4s", "--warmup", "1s",
+    res = run_lab("run", "experiments/load-shedding.toml", "--duration", "3s", "--warmup", "1s",
                   "--format", "json", "--db", str(db_path), cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
@@ -113,8 +113,9 @@ def test_load_shedding_experiment_keeps_the_served_fast(db_path: Path) -> None:
     assert [r["status"] for r in doc["runs"]] == ["completed", "completed"], res.stderr
     unbounded, shed = runs["unbounded"]["summary"], runs["shed"]["summary"]
     # 150 req/s into 100 req/s of capacity. Measured on 2 cores over 15 s: unbounded p99
-    # 7.9 s, no errors; shed p99 62 ms, 35 % answered 503. In this 5 s run the unbounded
-    # queue reaches ~250 requests (p99 ~2 s).
+    # 7.9 s, no errors; shed p99 62 ms, 35 % answered 503. In this 3 s run the unbounded
+    # queue reaches ~150 requests: p99 1.54–1.55 s, shed p99 56–60 ms (3 runs). A busy
+    # machine serves less, so the unbounded queue only grows longer.
     assert unbounded["error_rate"] == 0
     assert unbounded["latency_ms"]["p99"] >= 800, unbounded
     assert shed["latency_ms"]["p99"] <= 250, shed

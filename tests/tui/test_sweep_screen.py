@@ -174,3 +174,16 @@ async def test_sweep_key_uses_the_cursor_when_the_selection_is_no_sweep(
         screen = app.screen
         assert isinstance(screen, SweepScreen)
         assert [v for v, _a in screen.query_one(SweepChart).sweeps] == ["two"]
+
+
+async def test_sweep_chart_tells_variants_apart_by_marker(lab_app: LabApp) -> None:
+    # Without colour (a monochrome terminal, a screenshot in print) the markers still differ.
+    app = lab_app
+    async with app.run_test(size=(120, 60)) as pilot:
+        app.push_screen(SweepScreen(sweep_ids=[1, 2]))
+        await _settle(pilot, app)
+        chart = app.screen.query_one(SweepChart)
+        drawn = chart.render().plain  # type: ignore[union-attr]
+        assert "●" in drawn and "■" in drawn, drawn
+        title = str(chart.border_title)
+        assert "● one" in title and "■ two" in title, title

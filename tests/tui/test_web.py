@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from lab.tui.web import tui_command
-from tests.conftest import REPO
+from tests.conftest import REPO, still_running
 from tests.tui.web_shot import chromium, screenshot, wait_for_port
 
 pytestmark = pytest.mark.skipif(chromium() is None, reason="chromium is not installed")
@@ -54,8 +54,7 @@ def web_server(tmp_path: Path, experiments_dir: Path) -> Iterator[tuple[str, sub
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
-        _gone, alive = psutil.wait_procs(children, timeout=5)
-        for child in alive:
+        for child in still_running(children, 5):
             child.kill()
         log.close()
 

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
-from lab.analysis.sweep import MIN_FIT_LEVELS, delete_run_and_refit
+from lab.analysis.sweep import MIN_FIT_LEVELS, delete_run_and_refit, fit_levels
 from lab.report.table import STATUS_STYLE, fmt_int, fmt_ms, fmt_rate, fmt_seconds, sweep_label
 from lab.store import RunRecord, Store
 from lab.tui.messages import RunDeleted, RunsLoaded
@@ -217,14 +217,20 @@ class HistoryScreen(LabScreen[None]):
     def _fill(self) -> None:
         table = self.query_one("#runs-table", DataTable)
         cursor_key = self._cursor_run_id()
+        cursor_row = table.cursor_row
         table.clear()
         self._set_columns(table)
         columns = self.columns
-        for run in self.shown:
+        shown = self.shown
+        for run in shown:
             mark = SELECTED_MARK if run.id in self.selected else ""
             table.add_row(mark, *(col.cell(run) for col in columns), key=str(run.id))
-        if cursor_key is not None:
-            index = next((i for i, r in enumerate(self.shown) if r.id == cursor_key), 0)
+        if cursor_key is not None and shown:
+            # The cursor follows its run; when that run is gone (deleted), it stays on the
+            # same row, now its neighbour, as a file manager's does (the last row when it
+            # was the last).
+            index = next((i for i, r in enumerate(shown) if r.id == cursor_key),
+                         min(max(cursor_row, 0), len(shown) - 1))
             table.move_cursor(row=index, animate=False)
         self._show_status()
 
@@ -354,7 +360,7 @@ class HistoryScreen(LabScreen[None]):
         elif analysis.parameter in ("rate", "load.rate"):
             self.post_message(SweepRunDeleted(run_id, f"Sweep {sweep_id}: capacity recomputed"))
         else:
-            left = sum(lv.status == "completed" and lv.throughput_rps > 0 for lv in analysis.levels)
+            left = len(fit_levels(analysis.levels))  # an unmeasured level has throughput None
             self.post_message(SweepRunDeleted(run_id, f"Sweep {sweep_id}: no fit now ({left} completed "
                                                       f"levels left, a fit needs {MIN_FIT_LEVELS})"))
 

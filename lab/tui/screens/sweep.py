@@ -42,7 +42,8 @@ class SweepScreen(LabScreen[None]):
 
     BINDINGS = [Binding("escape", "back", "Back")]
     HELP = ("the points are the measured throughput per level, the line the fitted "
-            "Universal Scalability Law, the vertical line N*, the peak; one colour per variant.")
+            "Universal Scalability Law, the vertical line N*, the peak; one colour and one "
+            "point marker (● ■ ▲ ◆) per variant.")
 
     def __init__(self, run_ids: Sequence[int] = (), sweep_ids: Sequence[int] = ()) -> None:
         super().__init__()

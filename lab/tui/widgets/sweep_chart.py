@@ -1,6 +1,7 @@
 """The sweep chart: measured X(N) as points, the fitted USL curve as a line and N* as a
-vertical line, one colour per variant; or p99 against the offered rate with the SLO
-for an arrival-rate sweep."""
+vertical line, one colour and one point marker (●, ■, ▲, ◆) per variant; or p99 against the
+offered rate with the SLO for an arrival-rate sweep. The legend is in the border title, so
+nothing inside the plot hides a point."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from textual.reactive import reactive
 from textual_plotext import PlotextPlot
 
 from lab.analysis.sweep import SweepAnalysis, plot_data
+from lab.report.sweep_report import marker
 from lab.tui.widgets.chart import PALETTE, theme_rgb
 
 
@@ -64,13 +66,13 @@ class SweepChart(PlotextPlot):
             data = plot_data(a, samples=80)
             xs, ys = [p[0] for p in data.points], [p[1] for p in data.points]
             if xs:
-                points.append((xs, ys, rgb))
+                points.append((xs, ys, rgb, marker(i)))
             if rate:
                 if xs:
                     plt.plot(xs, ys, color=rgb, marker="braille")
-                legend.append(f"[${color}]● {escape(variant)} p99[/]")
+                legend.append(f"[${color}]{marker(i)} {escape(variant)} p99[/]")
                 continue
-            label = f"[${color}]● {escape(variant)}"
+            label = f"[${color}]{marker(i)} {escape(variant)}"
             if data.curve:
                 plt.plot([p[0] for p in data.curve], [p[1] for p in data.curve], color=rgb,
                          marker="braille")
@@ -80,8 +82,8 @@ class SweepChart(PlotextPlot):
             legend.append(label + "[/]")
         # The measured points last, every variant's after every line: plotext draws in call
         # order, and a curve through a point's cell would hide the point otherwise.
-        for xs, ys, rgb in points:
-            plt.scatter(xs, ys, color=rgb, marker="●")
+        for xs, ys, rgb, mark in points:
+            plt.scatter(xs, ys, color=rgb, marker=mark)
         if rate:
             slo = next(a.slo_p99_ms for _, a in sweeps)
             plt.horizontal_line(slo, color=self._color("error"))
