@@ -83,6 +83,19 @@ def _stdout_to_devnull() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
+class _LabGroup(click.Group):
+    """The ``lab`` group: a sub-command's stdout closed by its reader (``lab runs | head``)
+    ends it with exit 0. click itself turns that error into exit 1, which the exit codes
+    document as "a run failed"."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            _stdout_to_devnull()
+            raise _StdoutClosed(ExitCode.OK) from None
+
+
 class _StdoutConsole(Console):
     def on_broken_pipe(self) -> None:
         # `lab show 1 | head` closed the pipe: that is the reader's choice, not a failed
@@ -117,7 +130,8 @@ def _open_existing_store(db_path: str) -> Any:
     return _open_store(db_path, readonly=True)
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_LabGroup, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="lab")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
               help="The results database for the TUI, or for any sub-command (default: "

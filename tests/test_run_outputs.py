@@ -143,6 +143,13 @@ def test_compare_with_its_stdout_closed_still_fails_a_missed_threshold(short_run
     assert code == ExitCode.RUN_FAILED and "Traceback" not in err, err
 
 
+@pytest.mark.parametrize("args", [("runs", "--format", "json"), ("show", "1"), ("sweep",)])
+def test_read_commands_with_their_stdout_closed_exit_0(short_run: ShortRun, args: tuple[str, ...]) -> None:
+    # click turns a broken pipe into exit 1 ("a run failed"); the reader going away is not.
+    code, err = lab_with_stdout_closed(*args, "--db", str(short_run.db))
+    assert code == ExitCode.OK and "Traceback" not in err and "Error" not in err, (code, err)
+
+
 def test_a_deliberately_short_run_is_summarised_from_half_a_second() -> None:
     # A sweep's 0.6 s levels (tests/test_sweep.py) are summarised; 1 ms is not; a run
     # planned for a second or more needs a second, as one that stopped early always did.
