@@ -305,8 +305,7 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
             checked.add(key)
 
     # Opened before anything is printed, so a bad database is still a one-line error.
-    with _open_store(db_path) as store:
-        store.mark_abandoned_runs()
+    with _open_store(db_path) as store:  # opening marks runs of killed labs (Store.__init__)
         if show_progress:
             info = exp.experiment
             click.echo(f"{info.title}" + (f" — {info.question}" if info.question else ""), err=True)

@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -74,6 +75,14 @@ async def spawn(
         start_new_session=True,
         preexec_fn=_child_setup(cpus, user, group),
     )
+
+
+def this_lab() -> dict[str, object]:
+    """Who this lab process is, as stored with what it owns (its runs, its services' temp
+    dirs) so a later lab can tell with ``owner_alive`` whether the owner is gone:
+    ``{"pid", "started_at_unix" (psutil ``create_time()``), "host"}``."""
+    return {"pid": os.getpid(), "started_at_unix": psutil.Process(os.getpid()).create_time(),
+            "host": socket.gethostname()}
 
 
 def owner_alive(pid: int | None, started_at_unix: float | None = None,

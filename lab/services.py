@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psutil
 
-from lab.procs import owner_alive, spawn, terminate_tree
+from lab.procs import owner_alive, spawn, terminate_tree, this_lab
 from lab.spec import AppServiceSpec, ServicesSpec, TargetSpec
 from lab.targets import TargetError, TargetProcess, free_port
 
@@ -254,7 +254,7 @@ class PostgresService(_Process):
         self.datadir = Path(self._tmp) / "data"
         # SIGKILL skips stop(): the processes end (parent-death signal) but the ~40 MB
         # directory stays; the owner file lets the next run remove it.
-        (Path(self._tmp) / OWNER_FILE).write_text(json.dumps(_owner()))
+        (Path(self._tmp) / OWNER_FILE).write_text(json.dumps(this_lab()))
         if user is not None:
             os.chown(self._tmp, user.pw_uid, user.pw_gid)
         init = _Process("initdb")
@@ -301,11 +301,6 @@ class PostgresService(_Process):
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
-
-
-def _owner() -> dict[str, object]:
-    return {"pid": os.getpid(), "started_at_unix": psutil.Process(os.getpid()).create_time(),
-            "host": socket.gethostname()}
 
 
 def _orphaned(path: Path, now: float) -> bool:

@@ -51,7 +51,6 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
-import psutil
 from sqlite_utils import Database
 from sqlite_utils.db import Table
 
@@ -76,7 +75,7 @@ from lab.events import (
     TargetReady,
     TargetSample,
 )
-from lab.procs import owner_alive
+from lab.procs import owner_alive, this_lab
 
 RUN_STATUSES = ("running", "completed", "failed", "aborted")
 """The values of ``runs.status``."""
@@ -678,9 +677,7 @@ class Store:
             "host_python": event.host.python,
             "host_platform": event.host.platform,
             "target_url": None,
-            "lab_pid": os.getpid(),
-            "lab_host": socket.gethostname(),
-            "lab_started_at_unix": psutil.Process(os.getpid()).create_time(),
+            **{f"lab_{k}": v for k, v in this_lab().items()},
         }
         point = getattr(plan, "sweep", None)
         with self._write() as db:
