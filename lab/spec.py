@@ -469,6 +469,11 @@ class RequestSpec(BaseModel):
         return _PLACEHOLDER_RE.findall(self.path)
 
 
+MAX_STAGES = 1000
+"""Stages a load profile may have: a typo or a generated file must not ask for 100,000
+stages of a millisecond, each printed as a row of the stage table."""
+
+
 class LoadSpec(BaseModel):
     """The ``[load]`` table: load model, profile and request mix.
 
@@ -513,6 +518,14 @@ class LoadSpec(BaseModel):
     """Reuse connections between requests (HTTP keep-alive). ``false`` opens a new
     connection for every request and closes it after the response."""
     requests: list[RequestSpec] = Field(min_length=1)
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _not_too_many_stages(cls, value: object) -> object:
+        # Counted before each stage is validated: 100,000 of them would take a while.
+        if isinstance(value, list) and len(value) > MAX_STAGES:
+            raise ValueError(f"at most {MAX_STAGES:,} stages, got {len(value):,}")
+        return value
 
     @model_validator(mode="after")
     def _check_model(self) -> LoadSpec:
