@@ -46,6 +46,8 @@ class ProgressPrinter:
             level = (f"{load.vus} VUs" if load.model == "closed" and load.vus else
                      f"{load.rate:g} req/s" if load.rate else f"{len(load.stages)} stages")
             workers = f"{load.workers} generator worker{'s' if load.workers != 1 else ''}"
+            if plan.generator_workers_note:
+                workers += f" ({plan.generator_workers_note})"
             self._say(f"[{plan.variant}] {plan.experiment}: {load.model} model, {level}, "
                       f"{self.total_s:g}s (warm-up {load.warmup:g}s); {load.client} client, "
                       f"{workers}")

@@ -10,23 +10,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from lab.generators import GeneratorPool
 from lab.spec import LoadSpec
+from tests.inprocess import serve_asgi
 
 
 class _ArrivalServer:
-    """An in-process uvicorn whose app answers ``ok`` at once and notes the
-    ``time.monotonic()`` of every request's arrival (the workers' clock too)."""
+    """An ASGI app that answers ``ok`` at once and notes the ``time.monotonic()`` of every
+    request's arrival (the workers' clock too)."""
 
     def __init__(self) -> None:
         self.arrivals: list[float] = []
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=0,
-                                                    log_level="warning", lifespan="off", interface="asgi3",
-                                                    loop="none"))
+        self.base_url = ""
 
-    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         self.arrivals.append(time.monotonic())
@@ -34,25 +32,13 @@ class _ArrivalServer:
                     "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
-
 
 @pytest.fixture
 async def arrivals() -> AsyncIterator[_ArrivalServer]:
     srv = _ArrivalServer()
-    serving = asyncio.create_task(srv.server.serve())
-    try:
-        for _ in range(500):
-            if srv.server.started:
-                break
-            await asyncio.sleep(0.01)
-        assert srv.server.started
+    async with serve_asgi(srv) as url:
+        srv.base_url = url
         yield srv
-    finally:
-        srv.server.should_exit = True
-        await serving
 
 
 async def _run_closed(base_url: str, workers: int, **load: Any) -> float:

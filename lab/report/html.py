@@ -530,7 +530,10 @@ def _load_text(run: RunRecord) -> str:
     if load.get("warmup"):
         parts.append(f"warm-up {float(load['warmup']):g} s")
     workers = load.get("workers")
-    if workers and workers != 1:
+    note = run.config.get("generator_workers_note")
+    if note:
+        parts.append(f"{workers} generator worker{'' if workers == 1 else 's'} ({note})")
+    elif workers and workers != 1:
         parts.append(f"{workers} generator workers")
     return ", ".join(parts)
 

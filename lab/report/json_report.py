@@ -61,6 +61,18 @@ def generator_workers_of(run: RunRecord) -> int | None:
     return load.get("workers") if isinstance(load, dict) else None
 
 
+def load_source_of(run: RunRecord) -> str:
+    """What drove a run, as the notes under every table say it: ``fast client, 2 generator
+    workers``, with why fewer workers ran than were asked for when that happened
+    (``httpx client, 1 generator worker (connections = 1 is a total, not split over 2
+    workers)``)."""
+    workers = generator_workers_of(run)
+    plural = "s" if workers != 1 else ""
+    text = f"{client_of(run) or '?'} client, {workers or '?'} generator worker{plural}"
+    note = run.config.get("generator_workers_note") if isinstance(run.config, dict) else None
+    return f"{text} ({note})" if note else text
+
+
 def run_json(run: RunRecord, zero_summary: bool = False) -> dict[str, Any]:
     """One run as a JSON-ready dict.
 
