@@ -100,6 +100,9 @@ class RunPlan:
             **({"sweep": {"parameter": self.sweep.parameter, "level": self.sweep.level,
                           "index": self.sweep.index, "levels": list(self.sweep.levels)}}
                if self.sweep else {}),
+            # Every request of an HTTP/2 load goes out as HTTP/2 or fails: httpx is told
+            # not to fall back to HTTP/1.1.
+            "http_version": "HTTP/2" if self.load.http2 else "HTTP/1.1",
             **({"generator_workers_asked": self.generator_workers_asked,
                 "generator_workers_note": self.generator_workers_note}
                if self.generator_workers_asked is not None else {}),
@@ -149,7 +152,7 @@ def resolve_load(load: LoadSpec, target: TargetSpec) -> LoadSpec:
         update["workers"] = default_generator_workers(target)
     # A target the lab starts always listens on http://127.0.0.1.
     url = target.url or "http://127.0.0.1/"
-    update["client"] = choose_client(load.client, url)
+    update["client"] = choose_client(load.client, url, load.http2 or load.follow_redirects)
     return load.model_copy(update=update)
 
 
