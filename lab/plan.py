@@ -81,9 +81,10 @@ class RunPlan:
         """Why fewer generator workers run than were asked for, e.g. ``connections = 1 is a
         total, not split over 2 workers``; empty when they all run."""
         cap = generator_worker_cap(self.load)
-        if self.generator_workers_asked is None or cap is None:
+        asked = self.generator_workers_asked
+        if asked is None or cap is None or cap[0] >= asked:
             return ""
-        return f"{cap[1]} is a total, not split over {self.generator_workers_asked} workers"
+        return f"{cap[1]} is a total, not split over {asked} workers"
 
     def config(self) -> dict[str, Any]:
         """The resolved configuration, JSON-serialisable, as stored with the run."""
@@ -105,7 +106,7 @@ class RunPlan:
             "http_version": "HTTP/2" if self.load.http2 else "HTTP/1.1",
             **({"generator_workers_asked": self.generator_workers_asked,
                 "generator_workers_note": self.generator_workers_note}
-               if self.generator_workers_asked is not None else {}),
+               if self.generator_workers_note else {}),
         }
 
 
