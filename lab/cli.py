@@ -219,7 +219,10 @@ def _apply_overrides(plans: list[RunPlan], path: str, duration: str | None, warm
             loc, msg = _describe(exc.errors()[0], LoadSpec)
             where = f"load.{_dotted(loc)}" if loc else "load"
             _fail(f"{path}: {plan.variant}: {where}: {msg} (after command-line overrides)")
-        out.append(dataclasses.replace(plan, load=load))
+        # Workers asked for anew are capped anew (RunPlan.__post_init__); otherwise the
+        # plan keeps what its own workers were capped from.
+        fresh = {"generator_workers_asked": None} if workers is not None else {}
+        out.append(dataclasses.replace(plan, load=load, **fresh))
     return out
 
 

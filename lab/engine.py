@@ -50,7 +50,14 @@ from lab.limits import fd_budget_problem
 from lab.monitor import ResourceSampler
 from lab.plan import RunPlan
 from lab.services import ServiceError, ServiceSet, remove_orphaned_dirs
-from lab.targets import StatsReader, TargetError, TargetProcess, fetch_stats, wait_ready
+from lab.targets import (
+    NOTHING_LISTENS_S,
+    StatsReader,
+    TargetError,
+    TargetProcess,
+    fetch_stats,
+    wait_ready,
+)
 
 START_DELAY_S = 0.1
 """Between the start command and t0, so every worker begins on the same instant."""
@@ -294,7 +301,8 @@ class _Run:
                     return "stopped" if control.stop_requested.is_set() else None
 
                 problem = await wait_ready(self.base_url, plan.target.ready_path,
-                                           plan.target.ready_timeout, stopped)
+                                           plan.target.ready_timeout, stopped,
+                                           nothing_there_s=NOTHING_LISTENS_S)
                 if problem == "stopped":
                     return "aborted", control.stop_reason
                 if problem:

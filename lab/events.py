@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 
 RunStatus = Literal["running", "completed", "failed", "aborted"]
 ResourceRole = Literal["target", "generator", "lab", "system", "service"]
-ERROR_CLASSES = ("timeout", "connect", "reset", "http_4xx", "http_5xx", "generator")
-"""Error classes, in display order. ``generator`` errors are the lab's own (for example
-too many open files) and are kept apart from the target's."""
+ERROR_CLASSES = ("timeout", "connect", "reset", "http_4xx", "http_5xx", "redirects", "generator")
+"""Error classes, in display order. ``redirects``: more redirects than are followed (a
+redirect loop). ``generator`` errors are the lab's own (for example too many open files)
+and are kept apart from the target's."""
 
 
 @dataclass(frozen=True)

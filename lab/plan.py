@@ -63,6 +63,28 @@ class RunPlan:
     """0-based repetition of this variant (``lab run --repeat N``)."""
     repeat_group: str = ""
     """Shared by the repetitions of one variant in one ``lab run --repeat N``."""
+    generator_workers_asked: int | None = None
+    """Set when fewer generator workers run than ``load.workers`` asked for (or its
+    default gave): the number asked. Set by the plan itself (see ``__post_init__``);
+    reset it to None with a new ``load`` whose workers were asked for anew."""
+
+    def __post_init__(self) -> None:
+        # A total the user sets (connections, max_in_flight) is never exceeded: each worker
+        # needs at least one of each, so no more workers run than the smallest of them.
+        cap = generator_worker_cap(self.load)
+        if cap is not None and (self.load.workers or 1) > cap[0]:
+            object.__setattr__(self, "generator_workers_asked", self.load.workers)
+            object.__setattr__(self, "load", self.load.model_copy(update={"workers": cap[0]}))
+
+    @property
+    def generator_workers_note(self) -> str:
+        """Why fewer generator workers run than were asked for, e.g. ``connections = 1 is a
+        total, not split over 2 workers``; empty when they all run."""
+        cap = generator_worker_cap(self.load)
+        asked = self.generator_workers_asked
+        if asked is None or cap is None or cap[0] >= asked:
+            return ""
+        return f"{cap[1]} is a total, not split over {asked} workers"
 
     def config(self) -> dict[str, Any]:
         """The resolved configuration, JSON-serialisable, as stored with the run."""
@@ -79,7 +101,30 @@ class RunPlan:
             **({"sweep": {"parameter": self.sweep.parameter, "level": self.sweep.level,
                           "index": self.sweep.index, "levels": list(self.sweep.levels)}}
                if self.sweep else {}),
+            # Every request of an HTTP/2 load goes out as HTTP/2 or fails: httpx is told
+            # not to fall back to HTTP/1.1.
+            "http_version": "HTTP/2" if self.load.http2 else "HTTP/1.1",
+            **({"generator_workers_asked": self.generator_workers_asked,
+                "generator_workers_note": self.generator_workers_note}
+               if self.generator_workers_note else {}),
         }
+
+
+def generator_worker_cap(load: LoadSpec) -> tuple[int, str] | None:
+    """The most generator workers ``load`` can be split over without exceeding a total it
+    sets, and that total as written (``connections = 1``); None when any number will do.
+
+    Open model: every worker holds at least one connection and one request in flight, so
+    ``connections`` and ``max_in_flight`` over more workers than their value would be
+    exceeded. VUs, ``rate`` and ``max_rps`` are split exactly (a worker may get none, or a
+    fraction of a request per second), so they set no cap.
+    """
+    if load.model != "open":
+        return None
+    caps = [(load.max_in_flight, f"max_in_flight = {load.max_in_flight}")]
+    if load.connections is not None:
+        caps.append((load.connections, f"connections = {load.connections}"))
+    return min(caps)
 
 
 def default_generator_workers(target: TargetSpec, cores: int | None = None) -> int:
@@ -108,7 +153,7 @@ def resolve_load(load: LoadSpec, target: TargetSpec) -> LoadSpec:
         update["workers"] = default_generator_workers(target)
     # A target the lab starts always listens on http://127.0.0.1.
     url = target.url or "http://127.0.0.1/"
-    update["client"] = choose_client(load.client, url)
+    update["client"] = choose_client(load.client, url, load.http2 or load.follow_redirects)
     return load.model_copy(update=update)
 
 

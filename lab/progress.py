@@ -15,6 +15,7 @@ from lab.events import (
     ServicesReady,
     TargetReady,
 )
+from lab.report.json_report import client_label
 
 
 class ProgressPrinter:
@@ -46,9 +47,11 @@ class ProgressPrinter:
             level = (f"{load.vus} VUs" if load.model == "closed" and load.vus else
                      f"{load.rate:g} req/s" if load.rate else f"{len(load.stages)} stages")
             workers = f"{load.workers} generator worker{'s' if load.workers != 1 else ''}"
+            if plan.generator_workers_note:
+                workers += f" ({plan.generator_workers_note})"
+            client = client_label(load.client, load.http2, load.follow_redirects)
             self._say(f"[{plan.variant}] {plan.experiment}: {load.model} model, {level}, "
-                      f"{self.total_s:g}s (warm-up {load.warmup:g}s); {load.client} client, "
-                      f"{workers}")
+                      f"{self.total_s:g}s (warm-up {load.warmup:g}s); {client}, {workers}")
         elif isinstance(event, ServicesReady):
             started = ", ".join(f"{name} at {url}" for name, url in event.services.items())
             if started:

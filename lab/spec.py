@@ -469,6 +469,11 @@ class RequestSpec(BaseModel):
         return _PLACEHOLDER_RE.findall(self.path)
 
 
+MAX_STAGES = 1000
+"""Stages a load profile may have: a typo or a generated file must not ask for 100,000
+stages of a millisecond, each printed as a row of the stage table."""
+
+
 class LoadSpec(BaseModel):
     """The ``[load]`` table: load model, profile and request mix.
 
@@ -508,14 +513,38 @@ class LoadSpec(BaseModel):
     client: Literal["auto", "httpx", "fast"] = "auto"
     """How requests go out: ``httpx`` (full HTTP: TLS, HTTP/2, redirects, proxies),
     ``fast`` (lean HTTP/1.1 for plain-http loopback targets), or ``auto``: ``fast``
-    where it can serve, else ``httpx`` (resolved by ``lab.plan``)."""
+    where it can serve (and neither ``http2`` nor ``follow_redirects`` is asked for),
+    else ``httpx`` (resolved by ``lab.plan``)."""
     keep_alive: bool = Field(True, strict=True)
     """Reuse connections between requests (HTTP keep-alive). ``false`` opens a new
     connection for every request and closes it after the response."""
+    http2: bool = Field(False, strict=True)
+    """Send every request as HTTP/2 (httpx engine only): over ``http://`` with prior
+    knowledge (h2c), over ``https://`` negotiated by ALPN; a server that cannot speak
+    HTTP/2 fails the requests rather than getting HTTP/1.1."""
+    follow_redirects: bool = Field(False, strict=True)
+    """Follow 3xx redirects (httpx engine only; at most 20): the chain counts as one
+    request with the final response's status, its latency the whole chain's."""
     requests: list[RequestSpec] = Field(min_length=1)
+
+    @field_validator("stages", mode="before")
+    @classmethod
+    def _not_too_many_stages(cls, value: object) -> object:
+        # Counted before each stage is validated: 100,000 of them would take a while.
+        if isinstance(value, list) and len(value) > MAX_STAGES:
+            raise ValueError(f"at most {MAX_STAGES:,} stages, got {len(value):,}")
+        return value
 
     @model_validator(mode="after")
     def _check_model(self) -> LoadSpec:
+        if self.client == "fast":
+            for name in ("http2", "follow_redirects"):
+                if getattr(self, name):
+                    raise _FieldError(
+                        "needs the httpx client engine; the fast engine speaks HTTP/1.1 and "
+                        'follows no redirects (use client = "httpx" or "auto")',
+                        (name,),
+                    )
         if self.model == "closed":
             if self.rate is not None:
                 raise _FieldError(
@@ -948,6 +977,16 @@ class Experiment(BaseModel):
                 except ValidationError as exc:
                     loc, message = _describe(exc.errors()[0], type(base))
                     raise _FieldError(message, ("variants", i, part, *loc)) from None
+        for i, variant in enumerate(self.resolved_variants()):
+            if variant.target.app and variant.load.http2:
+                where: tuple[str | int, ...] = (
+                    ("variants", i, "load", "http2") if i < len(self.variants)
+                    and "http2" in self.variants[i].load else ("load", "http2"))
+                raise _FieldError(
+                    "the lab serves 'app' targets with uvicorn, which speaks HTTP/1.1 only; "
+                    "HTTP/2 needs a 'url' target served by an HTTP/2 server (e.g. hypercorn)",
+                    where,
+                )
         if self.sweep is not None:
             for variant in self.resolved_variants():
                 for level in self.sweep.values():

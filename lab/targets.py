@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import socket
 import sys
@@ -159,23 +160,52 @@ class TargetProcess:
         return code
 
 
+NOTHING_LISTENS_S = 1.0
+"""How long an external URL target may refuse connections (or its host name fail to
+resolve) before the wait ends: a server that is just starting gets this long, while a
+port nobody listens on is said at once instead of after the whole ``ready_timeout``."""
+
+
+def _nothing_there(exc: httpx.HTTPError) -> str | None:
+    """Why no server can answer at all (refused, or the host does not resolve), else None."""
+    if not isinstance(exc, httpx.ConnectError):
+        return None
+    cur: BaseException | None = exc
+    seen: set[int] = set()
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, socket.gaierror):
+            return "the host name does not resolve"
+        if isinstance(cur, ConnectionRefusedError) or (
+                isinstance(cur, OSError) and cur.errno == errno.ECONNREFUSED):
+            return "connection refused: nothing listens there"
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 async def wait_ready(
     url: str,
     ready_path: str,
     timeout_s: float,
     died: Callable[[], Awaitable[str | None]] | None = None,
+    nothing_there_s: float | None = None,
 ) -> str | None:
     """Poll ``url + ready_path`` every 50 ms until it answers 200.
 
     Args:
         died: called between polls; a message it returns ends the wait (the process the
             URL belongs to has exited).
+        nothing_there_s: end the wait once every poll for this long found no server at
+            all (connection refused, or a host name that does not resolve); None waits
+            the whole ``timeout_s`` (a target the lab starts refuses until it listens).
+            A port that answers, even with an error, is waited for up to ``timeout_s``.
 
     Returns:
         None when ready, else why not (one line).
     """
     deadline = time.monotonic() + timeout_s
     last = "no answer"
+    nothing_since: float | None = None
     async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
         while True:
             if died is not None:
@@ -187,8 +217,17 @@ async def wait_ready(
                 if resp.status_code == 200:
                     return None
                 last = f"HTTP {resp.status_code}"
+                nothing_since = None
             except httpx.HTTPError as exc:
                 last = type(exc).__name__
+                why = _nothing_there(exc)
+                now = time.monotonic()
+                if why is None:
+                    nothing_since = None
+                elif nothing_since is None:
+                    nothing_since = now
+                elif nothing_there_s is not None and now - nothing_since >= nothing_there_s:
+                    return f"{url}: {why} (tried for {nothing_there_s:g}s)"
             if time.monotonic() > deadline:
                 return (f"{url} did not answer 200 on {ready_path} within {timeout_s:g}s "
                         f"(last: {last})")

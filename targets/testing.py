@@ -16,7 +16,11 @@ Environment, read at startup:
 - ``FAIL_STARTUP=1``: the lifespan raises, so the server never starts.
 - ``READY_NEVER=1``: ``/health`` answers 503 forever.
 
-Run: ``uvicorn targets.testing:app --port 8000``
+``/fast`` and ``/redirect/{n}`` count the HTTP version of their requests (``/stats``:
+``http2_requests``, ``http1_requests``); served by hypercorn they answer HTTP/2 too.
+
+Run: ``uvicorn targets.testing:app --port 8000`` (HTTP/1.1), or
+``hypercorn targets.testing:app --bind 127.0.0.1:8000`` (HTTP/1.1 and HTTP/2, h2c too).
 """
 
 from __future__ import annotations
@@ -53,6 +57,11 @@ class TargetState:
     crash_count: int = 0
     services_count: int = 0
     sleeping: int = 0
+    http2_count: int = 0
+    """``/fast`` and ``/redirect`` requests that came over HTTP/2 (served by hypercorn)."""
+    http1_count: int = 0
+    """``/fast`` and ``/redirect`` requests that came over HTTP/1.x."""
+    redirect_count: int = 0
 
 
 def _float_env(name: str, default: float | None) -> float | None:
@@ -87,9 +96,26 @@ async def health(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+def _count_version(request: Request) -> TargetState:
+    state = _state(request)
+    if request.scope.get("http_version") == "2":
+        state.http2_count += 1
+    else:
+        state.http1_count += 1
+    return state
+
+
 async def fast(request: Request) -> Response:
-    _state(request).fast_count += 1
+    _count_version(request).fast_count += 1
     return PlainTextResponse("ok")
+
+
+async def redirect(request: Request) -> Response:
+    """302 to ``/redirect/{n - 1}``, and from ``/redirect/1`` to ``/fast``: a chain of
+    ``n`` redirects before the final response."""
+    _count_version(request).redirect_count += 1
+    n = int(request.path_params["n"])
+    return Response(status_code=302, headers={"Location": f"/redirect/{n - 1}" if n > 1 else "/fast"})
 
 
 async def stall(request: Request) -> Response:
@@ -177,6 +203,8 @@ async def stats(request: Request) -> Response:
         "cache_hits": state.fast_count, "cache_misses": state.stall_count,
         "requests": state.fast_count + state.stall_count + state.services_count,
         "services_calls": 3 * state.services_count,
+        "http2_requests": state.http2_count, "http1_requests": state.http1_count,
+        "redirects": state.redirect_count,
         "gauges": {"uptime_s": round(time.monotonic() - state.started, 3),
                    "fast_total": state.fast_count, "in_flight": state.sleeping},
         "info": {"redis": "yes" if os.environ.get("REDIS_URL") else "no",
@@ -219,6 +247,7 @@ app = Starlette(
     routes=[
         Route("/health", health),
         Route("/fast", fast),
+        Route("/redirect/{n:int}", redirect),
         Route("/stall", stall),
         Route("/sleep/{ms:int}", sleep),
         Route("/trickle", trickle),

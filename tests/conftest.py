@@ -152,6 +152,34 @@ def run_lab(*args: str, cwd: Path | None = None, timeout: float = 120,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
+@contextlib.contextmanager
+def external_server(argv: list[str], port: int, env: dict[str, str] | None = None,
+                    timeout_s: float = 30.0) -> Iterator[None]:
+    """Run ``argv`` (a server that will listen on 127.0.0.1:``port``) from the repository
+    root until the block ends, entering the block once the port accepts connections;
+    the server is ended (SIGTERM, then SIGKILL) even when the block fails."""
+    import socket
+
+    proc = subprocess.Popen(argv, cwd=REPO, env={**os.environ, **(env or {})})
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            assert proc.poll() is None, f"{argv[:4]} exited with code {proc.returncode}"
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, f"{argv[:4]} did not listen on {port} in {timeout_s}s"
+            time.sleep(0.05)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 def one_line_error(code: int, out: str, err: str) -> str:
     """Assert a bad-input failure reported as one line on stderr (exit 2, no traceback,
     nothing on stdout); return that line."""

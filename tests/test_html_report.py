@@ -15,13 +15,14 @@ import os
 import re
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-from lab.events import ResourceSample, RunFinished
+from lab.events import IntervalStats, ResourceSample, RunFinished
 from lab.plan import plan_runs
 from lab.report.html import (
     PLOT_BG,
@@ -39,7 +40,7 @@ from lab.store import Recorder, Store
 from tests.conftest import REPO, run_lab, write_experiment
 from tests.html_shot import chromium, count_color, plot_bands, read_png, screenshot
 from tests.test_sweep import record_synthetic_sweeps
-from tests.tui.conftest import T0, summary_of, synthetic_events
+from tests.tui.conftest import T0, record, summary_of, synthetic_events
 
 EXPERIMENT = f"""
     [experiment]
@@ -259,3 +260,110 @@ def test_screenshot_in_headless_chromium_shows_the_charts(report_db: Path, tmp_p
     # Six measured dots, the fitted USL curve and N*, R(N) and p99 lines.
     drawn = count_color(pixels[top:bottom], run_color(2))
     assert drawn > 600, f"sweep charts: {drawn} px of {run_color(2)}"
+
+
+# ------------------------------------------------------------------ chart geometry
+
+
+def _plots(html: str) -> list[ET.Element]:
+    """Every chart (``<svg class="plot">``, with its nested clip ``<svg>``) of a page."""
+    plots = []
+    for start in re.finditer(r'<svg class="plot"', html):
+        depth = 0
+        for tag in re.finditer(r"<svg\b|</svg>", html[start.start():]):
+            depth += -1 if tag.group() == "</svg>" else 1
+            if depth == 0:
+                plots.append(ET.fromstring(html[start.start():start.start() + tag.end()]))
+                break
+    return plots
+
+
+def _tag(element: ET.Element) -> str:
+    return element.tag.rpartition("}")[2]
+
+
+def _outside_the_frame(plot: ET.Element) -> list[str]:
+    """What a chart draws from its data (points, lines, marks) that reaches past its plot
+    frame (the ``area`` rectangle), stroke width and marker radius included."""
+    area = next(e for e in plot.iter() if _tag(e) == "rect" and e.get("class") == "area")
+    x0, y0 = float(area.get("x", 0)), float(area.get("y", 0))
+    x1, y1 = x0 + float(area.get("width", 0)), y0 + float(area.get("height", 0))
+
+    def out(x: float, y: float, reach: float) -> bool:
+        return not (x0 <= x - reach and x + reach <= x1 and y0 <= y - reach and y + reach <= y1)
+
+    bad = []
+    for e in plot.iter():
+        kind = e.get("class")
+        if _tag(e) == "circle" and out(float(e.get("cx", 0)), float(e.get("cy", 0)), float(e.get("r", 0))):
+            bad.append(f"point at {e.get('cx')},{e.get('cy')} r={e.get('r')}")
+        elif _tag(e) == "path" and kind == "line":
+            nums = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", e.get("d", ""))]
+            half = float(e.get("stroke-width", 0)) / 2
+            far = [(x, y) for x, y in zip(nums[::2], nums[1::2], strict=True) if out(x, y, half)]
+            if far:
+                bad.append(f"line through {far[:3]}")
+        elif _tag(e) == "line" and kind == "mark":
+            for x, y in ((e.get("x1"), e.get("y1")), (e.get("x2"), e.get("y2"))):
+                if out(float(x or 0), float(y or 0), 0):
+                    bad.append(f"mark line at {x},{y}")
+        elif _tag(e) == "svg" and e is not plot:
+            clip = tuple(float(e.get(k, 0)) for k in ("x", "y", "width", "height"))
+            if clip != (x0, y0, x1 - x0, y1 - y0):
+                bad.append(f"drawing area {clip} is not the frame {(x0, y0, x1 - x0, y1 - y0)}")
+    return bad
+
+
+def test_every_point_of_the_sweep_charts_is_inside_the_frame(report_db: Path, tmp_path: Path) -> None:
+    # The sweep of report_db ends at its last level (N* ≈ 18 within it): the last points
+    # sit at the right end of the x axis. A second sweep's N* (≈ 141) lies far beyond its
+    # levels (1 to 32) and beyond the 4× of them the charts show.
+    far = tmp_path / "far.db"
+    record_synthetic_sweeps(tmp_path, far, {"far": (48.0, 0.001, 0.00005)})
+    for db, ids in ((report_db, (3,)), (far, (1,))):
+        with Store(db, readonly=True) as store:
+            html = render_report(gather(store, list(ids)))
+        sweep_charts = _plots(html[html.index("<h2>Sweeps</h2>"):])
+        assert len(sweep_charts) == 2
+        for plot in sweep_charts:
+            assert sum(1 for e in plot.iter() if _tag(e) == "circle") >= 6  # a dot per level
+            assert _outside_the_frame(plot) == [], plot.get("aria-label")
+    assert "N* ≈ 141 →" in html  # said at the frame's edge instead
+
+
+def _y_ticks(plot: ET.Element) -> list[float]:
+    values = []
+    for e in plot.iter():
+        if _tag(e) == "text" and e.get("class") == "tick" and e.get("text-anchor") == "end":
+            text = (e.text or "").replace(",", "")
+            values.append(float(text[:-1]) * 1000 if text.endswith("k") else float(text))
+    return values
+
+
+@pytest.mark.parametrize(("fast", "log"), [
+    # A ramp to 15,000 req/s (6,780 on average: 51× the slow run) whose per-second median
+    # (2,600) is under 20× the slow run's: linear, the slow run was a flat line on 0.
+    ((500, 1500, 2600, 14_300, 15_000), True),
+    ((200, 210, 190, 200, 205), False),  # 1.5× apart: a linear axis shows both
+])
+def test_throughput_chart_turns_log_when_a_run_would_be_flat_on_zero(
+        tmp_path: Path, fast: tuple[int, ...], log: bool) -> None:
+    slow = 133
+    db = tmp_path / "r.db"
+    plans = plan_runs(load_experiment(write_experiment(tmp_path, EXPERIMENT, name="scale")))
+    with Store(db) as store:
+        for i, (plan, series) in enumerate(zip(plans, ((slow,) * 5, fast), strict=True)):
+            events = [dataclasses.replace(e, ok=series[int(e.t_s)], requests=series[int(e.t_s)])
+                      if isinstance(e, IntervalStats) else e
+                      for e in synthetic_events(plan, f"scale-{i}", 100, 5.0, 5, T0 + 10 * i)]
+            record(store, events, "completed", None, T0 + 10 * i + 6,
+                   summary_of(events, 0, 0.5, 60_000_000, None))
+        html = render_report(gather(store, [1, 2]))
+    throughput = _plots(html)[0]
+    assert "ok req/s" in throughput.get("aria-label", "")
+    label = "".join(e.text or "" for e in throughput.iter() if e.get("class") == "label")
+    assert ("(log scale)" in label) == log
+    # Either way the axis reads the slow run's magnitude: a labelled tick at or below it,
+    # above 0 (a linear axis to 15,000 had its first at 5,000).
+    assert any(0 < t <= slow for t in _y_ticks(throughput)), _y_ticks(throughput)
+    assert _outside_the_frame(throughput) == []

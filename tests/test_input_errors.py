@@ -384,3 +384,20 @@ def test_sweep_level_error_through_the_command_line(lab: Lab, tmp_path: Path) ->
     line = _bad_run(lab, tmp_path, body)
     assert line == (f"{tmp_path / 'exp.toml'}:{_line_of(body, 'levels')}: "
                     "sweep.levels.factor: must be > 1 (got 1)")
+
+
+# ------------------------------------------------------------ 13: the number of stages
+
+
+def test_too_many_stages_is_one_line_at_once(lab: Lab, tmp_path: Path) -> None:
+    stages = ", ".join(['{ duration = "1ms", target = 1 }'] * 100_000)
+    body = BASE.replace('duration = "1s"', f"stages = [{stages}]")
+    line = _bad_run(lab, tmp_path, body)
+    assert line == (f"{tmp_path / 'exp.toml'}:{_line_of(body, 'stages =')}: "
+                    "load.stages: at most 1,000 stages, got 100,000")
+
+
+def test_the_largest_number_of_stages_is_accepted(tmp_path: Path) -> None:
+    stages = ", ".join(['{ duration = "10ms", target = 1 }'] * 1000)
+    exp = load_experiment(write_experiment(tmp_path, BASE.replace('duration = "1s"', f"stages = [{stages}]")))
+    assert len(exp.load.stages) == 1000

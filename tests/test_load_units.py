@@ -611,3 +611,55 @@ def test_send_lag_joins_the_lag_histogram_and_shows_a_generator_falling_behind()
     # a run is flagged generator-bound.
     assert stalled.lag.percentile_ms(99) > 30
     assert 75 < stalled.lag.max_ms() < 120
+
+
+async def test_wait_ready_gives_a_starting_server_its_second_then_gives_up() -> None:
+    """A URL that refuses connections: a server that starts listening within
+    ``NOTHING_LISTENS_S`` is still found; a port nobody listens on ends the wait then."""
+    import socket
+
+    from lab.targets import NOTHING_LISTENS_S, wait_ready
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
+    port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    polls = 0
+    server: asyncio.Server | None = None
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    async def start_listening_on_the_third_poll() -> None:
+        nonlocal polls, server
+        polls += 1
+        if polls == 3:
+            sock.listen()
+            server = await asyncio.start_server(answer, sock=sock)
+        return None
+
+    try:
+        assert await wait_ready(url, "/health", 600, start_listening_on_the_third_poll,
+                                nothing_there_s=NOTHING_LISTENS_S) is None
+        assert polls == 3
+    finally:
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+        sock.close()
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{free.getsockname()[1]}"
+        polls = 0
+
+        async def count() -> None:
+            nonlocal polls
+            polls += 1
+
+        problem = await wait_ready(url, "/health", 600, count, nothing_there_s=NOTHING_LISTENS_S)
+    assert problem == f"{url}: connection refused: nothing listens there (tried for 1s)"
+    # Polled every 50 ms: about 20 tries in the second, not 600 s of them.
+    assert 2 <= polls <= 25

@@ -1,5 +1,6 @@
-"""The closed model's ``max_rps`` cap spaces requests evenly, with real generator workers
-against a real server that records when each request arrives."""
+"""How the closed model paces its requests, with real generator workers against a real
+server that records when each request arrives: the ``max_rps`` cap spaces them evenly, and
+think time never lets a VU send past the end of the run."""
 
 from __future__ import annotations
 
@@ -9,23 +10,21 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 
 from lab.generators import GeneratorPool
 from lab.spec import LoadSpec
+from tests.inprocess import serve_asgi
 
 
 class _ArrivalServer:
-    """An in-process uvicorn whose app answers ``ok`` at once and notes the
-    ``time.monotonic()`` of every request's arrival (the workers' clock too)."""
+    """An ASGI app that answers ``ok`` at once and notes the ``time.monotonic()`` of every
+    request's arrival (the workers' clock too)."""
 
     def __init__(self) -> None:
         self.arrivals: list[float] = []
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=0,
-                                                    log_level="warning", lifespan="off", interface="asgi3",
-                                                    loop="none"))
+        self.base_url = ""
 
-    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         self.arrivals.append(time.monotonic())
@@ -33,25 +32,13 @@ class _ArrivalServer:
                     "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.servers[0].sockets[0].getsockname()[1]}"
-
 
 @pytest.fixture
 async def arrivals() -> AsyncIterator[_ArrivalServer]:
     srv = _ArrivalServer()
-    serving = asyncio.create_task(srv.server.serve())
-    try:
-        for _ in range(500):
-            if srv.server.started:
-                break
-            await asyncio.sleep(0.01)
-        assert srv.server.started
+    async with serve_asgi(srv) as url:
+        srv.base_url = url
         yield srv
-    finally:
-        srv.server.should_exit = True
-        await serving
 
 
 async def _run_closed(base_url: str, workers: int, **load: Any) -> float:
@@ -98,3 +85,17 @@ async def test_max_rps_below_one_per_worker_is_kept_exact(arrivals: _ArrivalServ
     assert len(sent) == 3, sent
     for i, t in enumerate(sent):
         assert t == pytest.approx(i / 1.2, abs=0.05), sent
+
+
+async def test_think_time_cut_short_by_the_end_sends_no_extra_request(arrivals: _ArrivalServer) -> None:
+    # 40 VUs ramped in over the first 0.4 s, then 0.5 s of think time after each response:
+    # a VU that starts at s sends at s, s + 0.5, s + 1 and s + 1.5 (plus response times),
+    # and its next request would come after the 2 s run. Its last think time is cut short
+    # to the end, and that shortened sleep may wake a hair early (uvloop's timers count
+    # whole milliseconds): the VU must not send then. Staggered starts make every VU's
+    # last sleep end at its own sub-millisecond offset, so an early wake-up cannot hide.
+    t0 = await _run_closed(arrivals.base_url, workers=2, think_time=0.5, duration=2.0,
+                           stages=[{"duration": 0.4, "target": 40}, {"duration": 1.6, "target": 40}])
+    sent = sorted(t - t0 for t in arrivals.arrivals)
+    # A machine too busy to answer within a few ms sends fewer; never more than 4 per VU.
+    assert 40 * 2 <= len(sent) <= 40 * 4, (len(sent), sent[-10:])

@@ -18,11 +18,15 @@ from lab.store import Store
 from tests.conftest import (
     CONTRACT_TOOL,
     REPO,
+    external_server,
     leaves_no_processes,
     run_lab,
     still_running,
     write_experiment,
 )
+
+_UVICORN = [sys.executable, "-m", "uvicorn", "targets.testing:app", "--log-level", "warning"]
+"""The testing target served by uvicorn, as an external URL target (add ``--port``)."""
 
 FAST = """
 [experiment]
@@ -190,7 +194,7 @@ def test_errors_are_classified(tmp_path: Path, db_path: Path) -> None:
     assert sum(iv.bytes for iv in intervals) > 0
 
 
-def test_external_target_that_is_down_fails_the_run(tmp_path: Path, db_path: Path) -> None:
+def test_external_target_that_is_down_fails_the_run_at_once(tmp_path: Path, db_path: Path) -> None:
     import socket
 
     with socket.socket() as s:
@@ -202,30 +206,54 @@ def test_external_target_that_is_down_fails_the_run(tmp_path: Path, db_path: Pat
         [target]
         url = "http://127.0.0.1:{port}"
         ready_path = "/"
-        ready_timeout = "1s"
+        ready_timeout = "10m"
         [load]
         vus = 2
         duration = "1s"
         [[load.requests]]
         path = "/"
     """)
-    res = run_lab("run", str(exp), "--db", str(db_path), "--format", "json")
+    # Nothing listens on the port: said after a second of retries, not after 10 minutes
+    # of ready_timeout (the subprocess would time out).
+    res = run_lab("run", str(exp), "--db", str(db_path), "--format", "json", timeout=60)
     assert res.returncode == 1, res.stderr
     run = json.loads(res.stdout)["runs"][0]
     assert run["status"] == "failed"
-    assert f"127.0.0.1:{port} did not answer 200 on / within 1s (last: ConnectError)" in run["reason"]
+    assert run["reason"] == (f"target http://127.0.0.1:{port}: connection refused: nothing listens "
+                             "there (tried for 1s)")
+
+
+def test_external_target_that_answers_but_is_not_ready_is_waited_for(tmp_path: Path,
+                                                                       db_path: Path) -> None:
+    from lab.targets import free_port
+
+    port = free_port()
+    with external_server(_UVICORN + ["--port", str(port)], port, env={"READY_NEVER": "1"}):
+        exp = write_experiment(tmp_path, f"""
+            [experiment]
+            title = "not ready"
+            [target]
+            url = "http://127.0.0.1:{port}"
+            ready_timeout = "3s"
+            [load]
+            vus = 1
+            duration = "1s"
+            [[load.requests]]
+            path = "/fast"
+        """)
+        res = run_lab("run", str(exp), "--db", str(db_path), "--format", "json")
+    assert res.returncode == 1, res.stderr
+    run = json.loads(res.stdout)["runs"][0]
+    assert run["reason"] == (f"target http://127.0.0.1:{port} did not answer 200 on /health "
+                             "within 3s (last: HTTP 503)")
 
 
 def test_external_url_target_is_measured(tmp_path: Path, db_path: Path) -> None:
     """A target the lab does not start: only the generator and the system are sampled."""
-    import subprocess as sp
-
     from lab.targets import free_port
 
     port = free_port()
-    server = sp.Popen([sys.executable, "-m", "uvicorn", "targets.testing:app", "--port", str(port),
-                       "--log-level", "warning"], cwd=REPO)
-    try:
+    with external_server(_UVICORN + ["--port", str(port)], port):
         exp = write_experiment(tmp_path, f"""
             [experiment]
             title = "external"
@@ -239,9 +267,6 @@ def test_external_url_target_is_measured(tmp_path: Path, db_path: Path) -> None:
             path = "/fast"
         """)
         res = run_lab("run", str(exp), "--db", str(db_path), "--format", "json")
-    finally:
-        server.terminate()
-        server.wait(10)
     assert res.returncode == 0, res.stderr
     run = json.loads(res.stdout)["runs"][0]
     assert run["summary"]["ok"] > 100

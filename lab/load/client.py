@@ -47,7 +47,8 @@ def classify_exception(exc: BaseException) -> tuple[str, str]:
     """Map an exception raised while sending to ``(error_class, message)``.
 
     Timeouts (ours or httpx's) are ``timeout``; refused connections ``connect``; a peer
-    that resets or closes mid-exchange ``reset``; anything that is the generator's own
+    that resets or closes mid-exchange ``reset``; more redirects than httpx follows (a
+    redirect loop) ``redirects``; anything that is the generator's own
     failure (out of file descriptors, ports or memory, or an unexpected exception)
     ``generator``, kept apart from the target's errors.
     """
@@ -63,6 +64,8 @@ def classify_exception(exc: BaseException) -> tuple[str, str]:
         return "connect", message
     if isinstance(exc, httpx.TransportError | ConnectionError):
         return "reset", message
+    if isinstance(exc, httpx.TooManyRedirects):
+        return "redirects", message
     return "generator", message
 
 
@@ -78,26 +81,36 @@ class HttpxEngine:
 
     Args:
         base_url: e.g. ``http://127.0.0.1:41234``.
-        timeout_s: total deadline per request, seconds: connect, send and the whole body.
-            httpx's own timeouts are per operation, so a server trickling one byte at a
-            time would never trip them; the deadline wraps the whole exchange.
-        keep_alive: reuse each client's connection between requests. ``False`` sends
-            ``Connection: close`` (as the fast engine does) and keeps no idle connection,
-            so every request opens a new connection, closed after its response.
+        timeout_s: total deadline per request, seconds: connect, send and the whole body
+            (of every response of a redirect chain). httpx's own timeouts are per
+            operation, so a server trickling one byte at a time would never trip them;
+            the deadline wraps the whole exchange.
+        keep_alive: reuse each client's connection between requests. ``False`` keeps no
+            idle connection, so every request opens a new connection, closed after its
+            response; over HTTP/1.1 it also sends ``Connection: close`` (as the fast
+            engine does; HTTP/2 forbids the header, RFC 9113 section 8.2.2).
+        http2: HTTP/2 only, never HTTP/1.1: over ``http://`` with prior knowledge (h2c,
+            RFC 9113 section 3.3), over ``https://`` by ALPN. A server that cannot speak
+            it fails the requests, so every response counted came over HTTP/2.
+        follow_redirects: follow 3xx redirects (httpx's limit: 20); a chain is one
+            request, with the final response's status and body bytes.
     """
 
     name = "httpx"
 
-    def __init__(self, base_url: str, timeout_s: float, keep_alive: bool = True) -> None:
+    def __init__(self, base_url: str, timeout_s: float, keep_alive: bool = True,
+                 http2: bool = False, follow_redirects: bool = False) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.keep_alive = keep_alive
+        self.http2 = http2
+        self.follow_redirects = follow_redirects
         # The per-operation timeout only matters if the deadline cannot fire (it always
         # can); keep it a little longer so the deadline is what users see.
         self._httpx_timeout = httpx.Timeout(timeout_s + 1.0)
         self._limits = httpx.Limits(max_connections=1, max_keepalive_connections=1 if keep_alive else 0)
         self._headers = {"User-Agent": "scalability-lab", "Accept": "*/*", "Accept-Encoding": "identity"}
-        if not keep_alive:
+        if not keep_alive and not http2:
             self._headers["Connection"] = "close"
         # Measured: a client that builds its own TLS context costs ~27 ms to create (it
         # loads the CA bundle); with one shared context it costs ~0.03 ms. The open model
@@ -110,7 +123,9 @@ class HttpxEngine:
             base_url=self.base_url,
             limits=self._limits,
             timeout=self._httpx_timeout,
-            follow_redirects=False,
+            http1=not self.http2,
+            http2=self.http2,
+            follow_redirects=self.follow_redirects,
             trust_env=False,
             verify=self._ssl,
             # The same request headers as the fast engine: no compression asked for, so

@@ -34,12 +34,18 @@ def is_loopback_http(url: str) -> bool:
         return False
 
 
-def choose_client(requested: str, base_url: str) -> str:
+def choose_client(requested: str, base_url: str, needs_httpx: bool = False) -> str:
     """The engine to use: ``auto`` picks ``fast`` for plain-http loopback targets (it
     speaks HTTP/1.1 without TLS, HTTP/2, proxies or redirects), else ``httpx``.
 
+    Args:
+        requested: ``auto``, ``fast`` or ``httpx``.
+        base_url: the target's base URL.
+        needs_httpx: the load asks for what only httpx does (``http2``,
+            ``follow_redirects``).
+
     Raises:
-        ValueError: ``fast`` was asked for a target it cannot serve.
+        ValueError: ``fast`` was asked for a target or a load it cannot serve.
     """
     if requested == "httpx":
         return "httpx"
@@ -47,10 +53,14 @@ def choose_client(requested: str, base_url: str) -> str:
     if requested == "fast" and not loopback:
         raise ValueError(f"client 'fast' only serves plain http:// targets on this machine, "
                          f"not {base_url}; use client = \"httpx\" (or \"auto\")")
-    return "fast" if loopback else "httpx"
+    if requested == "fast" and needs_httpx:
+        raise ValueError("client 'fast' speaks HTTP/1.1 and follows no redirects; "
+                         "use client = \"httpx\" (or \"auto\") for http2 or follow_redirects")
+    return "fast" if loopback and not needs_httpx else "httpx"
 
 
-def make_engine(name: str, base_url: str, timeout_s: float, keep_alive: bool = True) -> ClientEngine:
+def make_engine(name: str, base_url: str, timeout_s: float, keep_alive: bool = True,
+                http2: bool = False, follow_redirects: bool = False) -> ClientEngine:
     """Build the named engine for one generator worker.
 
     Args:
@@ -58,9 +68,16 @@ def make_engine(name: str, base_url: str, timeout_s: float, keep_alive: bool = T
         base_url: the target's base URL.
         timeout_s: total deadline per request, seconds.
         keep_alive: reuse connections; ``False`` opens a new one for every request.
+        http2: send HTTP/2 only (httpx).
+        follow_redirects: follow 3xx redirects (httpx).
+
+    Raises:
+        ValueError: ``http2`` or ``follow_redirects`` asked of the fast engine.
     """
     if name == "fast":
+        if http2 or follow_redirects:
+            raise ValueError("the fast client engine speaks HTTP/1.1 and follows no redirects")
         from lab.load.fastclient import FastEngine
 
         return FastEngine(base_url, timeout_s, keep_alive)
-    return HttpxEngine(base_url, timeout_s, keep_alive)
+    return HttpxEngine(base_url, timeout_s, keep_alive, http2=http2, follow_redirects=follow_redirects)

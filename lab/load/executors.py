@@ -234,7 +234,15 @@ class ClosedExecutor(Executor):
                 rec.record(now, now - start, now - start, out.nbytes, out.error_class,
                            out.status, out.message)
                 if self.think_time_s > 0:
-                    if not await self._sleep_until(min(now + self.think_time_s, self.end)):
+                    # Decided on the planned time, not on the clock after the sleep: a
+                    # sleep cut short to the end may wake a hair early (uvloop's timers
+                    # count whole milliseconds) and must not buy one more request. The VU
+                    # stays until the end, so the run does not replace it with a new one.
+                    next_at = now + self.think_time_s
+                    if next_at >= self.end:
+                        await self._sleep_until(self.end)
+                        break
+                    if not await self._sleep_until(next_at):
                         break
                     now = time.monotonic()
         finally:
@@ -257,7 +265,13 @@ class ClosedExecutor(Executor):
                 for _task, retire in live[wanted:]:
                     retire.set()
             self._vus = [(t, r) for t, r in self._vus if not t.done()]
-            if not await self._sleep_until(min(now + CONTROL_TICK_S, self.end)):
+            # No tick at the end: waking a hair early there would start VUs that send
+            # one request each just before it.
+            tick = now + CONTROL_TICK_S
+            if tick >= self.end:
+                await self._sleep_until(self.end)
+                break
+            if not await self._sleep_until(tick):
                 break
         await self._finish({t for t, _ in self._vus if not t.done()})
 

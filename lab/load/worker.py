@@ -51,7 +51,8 @@ def build_executor(config: dict[str, Any], t0: float) -> tuple[Executor, StatsRe
     # Closed model: a request goes out when its VU sends it, so service time = latency.
     recorder = StatsRecorder(t0, float(config.get("interval_s", 1.0)), total_s,
                              service_is_latency=load.model == "closed")
-    engine = make_engine(load.client, config["base_url"], load.timeout, load.keep_alive)
+    engine = make_engine(load.client, config["base_url"], load.timeout, load.keep_alive,
+                         http2=load.http2, follow_redirects=load.follow_redirects)
     picker = RequestPicker(load.requests, seed=int(config.get("seed", 0)) * 1000 + index)
     common: dict[str, Any] = {
         "engine": engine,

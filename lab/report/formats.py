@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from lab.report.json_report import client_of, dumps, generator_workers_of, series_json
+from lab.report.json_report import client_of, dumps, generator_workers_of, load_source_of, series_json
 from lab.report.table import (
     MISSING,
     DeltaKind,
@@ -99,14 +99,9 @@ def _engine_note(runs: Sequence[RunRecord]) -> list[str]:
     """Which client engine and how many generator workers drove the runs, as one note
     (``load from: #1 httpx client, 1 generator worker; #2, #3 fast client, 2 ...``)."""
 
-    def describe(run: RunRecord) -> str:
-        workers = generator_workers_of(run)
-        plural = "s" if workers != 1 else ""
-        return f"{client_of(run) or '?'} client, {workers or '?'} generator worker{plural}"
-
     groups: dict[str, list[str]] = {}
     for run in runs:
-        groups.setdefault(describe(run), []).append(f"#{run.id}")
+        groups.setdefault(load_source_of(run), []).append(f"#{run.id}")
     if len(groups) == 1:
         return [f"load from: {next(iter(groups))}"]
     return ["load from: " + "; ".join(f"{', '.join(ids)} {kind}" for kind, ids in groups.items())]

@@ -14,6 +14,7 @@ it into the page and touches no database.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import statistics
@@ -53,8 +54,13 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
 """Line colours, one per run (or sweep variant), in order; they repeat after ten, dashed."""
 
 LOG_RATIO = 20.0
-"""A chart switches its y axis to a log scale when the medians of its lines differ by
-more than this factor (so a 100× faster variant is not a flat line at 0)."""
+"""A chart switches its y axis to a log scale when its highest value is more than this
+factor above the typical value (median) of one of its lines: on a linear axis that line
+would fill under 1/20 of the height, a flat line at 0 (a run 51× slower than another)."""
+
+PLOT_PAD = 6
+"""Px between a chart's frame and the data drawn in it: a marker (radius 4) or a line
+(width up to 2.5) at the end of an axis stays whole inside the frame."""
 
 PLOT_BG = "#fafbfc"
 """Fill of a chart's plot area (a test finds the charts in a screenshot by it)."""
@@ -341,14 +347,21 @@ def _attr(value: str) -> str:
 
 
 def should_log(lines: Sequence[Line]) -> bool:
-    """Whether the medians of the lines' positive values differ by more than
-    ``LOG_RATIO`` (then a log y axis shows them all)."""
+    """Whether a linear y axis would flatten a line: with two lines or more, the highest
+    positive value of all (the top of a linear axis) is more than ``LOG_RATIO`` times
+    the median positive value of one line (then a log y axis shows them all).
+
+    Compared with the top, not with the other lines' medians: a run whose per-second
+    throughput climbs to 15,000 req/s over a ramp has a median of a few thousand, and a
+    133 req/s run beside it would still be a flat line at 0."""
     medians = []
+    top = 0.0
     for line in lines:
-        ys = [y for _x, y in line.points if y is not None and y > 0]
+        ys = [y for _x, y in line.points if y is not None and math.isfinite(y) and y > 0]
         if ys:
             medians.append(statistics.median(ys))
-    return len(medians) >= 2 and max(medians) / min(medians) > LOG_RATIO
+            top = max(top, max(ys))
+    return len(medians) >= 2 and top / min(medians) > LOG_RATIO
 
 
 def svg_chart(lines: Sequence[Line], *, x_label: str, y_label: str, log_y: bool = False,
@@ -371,9 +384,17 @@ def svg_chart(lines: Sequence[Line], *, x_label: str, y_label: str, log_y: bool 
         height: height of the coordinate system, px.
 
     Returns:
-        The ``<svg>`` element as text.
+        The ``<svg>`` element as text. Everything drawn from the data lies inside the plot
+        frame: points outside ``x_range`` are left out, the data sit ``PLOT_PAD`` px in
+        from the frame (so a marker at the end of an axis is whole), and an x mark
+        outside the range is a label at the frame's edge, not a line past it.
     """
     left, right, top, bottom = 64, 16, 14, 44
+    if x_range is not None:
+        lo, hi = x_range
+        lines = [dataclasses.replace(line, points=[(x, y) for x, y in line.points
+                                                   if lo - 1e-9 <= x <= hi + 1e-9])
+                 for line in lines]
     xs = [x for line in lines for x, y in line.points if y is not None]
     ys = [y for line in lines for _x, y in line.points
           if y is not None and math.isfinite(y) and (y > 0 or not log_y)]
@@ -388,6 +409,8 @@ def svg_chart(lines: Sequence[Line], *, x_label: str, y_label: str, log_y: bool 
                      f'text-anchor="middle">{escape(empty_text)}</text></svg>')
         return "".join(parts)
     x_lo, x_hi = x_range if x_range is not None else (min(xs), max(xs))
+    outside = [m for m in marks if m.axis == "x" and not x_lo - 1e-9 <= m.value <= x_hi + 1e-9]
+    marks = [m for m in marks if m not in outside]
     x_ticks = nice_ticks(x_lo, x_hi, 6)
     if x_range is None:
         x_lo, x_hi = x_ticks[0], x_ticks[-1]
@@ -398,13 +421,16 @@ def svg_chart(lines: Sequence[Line], *, x_label: str, y_label: str, log_y: bool 
     else:
         y_ticks = nice_ticks(0.0 if y_from_zero and min(ys) >= 0 else min(ys), max(ys), 5)
     y_lo, y_hi = y_ticks[0], y_ticks[-1]
-    fx = _Axis(x_lo, x_hi, px0, px1, log=False)
-    fy = _Axis(y_lo, y_hi, py0, py1, log=log_y)
+    pad = PLOT_PAD
+    fx = _Axis(x_lo, x_hi, px0 + pad, px1 - pad, log=False)
+    fy = _Axis(y_lo, y_hi, py0 - pad, py1 + pad, log=log_y)
     y_step = None if log_y else (y_ticks[1] - y_ticks[0] if len(y_ticks) > 1 else None)
     x_step = x_ticks[1] - x_ticks[0] if len(x_ticks) > 1 else None
 
     if shade is not None and shade[1] > shade[0]:
-        a, b = fx(max(shade[0], x_lo)), fx(min(shade[1], x_hi))
+        # A band reaching an end of the axis reaches the frame (past the data's padding).
+        a = px0 if shade[0] <= x_lo else fx(shade[0])
+        b = px1 if shade[1] >= x_hi else fx(shade[1])
         parts.append(f'<rect class="shade" x="{a:.1f}" y="{py1}" width="{max(b - a, 0):.1f}" '
                      f'height="{py0 - py1}"/>')
         parts.append(f'<text class="shade-label" x="{a + 4:.1f}" y="{py1 + 12}">'
@@ -443,10 +469,17 @@ def svg_chart(lines: Sequence[Line], *, x_label: str, y_label: str, log_y: bool 
             parts.append(f'<text class="mark-label" x="{px1 - 4}" y="{y - 5:.1f}" text-anchor="end" '
                          f'fill="{_attr(mark.color)}">{escape(mark.label)}</text>')
 
-    # A nested <svg> clips the lines to the plot area (a curve past N* may leave it).
-    parts.append(f'<svg x="{px0}" y="{py1 - 4}" width="{px1 - px0}" '
-                 f'height="{py0 - py1 + 8}" viewBox="{px0} {py1 - 4} {px1 - px0} {py0 - py1 + 8}" '
-                 f'overflow="hidden">')
+    for mark in outside:
+        # Beyond the x range (N* far past the last level): said at the edge it lies past.
+        right_side = mark.value > x_hi
+        x, anchor = (px1 - 4, "end") if right_side else (px0 + 4, "start")
+        text = f"{mark.label} →" if right_side else f"← {mark.label}"
+        parts.append(f'<text class="mark-label" x="{x}" y="{py1 + 14}" text-anchor="{anchor}" '
+                     f'fill="{_attr(mark.color)}">{escape(text)}</text>')
+
+    # A nested <svg> clips what is drawn to the plot frame, whatever the data.
+    parts.append(f'<svg class="clip" x="{px0}" y="{py1}" width="{px1 - px0}" height="{py0 - py1}" '
+                 f'viewBox="{px0} {py1} {px1 - px0} {py0 - py1}" overflow="hidden">')
     for line in lines:
         color = _attr(line.color)
         title = f"<title>{escape(line.label)}</title>" if line.label else ""
@@ -530,7 +563,10 @@ def _load_text(run: RunRecord) -> str:
     if load.get("warmup"):
         parts.append(f"warm-up {float(load['warmup']):g} s")
     workers = load.get("workers")
-    if workers and workers != 1:
+    note = run.config.get("generator_workers_note")
+    if note:
+        parts.append(f"{workers} generator worker{'' if workers == 1 else 's'} ({note})")
+    elif workers and workers != 1:
         parts.append(f"{workers} generator workers")
     return ", ".join(parts)
 

@@ -61,6 +61,28 @@ def generator_workers_of(run: RunRecord) -> int | None:
     return load.get("workers") if isinstance(load, dict) else None
 
 
+def client_label(client: str | None, http2: bool = False, follow_redirects: bool = False) -> str:
+    """How outputs name the client engine: ``fast client``, ``httpx client (HTTP/2,
+    follows redirects)``."""
+    extras = [text for on, text in ((http2, "HTTP/2"), (follow_redirects, "follows redirects")) if on]
+    return f"{client or '?'} client" + (f" ({', '.join(extras)})" if extras else "")
+
+
+def load_source_of(run: RunRecord) -> str:
+    """What drove a run, as the notes under every table say it: ``fast client, 2 generator
+    workers``, ``httpx client (HTTP/2), 1 generator worker``; with why fewer workers ran
+    than were asked for, when that happened (``httpx client, 1 generator worker
+    (connections = 1 is a total, not split over 2 workers)``)."""
+    workers = generator_workers_of(run)
+    plural = "s" if workers != 1 else ""
+    config = run.config if isinstance(run.config, dict) else {}
+    load = config.get("load") if isinstance(config.get("load"), dict) else {}
+    client = client_label(client_of(run), bool(load.get("http2")), bool(load.get("follow_redirects")))
+    text = f"{client}, {workers or '?'} generator worker{plural}"
+    note = config.get("generator_workers_note")
+    return f"{text} ({note})" if note else text
+
+
 def run_json(run: RunRecord, zero_summary: bool = False) -> dict[str, Any]:
     """One run as a JSON-ready dict.
 

@@ -225,17 +225,12 @@ def _status(run: RunRecord) -> Text:
 
 def _engine_notes(runs: Sequence[RunRecord]) -> list[str]:
     """Which client engine and how many generator workers drove the runs."""
-    from lab.report.json_report import client_of, generator_workers_of
+    from lab.report.json_report import load_source_of
 
-    def describe(run: RunRecord) -> str:
-        workers = generator_workers_of(run)
-        plural = "s" if workers != 1 else ""
-        return f"{client_of(run) or '?'} client, {workers or '?'} generator worker{plural}"
-
-    kinds = {describe(run) for run in runs}
+    kinds = {load_source_of(run) for run in runs}
     if len(kinds) == 1:
         return [f"load from: {kinds.pop()}"]
-    return [f"run {run.id} load from: {describe(run)}" for run in runs]
+    return [f"run {run.id} load from: {load_source_of(run)}" for run in runs]
 
 
 def _experiments(runs: Sequence[RunRecord]) -> str:
