@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 
 from lab import __version__
+from lab.analysis.offered import offered_load
 from lab.analysis.summary import (
     CpuReading,
     IntervalCounts,
@@ -232,6 +233,8 @@ class _Run:
         self.stats_last: dict[str, Any] = {}
         self.last_stage = -1
         self.level_override: float | None = None
+        self.user_levels: list[tuple[float, float]] = []
+        """(t_s, level) of each level a user set during the run."""
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0 if self.t0 else 0.0
@@ -465,8 +468,9 @@ class _Run:
             for level in control.take_levels():
                 self.level_override = level
                 pool.broadcast({"cmd": "level", "value": level})
-                self.emit(LoadChanged(self.key, round(self.elapsed(), 3), max(self.last_stage, 0),
-                                      level, "user"))
+                at_s = round(self.elapsed(), 3)
+                self.user_levels.append((at_s, level))
+                self.emit(LoadChanged(self.key, at_s, max(self.last_stage, 0), level, "user"))
             try:
                 m = await asyncio.wait_for(pool.messages.get(), 0.1)
             except TimeoutError:
@@ -537,7 +541,9 @@ class _Run:
         early = status != "completed"
         min_s = min_measured_for(planned_measured_s(load.total_duration_s, load.warmup))
         summary = summarise(intervals, [_reading(s) for s in self.samples], load.warmup,
-                            target_stats or None, min_measured_s=min_s)
+                            target_stats or None, min_measured_s=min_s,
+                            offered=offered_load(intervals, load.model_dump(), load.warmup,
+                                                 self.user_levels))
         note = too_short_note(intervals, load.warmup, min_s, stopped_early=early)
         if summary is None and note:
             reason = f"{reason}; {note}" if reason else note

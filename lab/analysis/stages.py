@@ -190,10 +190,10 @@ def scheduled_mean(profile: LoadProfile, start_s: float, end_s: float) -> float:
     start, end = max(0.0, start_s), min(end_s, profile.total_s)
     if end - start <= _EPS_S:
         return profile.level_at(start_s)
-    return (_cumulative(profile, end) - _cumulative(profile, start)) / (end - start)
+    return (scheduled_count(profile, end) - scheduled_count(profile, start)) / (end - start)
 
 
-def _cumulative(profile: LoadProfile, t: float) -> float:
+def scheduled_count(profile: LoadProfile, t: float) -> float:
     """∫ level dt from 0 to ``t``: arrivals due (open model) or VU-seconds (closed)."""
     for seg in profile.segments:
         if t < seg.t1:
@@ -304,7 +304,7 @@ def _figures(stage: int, group: Sequence[tuple[_Interval, float]], profile: Load
         a, end = iv.t_s, iv.t_s + iv.duration_s
         b = min(end, profile.total_s)
         if b > a:
-            level_s += _cumulative(profile, b) - _cumulative(profile, a)
+            level_s += scheduled_count(profile, b) - scheduled_count(profile, a)
         drain_s += max(0.0, end - max(a, schedule_end))
     offered = level_s / span_s if span_s > 0 else 0.0
     measured = [(iv.in_flight_mean, iv.duration_s) for iv in ivs

@@ -220,6 +220,8 @@ def _status(run: RunRecord) -> Text:
     text = Text(run.status, style=STATUS_STYLE.get(run.status, ""))
     if run.summary is not None and run.summary.generator_bound:
         text.append("\ngen-bound", style="yellow")
+    if run.summary is not None and run.summary.load_not_achieved:
+        text.append("\nbelow offered", style="yellow")
     return text
 
 
@@ -287,6 +289,8 @@ def comparison_table(runs: Sequence[RunRecord], baseline: int = 0) -> Table:
             notes.append(f"run {run.id} gen-bound: the load generator limited it "
                          f"({run.summary.generator_bound_reason}); its figures describe the "
                          f"generator, not the target")
+        if run.summary is not None and run.summary.load_not_achieved:
+            notes.append(f"run {run.id} below offered load: {run.summary.load_not_achieved_reason}")
         if run.summary is not None and (failed := nothing_served(run.summary)):
             notes.append(f"run {run.id} {run.status}, but {failed}")
         if run.reason and (run.status != "completed" or run.summary is None):
