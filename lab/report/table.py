@@ -482,6 +482,12 @@ def run_details(run: RunRecord, errors: Sequence[ErrorRow] = ()) -> RenderableTy
             f"interrupted {s.interrupted:,})",
         )
         figures.add_row("req/s", f"{fmt_rate(s.throughput_rps)} ok, {fmt_rate(s.attempts_rps)} all")
+        if s.offered_rps is not None and s.achieved_rps is not None:
+            share = f" ({s.achieved_rps / s.offered_rps:.0%})" if s.offered_rps > 0 else ""
+            offered = Text(f"{fmt_rate(s.achieved_rps)} of {fmt_rate(s.offered_rps)} offered{share}")
+            if s.load_not_achieved:
+                offered.append("  below 90 %: not achieved", style="yellow")
+            figures.add_row("achieved req/s", offered)
         figures.add_row("error %", fmt_percent(s.error_rate))
         figures.add_row("received MiB", fmt_mib(s.bytes))
         figures.add_row(
