@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 
 from lab import __version__
+from lab.analysis.offered import offered_load
 from lab.analysis.summary import (
     CpuReading,
     IntervalCounts,
@@ -50,19 +51,16 @@ from lab.limits import fd_budget_problem
 from lab.monitor import ResourceSampler
 from lab.plan import RunPlan
 from lab.services import ServiceError, ServiceSet, remove_orphaned_dirs
-from lab.targets import (
-    NOTHING_LISTENS_S,
-    StatsReader,
-    TargetError,
-    TargetProcess,
-    fetch_stats,
-    wait_ready,
-)
+from lab.targets import NOTHING_LISTENS_S, StatsReader, TargetError, TargetProcess, wait_ready
 
 START_DELAY_S = 0.1
 """Between the start command and t0, so every worker begins on the same instant."""
 FINISH_SLACK_S = 15.0
 """How long past its planned end plus the request deadline a run may take to wrap up."""
+STATS_ON_TIME_S = 0.25
+"""A gauge reading sent and answered within this of its schedule is stamped with it (the
+middle of the interval it describes); a later one with the moment halfway between sending
+and answer."""
 
 
 def host_facts() -> HostFacts:
@@ -235,6 +233,8 @@ class _Run:
         self.stats_last: dict[str, Any] = {}
         self.last_stage = -1
         self.level_override: float | None = None
+        self.user_levels: list[tuple[float, float]] = []
+        """(t_s, level) of each level a user set during the run."""
 
     def elapsed(self) -> float:
         return time.monotonic() - self.t0 if self.t0 else 0.0
@@ -326,7 +326,8 @@ class _Run:
                     psutil.Process(pid).cpu_affinity(rest)
         self.sampler = ResourceSampler(self.key, self.target.pid if self.target else None,
                                        self.pool.pids, service_pids=self.services.pids)
-        self.stats = StatsReader(self.base_url, plan.target.stats_path)
+        self.stats = StatsReader(self.base_url, plan.target.stats_path,
+                                 stats_port=self.target.stats_port if self.target else None)
         if load.warmup <= 0:
             self.stats_start = await self.stats.read()
         self.t0 = time.monotonic() + START_DELAY_S
@@ -343,9 +344,8 @@ class _Run:
         if self.target is None or not self.target.exited:
             # A fresh connection: the loop's may have been cut mid-request when it was
             # cancelled. Failing that, the loop's last good reading is the end.
-            self.stats_end = (await fetch_stats(self.base_url, plan.target.stats_path)
-                              or self.stats_last)
-            self._on_stats(self.stats_end)
+            self.stats_end = await self.stats.read(fresh=True) or self.stats_last
+            self._on_stats(self.stats_end, self.elapsed())
         self._sample(self.elapsed())
         return status, reason
 
@@ -369,28 +369,47 @@ class _Run:
         task.result()
         return True
 
-    def _on_stats(self, data: dict[str, Any]) -> None:
+    def _on_stats(self, data: dict[str, Any], t_s: float) -> None:
         gauges = _gauges(data)
         if gauges:
-            sample = TargetSample(self.key, round(self.elapsed(), 3), gauges)
+            sample = TargetSample(self.key, round(t_s, 3), gauges)
             self.gauge_samples.append(sample)
             self.emit(sample)
 
     async def _stats_loop(self) -> None:
-        """Read the target's stats every second: gauges become a series; the reading at
-        the first whole interval after the warm-up is the counters' baseline."""
+        """Read the target's stats during the run: the counters' baseline at the end of the
+        warm-up (its first whole interval; failing that, the next good reading), and the
+        gauges in the middle of every interval.
+
+        A gauge reading sent and answered on time (`STATS_ON_TIME_S`) is stamped with the
+        middle of its interval, so the interval and stage tables pair it with the
+        generator's figures of the same second; at an interval's edge it would describe
+        the next one as much as its own."""
         assert self.stats is not None
-        start_s = math.ceil(self.plan.load.warmup - 1e-9) if self.plan.load.warmup > 0 else None
+        every = self.sample_every_s
+        warmup = self.plan.load.warmup
+        baseline_s = math.ceil(warmup - 1e-9) if warmup > 0 else None
+        want_baseline = baseline_s is not None
         k = 1
         while not self.stats.absent:
-            await asyncio.sleep(max(0.0, self.t0 + k * self.sample_every_s - time.monotonic()))
+            mid_s = (k - 0.5) * every
+            gauges = baseline_s is None or mid_s < baseline_s
+            at_s = mid_s if gauges else float(baseline_s or 0.0)
+            await asyncio.sleep(max(0.0, self.t0 + at_s - time.monotonic()))
+            sent_s = self.elapsed()
             data = await self.stats.read()
+            answered_s = self.elapsed()
             if data:
                 self.stats_last = data
-            if start_s is not None and k * self.sample_every_s >= start_s and data:
-                self.stats_start, start_s = data, None
-            self._on_stats(data)
-            k += 1
+                if want_baseline and at_s >= (baseline_s or 0.0) - 1e-9:
+                    self.stats_start, want_baseline = data, False
+            if not gauges:
+                baseline_s = None
+                continue
+            on_time = answered_s - at_s <= STATS_ON_TIME_S
+            self._on_stats(data, at_s if on_time else (sent_s + answered_s) / 2)
+            # A read that came back late skips the readings it missed, as the sampler does.
+            k = max(k + 1, math.floor(self.elapsed() / every + 0.5) + 1)
 
     def _sample(self, t_s: float) -> None:
         if self.sampler is None:
@@ -450,8 +469,9 @@ class _Run:
             for level in control.take_levels():
                 self.level_override = level
                 pool.broadcast({"cmd": "level", "value": level})
-                self.emit(LoadChanged(self.key, round(self.elapsed(), 3), max(self.last_stage, 0),
-                                      level, "user"))
+                at_s = round(self.elapsed(), 3)
+                self.user_levels.append((at_s, level))
+                self.emit(LoadChanged(self.key, at_s, max(self.last_stage, 0), level, "user"))
             try:
                 m = await asyncio.wait_for(pool.messages.get(), 0.1)
             except TimeoutError:
@@ -522,7 +542,9 @@ class _Run:
         early = status != "completed"
         min_s = min_measured_for(planned_measured_s(load.total_duration_s, load.warmup))
         summary = summarise(intervals, [_reading(s) for s in self.samples], load.warmup,
-                            target_stats or None, min_measured_s=min_s)
+                            target_stats or None, min_measured_s=min_s,
+                            offered=offered_load(intervals, load.model_dump(), load.warmup,
+                                                 self.user_levels))
         note = too_short_note(intervals, load.warmup, min_s, stopped_early=early)
         if summary is None and note:
             reason = f"{reason}; {note}" if reason else note

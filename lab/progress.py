@@ -81,6 +81,9 @@ class ProgressPrinter:
             if s is not None and s.generator_bound:
                 self._say(f"[{self.variant}] warning: generator-bound ({s.generator_bound_reason});"
                           f" these figures describe the load generator, not the target")
+            if s is not None and s.load_not_achieved:
+                self._say(f"[{self.variant}] warning: offered load not achieved: "
+                          f"{s.load_not_achieved_reason}")
 
     def _interval(self, iv: IntervalStats) -> None:
         end = iv.t_s + iv.duration_s

@@ -54,6 +54,7 @@ from urllib.parse import quote
 from sqlite_utils import Database
 from sqlite_utils.db import Table
 
+from lab.analysis.offered import offered_load
 from lab.analysis.summary import (
     MIN_MEASURED_S,
     CpuReading,
@@ -487,6 +488,16 @@ def _m006_lab_process_start(db: Database) -> None:
     db.table("runs").add_column("lab_started_at_unix", float)
 
 
+def _m007_offered_load(db: Database) -> None:
+    """Offered against achieved load of a run, and the flag when it was not achieved
+    (``lab.analysis.offered``)."""
+    summaries = db.table("summaries")
+    summaries.add_column("offered_rps", float)
+    summaries.add_column("achieved_rps", float)
+    summaries.add_column("load_not_achieved", int)
+    summaries.add_column("load_not_achieved_reason", str)
+
+
 _MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _m001_initial,
     _m002_lab_process,
@@ -494,6 +505,7 @@ _MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _m004_services_and_target_series,
     _m005_sweeps,
     _m006_lab_process_start,
+    _m007_offered_load,
 )
 """Schema steps in order; step ``n`` (1-based) brings ``PRAGMA user_version`` to ``n``."""
 
@@ -752,8 +764,10 @@ class Store:
         load = _loads(row["config"]).get("load") or {}
         warmup = float(load.get("warmup") or 0.0)
         intervals = self.interval_counts(int(row["id"]))
+        user_levels = [(e.t_s, e.level) for e in self.run_events(int(row["id"])) if e.reason == "user"]
         summary = summarise(intervals, self.cpu_readings(int(row["id"])), warmup,
-                            min_measured_s=MIN_MEASURED_S)
+                            min_measured_s=MIN_MEASURED_S,
+                            offered=offered_load(intervals, load, warmup, user_levels))
         what = ("figures from what it stored" if summary is not None
                 else too_short_note(intervals, warmup) or "nothing measured")
         return (f"killed: the lab process (pid {row.get('lab_pid')}) ended without finishing "
@@ -1259,6 +1273,10 @@ def _summary_row(run_id: int, summary: Summary, target_stats: dict[str, Any]) ->
         "generator_bound": int(summary.generator_bound),
         "generator_bound_reason": summary.generator_bound_reason,
         "loop_lag_p99_ms": summary.loop_lag_p99_ms,
+        "offered_rps": summary.offered_rps,
+        "achieved_rps": summary.achieved_rps,
+        "load_not_achieved": int(summary.load_not_achieved),
+        "load_not_achieved_reason": summary.load_not_achieved_reason,
     }
     return row
 
@@ -1294,6 +1312,10 @@ def _summary_from_row(row: dict[str, Any]) -> Summary:
         generator_bound=bool(row.get("generator_bound") or 0),
         generator_bound_reason=row.get("generator_bound_reason"),
         loop_lag_p99_ms=row.get("loop_lag_p99_ms"),
+        offered_rps=row.get("offered_rps"),
+        achieved_rps=row.get("achieved_rps"),
+        load_not_achieved=bool(row.get("load_not_achieved") or 0),
+        load_not_achieved_reason=row.get("load_not_achieved_reason"),
     )
 
 

@@ -26,6 +26,9 @@ hung) held each run ~10 s past its end until the lab killed it."""
 STOP_GRACE_S = 3.0
 """Seconds between SIGTERM and SIGKILL when stopping a target: its graceful shutdown
 plus time for its lifespan shutdown."""
+STATS_PORT_ENV = "LAB_STATS_PORT"
+"""Where a target started by the lab may answer its stats path besides its own port: from
+a thread of its own, so a saturated target still answers (``targets/statsport.py``)."""
 
 
 class TargetError(Exception):
@@ -60,6 +63,9 @@ class TargetProcess:
         """Set after ``spec.env``: the URLs of the run's services."""
         self.port = free_port()
         """Chosen now, so the load generator can be started while the target starts."""
+        self.stats_port = free_port() if spec.stats_path else None
+        """Passed as ``LAB_STATS_PORT``: a target that serves its stats there answers them
+        however busy its own port is."""
         self.proc: asyncio.subprocess.Process | None = None
         self._tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
         self._drain: asyncio.Task[None] | None = None
@@ -95,6 +101,9 @@ class TargetProcess:
         env.update(spec.env)
         env.update(self.extra_env)
         env["PYTHONUNBUFFERED"] = "1"
+        env.pop(STATS_PORT_ENV, None)
+        if self.stats_port is not None:
+            env[STATS_PORT_ENV] = str(self.stats_port)
         argv = [
             sys.executable, "-m", "uvicorn", str(spec.app),
             "--host", "127.0.0.1", "--port", str(self.port),
@@ -234,53 +243,67 @@ async def wait_ready(
             await asyncio.sleep(0.05)
 
 
-async def fetch_stats(url: str, path: str | None) -> dict[str, object]:
-    """GET the target's stats path; ``{}`` when it has none or it does not answer JSON."""
-    if not path:
-        return {}
-    try:
-        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
-            resp = await client.get(url.rstrip("/") + path)
-            if resp.status_code != 200:
-                return {}
-            data = resp.json()
-            return data if isinstance(data, dict) else {}
-    except (httpx.HTTPError, ValueError):
-        return {}
-
-
 class StatsReader:
     """Reads a target's stats path repeatedly over one keep-alive connection.
 
     ``read()`` returns the JSON object, ``{}`` when this read failed (a busy target may
     not answer in time), and sets ``absent`` when the target has no stats endpoint (404,
     or an answer that is not a JSON object), after which reads return ``{}`` at once.
+
+    Args:
+        url: the target's base URL.
+        path: its stats path (None or "": it has none).
+        stats_port: the port the lab asked the target to serve its stats on as well
+            (``LAB_STATS_PORT``), read first; a target that refuses the connection or
+            answers 404 there does not serve it, and the target's own port is read instead
+            from then on.
     """
 
-    def __init__(self, url: str, path: str | None, timeout_s: float = 2.0) -> None:
-        self.url = url.rstrip("/") + (path or "")
+    def __init__(self, url: str, path: str | None, timeout_s: float = 2.0,
+                 stats_port: int | None = None) -> None:
         self.absent = not path
+        own = url.rstrip("/") + (path or "")
+        self._urls = ([f"http://127.0.0.1:{stats_port}{path}"] if stats_port and path else []) + [own]
+        self.timeout_s = timeout_s
         self._client = httpx.AsyncClient(timeout=timeout_s, trust_env=False)
 
-    async def read(self) -> dict[str, object]:
-        if self.absent:
-            return {}
-        try:
-            resp = await self._client.get(self.url)
-        except httpx.HTTPError:
-            return {}
-        if resp.status_code != 200:
-            self.absent = resp.status_code in (404, 405)
-            return {}
-        try:
-            data = resp.json()
-        except ValueError:
-            self.absent = True
-            return {}
-        if not isinstance(data, dict):
-            self.absent = True
-            return {}
-        return data
+    @property
+    def url(self) -> str:
+        """The URL reads go to now."""
+        return self._urls[0]
+
+    async def read(self, fresh: bool = False) -> dict[str, object]:
+        """One reading; ``fresh``: over a new connection (the kept-alive one may have been
+        cut mid-request by a cancelled read)."""
+        while not self.absent:
+            try:
+                if fresh:
+                    async with httpx.AsyncClient(timeout=self.timeout_s, trust_env=False) as client:
+                        resp = await client.get(self.url)
+                else:
+                    resp = await self._client.get(self.url)
+            except httpx.ConnectError:
+                if len(self._urls) > 1:  # no stats port: the target's own then
+                    self._urls.pop(0)
+                    continue
+                return {}
+            except httpx.HTTPError:
+                return {}
+            if resp.status_code in (404, 405) and len(self._urls) > 1:
+                self._urls.pop(0)
+                continue
+            if resp.status_code != 200:
+                self.absent = resp.status_code in (404, 405)
+                return {}
+            try:
+                data = resp.json()
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                self.absent = True
+                return {}
+            return data
+        return {}
 
     async def close(self) -> None:
         await self._client.aclose()

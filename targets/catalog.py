@@ -41,11 +41,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cachetools import TTLCache
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from targets.statsport import serve_stats
 
 SEED = 20240601
 REVIEWS_SHOWN = 40  # top reviews rendered on a product page
@@ -430,10 +433,20 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Catalog]]:
                   file=sys.stderr, flush=True)
             await catalog.redis.aclose()
             raise
+    # The stats thread counts the redis keys over a connection of its own: the app's
+    # client belongs to the event loop.
+    stats_redis = SyncRedis.from_url(config.redis_url) if catalog.redis is not None else None
+
+    def stats_now() -> dict[str, object]:
+        return stats_of(catalog, int(stats_redis.dbsize()) if stats_redis is not None else None)
+
     try:
-        yield {"catalog": catalog}
+        with serve_stats(stats_now):
+            yield {"catalog": catalog}
     finally:
         catalog.db.close()
+        if stats_redis is not None:
+            stats_redis.close()
         if catalog.redis is not None:
             await catalog.redis.aclose()
 
@@ -502,24 +515,27 @@ async def health(request: Request) -> Response:
 
 
 async def stats(request: Request) -> Response:
-    """Cache counters, read by the lab after a run."""
+    """Cache counters, read by the lab during and after a run (also on ``LAB_STATS_PORT``)."""
     catalog: Catalog = request.state.catalog
     redis_keys = await catalog.redis.dbsize() if catalog.redis is not None else None
+    return JSONResponse(stats_of(catalog, redis_keys))
+
+
+def stats_of(catalog: Catalog, redis_keys: int | None) -> dict[str, object]:
+    """The ``/stats`` figures; ``redis_keys``: the redis database's size with CACHE=redis."""
     with catalog.lock:
         if catalog.cache is not None:
             catalog.cache.expire()  # TTLCache drops expired entries lazily; count live ones
         size = len(catalog.cache) if catalog.cache is not None else 0
         if redis_keys is not None:
             size = int(redis_keys)  # the whole redis database: keys of this run and any other
-        return JSONResponse(
-            {
-                "cache": catalog.config.cache,
-                "cache_hits": catalog.hits,
-                "cache_misses": catalog.misses,
-                "cache_size": size,
-                "items": catalog.config.items,
-            }
-        )
+        return {
+            "cache": catalog.config.cache,
+            "cache_hits": catalog.hits,
+            "cache_misses": catalog.misses,
+            "cache_size": size,
+            "items": catalog.config.items,
+        }
 
 
 app = Starlette(

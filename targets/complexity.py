@@ -21,7 +21,8 @@ Environment, read at startup:
   generated deterministically at startup.
 
 ``/stats`` counters: ``requests`` and ``comparisons`` (element comparisons done for
-them); the lab reports ``per_request.comparisons``.
+them, counted with their request at once); the lab reports ``per_request.comparisons``.
+Also served on ``LAB_STATS_PORT`` (``targets.statsport``).
 
 Run: ``ALGORITHM=nlogn SIZE=4000 uvicorn targets.complexity:app --port 8000``
 """
@@ -39,6 +40,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from targets.statsport import Counters, serve_stats
 
 ALGORITHMS = ("quadratic", "nlogn")
 
@@ -98,8 +101,7 @@ class ComplexityApp:
     algorithm: str
     size: int
     rankings: list[list[int]]
-    requests: int = 0
-    comparisons: int = 0
+    counters: Counters = field(default_factory=lambda: Counters("requests", "comparisons"))
     work: Callable[[list[int]], tuple[int, int]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -131,6 +133,10 @@ class ComplexityApp:
             rankings.append(ranking)
         return cls(algorithm=algorithm, size=size, rankings=rankings)
 
+    def stats(self) -> dict[str, object]:
+        """The ``/stats`` figures (read from any thread)."""
+        return {**self.counters.snapshot(), "info": {"algorithm": self.algorithm, "n": str(self.size)}}
+
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[dict[str, ComplexityApp]]:
@@ -139,7 +145,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, ComplexityApp]]:
     except ValueError as exc:
         print(f"complexity: invalid configuration: {exc}", file=sys.stderr, flush=True)
         raise
-    yield {"complexity": state}
+    with serve_stats(state.stats):
+        yield {"complexity": state}
 
 
 # CPU work inline in an async handler, on purpose (see targets/catalog.py): one worker is
@@ -157,8 +164,7 @@ async def distance(request: Request) -> Response:
                             status_code=404)
     ranking = state.rankings[ranking_id - 1]
     inversions, comparisons = state.work(ranking)
-    state.requests += 1
-    state.comparisons += comparisons
+    state.counters.add(requests=1, comparisons=comparisons)
     pairs = state.size * (state.size - 1) // 2
     return JSONResponse({"id": ranking_id, "size": state.size, "algorithm": state.algorithm,
                          "distance": inversions, "normalized": round(inversions / pairs, 6),
@@ -171,11 +177,7 @@ async def health(request: Request) -> Response:
 
 async def stats(request: Request) -> Response:
     state: ComplexityApp = request.state.complexity
-    return JSONResponse({
-        "requests": state.requests,
-        "comparisons": state.comparisons,
-        "info": {"algorithm": state.algorithm, "n": str(state.size)},
-    })
+    return JSONResponse(state.stats())
 
 
 app = Starlette(

@@ -61,6 +61,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from targets.statsport import serve_stats
+
 COUNTERS = ("requests",)
 LEVELS = ("handlers_running",)
 _FIELDS = COUNTERS + LEVELS
@@ -236,6 +238,25 @@ class CpuApp:
     counters: SharedCounters
     workers: int  # worker processes of this server, this one included
 
+    def stats(self) -> dict[str, object]:
+        """The ``/stats`` figures, summed over the live worker processes (read from any
+        thread; also served on ``LAB_STATS_PORT``, ``targets.statsport``)."""
+        per_pid = self.counters.read_all()
+        totals = [sum(values[i] for values in per_pid.values()) for i in range(len(_FIELDS))]
+        body: dict[str, object] = {name: totals[_INDEX[name]] for name in COUNTERS}
+        body["gauges"] = {
+            "handlers_running": totals[_INDEX["handlers_running"]],
+            "workers": len(per_pid),
+        }
+        by_worker = sorted((values[_INDEX["requests"]] for values in per_pid.values()), reverse=True)
+        body["info"] = {
+            "requests_by_worker": "/".join(str(n) for n in by_worker),
+            "threadpool_tokens": str(self.config.threadpool_tokens),
+            "cpu_iterations": str(self.config.cpu_iterations),
+            "io_ms": f"{self.config.io_ms:g}",
+        }
+        return body
+
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[dict[str, CpuApp]]:
@@ -250,7 +271,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, CpuApp]]:
     server_pid, workers = server_layout()
     state = CpuApp(config=config, counters=SharedCounters(server_pid), workers=workers)
     try:
-        yield {"cpu": state}
+        with serve_stats(state.stats):
+            yield {"cpu": state}
     finally:
         state.counters.close()
 
@@ -299,22 +321,7 @@ async def health(request: Request) -> Response:
 
 async def stats(request: Request) -> Response:
     """Counters summed over every live worker process; per-worker split in ``info``."""
-    state = _app(request)
-    per_pid = state.counters.read_all()
-    totals = [sum(values[i] for values in per_pid.values()) for i in range(len(_FIELDS))]
-    body: dict[str, object] = {name: totals[_INDEX[name]] for name in COUNTERS}
-    body["gauges"] = {
-        "handlers_running": totals[_INDEX["handlers_running"]],
-        "workers": len(per_pid),
-    }
-    by_worker = sorted((values[_INDEX["requests"]] for values in per_pid.values()), reverse=True)
-    body["info"] = {
-        "requests_by_worker": "/".join(str(n) for n in by_worker),
-        "threadpool_tokens": str(state.config.threadpool_tokens),
-        "cpu_iterations": str(state.config.cpu_iterations),
-        "io_ms": f"{state.config.io_ms:g}",
-    }
-    return JSONResponse(body)
+    return JSONResponse(_app(request).stats())
 
 
 app = Starlette(

@@ -17,13 +17,18 @@ do: at thousands of new connections per second the client's operating system han
 same local ports out again within seconds.) ``per_request.connections`` is therefore
 ≈ 1 with a new connection per request and ≈ 0 with keep-alive. A server that builds a
 new tuple for every request would make every request look like a new connection.
+A request and its connection are counted at once (a stats reader sees both or neither).
+Also served on ``LAB_STATS_PORT`` (``targets.statsport``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from targets.statsport import serve_stats
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -38,24 +43,34 @@ class ConnectionCounter:
     """
 
     def __init__(self) -> None:
-        self.requests = 0
-        self.connections = 0
+        self.totals = (0, 0)
+        """(requests, connections): one tuple, replaced whole, so another thread reads both
+        of one moment."""
         self._last: dict[tuple[str, int], object] = {}
+
+    @property
+    def requests(self) -> int:
+        return self.totals[0]
+
+    @property
+    def connections(self) -> int:
+        return self.totals[1]
 
     def seen(self, client: tuple[str, int] | None) -> None:
         """Count one request from ``client`` (ASGI ``scope["client"]``, as given)."""
-        self.requests += 1
-        if client is None:
-            self.connections += 1  # no address (e.g. a unix socket): assume the worst
-            return
-        key = (str(client[0]), int(client[1]))
-        if self._last.get(key) is not client:
-            # Holding the object keeps its id from being reused by a later connection's.
-            self._last[key] = client
-            self.connections += 1
+        new = True  # no address (e.g. a unix socket): assume the worst
+        if client is not None:
+            key = (str(client[0]), int(client[1]))
+            new = self._last.get(key) is not client
+            if new:
+                # Holding the object keeps its id from being reused by a later connection's.
+                self._last[key] = client
+        requests, connections = self.totals
+        self.totals = (requests + 1, connections + int(new))
 
     def stats(self) -> dict[str, Any]:
-        return {"requests": self.requests, "connections": self.connections}
+        requests, connections = self.totals
+        return {"requests": requests, "connections": connections}
 
 
 counter = ConnectionCounter()
@@ -71,13 +86,16 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes) ->
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     """The ASGI entry point."""
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        with contextlib.ExitStack() as stack:
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    stack.enter_context(serve_stats(lambda: counter.stats()))
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    stack.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
     if scope["type"] != "http":
         return
     path = scope["path"]

@@ -19,7 +19,11 @@ downstream as ``[[services.apps]] name = "downstream"``).
 
 ``GET /stats`` (on either app) returns counters (``requests``, ``downstream_calls``) and
 gauges (``in_flight``; on ``app`` also ``downstream_in_flight``, the downstream calls
-outstanding right now).
+outstanding right now). A page's counters are counted together when it is answered (the
+page, the calls it made, the calls that failed), so a reading never holds a page without
+its calls or calls without their page, and downstream calls per page over any window
+are exactly 3 when every call succeeded. Both apps also answer ``/stats`` on
+``LAB_STATS_PORT`` (``targets.statsport``).
 
 Run by hand::
 
@@ -35,7 +39,7 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -43,6 +47,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from targets.statsport import Counters, serve_stats
 
 SERVICES = ("profile", "orders", "recommendations")
 """The three downstream services one page needs."""
@@ -57,6 +63,14 @@ class DownstreamState:
     requests: int = 0
     in_flight: int = 0
 
+    def stats(self) -> dict[str, Any]:
+        """The ``/stats`` figures (read from any thread)."""
+        return {
+            "requests": self.requests,
+            "gauges": {"in_flight": self.in_flight},
+            "info": {"latency_ms": f"{self.latency_s * 1000:g}"},
+        }
+
 
 @contextlib.asynccontextmanager
 async def downstream_lifespan(app: Starlette) -> AsyncIterator[dict[str, DownstreamState]]:
@@ -69,7 +83,9 @@ async def downstream_lifespan(app: Starlette) -> AsyncIterator[dict[str, Downstr
         print(f"downstream: DOWNSTREAM_LATENCY_MS must be a number >= 0, got {raw!r}",
               file=sys.stderr, flush=True)
         raise
-    yield {"downstream": DownstreamState(latency_s=latency_ms / 1000.0)}
+    state = DownstreamState(latency_s=latency_ms / 1000.0)
+    with serve_stats(state.stats):
+        yield {"downstream": state}
 
 
 async def service(request: Request) -> Response:
@@ -87,11 +103,7 @@ async def service(request: Request) -> Response:
 
 async def downstream_stats(request: Request) -> Response:
     state: DownstreamState = request.state.downstream
-    return JSONResponse({
-        "requests": state.requests,
-        "gauges": {"in_flight": state.in_flight},
-        "info": {"latency_ms": f"{state.latency_s * 1000:g}"},
-    })
+    return JSONResponse(state.stats())
 
 
 async def health(request: Request) -> Response:
@@ -115,11 +127,27 @@ downstream = Starlette(
 class FanoutState:
     mode: str
     client: httpx.AsyncClient
-    requests: int = 0
-    downstream_calls: int = 0
-    downstream_errors: int = 0
+    counters: Counters = field(
+        default_factory=lambda: Counters("requests", "downstream_calls", "downstream_errors"))
+    """Pages answered, and the downstream calls they made and saw fail."""
     in_flight: int = 0
     downstream_in_flight: int = 0
+
+    def stats(self) -> dict[str, Any]:
+        """The ``/stats`` figures (read from any thread)."""
+        return {
+            **self.counters.snapshot(),
+            "gauges": {"in_flight": self.in_flight, "downstream_in_flight": self.downstream_in_flight},
+            "info": {"fanout": self.mode},
+        }
+
+
+@dataclass
+class PageCalls:
+    """The downstream calls of one page so far."""
+
+    made: int = 0
+    failed: int = 0
 
 
 def read_mode(env: dict[str, str] | None = None) -> str:
@@ -152,7 +180,9 @@ def make_app(transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=512),
         )
         async with client:
-            yield {"fanout": FanoutState(mode=mode, client=client)}
+            state = FanoutState(mode=mode, client=client)
+            with serve_stats(state.stats):
+                yield {"fanout": state}
 
     return Starlette(
         routes=[Route("/page", page), Route("/health", health), Route("/stats", fanout_stats)],
@@ -160,15 +190,15 @@ def make_app(transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
     )
 
 
-async def call(state: FanoutState, name: str) -> Any:
-    state.downstream_calls += 1
+async def call(state: FanoutState, name: str, calls: PageCalls) -> Any:
+    calls.made += 1
     state.downstream_in_flight += 1
     try:
         resp = await state.client.get(f"/svc/{name}")
         resp.raise_for_status()
         return resp.json()
     except httpx.HTTPError:
-        state.downstream_errors += 1
+        calls.failed += 1
         raise
     finally:
         state.downstream_in_flight -= 1
@@ -177,18 +207,26 @@ async def call(state: FanoutState, name: str) -> Any:
 async def page(request: Request) -> Response:
     """One page built from the three downstream answers."""
     state: FanoutState = request.state.fanout
-    state.requests += 1
     state.in_flight += 1
+    calls = PageCalls()
     started = time.perf_counter()
     try:
         if state.mode == "concurrent":
-            parts = await asyncio.gather(*(call(state, name) for name in SERVICES))
+            # Every call ends before the page does (none is left running when one fails),
+            # so the page counts all three.
+            answers = await asyncio.gather(*(call(state, name, calls) for name in SERVICES),
+                                           return_exceptions=True)
+            failed = next((a for a in answers if isinstance(a, BaseException)), None)
+            if failed is not None:
+                raise failed
+            parts = list(answers)
         else:
-            parts = [await call(state, name) for name in SERVICES]
+            parts = [await call(state, name, calls) for name in SERVICES]
     except httpx.HTTPError as exc:
         return JSONResponse({"error": f"downstream failed: {type(exc).__name__}"}, status_code=502)
     finally:
         state.in_flight -= 1
+        state.counters.add(requests=1, downstream_calls=calls.made, downstream_errors=calls.failed)
     return JSONResponse({
         "mode": state.mode,
         "parts": parts,
@@ -198,13 +236,7 @@ async def page(request: Request) -> Response:
 
 async def fanout_stats(request: Request) -> Response:
     state: FanoutState = request.state.fanout
-    return JSONResponse({
-        "requests": state.requests,
-        "downstream_calls": state.downstream_calls,
-        "downstream_errors": state.downstream_errors,
-        "gauges": {"in_flight": state.in_flight, "downstream_in_flight": state.downstream_in_flight},
-        "info": {"fanout": state.mode},
-    })
+    return JSONResponse(state.stats())
 
 
 app = make_app()

@@ -22,7 +22,8 @@ consumer threads do not stall the event loop that answers requests.
 ``queue_depth`` (jobs waiting in the queue, asked from the queue itself),
 ``jobs_running`` and ``job_lag_ms`` (mean completion lag, finish − enqueue, of the
 jobs completed in the last second; inline: finish − request arrival); info ``mode`` and ``queue``
-(``none`` | ``huey-sqlite`` | ``huey-redis``).
+(``none`` | ``huey-sqlite`` | ``huey-redis``). A request is counted when it is answered,
+with the job it did or enqueued. Also served on ``LAB_STATS_PORT`` (``targets.statsport``).
 
 Run: ``MODE=queued uvicorn targets.jobs:app --port 8000``
 """
@@ -50,6 +51,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from targets.statsport import serve_stats
 
 LAG_WINDOW_S = 1.0  # job_lag_ms averages the jobs completed within this many seconds
 CALIBRATION_ITERATIONS = 20_000
@@ -122,10 +125,12 @@ class JobStats:
     completed: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=10_000))
     last_lag_ms: float = 0.0
 
-    def job_finished(self, enqueued_at: float) -> None:
+    def job_finished(self, enqueued_at: float, request: bool = False) -> None:
+        """Count a job done; ``request``: and the request it was done in (inline)."""
         now = time.time()
         lag_ms = (now - enqueued_at) * 1000
         with self.lock:
+            self.requests += int(request)
             self.jobs_done += 1
             self.jobs_running -= 1
             self.completed.append((now, lag_ms))
@@ -218,6 +223,25 @@ class JobsApp:
     stats: JobStats
     queue: JobQueue | None
 
+    def stats_now(self, depth: int | None = None) -> dict[str, object]:
+        """The ``/stats`` figures (read from any thread); ``depth``: the queue depth, when
+        already read."""
+        if depth is None:
+            depth = self.queue.depth() if self.queue is not None else 0
+        s = self.stats
+        lag = s.recent_lag_ms()
+        with s.lock:
+            return {
+                "requests": s.requests,
+                "jobs_enqueued": s.jobs_enqueued,
+                "jobs_done": s.jobs_done,
+                "gauges": {"queue_depth": depth, "jobs_running": s.jobs_running,
+                           "job_lag_ms": round(lag, 3)},
+                "info": {"mode": self.config.mode,
+                         "queue": self.queue.kind if self.queue is not None else "none",
+                         "work_ms": str(self.config.work_ms)},
+            }
+
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[dict[str, JobsApp]]:
@@ -230,8 +254,10 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, JobsApp]]:
     stats = JobStats()
     iterations = calibrate(config.work_ms)
     queue = start_queue(config, stats, iterations) if config.mode == "queued" else None
+    state = JobsApp(config, iterations, stats, queue)
     try:
-        yield {"jobs": JobsApp(config, iterations, stats, queue)}
+        with serve_stats(state.stats_now):
+            yield {"jobs": state}
     finally:
         if queue is not None:
             await run_in_threadpool(queue.close)
@@ -241,8 +267,7 @@ async def report(request: Request) -> Response:
     """Build a report inline (200) or enqueue it (202)."""
     jobs: JobsApp = request.state.jobs
     customer = request.path_params["customer"]
-    with jobs.stats.lock:
-        jobs.stats.requests += 1
+    # A request is counted when it is answered, with the job it did or enqueued.
     if jobs.queue is None:
         asked_at = time.time()
         with jobs.stats.lock:
@@ -250,13 +275,18 @@ async def report(request: Request) -> Response:
         try:
             digest = await run_in_threadpool(build_report, customer, jobs.iterations)
         finally:
-            jobs.stats.job_finished(asked_at)
+            jobs.stats.job_finished(asked_at, request=True)
         return JSONResponse({"customer": customer, "status": "done", "report": digest})
     # The enqueue itself is one short write (a SQLite transaction or a Redis LPUSH);
     # the threadpool keeps a slow disk or a busy lock from stalling the event loop.
-    job_id = await run_in_threadpool(jobs.queue.submit, customer)
-    with jobs.stats.lock:
-        jobs.stats.jobs_enqueued += 1
+    enqueued = False
+    try:
+        job_id = await run_in_threadpool(jobs.queue.submit, customer)
+        enqueued = True
+    finally:
+        with jobs.stats.lock:
+            jobs.stats.requests += 1
+            jobs.stats.jobs_enqueued += int(enqueued)
     return JSONResponse({"customer": customer, "status": "queued", "job": job_id},
                         status_code=202)
 
@@ -269,19 +299,7 @@ async def stats(request: Request) -> Response:
     """Counters, gauges sampled from the queue, and which queue this is."""
     jobs: JobsApp = request.state.jobs
     depth = await run_in_threadpool(jobs.queue.depth) if jobs.queue is not None else 0
-    s = jobs.stats
-    lag = s.recent_lag_ms()
-    with s.lock:
-        return JSONResponse({
-            "requests": s.requests,
-            "jobs_enqueued": s.jobs_enqueued,
-            "jobs_done": s.jobs_done,
-            "gauges": {"queue_depth": depth, "jobs_running": s.jobs_running,
-                       "job_lag_ms": round(lag, 3)},
-            "info": {"mode": jobs.config.mode,
-                     "queue": jobs.queue.kind if jobs.queue is not None else "none",
-                     "work_ms": str(jobs.config.work_ms)},
-        })
+    return JSONResponse(jobs.stats_now(depth))
 
 
 app = Starlette(

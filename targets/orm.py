@@ -19,8 +19,9 @@ Environment, read at startup:
 
 The data are generated deterministically at startup into a SQLite file in a temporary
 directory, removed at shutdown. ``/stats`` counters: ``requests`` (pages served),
-``queries`` (SQL statements executed for them); the lab reports their ratio as
-``per_request.queries``.
+``queries`` (SQL statements executed for them, counted with their page at once); the lab
+reports their ratio as ``per_request.queries``. Also served on ``LAB_STATS_PORT``
+(``targets.statsport``).
 
 Run: ``LOADING=lazy uvicorn targets.orm:app --port 8000``
 """
@@ -52,6 +53,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from targets.statsport import Counters, serve_stats
 
 LOADINGS = ("lazy", "eager", "joined")
 _ALIASES = {"selectin": "eager", "selectinload": "eager", "joinedload": "joined"}
@@ -130,12 +133,22 @@ class Orm:
         self.config = config
         self.directory = directory
         self.engine: Engine = create_engine(f"sqlite:///{os.path.join(directory, 'library.db')}")
-        self.queries = 0
-        self.requests = 0
+        self.statements = 0
+        """Every SQL statement executed, the data set's too."""
+        self.counters = Counters("requests", "queries")
+        """Pages served and the statements executed for them."""
         event.listen(self.engine, "before_cursor_execute", self._count)
 
     def _count(self, *args: Any) -> None:
-        self.queries += 1
+        self.statements += 1
+
+    def stats(self) -> dict[str, object]:
+        """The ``/stats`` figures (read from any thread)."""
+        config = self.config
+        return {**self.counters.snapshot(),
+                "info": {"loading": config.loading, "database": "sqlite",
+                         "data": f"{config.authors}x{config.books_per_author} books, "
+                                 f"{config.page_size}/page"}}
 
     def populate(self) -> None:
         """Create the schema and the deterministic data set (authors × books)."""
@@ -194,8 +207,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Orm]]:
     orm = Orm(config, tempfile.mkdtemp(prefix="lab-orm-"))
     try:
         orm.populate()
-        orm.queries = 0  # count only the queries of served pages
-        yield {"orm": orm}
+        with serve_stats(orm.stats):
+            yield {"orm": orm}
     finally:
         orm.close()
 
@@ -213,8 +226,10 @@ async def authors(request: Request) -> Response:
     if not 1 <= number <= orm.config.pages:
         return JSONResponse({"error": "no such page", "page": number, "pages": orm.config.pages},
                             status_code=404)
+    # The page's statements run here, in this handler alone (no await in between).
+    before = orm.statements
     rows = orm.page(number)
-    orm.requests += 1
+    orm.counters.add(requests=1, queries=orm.statements - before)
     return JSONResponse({"page": number, "loading": orm.config.loading, "authors": rows})
 
 
@@ -224,13 +239,7 @@ async def health(request: Request) -> Response:
 
 async def stats(request: Request) -> Response:
     orm: Orm = request.state.orm
-    config = orm.config
-    return JSONResponse({
-        "requests": orm.requests,
-        "queries": orm.queries,
-        "info": {"loading": config.loading, "database": "sqlite",
-                 "data": f"{config.authors}x{config.books_per_author} books, {config.page_size}/page"},
-    })
+    return JSONResponse(orm.stats())
 
 
 app = Starlette(

@@ -30,7 +30,10 @@ Settings (environment, read at startup): ``POOL``, ``POOL_SIZE``, ``POOL_MAX_OVE
 ``GET /stats``: counters ``requests``, ``connections_opened``, ``connect_ms`` (time
 spent opening connections, including the per-connection setup); gauges
 ``pool_checked_out`` (connections in use now) and ``connections_open``; info
-``backend`` (``postgres`` | ``sqlite``) and ``pool``.
+``backend`` (``postgres`` | ``sqlite``) and ``pool``. A request and the connection it
+opened are counted together when it is answered, so ``NullPool`` reads exactly one
+connection per request over any window. Also served on ``LAB_STATS_PORT``
+(``targets.statsport``).
 
 Run: ``POOL=queue uvicorn targets.pooling:app --port 8000``
 """
@@ -46,7 +49,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +60,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from targets.statsport import serve_stats
 
 SEED = 20240611
 # What a typical app sets on every new SQLite connection (these do not persist in the file).
@@ -117,7 +122,10 @@ def psycopg_url(url: str) -> str:
 
 @dataclass
 class PoolStats:
-    """Counters and gauges, updated from SQLAlchemy pool events in threadpool threads."""
+    """Counters and gauges, updated from SQLAlchemy pool events in threadpool threads.
+
+    A connection opened while a request runs in the thread is held in the request's
+    tally (``request``) and counted with the request when it ends."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     requests: int = 0
@@ -125,6 +133,42 @@ class PoolStats:
     connections_closed: int = 0
     connect_s: float = 0.0
     checked_out: int = 0
+    current: threading.local = field(default_factory=threading.local)
+
+    def opened(self, connect_s: float) -> None:
+        """Count a connection opened (``connect_s`` spent opening it)."""
+        tally = getattr(self.current, "tally", None)
+        if tally is not None:
+            tally[0] += 1
+            tally[1] += connect_s
+            return
+        with self.lock:
+            self.connections_opened += 1
+            self.connect_s += connect_s
+
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        """Count one request, with the connections it opens, when it ends."""
+        tally: list[float] = [0, 0.0]
+        self.current.tally = tally
+        try:
+            yield
+        finally:
+            self.current.tally = None
+            with self.lock:
+                self.requests += 1
+                self.connections_opened += int(tally[0])
+                self.connect_s += tally[1]
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "requests": self.requests,
+                "connections_opened": self.connections_opened,
+                "connect_ms": round(self.connect_s * 1000, 3),
+                "gauges": {"pool_checked_out": self.checked_out,
+                           "connections_open": self.connections_opened - self.connections_closed},
+            }
 
 
 def build_sqlite(path: str, accounts: int, app_tables: int, seed: int = SEED) -> None:
@@ -225,10 +269,7 @@ def watch_pool(engine: Engine, stats: PoolStats) -> None:
     @event.listens_for(engine, "connect")
     def _opened(dbapi_connection: Any, record: Any) -> None:
         started = record.info.pop("lab_connect_started", None)
-        with stats.lock:
-            stats.connections_opened += 1
-            if started is not None:
-                stats.connect_s += time.perf_counter() - started
+        stats.opened(time.perf_counter() - started if started is not None else 0.0)
 
     @event.listens_for(engine, "close")
     def _closed(dbapi_connection: Any, record: Any) -> None:
@@ -268,6 +309,10 @@ class PoolingApp:
     stats: PoolStats
     query: Any
 
+    def stats_now(self) -> dict[str, Any]:
+        """The ``/stats`` figures (read from any thread)."""
+        return {**self.stats.snapshot(), "info": {"backend": self.db.backend, "pool": self.config.pool}}
+
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[dict[str, PoolingApp]]:
@@ -284,8 +329,10 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, PoolingApp]]:
         print(f"pooling: cannot set up the database: {exc}", file=sys.stderr, flush=True)
         raise
     query = text(f"SELECT id, owner, balance, status FROM {db.table} WHERE id = :id")
+    state = PoolingApp(config, db, stats, query)
     try:
-        yield {"pooling": PoolingApp(config, db, stats, query)}
+        with serve_stats(state.stats_now):
+            yield {"pooling": state}
     finally:
         await run_in_threadpool(close_database, db)
 
@@ -293,14 +340,13 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, PoolingApp]]:
 def account(request: Request) -> Response:
     """One account by id: a connection from the engine (new or pooled), one query."""
     state: PoolingApp = request.state.pooling
-    with state.stats.lock:
-        state.stats.requests += 1
-    try:
-        account_id = int(request.path_params["account_id"])
-    except ValueError:
-        return JSONResponse({"error": "not found"}, status_code=404)
-    with state.db.engine.connect() as conn:
-        row = conn.execute(state.query, {"id": account_id}).first()
+    with state.stats.request():
+        try:
+            account_id = int(request.path_params["account_id"])
+        except ValueError:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        with state.db.engine.connect() as conn:
+            row = conn.execute(state.query, {"id": account_id}).first()
     if row is None:
         return JSONResponse({"error": "not found", "id": account_id}, status_code=404)
     return JSONResponse({"id": row[0], "owner": row[1], "balance": float(row[2]), "status": row[3]})
@@ -312,16 +358,7 @@ async def health(request: Request) -> Response:
 
 async def stats(request: Request) -> Response:
     state: PoolingApp = request.state.pooling
-    s = state.stats
-    with s.lock:
-        return JSONResponse({
-            "requests": s.requests,
-            "connections_opened": s.connections_opened,
-            "connect_ms": round(s.connect_s * 1000, 3),
-            "gauges": {"pool_checked_out": s.checked_out,
-                       "connections_open": s.connections_opened - s.connections_closed},
-            "info": {"backend": state.db.backend, "pool": state.config.pool},
-        })
+    return JSONResponse(state.stats_now())
 
 
 app = Starlette(

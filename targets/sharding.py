@@ -59,6 +59,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from targets.statsport import serve_stats
+
 JOURNALS = ("delete", "truncate", "persist", "wal")
 SYNCHRONOUS = ("off", "normal", "full", "extra")
 MAX_SHARDS = 64
@@ -294,6 +296,20 @@ class App:
     shards: Shards
     counters: Counters
 
+    def stats(self) -> dict[str, object]:
+        """The ``/stats`` figures, summed over the worker processes (read from any thread;
+        also served on ``LAB_STATS_PORT``, ``targets.statsport``)."""
+        totals = Counters.total(self.directory)
+        config = self.config
+        return {
+            "requests": totals["requests"],
+            "lock_wait_ms": totals["lock_wait_us"] / 1000,
+            "write_ms": totals["write_us"] / 1000,
+            "busy_errors": totals["busy_errors"],
+            "info": {"shards": str(config.shards),
+                     "sqlite": f"journal={config.journal} synchronous={config.synchronous}"},
+        }
+
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[dict[str, App]]:
@@ -309,8 +325,10 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, App]]:
     shards = Shards(config, directory)
     # Enough threads that every virtual user's write can wait for a lock at once.
     anyio.to_thread.current_default_thread_limiter().total_tokens = 64
+    state = App(config, directory, shards, counters)
     try:
-        yield {"app": App(config, directory, shards, counters)}
+        with serve_stats(state.stats):
+            yield {"app": state}
     finally:
         shards.close()
         close_server_data(directory, counters)
@@ -361,16 +379,7 @@ async def health(request: Request) -> Response:
 
 async def stats(request: Request) -> Response:
     state: App = request.state.app
-    totals = Counters.total(state.directory)
-    config = state.config
-    return JSONResponse({
-        "requests": totals["requests"],
-        "lock_wait_ms": totals["lock_wait_us"] / 1000,
-        "write_ms": totals["write_us"] / 1000,
-        "busy_errors": totals["busy_errors"],
-        "info": {"shards": str(config.shards),
-                 "sqlite": f"journal={config.journal} synchronous={config.synchronous}"},
-    })
+    return JSONResponse(state.stats())
 
 
 app = Starlette(

@@ -26,7 +26,8 @@ serialises the threads:
 ``lock_wait_us`` is the total time requests spent waiting for a lock, so the lab's
 ``per_request.lock_wait_us`` is the mean wait per request: contention, measured.
 ``increments`` is the sum of every counter in the dict; it equals the number of
-increment requests served, which shows no update was lost.
+increment requests served, which shows no update was lost. A request's counters are
+counted with its write, at once, so over any window increments per request are 1.
 
 Configuration, read from the environment at startup:
 
@@ -58,6 +59,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from targets.statsport import serve_stats
 
 
 @dataclass(frozen=True)
@@ -144,18 +147,23 @@ class SharedState:
         if key not in shard.counters:
             raise KeyError(key)
         hold_s = self.config.hold_ms / 1000
-        self._count(requests=1, handlers_running=1, lock_waiters=1)
+        self._count(handlers_running=1, lock_waiters=1)
         try:
             asked = time.perf_counter_ns()
             with shard.lock:
                 got = time.perf_counter_ns()
-                self._count(lock_waiters=-1, lock_holders=1, lock_wait_ns=got - asked)
+                self._count(lock_waiters=-1, lock_holders=1)
                 value = shard.counters[key]
                 if hold_s > 0:
                     time.sleep(hold_s)  # I/O under the lock (releases the GIL, not the lock)
-                shard.counters[key] = value + 1
-                released = time.perf_counter_ns()
-            self._count(lock_holders=-1, lock_hold_ns=released - got)
+                # The write and its request's counters at once, as a stats reader sees them:
+                # increments per request are exactly 1 over any window.
+                with self._stats_lock:
+                    shard.counters[key] = value + 1
+                    self.requests += 1
+                    self.lock_wait_ns += got - asked
+                    self.lock_hold_ns += time.perf_counter_ns() - got
+                    self.lock_holders -= 1
             return value + 1
         finally:
             self._count(handlers_running=-1)
@@ -171,13 +179,16 @@ class SharedState:
 
         A stats reader must not queue behind the contention it measures. Updates only
         replace values of existing keys, so the dicts never resize and iterating them
-        while threads write is safe; an update in progress may or may not be counted.
+        while threads write is safe; every write happens under the statistics lock, so a
+        reader holding it sees each write with its request.
         """
         return sum(sum(shard.counters.values()) for shard in self.shards)
 
     def stats(self) -> dict[str, object]:
-        increments = self.total()
+        """The ``/stats`` figures (read from any thread; also served on ``LAB_STATS_PORT``,
+        ``targets.statsport``)."""
         with self._stats_lock:
+            increments = self.total()
             return {
                 "requests": self.requests,
                 "increments": increments,
@@ -206,7 +217,9 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, SharedState]]:
         print(f"shared_state: invalid configuration: {exc}", file=sys.stderr, flush=True)
         raise
     anyio.to_thread.current_default_thread_limiter().total_tokens = config.threadpool_tokens
-    yield {"shared_state": SharedState(config)}
+    state = SharedState(config)
+    with serve_stats(state.stats):
+        yield {"shared_state": state}
 
 
 def _key(request: Request) -> int | None:

@@ -24,7 +24,10 @@ seeded generator): real services vary, and that variation is what makes queues f
 ``GET /stats`` returns counters (``requests``, ``served``, ``shed``), gauges sampled by the
 lab every second (``in_flight`` = waiting + in service, ``queued``, ``busy`` slots) and
 ``info`` (policy, capacity). ``in_flight`` is what Little's law speaks of:
-in-flight ≈ throughput × latency.
+in-flight ≈ throughput × latency. A request is counted when it is answered, with its
+outcome (served or shed, or neither when its client went away), so over any window
+``served + shed`` never exceeds ``requests`` and per request they add up to 1 unless
+clients gave up. Also served on ``LAB_STATS_PORT`` (``targets.statsport``).
 
 Run: ``SLOTS=2 SERVICE_MS=20 MAX_QUEUE=4 uvicorn targets.shedding:app --port 8000``
 """
@@ -44,6 +47,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from targets.statsport import serve_stats
 
 SEED = 20240601
 
@@ -105,10 +110,32 @@ class Resource:
     busy: int = 0
     waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
     rng: random.Random = field(default_factory=lambda: random.Random(SEED))
-    requests: int = 0
-    served: int = 0
-    shed: int = 0
+    totals: tuple[int, int, int] = (0, 0, 0)
+    """Requests answered (or given up by their client), served, shed."""
     in_flight: int = 0
+
+    def count(self, served: int = 0, shed: int = 0) -> None:
+        """Count one answered request with its outcome, at once (a stats reader in another
+        thread sees all of it or none)."""
+        self.totals = (self.totals[0] + 1, self.totals[1] + served, self.totals[2] + shed)
+
+    def stats(self) -> dict[str, object]:
+        """The ``/stats`` figures (read from any thread)."""
+        requests, served, shed = self.totals  # one tuple: replaced whole, never half-written
+        config = self.config
+        return {
+            "requests": requests,
+            "served": served,
+            "shed": shed,
+            "gauges": {"in_flight": self.in_flight, "queued": len(self.waiters), "busy": self.busy},
+            "info": {
+                "policy": config.policy,
+                "capacity_rps": f"{config.capacity_rps:g}",
+                "slots": str(config.slots),
+                "service": f"{config.service_dist} {config.service_ms:g} ms",
+                "max_queue": "unbounded" if config.max_queue is None else str(config.max_queue),
+            },
+        }
 
     def service_time_s(self) -> float:
         mean = self.config.service_ms / 1000.0
@@ -153,19 +180,21 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Resource]]:
     except ValueError as exc:
         print(f"shedding: invalid configuration: {exc}", file=sys.stderr, flush=True)
         raise
-    yield {"resource": Resource(config)}
+    resource = Resource(config)
+    with serve_stats(resource.stats):
+        yield {"resource": resource}
 
 
 async def work(request: Request) -> Response:
     """Hold one slot for the service time; queue for it, or be shed when the queue is full."""
     res: Resource = request.state.resource
-    res.requests += 1
     entered = res.try_enter()
     if entered is False:
-        res.shed += 1
+        res.count(shed=1)
         return JSONResponse({"error": "overloaded, try again later", "queued": len(res.waiters)},
                             status_code=503, headers={"Retry-After": "1"})
     res.in_flight += 1
+    served = 0
     try:
         if entered is not True:
             try:
@@ -177,9 +206,10 @@ async def work(request: Request) -> Response:
             await asyncio.sleep(res.service_time_s())
         finally:
             res.leave()
-        res.served += 1
+        served = 1
     finally:
         res.in_flight -= 1
+        res.count(served=served)
     return JSONResponse({"ok": True})
 
 
@@ -189,20 +219,7 @@ async def health(request: Request) -> Response:
 
 async def stats(request: Request) -> Response:
     res: Resource = request.state.resource
-    config = res.config
-    return JSONResponse({
-        "requests": res.requests,
-        "served": res.served,
-        "shed": res.shed,
-        "gauges": {"in_flight": res.in_flight, "queued": len(res.waiters), "busy": res.busy},
-        "info": {
-            "policy": config.policy,
-            "capacity_rps": f"{config.capacity_rps:g}",
-            "slots": str(config.slots),
-            "service": f"{config.service_dist} {config.service_ms:g} ms",
-            "max_queue": "unbounded" if config.max_queue is None else str(config.max_queue),
-        },
-    })
+    return JSONResponse(res.stats())
 
 
 app = Starlette(

@@ -37,6 +37,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from targets.statsport import serve_stats
+
 TRICKLE_BYTES = 20
 CHUNKS = 3
 CHUNK_SIZE = 1000
@@ -56,6 +58,7 @@ class TargetState:
     stall_count: int = 0
     crash_count: int = 0
     services_count: int = 0
+    block_count: int = 0
     sleeping: int = 0
     http2_count: int = 0
     """``/fast`` and ``/redirect`` requests that came over HTTP/2 (served by hypercorn)."""
@@ -83,7 +86,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, TargetState]]:
         crash_after=int(crash_raw) if crash_raw else None,
         ready_never=os.environ.get("READY_NEVER") == "1",
     )
-    yield {"testing": state}
+    with serve_stats(lambda: _stats_of(state)):
+        yield {"testing": state}
 
 
 def _state(request: Request) -> TargetState:
@@ -146,6 +150,15 @@ async def sleep(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+async def block(request: Request) -> Response:
+    """Holds the event loop for ``ms`` milliseconds (``time.sleep`` in an async handler),
+    as CPU-bound work inline does: the app answers nothing else meanwhile."""
+    state = _state(request)
+    state.block_count += 1
+    time.sleep(int(request.path_params["ms"]) / 1000)  # noqa: ASYNC251 - blocking is the point
+    return PlainTextResponse("ok")
+
+
 async def trickle(request: Request) -> Response:
     """Headers at once, then one body byte every TRICKLE_EVERY_S (20 bytes in all)."""
     every = _state(request).trickle_every_s
@@ -197,19 +210,26 @@ async def crash_after(request: Request) -> Response:
 
 async def stats(request: Request) -> Response:
     """Fake cache counters (/fast = hits, /stall = misses) so tests can check stats reads,
-    a ``requests`` counter, gauges and info (see the README's "Target stats")."""
-    state = _state(request)
-    return JSONResponse({
-        "cache_hits": state.fast_count, "cache_misses": state.stall_count,
-        "requests": state.fast_count + state.stall_count + state.services_count,
-        "services_calls": 3 * state.services_count,
+    a ``requests`` counter, gauges and info (see the README's "Target stats"); also
+    served on ``LAB_STATS_PORT``."""
+    return JSONResponse(_stats_of(_state(request)))
+
+
+def _stats_of(state: TargetState) -> dict[str, object]:
+    # Each counter read once: another thread may read while the loop counts.
+    fast, stall, services, blocks = (state.fast_count, state.stall_count, state.services_count,
+                                     state.block_count)
+    return {
+        "cache_hits": fast, "cache_misses": stall,
+        "requests": fast + stall + services + blocks,
+        "services_calls": 3 * services,
         "http2_requests": state.http2_count, "http1_requests": state.http1_count,
         "redirects": state.redirect_count,
         "gauges": {"uptime_s": round(time.monotonic() - state.started, 3),
-                   "fast_total": state.fast_count, "in_flight": state.sleeping},
+                   "fast_total": fast, "in_flight": state.sleeping},
         "info": {"redis": "yes" if os.environ.get("REDIS_URL") else "no",
                  "database": "yes" if os.environ.get("DATABASE_URL") else "no"},
-    })
+    }
 
 
 async def services(request: Request) -> Response:
@@ -250,6 +270,7 @@ app = Starlette(
         Route("/redirect/{n:int}", redirect),
         Route("/stall", stall),
         Route("/sleep/{ms:int}", sleep),
+        Route("/block/{ms:int}", block),
         Route("/trickle", trickle),
         Route("/status/{code}", status),
         Route("/chunked", chunked),

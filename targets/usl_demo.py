@@ -13,19 +13,23 @@ sub-millisecond sizes, where a timer would round to the event loop's clock.
 
 Environment (milliseconds): ``USL_WORK_MS`` (default 20), ``USL_SERIAL_MS`` (1.0),
 ``USL_CROSSTALK_MS`` (0.0). ``GET /work`` is the endpoint under load; ``/stats`` reports
-``requests`` and the gauge ``in_flight``.
+``requests`` and the gauge ``in_flight``, also on ``LAB_STATS_PORT`` (``targets.statsport``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from targets.statsport import serve_stats
 
 WORK_S = float(os.environ.get("USL_WORK_MS", "20")) / 1000
 SERIAL_S = float(os.environ.get("USL_SERIAL_MS", "1.0")) / 1000
@@ -58,10 +62,21 @@ async def health(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+def _stats() -> dict[str, object]:
+    return {"requests": _requests, "gauges": {"in_flight": _in_flight},
+            "info": {"work_ms": f"{WORK_S * 1000:g}", "serial_ms": f"{SERIAL_S * 1000:g}",
+                     "crosstalk_ms": f"{CROSSTALK_S * 1000:g}"}}
+
+
 async def stats(request: Request) -> Response:
-    return JSONResponse({"requests": _requests, "gauges": {"in_flight": _in_flight},
-                         "info": {"work_ms": f"{WORK_S * 1000:g}", "serial_ms": f"{SERIAL_S * 1000:g}",
-                                  "crosstalk_ms": f"{CROSSTALK_S * 1000:g}"}})
+    return JSONResponse(_stats())
 
 
-app = Starlette(routes=[Route("/work", work), Route("/health", health), Route("/stats", stats)])
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    with serve_stats(_stats):
+        yield
+
+
+app = Starlette(routes=[Route("/work", work), Route("/health", health), Route("/stats", stats)],
+                lifespan=lifespan)

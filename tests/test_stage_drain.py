@@ -107,3 +107,20 @@ def test_a_last_stage_whose_interval_is_mostly_drain_says_where_it_went() -> Non
     # VU-seconds scheduled in the drain's 2.5 s: 15 (the ramp's second), none after.
     assert drain.drain and drain.offered == pytest.approx(15 / 2.5)
     assert drain.throughput_rps == pytest.approx(60.0)
+
+
+def test_every_measured_interval_is_in_a_row_so_the_rows_add_up_to_the_run() -> None:
+    # The tester's `lab run saturation --duration 5s`: 7 stages of 0.71 s, a 2 s warm-up;
+    # the last interval, [4, 5.64), lies 0.29 s in stage 6, 0.71 s in stage 7 and 0.64 s
+    # in the drain: no span holds half of it, and its 162 requests were in no row.
+    load = _load([(5 / 7, target) for _d, target in SATURATION_STAGES])
+    intervals = [_iv(0.0, 11), _iv(1.0, 42), _iv(2.0, 81), _iv(3.0, 83), _iv(4.0, 162, duration_s=1.64)]
+    stages = stage_figures(intervals, load)
+    assert sum(st.requests for st in stages) == 81 + 83 + 162
+    assert sum(row["requests"] for row in stages_json(stages)) == 81 + 83 + 162
+    last = stages[6]
+    assert (last.start_s, last.end_s, last.intervals, last.drain) == (4, pytest.approx(5.64), 1, False)
+    assert last.outside_s == pytest.approx(1.64 - 5 / 7 * 1)  # the stage holds 0.71 s of it
+    assert last.drain_s == pytest.approx(0.64)
+    text = render(stages_table(_run(load), stages), width=140)
+    assert "4–5.6*" in text, text

@@ -56,6 +56,37 @@ def test_staged_run_reports_each_stage_with_littles_law(tmp_path: Path) -> None:
     assert "by stage" in table.stdout and "X·W" in table.stdout
 
 
+STEP = f"""
+    [experiment]
+    title = "step"
+    [target]
+    app = "targets.testing:app"
+    app_dir = "{REPO}"
+    [load]
+    model = "open"
+    rate = 10
+    timeout = "5s"
+    stages = [{{ duration = "2s", target = 10 }}, {{ duration = "10ms", target = 100 }},
+              {{ duration = "2s", target = 100 }}]
+    [[load.requests]]
+    path = "/sleep/500"
+"""
+
+
+def test_the_targets_in_flight_of_a_stage_is_read_in_the_seconds_the_generator_measured(
+        tmp_path: Path) -> None:
+    # 10 req/s of a 500 ms answer, then 100: 5 in flight, then 50. The target's gauge read
+    # at the end of the first stage (5) belongs to the first stage, not to the second.
+    res = run_lab("run", str(write_experiment(tmp_path, STEP)), "--db", str(tmp_path / "r.db"),
+                  "--format", "json")
+    assert res.returncode == 0, res.stderr
+    stages = json.loads(res.stdout)["runs"][0]["stages"]
+    low, high = stages[0], stages[2]
+    assert (low["start_s"], low["end_s"], high["start_s"]) == (0, 2, 2), stages
+    for st, within in ((low, 0.4), (high, 0.25)):
+        assert st["in_flight_target"] == pytest.approx(st["in_flight_measured"], rel=within), st
+
+
 # -- pure Python: which intervals a stage gets, and its offered load ----------------------
 
 
@@ -108,9 +139,13 @@ def test_intervals_go_to_the_stage_covering_most_of_them_and_short_stages_say_wh
     intervals = [_iv(float(t), n) for t, n in enumerate(counts[:-1])]
     intervals.append(_iv(7.0, counts[-1], duration_s=1.5))  # the last one holds the drain
     steady, ramp, burst, down = stage_figures(intervals, load)
-    # [2, 3) lies 0.4 / 0.2 / 0.4 in three stages: no stage has most of it, so it is left out.
-    assert (steady.start_s, steady.end_s, steady.intervals, steady.outside_s) == (0, 2, 2, 0)
-    assert steady.offered == pytest.approx(10.0) and steady.throughput_rps == pytest.approx(10.0)
+    # [2, 3) lies 0.4 / 0.2 / 0.4 in three stages: a tie, so the earlier stage's, flagged
+    # with the 0.6 s it holds of the others; offered over the same 3 s: 10 on [0, 2.4), the
+    # ramp's 10 → 90 (mean 50) on [2.4, 2.6), 90 on [2.6, 3).
+    assert (steady.start_s, steady.end_s, steady.intervals) == (0, 3, 3)
+    assert steady.outside_s == pytest.approx(0.6)
+    assert steady.offered == pytest.approx((10 * 2.4 + 50 * 0.2 + 90 * 0.4) / 3)
+    assert steady.throughput_rps == pytest.approx(70 / 3)
     # [5, 6) is 0.6 in the burst, 0.4 in the ramp down: the burst's, flagged.
     assert (burst.start_s, burst.end_s, burst.intervals) == (3, 6, 3)
     assert burst.outside_s == pytest.approx(0.4)

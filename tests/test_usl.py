@@ -325,3 +325,26 @@ def test_throughput_zero_at_most_levels_is_refused(fitter: object) -> None:
     # Zeros besides 6 served levels are fitted (a collapse at the top is data).
     r = fitter([1, 2, 4, 8, 16, 32, 64], [100, 190, 350, 500, 400, 200, 0])  # type: ignore[operator]
     assert r.points == 7
+
+
+def test_tiny_contention_that_bends_the_curve_a_little_reads_near_linear() -> None:
+    # usl-demo's scalable variant on 2 cores: σ = 0.4 %, κ = 0, 80 % of linear at N = 64.
+    r = fit_usl(*_data(45.0, 0.004, 0.0))
+    assert r.verdict.startswith("near-linear: at N = 64 throughput is 80% of linear scaling, with tiny "
+                                "costs (σ = 0.40%, κ = 0)"), r.verdict
+    assert "ceiling λ/σ ≈ 11,250/s lies 4.9× above the fitted 2,300/s at N = 64" in r.verdict
+    assert "contention-bound" not in r.verdict
+    # A tiny κ besides: its peak lies far beyond the range, and the text says so.
+    r = fit_usl(*_data(45.0, 0.002, 0.00001))
+    assert r.verdict.startswith("near-linear:") and "far beyond the measured range" in r.verdict, r.verdict
+
+
+@pytest.mark.parametrize(("sigma", "kappa", "levels"), [
+    (0.017, 0.0, LEVELS),             # usl-demo's contention variant: 1.7 % is not tiny
+    (0.004, 0.0, [*LEVELS, 128, 256]),  # the same tiny σ over a wider range: 49 % of linear
+    (0.0, 0.00003, LEVELS),           # κN(N−1) = 0.12 at N = 64: crosstalk is not tiny
+])
+def test_costs_that_are_not_tiny_over_the_measured_range_are_not_near_linear(
+        sigma: float, kappa: float, levels: list[float]) -> None:
+    r = fit_usl(*_data(1000.0, sigma, kappa, levels))
+    assert not r.verdict.startswith("near-linear"), r.verdict

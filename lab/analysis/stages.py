@@ -9,20 +9,20 @@ a stage too short to reach a steady state (a queue still growing).
 
 Which intervals a stage gets: runs are stored in whole intervals (1 s) while stage
 boundaries need not fall on whole seconds (``--duration`` scales every stage, and a
-burst may last 0.2 s). Each interval goes to the stage that covers more than half of
-it, and the time it reaches into neighbouring stages is reported (``outside_s``); an
-interval no stage covers for more than half is left out. A stage with no interval of
-its own still gets a row, with its offered load and a ``note`` saying why it has no
-figures (shorter than one interval, in the warm-up, ...).
+burst may last 0.2 s). Each interval after the warm-up goes to the stage that covers
+most of it (the earlier one on a tie), and the time it reaches into other stages is
+reported (``outside_s``), so the rows' requests add up to the run's. A stage with no
+interval of its own still gets a row, with its offered load and a ``note`` saying why
+it has no figures (shorter than one interval, in the warm-up, ...).
 
 The drain: requests still in flight when the schedule ends are awaited (up to their
 deadline), and the worker reports them in its last interval, which so reaches past the
 schedule's end (in the saturation experiment: [41 s, 46.7 s) for a schedule ending at
 42 s, 4.7 s of a backlog being worked off). The time after the schedule's end is no
-stage's: an interval that lies mostly in it becomes a row of its own (``drain``), and an
-interval that lies mostly in the last stage stays the last stage's, with its seconds
-past the end counted in ``outside_s`` (and ``drain_s``) like time in a neighbouring
-stage, so the table marks the row.
+stage's: it is a span of its own, and an interval that lies more in it than in any
+stage becomes a row of its own (``drain``); else the interval stays with the stage that
+holds most of it, with its seconds past the end counted in ``outside_s`` (and
+``drain_s``) like time in a neighbouring stage, so the table marks the row.
 
 Offered load comes from the schedule, not from the rate the intervals report (that is
 the rate at each interval's end, ~10 % high on a ramp): the arrivals (or VU-seconds)
@@ -115,6 +115,9 @@ class StageFigures:
     of the last stage."""
     note: str | None = None
     """Why the stage has no figures (no interval of its own), else None."""
+    requests: int = 0
+    """Completed attempts (ok + errors) in the row's intervals: the rows' add up to the
+    run's measured window."""
     in_flight_first: float | None = None
     in_flight_last: float | None = None
     """Requests in flight (the generator's measured mean) in the interval just before the
@@ -187,10 +190,10 @@ def scheduled_mean(profile: LoadProfile, start_s: float, end_s: float) -> float:
     start, end = max(0.0, start_s), min(end_s, profile.total_s)
     if end - start <= _EPS_S:
         return profile.level_at(start_s)
-    return (_cumulative(profile, end) - _cumulative(profile, start)) / (end - start)
+    return (scheduled_count(profile, end) - scheduled_count(profile, start)) / (end - start)
 
 
-def _cumulative(profile: LoadProfile, t: float) -> float:
+def scheduled_count(profile: LoadProfile, t: float) -> float:
     """∫ level dt from 0 to ``t``: arrivals due (open model) or VU-seconds (closed)."""
     for seg in profile.segments:
         if t < seg.t1:
@@ -201,12 +204,12 @@ def _cumulative(profile: LoadProfile, t: float) -> float:
 
 def assign_intervals(intervals: Sequence[_Interval], spans: Sequence[tuple[float, float]],
                      warmup_s: float = 0.0) -> list[tuple[int, _Interval, float]]:
-    """Give each interval to the stage covering more than half of it.
+    """Give each interval after the warm-up to the span covering most of it.
 
     Time after the last stage (the run's drain) is a span of its own, index
-    ``len(spans)``: an interval lying mostly there is the drain's. Intervals starting in
-    the warm-up, empty ones and those no span covers for more than half (a boundary near
-    the middle, or several short stages) are left out.
+    ``len(spans)``. On a tie the earlier span gets the interval; a zero-length interval
+    goes to the span its instant lies in. Only intervals starting in the warm-up are left
+    out, so the requests of the rows add up to those of the run's measured window.
 
     Returns:
         ``(stage, interval, outside_s)`` in time order: ``stage`` is ``len(spans)`` for
@@ -215,14 +218,19 @@ def assign_intervals(intervals: Sequence[_Interval], spans: Sequence[tuple[float
     out = []
     with_drain = [*spans, (spans[-1][1], math.inf)] if spans else []
     for iv in intervals:
-        if iv.t_s + 1e-9 < warmup_s or iv.duration_s <= 0 or not with_drain:
+        if iv.t_s + 1e-9 < warmup_s or not with_drain:
             continue
-        a, b = iv.t_s, iv.t_s + iv.duration_s
-        overlaps = [min(b, end) - max(a, start) for start, end in with_drain]
+        a, b = iv.t_s, iv.t_s + max(iv.duration_s, 0.0)
+        if b - a <= _EPS_S:
+            k = next((i for i, (_start, end) in enumerate(with_drain) if a < end - _EPS_S),
+                     len(with_drain) - 1)
+            out.append((k, iv, 0.0))
+            continue
+        # Rounded to the ns: a boundary at 3.0000000000000004 must not win a tie.
+        overlaps = [round(max(0.0, min(b, end) - max(a, start)), 9) for start, end in with_drain]
         k = max(range(len(with_drain)), key=overlaps.__getitem__)
-        if overlaps[k] > (b - a) / 2 + _EPS_S:
-            outside = (b - a) - overlaps[k]
-            out.append((k, iv, outside if outside > _EPS_S else 0.0))
+        outside = (b - a) - overlaps[k]
+        out.append((k, iv, outside if outside > _EPS_S else 0.0))
     return out
 
 
@@ -296,7 +304,7 @@ def _figures(stage: int, group: Sequence[tuple[_Interval, float]], profile: Load
         a, end = iv.t_s, iv.t_s + iv.duration_s
         b = min(end, profile.total_s)
         if b > a:
-            level_s += _cumulative(profile, b) - _cumulative(profile, a)
+            level_s += scheduled_count(profile, b) - scheduled_count(profile, a)
         drain_s += max(0.0, end - max(a, schedule_end))
     offered = level_s / span_s if span_s > 0 else 0.0
     measured = [(iv.in_flight_mean, iv.duration_s) for iv in ivs
@@ -330,6 +338,7 @@ def _figures(stage: int, group: Sequence[tuple[_Interval, float]], profile: Load
         drain=is_drain,
         in_flight_first=edges[0],
         in_flight_last=edges[1],
+        requests=completed,
     )
 
 
@@ -346,7 +355,7 @@ def _why_empty(start: float, end: float, warmup_s: float, interval_s: float, run
         return "its interval lies mostly in the drain (next row)"
     if start < warmup_s:
         return f"only {_secs(end - warmup_s)} after the warm-up"
-    return f"no {_secs(interval_s)} interval lies mostly in it"
+    return f"no {_secs(interval_s)} interval lies more in it than in its neighbours"
 
 
 def _secs(value: float) -> str:

@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from lab.analysis.offered import OfferedLoad
 from lab.load.histogram import LatencyHistogram
 
 
@@ -85,6 +86,16 @@ class Summary:
     generator_bound_reason: str | None = None
     loop_lag_p99_ms: float | None = None
     """p99 of the generator workers' event-loop lag over the window, ms."""
+    offered_rps: float | None = None
+    """The load the run intended (open model: arrivals scheduled; closed model: ``max_rps``)
+    per second of the window without its drain; None without an intended rate
+    (``lab.analysis.offered``)."""
+    achieved_rps: float | None = None
+    """Successful requests per second over the same seconds as ``offered_rps``."""
+    load_not_achieved: bool = False
+    """Achieved below 90 % of offered: a saturated target (open model) or a pace the VUs
+    could not keep (coordinated omission)."""
+    load_not_achieved_reason: str | None = None
 
     def as_contract(self) -> dict[str, object]:
         """The ``summary`` object of the ``lab run --format json`` contract (plus extras)."""
@@ -111,6 +122,10 @@ class Summary:
             "generator_bound": self.generator_bound,
             "generator_bound_reason": self.generator_bound_reason,
             "loop_lag_p99_ms": _round(self.loop_lag_p99_ms, 3),
+            "offered_rps": _round(self.offered_rps, 3),
+            "achieved_rps": _round(self.achieved_rps, 3),
+            "load_not_achieved": self.load_not_achieved,
+            "load_not_achieved_reason": self.load_not_achieved_reason,
         }
 
 
@@ -263,6 +278,7 @@ def summarise(
     warmup_s: float,
     cache_stats: dict[str, object] | None = None,
     min_measured_s: float = 0.0,
+    offered: OfferedLoad | None = None,
 ) -> Summary | None:
     """Summarise a run over its measured window: from the end of the warm-up to the end
     of its last interval (the run's planned end, or the moment it stopped early).
@@ -281,6 +297,8 @@ def summarise(
             target reports them.
         min_measured_s: no summary for a window shorter than this (`min_measured_for`
             the run's plan).
+        offered: the run's offered against achieved load (`lab.analysis.offered`), if it
+            had an intended rate.
 
     Returns:
         The summary, or None when no interval lies in the measured window, or the window
@@ -344,6 +362,10 @@ def summarise(
         generator_bound=bound is not None,
         generator_bound_reason=bound,
         loop_lag_p99_ms=lag_hist.percentile_ms(99) if lag_hist.count else None,
+        offered_rps=offered.offered_rps if offered else None,
+        achieved_rps=offered.achieved_rps if offered else None,
+        load_not_achieved=bool(offered and offered.not_achieved),
+        load_not_achieved_reason=offered.reason if offered else None,
     )
 
 

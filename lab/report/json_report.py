@@ -199,7 +199,8 @@ def stages_json(stages: Sequence[StageFigures]) -> list[dict[str, Any]]:
     ``intervals``, ``outside_s`` (seconds of them in neighbouring stages or after the
     schedule's end), ``drain_s`` (of those, or of the drain row's own, the seconds after
     the schedule's end), ``drain`` (true for the last row when intervals lie mostly after
-    the schedule's end: requests answered then; its ``stage`` is the number of stages)
+    the schedule's end: requests answered then; its ``stage`` is the number of stages),
+    ``requests`` (completed attempts in the row's intervals: the rows' add up to the run's)
     and ``note`` (why a stage has no figures, else null)."""
     def r(value: float | None, digits: int = 3) -> float | None:
         return None if value is None else round(value, digits)
@@ -215,5 +216,5 @@ def stages_json(stages: Sequence[StageFigures]) -> list[dict[str, Any]]:
         "little_ok": st.little_ok,
         "stage_start_s": r(st.stage_start_s), "stage_end_s": r(st.stage_end_s),
         "intervals": st.intervals, "outside_s": r(st.outside_s), "drain_s": r(st.drain_s),
-        "drain": st.drain, "note": st.note,
+        "drain": st.drain, "note": st.note, "requests": st.requests,
     } for st in stages]

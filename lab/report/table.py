@@ -220,6 +220,8 @@ def _status(run: RunRecord) -> Text:
     text = Text(run.status, style=STATUS_STYLE.get(run.status, ""))
     if run.summary is not None and run.summary.generator_bound:
         text.append("\ngen-bound", style="yellow")
+    if run.summary is not None and run.summary.load_not_achieved:
+        text.append("\nbelow offered", style="yellow")
     return text
 
 
@@ -282,6 +284,8 @@ def comparison_table(runs: Sequence[RunRecord], baseline: int = 0) -> Table:
             notes.append(f"run {run.id} gen-bound: the load generator limited it "
                          f"({run.summary.generator_bound_reason}); its figures describe the "
                          f"generator, not the target")
+        if run.summary is not None and run.summary.load_not_achieved:
+            notes.append(f"run {run.id} below offered load: {run.summary.load_not_achieved_reason}")
         if run.summary is not None and (failed := nothing_served(run.summary)):
             notes.append(f"run {run.id} {run.status}, but {failed}")
         if run.reason and (run.status != "completed" or run.summary is None):
@@ -473,6 +477,12 @@ def run_details(run: RunRecord, errors: Sequence[ErrorRow] = ()) -> RenderableTy
             f"interrupted {s.interrupted:,})",
         )
         figures.add_row("req/s", f"{fmt_rate(s.throughput_rps)} ok, {fmt_rate(s.attempts_rps)} all")
+        if s.offered_rps is not None and s.achieved_rps is not None:
+            share = f" ({s.achieved_rps / s.offered_rps:.0%})" if s.offered_rps > 0 else ""
+            offered = Text(f"{fmt_rate(s.achieved_rps)} of {fmt_rate(s.offered_rps)} offered{share}")
+            if s.load_not_achieved:
+                offered.append("  below 90 %: not achieved", style="yellow")
+            figures.add_row("achieved req/s", offered)
         figures.add_row("error %", fmt_percent(s.error_rate))
         figures.add_row("received MiB", fmt_mib(s.bytes))
         figures.add_row(

@@ -172,9 +172,9 @@ def test_async_queue_experiment_defers_the_work(db_path: Path) -> None:
     # The work is deferred, not gone: about one job done per request, with a real lag.
     stats = queued["target_stats"]
     assert stats["info"]["queue"] == ("huey-redis" if HAVE_REDIS else "huey-sqlite")
-    assert stats["per_request"]["jobs_enqueued"] == pytest.approx(1.0, abs=0.05)
+    assert stats["per_request"]["jobs_enqueued"] == 1.0  # counted with its request, at once
     assert stats["per_request"]["jobs_done"] > 0.7
     assert stats["gauges"]["job_lag_ms"]["max"] >= 20
     assert {"queue_depth", "jobs_running"} <= set(stats["gauges"])
-    assert inline["target_stats"]["per_request"]["jobs_done"] == pytest.approx(1.0, abs=0.05)
+    assert inline["target_stats"]["per_request"]["jobs_done"] == 1.0
     assert inline["target_stats"]["info"]["queue"] == "none"

@@ -104,9 +104,10 @@ async def test_downstream_answers_after_its_latency(monkeypatch: pytest.MonkeyPa
 
 
 def test_fan_out_experiment_shows_gather_winning(db_path: Path) -> None:
-    # Sleep-bound, no warm-up needed: 2 s per variant, all of it measured. Like this (3 runs
-    # on 2 cores): p50 95–98 → 34–35 ms, 40–41 → 108–113 req/s.
-    res = run_lab("run", "experiments/fan-out.toml", "--duration", "2s", "--warmup", "0s",
+    # Sleep-bound: 2 s measured per variant after a 1 s warm-up, whose end the target's
+    # counters are read at with 4 pages in flight. Like this (3 runs on 2 cores): p50
+    # 95–98 → 34–35 ms, 40–41 → 108–113 req/s.
+    res = run_lab("run", "experiments/fan-out.toml", "--duration", "3s", "--warmup", "1s",
                   "--format", "json", "--db", str(db_path), cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
@@ -121,5 +122,7 @@ def test_fan_out_experiment_shows_gather_winning(db_path: Path) -> None:
     assert conc["throughput_rps"] >= 1.8 * seq["throughput_rps"], (seq, conc)
     for run in runs.values():
         stats = run["target_stats"]
-        assert stats["per_request"]["downstream_calls"] == pytest.approx(3.0, abs=0.15), stats
+        # Three calls per page by construction, whatever was in flight when it was read.
+        assert stats["per_request"]["downstream_calls"] == 3.0, stats
+        assert stats["requests"] >= 20, stats
         assert stats["info"]["fanout"] == run["variant"]

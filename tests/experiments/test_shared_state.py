@@ -142,6 +142,7 @@ def test_shared_state_experiment(db_path: Path) -> None:
     wait = {name: r["target_stats"]["per_request"]["lock_wait_us"] for name, r in runs.items()}
     assert wait["global"] > 3 * wait["sharded-4"] > 3 * wait["sharded-32"], wait
     assert wait["global"] > 40_000, wait
-    # Nothing lost: one increment per request (in-flight ones at the edges aside).
+    # Nothing lost: one increment per request, exactly, whatever was in flight at the
+    # window's edges (a request's counters are counted with its write).
     for name, run in runs.items():
-        assert run["target_stats"]["per_request"]["increments"] == pytest.approx(1, abs=0.05), name
+        assert run["target_stats"]["per_request"]["increments"] == 1, name

@@ -302,6 +302,9 @@ class LiveScreen(LabScreen[None]):
             warning.update(f"⚠ generator ≥ {GENERATOR_BOUND_CPU:.0f}% CPU for {GENERATOR_BOUND_S} s: "
                            f"{GENERATOR_WARNING}")
             warning.display = True
+        elif s.summary is not None and s.summary.load_not_achieved:
+            warning.update(f"⚠ offered load not achieved: {s.summary.load_not_achieved_reason}")
+            warning.display = True
         else:
             warning.display = False
 
