@@ -11,7 +11,6 @@ import dataclasses
 import json
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from lab import __version__
+from lab.errors import LabError
 from lab.exitcodes import ExitCode
 from lab.export_command import export
 from lab.fit_command import fit
@@ -109,25 +109,30 @@ def _stdout_console() -> Console:
     return _StdoutConsole(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
 
 
-def _open_store(db_path: str, readonly: bool = False) -> Any:
-    """Open (or create) the results database; a file that is not one is bad input."""
-    from lab.store import Store, StoreError
+def _open_store(db_path: str) -> Any:
+    """Open (or create) the results database for writing, and check that it is sound:
+    a file that cannot be written, or is damaged, fails here, before any process starts
+    (a ``StoreError``: one line, exit 2)."""
+    from lab.store import StoreError, open_store
 
-    if not db_path:
-        _fail("--db: the results database path is empty")
+    store = open_store(db_path)
     try:
-        return Store(db_path, readonly=readonly)
-    except StoreError as exc:
-        _fail(str(exc))
-    except (sqlite3.Error, OSError) as exc:
-        _fail(f"{db_path}: cannot open results database: {exc}")
+        problems = store.check()
+    except BaseException:
+        store.close()
+        raise
+    if problems:
+        store.close()
+        raise StoreError(f"{db_path}: the results database is damaged: {problems[0]} ('lab doctor "
+                         f"--db {db_path}' checks it; sqlite3's .recover command saves what is left)")
+    return store
 
 
 def _open_existing_store(db_path: str) -> Any:
     """Open the results database for reading; nothing is created or changed."""
-    if db_path and not Path(db_path).exists():
-        _fail(f"{db_path}: no such results database (run an experiment first, or pass --db)")
-    return _open_store(db_path, readonly=True)
+    from lab.store import open_store
+
+    return open_store(db_path, readonly=True)
 
 
 @click.group(cls=_LabGroup, invoke_without_command=True,
@@ -156,11 +161,14 @@ def cli(ctx: click.Context, db_path: str | None, experiments_dir: str | None) ->
 @_db_option
 @click.option("--experiments", "experiments_dir", type=click.Path(file_okay=False),
               default="experiments", show_default=True, help="Where experiments are listed from.")
-def tui(db_path: str, experiments_dir: str) -> None:
+@click.option("--view-only", is_flag=True,
+              help="Look only: keys that start, stop, change or delete runs do nothing (and say so); "
+                   "the results database is only read.")
+def tui(db_path: str, experiments_dir: str, view_only: bool) -> None:
     """Open the terminal UI: pick an experiment, watch it live, browse and compare runs."""
     from lab.tui.app import run_tui
 
-    run_tui(db_path=Path(db_path), experiments_dir=Path(experiments_dir))
+    run_tui(db_path=Path(db_path), experiments_dir=Path(experiments_dir), view_only=view_only)
 
 
 @cli.command()
@@ -168,14 +176,27 @@ def tui(db_path: str, experiments_dir: str) -> None:
 @click.option("--experiments", "experiments_dir", type=click.Path(file_okay=False),
               default="experiments", show_default=True, help="Where experiments are listed from.")
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface to serve on; anything but 127.0.0.1 shares the lab on a network.")
+              help="Interface to serve on; anything but loopback shares the lab on a network "
+                   "(view-only unless --control).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
               help="TCP port to serve on.")
-def web(db_path: str, experiments_dir: str, host: str, port: int) -> None:
-    """Serve the terminal UI in a browser (textual-serve), for workshops and projectors."""
+@click.option("--view-only", is_flag=True,
+              help="Serve a view for an audience: keys that start, stop, change or delete runs do "
+                   "nothing (the default when --host is not loopback).")
+@click.option("--control", is_flag=True,
+              help="Give full control to whoever has the URL, on any --host (the default on loopback).")
+def web(db_path: str, experiments_dir: str, host: str, port: int, view_only: bool,
+        control: bool) -> None:
+    """Serve the terminal UI in a browser (textual-serve), for workshops and projectors.
+
+    Every page needs the secret token in the printed URL; without it, 403.
+    """
     from lab.tui.web import serve
 
-    serve(db_path=Path(db_path), experiments_dir=Path(experiments_dir), host=host, port=port)
+    if view_only and control:
+        _fail("lab web: --view-only and --control exclude each other")
+    serve(db_path=Path(db_path), experiments_dir=Path(experiments_dir), host=host, port=port,
+          control=True if control else (False if view_only else None))
 
 
 def _apply_overrides(plans: list[RunPlan], path: str, duration: str | None, warmup: str | None,
@@ -297,15 +318,15 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
         problem = fd_budget_problem(plan.load)
         if problem:
             _fail(f"{path}: {plan.variant}: load: {problem}")
-    checked: set[tuple[Any, ...]] = set()
-    for plan in plans:
-        key = (plan.target.app, plan.target.app_dir, tuple(sorted(plan.target.env.items())))
-        if plan.target.app and key not in checked:
-            check_target_importable(plan.target, str(path))
-            checked.add(key)
-
-    # Opened before anything is printed, so a bad database is still a one-line error.
+    # Opened, written once and checked before any process starts and before anything is
+    # printed: a database that cannot take the results is a one-line error, not a lost run.
     with _open_store(db_path) as store:  # opening marks runs of killed labs (Store.__init__)
+        checked: set[tuple[Any, ...]] = set()
+        for plan in plans:
+            key = (plan.target.app, plan.target.app_dir, tuple(sorted(plan.target.env.items())))
+            if plan.target.app and key not in checked:
+                check_target_importable(plan.target, str(path))
+                checked.add(key)
         if show_progress:
             info = exp.experiment
             click.echo(f"{info.title}" + (f" — {info.question}" if info.question else ""), err=True)
@@ -313,8 +334,13 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
                 click.echo(info.description.strip(), err=True)
         for skip in skipped:
             click.echo(f"lab: skipping variant {skip['variant']}: {skip['reason']}", err=True)
-        ids, statuses = (asyncio.run(_run_plans(plans, store, not show_progress))
-                         if plans else ([], []))
+        ids, statuses, problems = (asyncio.run(_run_plans(plans, store, not show_progress))
+                                   if plans else ([], [], []))
+        if problems:
+            # The runs went on, but the database did not take all of it: say where it is.
+            for problem in problems:
+                click.echo(problem.describe(), err=True)
+            sys.exit(ExitCode.RUN_FAILED)
         runs = store.get_runs(ids)
         stages = _stages_of(store, runs)
         from lab.analysis.sweep import analyse_stored
@@ -358,7 +384,11 @@ def _nothing_served_warnings(store: Any, runs: Sequence[Any]) -> list[str]:
     return lines
 
 
-async def _run_plans(plans: list[RunPlan], store: Any, quiet: bool) -> tuple[list[int], list[str]]:
+async def _run_plans(plans: list[RunPlan], store: Any,
+                     quiet: bool) -> tuple[list[int], list[str], list[Any]]:
+    """Run the plans in turn into ``store``: the stored ids and statuses of the runs, and
+    the ``RecordingProblem`` of a run the database did not take in full (no run starts
+    after one)."""
     from lab.engine import RunControl, run_plan
     from lab.progress import ProgressPrinter
     from lab.store import Recorder
@@ -382,6 +412,8 @@ async def _run_plans(plans: list[RunPlan], store: Any, quiet: bool) -> tuple[lis
     try:
         for plan in plans:
             outcome = await run_plan(plan, listeners, control)
+            if recorder.problems:
+                break
             ids.append(recorder.run_id_for(outcome.run_key))
             statuses.append(outcome.status)
             if quiet and outcome.status == "failed":
@@ -392,7 +424,7 @@ async def _run_plans(plans: list[RunPlan], store: Any, quiet: bool) -> tuple[lis
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
-    return ids, statuses
+    return ids, statuses, list(recorder.problems)
 
 
 def _check_thresholds(runs: Sequence[Any], plans: Sequence[RunPlan],
@@ -780,6 +812,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (SpecError, InputError) as exc:
         click.echo(str(exc), err=True)
         sys.exit(ExitCode.BAD_INPUT)
+    except LabError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("lab: interrupted", err=True)
         sys.exit(ExitCode.INTERRUPTED)

@@ -30,7 +30,7 @@ from lab.report.table import fmt_mib, fmt_ms, fmt_rate
 from lab.store import Recorder
 from lab.tui.live_model import GENERATOR_BOUND_CPU, GENERATOR_BOUND_S, LiveBridge, LiveSnapshot
 from lab.tui.messages import RunsFinished
-from lab.tui.screens.base import LabScreen
+from lab.tui.screens.base import LabScreen, controls
 from lab.tui.widgets.chart import ChartData, Series, TimeChart
 
 RunPlanFn = Callable[[RunPlan, Sequence[Listener], RunControl], Awaitable[RunOutcome]]
@@ -221,19 +221,23 @@ class LiveScreen(LabScreen[None]):
             return
         self.control.set_level(new)
 
+    @controls("change the load")
     def action_more(self) -> None:
         """Raise VUs (closed model) or the arrival rate (open model) by one step."""
         self._change_level(+1)
 
+    @controls("change the load")
     def action_less(self) -> None:
         """Lower VUs or the arrival rate by one step."""
         self._change_level(-1)
 
+    @controls("stop runs")
     def action_stop(self) -> None:
         """Stop the run now (stored as aborted, data kept) and run no other variant."""
         self._halt = True
         self.control.stop("stopped by user")
 
+    @controls("stop runs")
     def action_next(self) -> None:
         """End this variant's run now (stored as aborted) and start the next one."""
         last = self.snapshot.index >= len(self.plans) - 1
