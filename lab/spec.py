@@ -1262,6 +1262,14 @@ def load_experiment(path: str | Path) -> Experiment:
     file = Path(path)
     shown = str(path)
     try:
+        file.stem.encode("utf-8")
+    except UnicodeEncodeError:
+        # The name is the experiment's, stored with every run as text: bytes that are not
+        # UTF-8 could not be stored (nor typed back to find the runs).
+        readable = shown.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise SpecError(readable, None, None, "the file name is not valid UTF-8; rename the file "
+                        "(its name is the experiment's name)") from None
+    try:
         source = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(shown, None, None, "file not found") from None

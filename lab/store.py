@@ -527,6 +527,8 @@ def _sqlite_problem(path: Path, doing: str, exc: sqlite3.Error) -> str:
         hint = "; it cannot be written here (pass --db with a file this user can write)"
     elif "disk is full" in lowered:
         hint = "; free some disk space, or pass --db with a file on another disk"
+    elif "i/o error" in lowered:
+        hint = "; the file (or its -wal) was made read-only or immutable, or the disk failed"
     elif "locked" in lowered or "busy" in lowered:
         hint = (f"; another program held its lock for more than {BUSY_TIMEOUT_MS // 1000} s")
     else:
@@ -643,14 +645,15 @@ class Store:
         """SQLite's ``PRAGMA quick_check`` of the whole file: every page and index read.
 
         Returns:
-            The problems found, at most 10 (empty when the file is sound).
+            The problems found, one line each, at most 10 (empty when the file is sound).
 
         Raises:
             StoreError: the file is so damaged the check cannot run.
         """
         with self._lock, _translated(self.path, "check"):
             rows = self._db.execute("PRAGMA quick_check(10)").fetchall()
-        problems = [str(row[0]) for row in rows]
+        # SQLite may put several lines in one row ("*** in database main ***\nPage 6: ...").
+        problems = [" ".join(str(row[0]).split()) for row in rows]
         return [] if problems == ["ok"] else problems
 
     def _connect_readonly(self) -> sqlite3.Connection:
@@ -982,6 +985,30 @@ class Store:
                 row = _summary_row(run_id, event.summary, event.target_stats)
                 self._table("summaries").insert(row, replace=True)
 
+    def copy_run_from(self, source: Store, run_id: int) -> int:
+        """Copy one run, its row and every row that belongs to it, from another results
+        database into this one (not its sweep: the copy is a plain run).
+
+        Returns:
+            The copy's id here.
+
+        Raises:
+            KeyError: ``source`` has no run with this id.
+            StoreError: ``source`` cannot be read or this database cannot be written.
+        """
+        found = source._query("SELECT * FROM runs WHERE id = ?", [run_id])
+        if not found:
+            raise KeyError(f"no run with id {run_id}")
+        row = {k: v for k, v in found[0].items() if k not in ("id", "sweep_id", "sweep_level")}
+        children = {table: source._query(f"SELECT * FROM {table} WHERE run_id = ?", [run_id])
+                    for table in _CHILD_TABLES}
+        with self._write():
+            copy_id = int(self._table("runs").insert(row).last_pk)
+            for table, rows in children.items():
+                if rows:
+                    self._table(table).insert_all([{**r, "run_id": copy_id} for r in rows])
+        return copy_id
+
     def delete_run(self, run_id: int) -> int | None:
         """Delete a run and all its rows (intervals, resources, errors, events, summary).
 
@@ -1279,9 +1306,12 @@ class RecordingProblem:
     error: str
     """The write failure, one line naming the file (``StoreError``)."""
     kept_in: Path | None
-    """A results database holding the run's start and every event from the failure on
-    (``<db>.unsaved-<key>.db`` beside the database, else in the temporary directory);
-    None when that could not be written either."""
+    """A results database holding the run as run 1 (``<db>.unsaved-<key>.db`` beside the
+    database, else in the temporary directory): all of it, or, when what the database
+    had stored could not be read back (``kept_whole`` False), its start and every
+    event from the failure on; None when that could not be written either."""
+    kept_whole: bool = True
+    """Whether ``kept_in`` holds the whole run."""
     kept_error: str | None = None
     """Why the run could not be kept elsewhere either, when ``kept_in`` is None."""
     summary: Summary | None = None
@@ -1298,8 +1328,8 @@ class RecordingProblem:
         else:
             stored = f"it is stored only up to {self.since_s:.0f} s"
         if self.kept_in is not None:
-            rest = "it" if self.run_id is None else "the rest"
-            kept = f"{rest} is kept in {self.kept_in} (lab show --db {self.kept_in} 1)"
+            what = "all of it" if self.kept_whole else "the rest"
+            kept = f"{what} is kept in {self.kept_in} (lab show --db {self.kept_in} 1)"
         else:
             figures = ""
             if self.summary is not None:
@@ -1412,8 +1442,8 @@ class Recorder:
         error, since_s = self._failure.pop(key)
         started = events[0]
         assert isinstance(started, RunStarted)
-        kept_in, kept_error = self._spare_store(key, events)
         run_id = self._ids.get(key)
+        kept_in, kept_whole, kept_error = self._spare_store(key, run_id, events)
         if run_id is not None:
             where = f"the rest is in {kept_in}" if kept_in is not None else "the rest is lost"
             moment = f"after {since_s:.0f} s" if since_s is not None else "before its load began"
@@ -1425,30 +1455,49 @@ class Recorder:
                                                       summary=None))
         self.problems.append(RecordingProblem(
             run_key=key, variant=str(getattr(started.plan, "variant", "")), run_id=run_id,
-            since_s=since_s, error=error, kept_in=kept_in, kept_error=kept_error,
-            summary=finished.summary))
+            since_s=since_s, error=error, kept_in=kept_in, kept_whole=kept_whole,
+            kept_error=kept_error, summary=finished.summary))
 
-    def _spare_store(self, key: str, events: list[Event]) -> tuple[Path | None, str | None]:
-        """Write ``events`` (a ``RunStarted`` first) as run 1 of a new results database,
-        beside the main one or else in the temporary directory."""
+    def _spare_store(self, key: str, run_id: int | None,
+                     events: list[Event]) -> tuple[Path | None, bool, str | None]:
+        """Write a run as run 1 of a new results database, beside the main one or else in
+        the temporary directory: what the main one stored of it (read back, when it can
+        be), then ``events`` (a ``RunStarted`` first).
+
+        Returns:
+            ``(path, whole, problem)``: where it went (None when nowhere), whether that
+            holds the whole run, and why it went nowhere.
+        """
         name = f"{self.store.path.stem}.unsaved-{key[:12]}.db"
         problem = "no place to write it"
         for folder in (self.store.path.parent, Path(tempfile.gettempdir())):
             path = folder / name
             try:
                 with Store(path) as spare:
-                    started = events[0]
-                    assert isinstance(started, RunStarted)
-                    run_id = spare.insert_run(started)
+                    whole = True
+                    try:
+                        copy_id = spare.copy_run_from(self.store, run_id) if run_id is not None else None
+                    except (StoreError, KeyError):
+                        copy_id = None
+                    if copy_id is None:
+                        started = events[0]
+                        assert isinstance(started, RunStarted)
+                        copy_id = spare.insert_run(started)
+                        whole = run_id is None
                     for event in events[1:]:
-                        _store_event(spare, run_id, event)
-                return path, None
+                        if isinstance(event, RunFinished) and not whole:
+                            # Its summary covers seconds this copy does not hold.
+                            note = f"the seconds before the failure are in {self.store.path}"
+                            event = replace(event, summary=None, reason=(
+                                f"{event.reason}; {note}" if event.reason else note))
+                        _store_event(spare, copy_id, event)
+                return path, whole, None
             except (StoreError, OSError) as exc:
                 problem = str(exc)
                 for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                     with contextlib.suppress(OSError):
                         leftover.unlink(missing_ok=True)
-        return None, problem
+        return None, False, problem
 
 
 # --------------------------------------------------------------------------- helpers

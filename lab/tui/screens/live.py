@@ -163,6 +163,12 @@ class LiveScreen(LabScreen[None]):
                     self.run_ids.append(run_id)
                 self.outcomes.append((plan.variant, outcome))
                 self.bridge.snapshot.version += 1
+                problem = recorder.problem_of(outcome.run_key)
+                if problem is not None:
+                    # The database stopped taking writes: no other run starts into it.
+                    self.notify(problem.describe().removeprefix("lab: "), severity="error",
+                                timeout=60)
+                    break
         finally:
             self.running = False
         self.post_message(RunsFinished(self.run_ids))
