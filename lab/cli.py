@@ -35,6 +35,7 @@ from lab.spec import (
     _dotted,
     check_duration_range,
     check_target_importable,
+    experiment_dirs,
     find_experiment,
     load_experiment,
     parse_duration,
@@ -255,7 +256,9 @@ def _apply_overrides(plans: list[RunPlan], path: str, duration: str | None, warm
               help="Arrival rate in requests per second (open model).")
 @click.option("--workers", type=click.IntRange(min=1), help="Load generator worker processes.")
 @click.option("--experiments", "experiments_dir", type=click.Path(file_okay=False),
-              default="experiments", show_default=True, help="Where experiment names are looked up.")
+              default="experiments", show_default=True,
+              help="Where experiment names are looked up first (then $LAB_EXPERIMENTS, then beside "
+                   "the results database).")
 @click.option("--threshold", "thresholds", multiple=True, metavar="EXPR",
               help="Fail (exit 1) unless every run meets it, e.g. 'p95<200ms', 'error_rate<1%', "
                    "'throughput>500' (repeatable; added to the experiment's [thresholds]).")
@@ -270,7 +273,8 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
         vus: int | None, rate: float | None, workers: int | None, experiments_dir: str,
         thresholds: Sequence[str], repeat: int, quiet: bool, progress: bool | None,
         db_path: str, fmt: str) -> None:
-    """Run EXPERIMENT (a path, or a name in ./experiments), every variant in turn.
+    """Run EXPERIMENT (a path, or a name in ./experiments, $LAB_EXPERIMENTS or beside the
+    results database), every variant in turn.
 
     Prints the side-by-side table of the variants (or JSON, CSV, Markdown, JUnit) on
     stdout; progress goes to stderr when it is a terminal. Every run is stored in the
@@ -286,7 +290,7 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
         except ValueError as exc:
             _fail(f"--threshold: {exc}")
     show_progress = not quiet and (progress if progress is not None else sys.stderr.isatty())
-    path = find_experiment(experiment, Path(experiments_dir))
+    path = find_experiment(experiment, Path(experiments_dir), experiment_dirs(db_path))
     exp = load_experiment(path)
     try:
         plans = plan_runs(exp, list(variants) or None)
@@ -498,8 +502,9 @@ def _print_runs(experiment: str, runs: Sequence[Any], fmt: str,
                 sweeps: Sequence[tuple[int, str, Any]] = (),
                 results: Sequence[Any] = (),
                 repeat_intervals: dict[int, list[Any]] | None = None,
-                changes: Sequence[tuple[Any, list[Any]]] = ()) -> None:
-    """Print runs in ``fmt`` on stdout (see ``_write_runs``).
+                changes: Sequence[tuple[Any, list[Any]]] = (), note: str = "") -> None:
+    """Print runs in ``fmt`` on stdout (see ``_write_runs``); ``note``: a line above the
+    table (table format only).
 
     A reader that closes stdout early (``lab run ... | head -40``) ends the output, not
     the command: the rest is dropped and the caller goes on to the exit code its runs and
@@ -507,7 +512,7 @@ def _print_runs(experiment: str, runs: Sequence[Any], fmt: str,
     """
     try:
         _write_runs(experiment, runs, fmt, skipped, look_for, stages, sweeps, results,
-                    repeat_intervals, changes)
+                    repeat_intervals, changes, note)
     except (BrokenPipeError, _StdoutClosed):
         _stdout_to_devnull()
 
@@ -518,7 +523,7 @@ def _write_runs(experiment: str, runs: Sequence[Any], fmt: str,
                 sweeps: Sequence[tuple[int, str, Any]],
                 results: Sequence[Any],
                 repeat_intervals: dict[int, list[Any]] | None,
-                changes: Sequence[tuple[Any, list[Any]]]) -> None:
+                changes: Sequence[tuple[Any, list[Any]]], note: str = "") -> None:
     from lab.report.json_report import experiment_json, stages_json
     from lab.report.table import (
         comparison_table,
@@ -560,6 +565,8 @@ def _write_runs(experiment: str, runs: Sequence[Any], fmt: str,
             click.echo(formats.to_junit(experiment, list(runs), list(results)), nl=False)
         return
     console = _stdout_console()
+    if note:
+        console.print(note, highlight=False, markup=False)
     if sweeps:
         _print_sweeps(sweeps)
     elif runs:
@@ -600,6 +607,15 @@ def runs_cmd(experiment: str | None, limit: int | None, db_path: str, fmt: str) 
 
     with _open_existing_store(db_path) as store:
         runs = store.list_runs(experiment=experiment, limit=limit)
+        known = store.experiments() if not runs and experiment is not None else []
+    if not runs and fmt == "table":
+        # An empty table's header would read as a listing that went wrong.
+        if experiment is None:
+            click.echo(f"no runs in {db_path}")
+        else:
+            stored = f"; stored experiments: {', '.join(known)}" if known else ""
+            click.echo(f"no runs of experiment {experiment!r} in {db_path}{stored}")
+        return
     if fmt == "json":
         doc = runs_json(runs)
         for entry, run in zip(doc["runs"], runs, strict=True):
@@ -696,7 +712,16 @@ def compare(run_ids: Sequence[int], baseline_id: int | None, thresholds: Sequenc
                     changes.append((group, noise_compare(base_group, group, intervals)))
     names = sorted({r.experiment for r in runs})
     results = evaluate(checks, runs) if checks else []
-    _print_runs(" vs ".join(names), runs, fmt, stages=stages, results=results, changes=changes)
+    note = ""
+    if len(names) > 1:
+        ids_of = {name: [str(r.id) for r in runs if r.experiment == name]
+                  for name in dict.fromkeys(r.experiment for r in runs)}
+        note = ("note: these runs come from different experiments ("
+                + "; ".join(f"{name}: run{'s' if len(ids) > 1 else ''} {', '.join(ids)}"
+                            for name, ids in ids_of.items())
+                + "): their targets and loads may differ, so a change is not the variant's alone")
+    _print_runs(" vs ".join(names), runs, fmt, stages=stages, results=results, changes=changes,
+                note=note)
     if any(not r.passed for r in results):
         sys.exit(ExitCode.RUN_FAILED)
     if fail_on_regression and any(c.verdict == "worse" for _g, found in changes for c in found):
@@ -744,6 +769,10 @@ def sweep(sweep_ids: Sequence[int], db_path: str, fmt: str) -> None:
                      "runs": [run.id for run in r.runs], "fits": r.fits,
                      "capacity_rps": r.capacity_rps, "missing_levels": r.missing_levels}
                     for r in records]}, indent=2))
+                return
+            if not records:
+                click.echo(f"no sweeps in {db_path} (an experiment with a [sweep] makes them: "
+                           f"lab run usl-demo)")
                 return
             from rich.table import Table
 

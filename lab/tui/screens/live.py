@@ -51,6 +51,24 @@ def level_step(plan: RunPlan) -> float:
     return float(math.ceil(step)) if plan.load.model == "closed" else round(step, 1)
 
 
+def run_title(plan: RunPlan, index: int, count: int, width: int) -> Text:
+    """The run's one-line heading: title, experiment / variant, "variant k of n".
+
+    A title too long for ``width`` cells ends in "…" so that which experiment and variant
+    run stays on the line; with no room at all for it, the title is left out.
+    """
+    where = Text(f"{plan.experiment} / {plan.variant}")
+    if count > 1:
+        where.append(f"  (variant {index + 1} of {count})", style="dim")
+    title = Text(plan.title, style="bold")
+    room = width - where.cell_len - 2
+    if width > 0 and title.cell_len > room:
+        if room < 8:  # not even a few words of the title: which run it is, alone
+            return where
+        title.truncate(room, overflow="ellipsis")
+    return Text.assemble(title, "  ", where)
+
+
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f}%"
 
@@ -270,6 +288,10 @@ class LiveScreen(LabScreen[None]):
 
     # ------------------------------------------------------------------ drawing
 
+    def on_resize(self) -> None:
+        """Draw again at the new size (the title line is fitted to the width)."""
+        self._drawn_version = -1
+
     def _tick(self) -> None:
         # Coalescing: many events between two ticks cost one redraw.
         if self.snapshot.version != self._drawn_version and not self.lab.terminal_gone:
@@ -292,13 +314,8 @@ class LiveScreen(LabScreen[None]):
         outcomes.update(self._outcomes())
 
     def _draw_head(self, s: LiveSnapshot, plan: RunPlan) -> None:
-        title = Text()
-        title.append(plan.title, style="bold")
-        title.append(f"  {plan.experiment} / {plan.variant}")
-        if len(self.plans) > 1:
-            title.append(f"  (variant {s.index + 1} of {len(self.plans)})", style="dim")
-        # One-line widgets: no layout pass needed (it is the costly part of an update).
-        self.query_one("#run-title", Static).update(title, layout=False)
+        head = self.query_one("#run-title", Static)
+        head.update(run_title(plan, s.index, len(self.plans), head.content_size.width), layout=False)
         total = plan.load.total_duration_s
         bar = self.query_one("#progress", ProgressBar)
         bar.update(total=max(total, 1.0), progress=min(s.elapsed_s, total))
