@@ -73,6 +73,11 @@ def _stored_db(tmp_path: Path, runs: int = 2, seconds: int = 3) -> Path:
     return path
 
 
+def _spares(folder: Path) -> list[Path]:
+    """The results databases a run was kept in when results.db stopped taking writes."""
+    return sorted(folder.glob("results.unsaved-*.db"))
+
+
 @pytest.fixture
 def immutable() -> Iterator[Callable[[Path], None]]:
     """Make files immutable (``chattr +i``; skips where not permitted); undone afterwards,
@@ -156,7 +161,7 @@ def test_a_database_that_stops_taking_writes_mid_run_keeps_the_run(
     assert "Traceback" not in err and out == ""
     lines = err.splitlines()
     assert len(lines) == 1, err
-    spares = list(tmp_path.glob("results.unsaved-*.db"))
+    spares = _spares(tmp_path)
     assert len(spares) == 1, err
     assert lines[0].startswith(f"lab: {db}: cannot write the results database: ")
     assert f"all of it is kept in {spares[0]} (lab show --db {spares[0]} 1)" in lines[0]
@@ -267,3 +272,40 @@ def test_run_checks_the_whole_file_before_it_starts(tmp_path: Path) -> None:
     assert line.startswith(f"{db}: "), line
     assert "damaged" in line and f"lab doctor --db {db}" in line, line
     assert not marker.exists()
+
+
+async def test_the_tui_says_where_a_run_went_when_the_database_stops_taking_writes(
+        tmp_path: Path, experiments_dir: Path, immutable: Callable[[Path], None]) -> None:
+    import asyncio
+
+    from lab.tui.app import LabApp
+    from lab.tui.screens.live import LiveScreen
+    from tests.tui.conftest import FakeEngine
+
+    db = tmp_path / "results.db"
+    gate = asyncio.Event()
+    engine = FakeEngine(seconds=6, gate=gate)
+    app = LabApp(db, experiments_dir, run_plan_fn=engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("r")
+        live = app.screen
+        assert isinstance(live, LiveScreen)
+        for _ in range(200):  # the first half of the run is stored
+            await pilot.pause(0.02)
+            if live.snapshot.t:
+                break
+        for path in (db, Path(f"{db}-wal")):
+            immutable(path)
+        gate.set()
+        await pilot.press("s")
+        await live.workers.wait_for_complete()
+        await pilot.pause()
+        messages = [str(n.message) for n in app._notifications]
+    spares = _spares(tmp_path)
+    assert len(spares) == 1
+    assert any(m.startswith(f"{db}: cannot write the results database: ")
+               and f"all of it is kept in {spares[0]}" in m for m in messages), messages
+    with Store(spares[0], readonly=True) as store:
+        (run,) = store.list_runs()
+        assert len(store.intervals(run.id)) == 6 and run.status == "aborted"
