@@ -114,19 +114,9 @@ def _open_store(db_path: str) -> Any:
     """Open (or create) the results database for writing, and check that it is sound:
     a file that cannot be written, or is damaged, fails here, before any process starts
     (a ``StoreError``: one line, exit 2)."""
-    from lab.store import StoreError, open_store
+    from lab.store import open_store
 
-    store = open_store(db_path)
-    try:
-        problems = store.check()
-    except BaseException:
-        store.close()
-        raise
-    if problems:
-        store.close()
-        raise StoreError(f"{db_path}: the results database is damaged: {problems[0]} ('lab doctor "
-                         f"--db {db_path}' checks it; sqlite3's .recover command saves what is left)")
-    return store
+    return open_store(db_path, check=True)
 
 
 def _open_existing_store(db_path: str) -> Any:

@@ -515,14 +515,16 @@ _BUG_ERRORS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.NotSupp
 """SQLite errors that mean a bug in the lab, not a problem of the file: left as they are."""
 
 
+_DAMAGED_HINT = " ('lab doctor --db {path}' checks it; sqlite3's .recover command saves what is left)"
+
+
 def _sqlite_problem(path: Path, doing: str, exc: sqlite3.Error) -> str:
     """One line for a SQLite failure: the file, what could not be done, SQLite's reason,
     and what the user can do about it."""
     reason = " ".join(str(exc).split()) or type(exc).__name__
     lowered = reason.lower()
     if "malformed" in lowered or "corrupt" in lowered:
-        hint = (f"; the file is damaged ('lab doctor --db {path}' checks it; "
-                f"sqlite3's .recover command saves what is left)")
+        hint = "; the file is damaged" + _DAMAGED_HINT.format(path=path)
     elif "readonly" in lowered or "read-only" in lowered:
         hint = "; it cannot be written here (pass --db with a file this user can write)"
     elif "disk is full" in lowered:
@@ -547,17 +549,20 @@ def _translated(path: Path, doing: str) -> Iterator[None]:
         raise StoreError(_sqlite_problem(path, doing, exc)) from exc
 
 
-def open_store(db_path: str | Path, *, readonly: bool = False) -> Store:
+def open_store(db_path: str | Path, *, readonly: bool = False, check: bool = False) -> Store:
     """Open a results database the way every command does: each problem is a
     ``StoreError`` whose message is the one line to show.
 
     Args:
         db_path: the file (``--db`` / ``LAB_DB``).
         readonly: read only; the file must exist, nothing is created or changed.
+        check: also read the whole file (``Store.check``), as before a run: damage
+            anywhere in it is refused here rather than met in the middle of a run.
 
     Raises:
         StoreError: the path is empty or a directory, the file is missing (``readonly``),
-            is not a results database, or cannot be opened, read or written.
+            is not a results database, is damaged (``check``), or cannot be opened, read
+            or written.
     """
     text = str(db_path)
     if not text:
@@ -568,9 +573,20 @@ def open_store(db_path: str | Path, *, readonly: bool = False) -> Store:
     if path.is_dir():
         raise StoreError(f"{text}: is a directory, not a results database (pass --db with a file)")
     try:
-        return Store(path, readonly=readonly)
+        store = Store(path, readonly=readonly)
     except OSError as exc:
         raise StoreError(f"{text}: cannot open results database: {exc.strerror or exc}") from exc
+    if check:
+        try:
+            problems = store.check()
+        except BaseException:
+            store.close()
+            raise
+        if problems:
+            store.close()
+            raise StoreError(f"{text}: the results database is damaged: {problems[0]}"
+                             f"{_DAMAGED_HINT.format(path=text)}")
+    return store
 
 
 class Store:

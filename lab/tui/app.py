@@ -115,16 +115,7 @@ class LabApp(App[None]):
         if self.view_only:
             raise StoreError(f"{self.db_path}: view-only: this view does not write the results database")
         if self._store is None:
-            store = open_store(self.db_path)
-            try:
-                problems = store.check()
-            except BaseException:
-                store.close()
-                raise
-            if problems:
-                store.close()
-                raise StoreError(f"{self.db_path}: the results database is damaged: {problems[0]}")
-            self._store = store
+            self._store = open_store(self.db_path, check=True)
         return self._store
 
     def reading_store(self) -> Store | None:
