@@ -29,6 +29,7 @@ __all__ = [
     "RunRecord",
     "SpecError",
     "Store",
+    "StoreError",
     "Summary",
     "__version__",
     "load_experiment",
@@ -51,6 +52,7 @@ _LAZY = {
     "Recorder": "lab.store",
     "RunRecord": "lab.store",
     "Store": "lab.store",
+    "StoreError": "lab.errors",
 }
 
 

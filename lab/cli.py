@@ -11,7 +11,6 @@ import dataclasses
 import json
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from lab import __version__
+from lab.errors import LabError
 from lab.exitcodes import ExitCode
 from lab.export_command import export
 from lab.fit_command import fit
@@ -35,6 +35,7 @@ from lab.spec import (
     _dotted,
     check_duration_range,
     check_target_importable,
+    experiment_dirs,
     find_experiment,
     load_experiment,
     parse_duration,
@@ -109,25 +110,20 @@ def _stdout_console() -> Console:
     return _StdoutConsole(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
 
 
-def _open_store(db_path: str, readonly: bool = False) -> Any:
-    """Open (or create) the results database; a file that is not one is bad input."""
-    from lab.store import Store, StoreError
+def _open_store(db_path: str) -> Any:
+    """Open (or create) the results database for writing, and check that it is sound:
+    a file that cannot be written, or is damaged, fails here, before any process starts
+    (a ``StoreError``: one line, exit 2)."""
+    from lab.store import open_store
 
-    if not db_path:
-        _fail("--db: the results database path is empty")
-    try:
-        return Store(db_path, readonly=readonly)
-    except StoreError as exc:
-        _fail(str(exc))
-    except (sqlite3.Error, OSError) as exc:
-        _fail(f"{db_path}: cannot open results database: {exc}")
+    return open_store(db_path, check=True)
 
 
 def _open_existing_store(db_path: str) -> Any:
     """Open the results database for reading; nothing is created or changed."""
-    if db_path and not Path(db_path).exists():
-        _fail(f"{db_path}: no such results database (run an experiment first, or pass --db)")
-    return _open_store(db_path, readonly=True)
+    from lab.store import open_store
+
+    return open_store(db_path, readonly=True)
 
 
 @click.group(cls=_LabGroup, invoke_without_command=True,
@@ -156,11 +152,14 @@ def cli(ctx: click.Context, db_path: str | None, experiments_dir: str | None) ->
 @_db_option
 @click.option("--experiments", "experiments_dir", type=click.Path(file_okay=False),
               default="experiments", show_default=True, help="Where experiments are listed from.")
-def tui(db_path: str, experiments_dir: str) -> None:
+@click.option("--view-only", is_flag=True,
+              help="Look only: keys that start, stop, change or delete runs do nothing (and say so); "
+                   "the results database is only read.")
+def tui(db_path: str, experiments_dir: str, view_only: bool) -> None:
     """Open the terminal UI: pick an experiment, watch it live, browse and compare runs."""
     from lab.tui.app import run_tui
 
-    run_tui(db_path=Path(db_path), experiments_dir=Path(experiments_dir))
+    run_tui(db_path=Path(db_path), experiments_dir=Path(experiments_dir), view_only=view_only)
 
 
 @cli.command()
@@ -168,14 +167,27 @@ def tui(db_path: str, experiments_dir: str) -> None:
 @click.option("--experiments", "experiments_dir", type=click.Path(file_okay=False),
               default="experiments", show_default=True, help="Where experiments are listed from.")
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface to serve on; anything but 127.0.0.1 shares the lab on a network.")
+              help="Interface to serve on; anything but loopback shares the lab on a network "
+                   "(view-only unless --control).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True,
               help="TCP port to serve on.")
-def web(db_path: str, experiments_dir: str, host: str, port: int) -> None:
-    """Serve the terminal UI in a browser (textual-serve), for workshops and projectors."""
+@click.option("--view-only", is_flag=True,
+              help="Serve a view for an audience: keys that start, stop, change or delete runs do "
+                   "nothing (the default when --host is not loopback).")
+@click.option("--control", is_flag=True,
+              help="Give full control to whoever has the URL, on any --host (the default on loopback).")
+def web(db_path: str, experiments_dir: str, host: str, port: int, view_only: bool,
+        control: bool) -> None:
+    """Serve the terminal UI in a browser (textual-serve), for workshops and projectors.
+
+    Every page needs the secret token in the printed URL; without it, 403.
+    """
     from lab.tui.web import serve
 
-    serve(db_path=Path(db_path), experiments_dir=Path(experiments_dir), host=host, port=port)
+    if view_only and control:
+        _fail("lab web: --view-only and --control exclude each other")
+    serve(db_path=Path(db_path), experiments_dir=Path(experiments_dir), host=host, port=port,
+          control=True if control else (False if view_only else None))
 
 
 def _apply_overrides(plans: list[RunPlan], path: str, duration: str | None, warmup: str | None,
@@ -237,7 +249,9 @@ def _apply_overrides(plans: list[RunPlan], path: str, duration: str | None, warm
               help="Arrival rate in requests per second (open model).")
 @click.option("--workers", type=click.IntRange(min=1), help="Load generator worker processes.")
 @click.option("--experiments", "experiments_dir", type=click.Path(file_okay=False),
-              default="experiments", show_default=True, help="Where experiment names are looked up.")
+              default="experiments", show_default=True,
+              help="Where experiment names are looked up first (then $LAB_EXPERIMENTS, then beside "
+                   "the results database).")
 @click.option("--threshold", "thresholds", multiple=True, metavar="EXPR",
               help="Fail (exit 1) unless every run meets it, e.g. 'p95<200ms', 'error_rate<1%', "
                    "'throughput>500' (repeatable; added to the experiment's [thresholds]).")
@@ -252,7 +266,8 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
         vus: int | None, rate: float | None, workers: int | None, experiments_dir: str,
         thresholds: Sequence[str], repeat: int, quiet: bool, progress: bool | None,
         db_path: str, fmt: str) -> None:
-    """Run EXPERIMENT (a path, or a name in ./experiments), every variant in turn.
+    """Run EXPERIMENT (a path, or a name in ./experiments, $LAB_EXPERIMENTS or beside the
+    results database), every variant in turn.
 
     Prints the side-by-side table of the variants (or JSON, CSV, Markdown, JUnit) on
     stdout; progress goes to stderr when it is a terminal. Every run is stored in the
@@ -268,7 +283,7 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
         except ValueError as exc:
             _fail(f"--threshold: {exc}")
     show_progress = not quiet and (progress if progress is not None else sys.stderr.isatty())
-    path = find_experiment(experiment, Path(experiments_dir))
+    path = find_experiment(experiment, Path(experiments_dir), experiment_dirs(db_path))
     exp = load_experiment(path)
     try:
         plans = plan_runs(exp, list(variants) or None)
@@ -300,15 +315,15 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
         problem = fd_budget_problem(plan.load)
         if problem:
             _fail(f"{path}: {plan.variant}: load: {problem}")
-    checked: set[tuple[Any, ...]] = set()
-    for plan in plans:
-        key = (plan.target.app, plan.target.app_dir, tuple(sorted(plan.target.env.items())))
-        if plan.target.app and key not in checked:
-            check_target_importable(plan.target, str(path))
-            checked.add(key)
-
-    # Opened before anything is printed, so a bad database is still a one-line error.
+    # Opened, written once and checked before any process starts and before anything is
+    # printed: a database that cannot take the results is a one-line error, not a lost run.
     with _open_store(db_path) as store:  # opening marks runs of killed labs (Store.__init__)
+        checked: set[tuple[Any, ...]] = set()
+        for plan in plans:
+            key = (plan.target.app, plan.target.app_dir, tuple(sorted(plan.target.env.items())))
+            if plan.target.app and key not in checked:
+                check_target_importable(plan.target, str(path))
+                checked.add(key)
         if show_progress:
             info = exp.experiment
             click.echo(f"{info.title}" + (f" — {info.question}" if info.question else ""), err=True)
@@ -316,8 +331,13 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
                 click.echo(info.description.strip(), err=True)
         for skip in skipped:
             click.echo(f"lab: skipping variant {skip['variant']}: {skip['reason']}", err=True)
-        ids, statuses = (asyncio.run(_run_plans(plans, store, not show_progress))
-                         if plans else ([], []))
+        ids, statuses, problems = (asyncio.run(_run_plans(plans, store, not show_progress))
+                                   if plans else ([], [], []))
+        if problems:
+            # The runs went on, but the database did not take all of it: say where it is.
+            for problem in problems:
+                click.echo(problem.describe(), err=True)
+            sys.exit(ExitCode.RUN_FAILED)
         runs = store.get_runs(ids)
         stages = _stages_of(store, runs)
         from lab.analysis.sweep import analyse_stored
@@ -361,7 +381,11 @@ def _nothing_served_warnings(store: Any, runs: Sequence[Any]) -> list[str]:
     return lines
 
 
-async def _run_plans(plans: list[RunPlan], store: Any, quiet: bool) -> tuple[list[int], list[str]]:
+async def _run_plans(plans: list[RunPlan], store: Any,
+                     quiet: bool) -> tuple[list[int], list[str], list[Any]]:
+    """Run the plans in turn into ``store``: the stored ids and statuses of the runs, and
+    the ``RecordingProblem`` of a run the database did not take in full (no run starts
+    after one)."""
     from lab.engine import RunControl, run_plan
     from lab.progress import ProgressPrinter
     from lab.store import Recorder
@@ -385,6 +409,8 @@ async def _run_plans(plans: list[RunPlan], store: Any, quiet: bool) -> tuple[lis
     try:
         for plan in plans:
             outcome = await run_plan(plan, listeners, control)
+            if recorder.problems:
+                break
             ids.append(recorder.run_id_for(outcome.run_key))
             statuses.append(outcome.status)
             if quiet and outcome.status == "failed":
@@ -395,7 +421,7 @@ async def _run_plans(plans: list[RunPlan], store: Any, quiet: bool) -> tuple[lis
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
-    return ids, statuses
+    return ids, statuses, list(recorder.problems)
 
 
 def _check_thresholds(runs: Sequence[Any], plans: Sequence[RunPlan],
@@ -469,8 +495,9 @@ def _print_runs(experiment: str, runs: Sequence[Any], fmt: str,
                 sweeps: Sequence[tuple[int, str, Any]] = (),
                 results: Sequence[Any] = (),
                 repeat_intervals: dict[int, list[Any]] | None = None,
-                changes: Sequence[tuple[Any, list[Any]]] = ()) -> None:
-    """Print runs in ``fmt`` on stdout (see ``_write_runs``).
+                changes: Sequence[tuple[Any, list[Any]]] = (), note: str = "") -> None:
+    """Print runs in ``fmt`` on stdout (see ``_write_runs``); ``note``: a line above the
+    table (table format only).
 
     A reader that closes stdout early (``lab run ... | head -40``) ends the output, not
     the command: the rest is dropped and the caller goes on to the exit code its runs and
@@ -478,7 +505,7 @@ def _print_runs(experiment: str, runs: Sequence[Any], fmt: str,
     """
     try:
         _write_runs(experiment, runs, fmt, skipped, look_for, stages, sweeps, results,
-                    repeat_intervals, changes)
+                    repeat_intervals, changes, note)
     except (BrokenPipeError, _StdoutClosed):
         _stdout_to_devnull()
 
@@ -489,7 +516,7 @@ def _write_runs(experiment: str, runs: Sequence[Any], fmt: str,
                 sweeps: Sequence[tuple[int, str, Any]],
                 results: Sequence[Any],
                 repeat_intervals: dict[int, list[Any]] | None,
-                changes: Sequence[tuple[Any, list[Any]]]) -> None:
+                changes: Sequence[tuple[Any, list[Any]]], note: str = "") -> None:
     from lab.report.json_report import experiment_json, stages_json
     from lab.report.table import (
         comparison_table,
@@ -531,6 +558,8 @@ def _write_runs(experiment: str, runs: Sequence[Any], fmt: str,
             click.echo(formats.to_junit(experiment, list(runs), list(results)), nl=False)
         return
     console = _stdout_console()
+    if note:
+        console.print(note, highlight=False, markup=False)
     if sweeps:
         _print_sweeps(sweeps)
     elif runs:
@@ -571,6 +600,15 @@ def runs_cmd(experiment: str | None, limit: int | None, db_path: str, fmt: str) 
 
     with _open_existing_store(db_path) as store:
         runs = store.list_runs(experiment=experiment, limit=limit)
+        known = store.experiments() if not runs and experiment is not None else []
+    if not runs and fmt == "table":
+        # An empty table's header would read as a listing that went wrong.
+        if experiment is None:
+            click.echo(f"no runs in {db_path}")
+        else:
+            stored = f"; stored experiments: {', '.join(known)}" if known else ""
+            click.echo(f"no runs of experiment {experiment!r} in {db_path}{stored}")
+        return
     if fmt == "json":
         doc = runs_json(runs)
         for entry, run in zip(doc["runs"], runs, strict=True):
@@ -667,7 +705,16 @@ def compare(run_ids: Sequence[int], baseline_id: int | None, thresholds: Sequenc
                     changes.append((group, noise_compare(base_group, group, intervals)))
     names = sorted({r.experiment for r in runs})
     results = evaluate(checks, runs) if checks else []
-    _print_runs(" vs ".join(names), runs, fmt, stages=stages, results=results, changes=changes)
+    note = ""
+    if len(names) > 1:
+        ids_of = {name: [str(r.id) for r in runs if r.experiment == name]
+                  for name in dict.fromkeys(r.experiment for r in runs)}
+        note = ("note: these runs come from different experiments ("
+                + "; ".join(f"{name}: run{'s' if len(ids) > 1 else ''} {', '.join(ids)}"
+                            for name, ids in ids_of.items())
+                + "): their targets and loads may differ, so a change is not the variant's alone")
+    _print_runs(" vs ".join(names), runs, fmt, stages=stages, results=results, changes=changes,
+                note=note)
     if any(not r.passed for r in results):
         sys.exit(ExitCode.RUN_FAILED)
     if fail_on_regression and any(c.verdict == "worse" for _g, found in changes for c in found):
@@ -715,6 +762,10 @@ def sweep(sweep_ids: Sequence[int], db_path: str, fmt: str) -> None:
                      "runs": [run.id for run in r.runs], "fits": r.fits,
                      "capacity_rps": r.capacity_rps, "missing_levels": r.missing_levels}
                     for r in records]}, indent=2))
+                return
+            if not records:
+                click.echo(f"no sweeps in {db_path} (an experiment with a [sweep] makes them: "
+                           f"lab run usl-demo)")
                 return
             from rich.table import Table
 
@@ -783,6 +834,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (SpecError, InputError) as exc:
         click.echo(str(exc), err=True)
         sys.exit(ExitCode.BAD_INPUT)
+    except LabError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("lab: interrupted", err=True)
         sys.exit(ExitCode.INTERRUPTED)

@@ -66,8 +66,9 @@ def _size(n_bytes: int) -> str:
 
 
 def database_check(db_path: str | Path) -> Check:
-    """The results database the other commands would use: where, how big, which schema
-    and how many runs. Opened read-only; a missing file is not created."""
+    """The results database the other commands would use: where, how big, which schema,
+    how many runs, and whether SQLite finds it sound (``PRAGMA quick_check``: every page
+    and index read). Opened read-only; a missing file is not created."""
     from lab.store import SCHEMA_VERSION, Store, StoreError
 
     path = Path(db_path)
@@ -83,12 +84,21 @@ def database_check(db_path: str | Path) -> Check:
     try:
         size = sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
         with Store(path, readonly=True) as store:
+            try:
+                damage = store.check()
+            except StoreError as exc:  # so damaged the check itself stops
+                damage = [str(exc.__cause__ or exc)]
             version = store.schema_version
-            runs = len(store.list_runs())
+            runs = len(store.list_runs()) if not damage else 0
     except (StoreError, sqlite3.Error, OSError) as exc:
-        message = str(exc).removeprefix(f"{db_path}: ")
+        message = str(exc).removeprefix(f"{db_path}: ").removeprefix(f"{path}: ")
         return Check("results database", f"{shown}: {message}", "warn",
                      "the commands refuse this file; pass --db with another path")
+    if damage:
+        more = f" (and {len(damage) - 1} more)" if len(damage) > 1 else ""
+        return Check("results database", f"{shown}: damaged: {damage[0]}{more}", "warn",
+                     "SQLite's quick_check failed: lab run refuses the file, commands that read "
+                     "the damaged part fail; sqlite3's .recover command saves what is left")
     schema = f"schema {version}" + ("" if version == SCHEMA_VERSION else
                                     f" (this lab writes {SCHEMA_VERSION}; upgraded on the next run)")
     return Check("results database", f"{shown}: {_size(size)}, {schema}, "

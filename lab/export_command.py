@@ -14,7 +14,6 @@ gauge reading). JSON holds all three per run. Columns and units:
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+from lab.errors import StoreError
 from lab.exitcodes import ExitCode
 from lab.ids import RUN_ID
 
@@ -43,19 +43,13 @@ def _bad_input(message: str) -> NoReturn:
 
 
 def _open_readonly(db_path: str) -> Store:
-    """The results database, read-only; a missing or foreign file is bad input."""
-    from lab.store import Store, StoreError
+    """The results database, read-only; a missing, foreign or damaged file is bad input."""
+    from lab.store import StoreError, open_store
 
-    if not db_path:
-        _bad_input("--db: the results database path is empty")
-    if not Path(db_path).exists():
-        _bad_input(f"{db_path}: no such results database (run an experiment first, or pass --db)")
     try:
-        return Store(db_path, readonly=True)
+        return open_store(db_path, readonly=True)
     except StoreError as exc:
         _bad_input(str(exc))
-    except (sqlite3.Error, OSError) as exc:
-        _bad_input(f"{db_path}: cannot open results database: {exc}")
 
 
 def render_export(store: Store, run_ids: Sequence[int], fmt: str, what: str = "series") -> str:
@@ -110,8 +104,8 @@ def export(run_ids: Sequence[int], fmt: str, what: str | None, output: str | Non
         text = render_export(store, run_ids, fmt, what or "series")
     except KeyError as exc:
         _bad_input(f"{db_path}: {exc.args[0]}")
-    except sqlite3.Error as exc:
-        _bad_input(f"{db_path}: cannot read results database: {exc}")
+    except StoreError as exc:
+        _bad_input(str(exc))
     finally:
         store.close()
     if output is None or output == "-":

@@ -11,7 +11,6 @@ stderr and exit code 2 (:attr:`lab.exitcodes.ExitCode.BAD_INPUT`).
 from __future__ import annotations
 
 import os
-import sqlite3
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -59,23 +58,19 @@ def build_report(db_path: str, run_ids: Sequence[int]) -> str:
     is unknown (``results.db: no run with id 9``).
     """
     from lab.report.html import gather, render_report
-    from lab.store import Store, StoreError
+    from lab.store import StoreError, open_store
 
-    if not db_path:
-        _bad_input("--db: the results database path is empty")
-    if not Path(db_path).exists():
-        _bad_input(f"{db_path}: no such results database (run an experiment first, or pass --db)")
     try:
-        store = Store(db_path, readonly=True)
+        store = open_store(db_path, readonly=True)
     except StoreError as exc:
         _bad_input(str(exc))
-    except (sqlite3.Error, OSError) as exc:
-        _bad_input(f"{db_path}: cannot open results database: {exc}")
     with store:
         try:
             data = gather(store, list(run_ids), source=db_path)
         except KeyError as exc:
             _bad_input(f"{db_path}: {exc.args[0]}")
+        except StoreError as exc:  # a damaged page met while reading
+            _bad_input(str(exc))
     return render_report(data)
 
 

@@ -1301,6 +1301,14 @@ def load_experiment(path: str | Path) -> Experiment:
     file = Path(path)
     shown = str(path)
     try:
+        file.stem.encode("utf-8")
+    except UnicodeEncodeError:
+        # The name is the experiment's, stored with every run as text: bytes that are not
+        # UTF-8 could not be stored (nor typed back to find the runs).
+        readable = shown.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise SpecError(readable, None, None, "the file name is not valid UTF-8; rename the file "
+                        "(its name is the experiment's name)") from None
+    try:
         source = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(shown, None, None, "file not found") from None
@@ -1334,39 +1342,72 @@ def load_experiment(path: str | Path) -> Experiment:
     return experiment
 
 
-def find_experiment(name_or_path: str, experiments_dir: Path = Path("experiments")) -> Path:
+EXPERIMENTS_ENV = "LAB_EXPERIMENTS"
+"""A folder ``lab run NAME`` also looks in for ``NAME.toml``."""
+
+
+def experiment_dirs(db_path: str | Path | None = None) -> list[tuple[Path, str]]:
+    """Where else ``lab run NAME`` looks, after ``--experiments``: ``$LAB_EXPERIMENTS``,
+    then beside the results database in use (its ``experiments/`` folder, then its own
+    folder), so a lab kept in one folder runs from anywhere.
+
+    Returns:
+        ``(folder, why it is looked in)`` pairs, in order.
+    """
+    dirs: list[tuple[Path, str]] = []
+    env = os.environ.get(EXPERIMENTS_ENV)
+    if env:
+        dirs.append((Path(env), f"${EXPERIMENTS_ENV}"))
+    if db_path is not None and str(db_path):
+        folder = Path(db_path).parent
+        dirs += [(folder / "experiments", f"beside {db_path}"), (folder, f"beside {db_path}")]
+    return dirs
+
+
+def find_experiment(name_or_path: str, experiments_dir: Path = Path("experiments"),
+                    more_dirs: typing.Sequence[tuple[Path, str]] = ()) -> Path:
     """Find an experiment file by path or by name.
 
     Args:
         name_or_path: an existing file path, or a name such as ``caching`` looked up as
-            ``experiments_dir/caching.toml``.
-        experiments_dir: where named experiments live.
+            ``caching.toml`` in ``experiments_dir``, then in each of ``more_dirs``.
+        experiments_dir: where named experiments live first (``--experiments``).
+        more_dirs: further folders, each with why it is looked in (``experiment_dirs``).
 
     Returns:
         The file's path.
 
     Raises:
-        SpecError: nothing matches; the message lists the known experiment names.
+        SpecError: nothing matches; the message says where it looked and lists the
+            experiment names found there.
     """
     given = Path(name_or_path)
     if given.is_file():
         return given
     if given.is_dir():
         raise SpecError(name_or_path, None, None, "is a directory, not an experiment file")
-    candidates = [experiments_dir / f"{name_or_path}.toml"]
-    if name_or_path.endswith(".toml"):
-        candidates.append(experiments_dir / name_or_path)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    known = (
-        sorted(p.stem for p in experiments_dir.glob("*.toml")) if experiments_dir.is_dir() else []
-    )
-    if known:
-        message = f"no such experiment file; known experiments: {', '.join(known)}"
-    else:
-        message = f"no such experiment file; no experiments found in {experiments_dir}/"
-    raise SpecError(name_or_path, None, None, message)
+    places: list[tuple[Path, str]] = []
+    seen: set[Path] = set()
+    for folder, why in [(experiments_dir, ""), *more_dirs]:
+        key = folder.resolve()
+        if key not in seen:
+            seen.add(key)
+            places.append((folder, why))
+    names = [f"{name_or_path}.toml"] + ([name_or_path] if name_or_path.endswith(".toml") else [])
+    for folder, _why in places:
+        for name in names:
+            if (folder / name).is_file():
+                return folder / name
+    known = sorted({p.stem for folder, _why in places if folder.is_dir() for p in folder.glob("*.toml")})
+    groups: list[tuple[str, list[str]]] = []
+    for folder, why in places:
+        if groups and groups[-1][0] == why:
+            groups[-1][1].append(f"{folder}/")
+        else:
+            groups.append((why, [f"{folder}/"]))
+    looked = ", ".join(" and ".join(shown) + (f" ({why})" if why else "") for why, shown in groups)
+    found = f"known experiments: {', '.join(known)}" if known else "no experiments found there"
+    raise SpecError(name_or_path, None, None, f"no such experiment file (looked in {looked}); {found}")
 
 
 _IMPORT_CHECK = """\

@@ -37,10 +37,12 @@ an applied one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -64,6 +66,7 @@ from lab.analysis.summary import (
     summarise,
     too_short_note,
 )
+from lab.errors import StoreError
 from lab.events import (
     ErrorSample,
     Event,
@@ -520,8 +523,82 @@ sweep: deleting one of its runs removes the sweep's fits (see ``Store.delete_run
 # --------------------------------------------------------------------------- store
 
 
-class StoreError(Exception):
-    """A results database that cannot be used; the message is one line naming the file."""
+_BUG_ERRORS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.NotSupportedError)
+"""SQLite errors that mean a bug in the lab, not a problem of the file: left as they are."""
+
+
+_DAMAGED_HINT = " ('lab doctor --db {path}' checks it; sqlite3's .recover command saves what is left)"
+
+
+def _sqlite_problem(path: Path, doing: str, exc: sqlite3.Error) -> str:
+    """One line for a SQLite failure: the file, what could not be done, SQLite's reason,
+    and what the user can do about it."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    lowered = reason.lower()
+    if "malformed" in lowered or "corrupt" in lowered:
+        hint = "; the file is damaged" + _DAMAGED_HINT.format(path=path)
+    elif "readonly" in lowered or "read-only" in lowered:
+        hint = "; it cannot be written here (pass --db with a file this user can write)"
+    elif "disk is full" in lowered:
+        hint = "; free some disk space, or pass --db with a file on another disk"
+    elif "i/o error" in lowered:
+        hint = "; the file (or its -wal) was made read-only or immutable, or the disk failed"
+    elif "locked" in lowered or "busy" in lowered:
+        hint = (f"; another program held its lock for more than {BUSY_TIMEOUT_MS // 1000} s")
+    else:
+        hint = ""
+    return f"{path}: cannot {doing} the results database: {reason}{hint}"
+
+
+@contextmanager
+def _translated(path: Path, doing: str) -> Iterator[None]:
+    """Turn SQLite's failures on ``path`` into ``StoreError`` (one line)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if isinstance(exc, _BUG_ERRORS):
+            raise
+        raise StoreError(_sqlite_problem(path, doing, exc)) from exc
+
+
+def open_store(db_path: str | Path, *, readonly: bool = False, check: bool = False) -> Store:
+    """Open a results database the way every command does: each problem is a
+    ``StoreError`` whose message is the one line to show.
+
+    Args:
+        db_path: the file (``--db`` / ``LAB_DB``).
+        readonly: read only; the file must exist, nothing is created or changed.
+        check: also read the whole file (``Store.check``), as before a run: damage
+            anywhere in it is refused here rather than met in the middle of a run.
+
+    Raises:
+        StoreError: the path is empty or a directory, the file is missing (``readonly``),
+            is not a results database, is damaged (``check``), or cannot be opened, read
+            or written.
+    """
+    text = str(db_path)
+    if not text:
+        raise StoreError("--db: the results database path is empty")
+    path = Path(text)
+    if readonly and not path.exists():
+        raise StoreError(f"{text}: no such results database (run an experiment first, or pass --db)")
+    if path.is_dir():
+        raise StoreError(f"{text}: is a directory, not a results database (pass --db with a file)")
+    try:
+        store = Store(path, readonly=readonly)
+    except OSError as exc:
+        raise StoreError(f"{text}: cannot open results database: {exc.strerror or exc}") from exc
+    if check:
+        try:
+            problems = store.check()
+        except BaseException:
+            store.close()
+            raise
+        if problems:
+            store.close()
+            raise StoreError(f"{text}: the results database is damaged: {problems[0]}"
+                             f"{_DAMAGED_HINT.format(path=text)}")
+    return store
 
 
 class Store:
@@ -542,13 +619,16 @@ class Store:
             readonly: open for reading only: nothing is created or changed, so reading a
                 results.db on a read-only medium works.
 
-        Opened for writing, it first marks the runs whose lab process was killed
-        (``mark_abandoned_runs``); read-only, it shows them as marked without storing it.
+        Opened for writing, it proves that it can write (one committed write
+        transaction: a read-only or immutable file, a read-only directory or a full disk
+        fail here, not in the middle of a run), then marks the runs whose lab process was
+        killed (``mark_abandoned_runs``); read-only, it shows them as marked without
+        storing it. ``check()`` finds damage further inside the file.
 
         Raises:
             StoreError: the file is not a Scalability Lab results database (or, when
-                ``readonly``, does not exist), or its directory does not exist.
-            sqlite3.Error: SQLite could not open or read it.
+                ``readonly``, does not exist), its directory does not exist, or SQLite
+                cannot open, read or (unless ``readonly``) write it.
         """
         self.path = Path(path)
         """The database file."""
@@ -557,20 +637,52 @@ class Store:
         if readonly:
             if not self.path.is_file():
                 raise StoreError(f"{path}: no such results database")
-            conn = self._connect_readonly()
+            with _translated(self.path, "open"):
+                conn = self._connect_readonly()
         else:
             if str(path) != ":memory:" and not self.path.parent.is_dir():
                 raise StoreError(f"{path}: directory {str(self.path.parent)!r} does not exist")
-            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000,
-                                   check_same_thread=False)
+            with _translated(self.path, "open"):
+                conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000,
+                                       check_same_thread=False)
         self._db = Database(conn, execute_plugins=False)
-        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self._check_is_ours()
-        if not readonly:
-            self._db.enable_wal()
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-            self.mark_abandoned_runs()
+        try:
+            with _translated(self.path, "open"):
+                self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                self._check_is_ours()
+            if not readonly:
+                with _translated(self.path, "write"):
+                    self._db.enable_wal()
+                    self._db.execute("PRAGMA foreign_keys=ON")
+                self._migrate()
+                self._prove_writable()
+                self.mark_abandoned_runs()
+        except BaseException:
+            conn.close()
+            raise
+
+    def _prove_writable(self) -> None:
+        """Commit one write transaction (the schema version, rewritten unchanged): SQLite
+        opens a file it may not write read-only without a word, and a full disk or an
+        immutable file shows only when a page is written."""
+        with self._write() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            db.execute(f"PRAGMA user_version = {version}")
+
+    def check(self) -> list[str]:
+        """SQLite's ``PRAGMA quick_check`` of the whole file: every page and index read.
+
+        Returns:
+            The problems found, one line each, at most 10 (empty when the file is sound).
+
+        Raises:
+            StoreError: the file is so damaged the check cannot run.
+        """
+        with self._lock, _translated(self.path, "check"):
+            rows = self._db.execute("PRAGMA quick_check(10)").fetchall()
+        # SQLite may put several lines in one row ("*** in database main ***\nPage 6: ...").
+        problems = [" ".join(str(row[0]).split()) for row in rows]
+        return [] if problems == ["ok"] else problems
 
     def _connect_readonly(self) -> sqlite3.Connection:
         uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
@@ -620,31 +732,41 @@ class Store:
     @property
     def schema_version(self) -> int:
         """The database's applied migration steps (``PRAGMA user_version``)."""
-        with self._lock:
+        with self._lock, _translated(self.path, "read"):
             return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     @property
     def journal_mode(self) -> str:
         """SQLite journal mode, ``wal`` once opened."""
-        with self._lock:
+        with self._lock, _translated(self.path, "read"):
             return str(self._db.journal_mode)
 
     @contextmanager
     def _write(self) -> Iterator[Database]:
         """One short write transaction, taking the write lock up front (waits for it
-        up to the busy timeout instead of failing on a lock upgrade)."""
-        with self._lock:
+        up to the busy timeout instead of failing on a lock upgrade).
+
+        Raises:
+            StoreError: SQLite could not write (the transaction is rolled back).
+        """
+        with self._lock, _translated(self.path, "write"):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
-                self._db.rollback()
+                self._rollback()
                 raise
             try:
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.rollback()
+                self._rollback()
                 raise
+
+    def _rollback(self) -> None:
+        # After a failed write (an I/O error, a full disk) SQLite may have rolled back
+        # already; the error that matters is the one being raised.
+        with contextlib.suppress(sqlite3.Error):
+            self._db.rollback()
 
     def _table(self, name: str) -> Table:
         return self._db.table(name)
@@ -893,6 +1015,30 @@ class Store:
                 row = _summary_row(run_id, event.summary, event.target_stats)
                 self._table("summaries").insert(row, replace=True)
 
+    def copy_run_from(self, source: Store, run_id: int) -> int:
+        """Copy one run, its row and every row that belongs to it, from another results
+        database into this one (not its sweep: the copy is a plain run).
+
+        Returns:
+            The copy's id here.
+
+        Raises:
+            KeyError: ``source`` has no run with this id.
+            StoreError: ``source`` cannot be read or this database cannot be written.
+        """
+        found = source._query("SELECT * FROM runs WHERE id = ?", [run_id])
+        if not found:
+            raise KeyError(f"no run with id {run_id}")
+        row = {k: v for k, v in found[0].items() if k not in ("id", "sweep_id", "sweep_level")}
+        children = {table: source._query(f"SELECT * FROM {table} WHERE run_id = ?", [run_id])
+                    for table in _CHILD_TABLES}
+        with self._write():
+            copy_id = int(self._table("runs").insert(row).last_pk)
+            for table, rows in children.items():
+                if rows:
+                    self._table(table).insert_all([{**r, "run_id": copy_id} for r in rows])
+        return copy_id
+
     def delete_run(self, run_id: int) -> int | None:
         """Delete a run and all its rows (intervals, resources, errors, events, summary).
 
@@ -928,7 +1074,7 @@ class Store:
     # ----------------------------------------------------------------- reads
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self._lock:
+        with self._lock, _translated(self.path, "read"):
             return list(self._db.query(sql, list(params)))
 
     def _records(self, rows: list[dict[str, Any]]) -> list[RunRecord]:
@@ -1174,12 +1320,90 @@ class Store:
 # --------------------------------------------------------------------------- recorder
 
 
+@dataclass(frozen=True)
+class RecordingProblem:
+    """A run whose events could not all be written to its results database."""
+
+    run_key: str
+    """The engine's key of the run."""
+    variant: str
+    """The run's variant."""
+    run_id: int | None
+    """The run's id in the results database; None when not even its start was stored."""
+    since_s: float | None
+    """Seconds after the load began of the first event that could not be written; None
+    when the failure came before the load began."""
+    error: str
+    """The write failure, one line naming the file (``StoreError``)."""
+    kept_in: Path | None
+    """A results database holding the run as run 1 (``<db>.unsaved-<key>.db`` beside the
+    database, else in the temporary directory): all of it, or, when what the database
+    had stored could not be read back (``kept_whole`` False), its start and every
+    event from the failure on; None when that could not be written either."""
+    kept_whole: bool = True
+    """Whether ``kept_in`` holds the whole run."""
+    kept_error: str | None = None
+    """Why the run could not be kept elsewhere either, when ``kept_in`` is None."""
+    summary: Summary | None = None
+    """The run's headline figures, as the engine computed them."""
+
+    def describe(self) -> str:
+        """The one line a user reads: what failed, what is stored where."""
+        which = (f"run {self.run_id} ({self.variant})" if self.run_id is not None
+                 else f"the {self.variant} run")
+        if self.run_id is None:
+            stored = "nothing of it is stored there"
+        elif self.since_s is None:
+            stored = "it is stored without its measurements"
+        else:
+            stored = f"it is stored only up to {self.since_s:.0f} s"
+        if self.kept_in is not None:
+            what = "all of it" if self.kept_whole else "the rest"
+            kept = f"{what} is kept in {self.kept_in} (lab show --db {self.kept_in} 1)"
+        else:
+            figures = ""
+            if self.summary is not None:
+                figures = (f"; its summary: {self.summary.requests} requests, "
+                           f"{self.summary.throughput_rps:.1f} req/s, "
+                           f"p95 {self.summary.latency_ms.p95:.3g} ms")
+            kept = f"what it measured from then on is lost ({self.kept_error}){figures}"
+        return f"lab: {self.error}; {which}: {stored}; {kept}"
+
+
+def _store_event(store: Store, run_id: int, event: Event) -> None:
+    """Write one event (not ``RunStarted``) of run ``run_id``."""
+    if isinstance(event, IntervalStats):
+        store.add_interval(run_id, event)
+    elif isinstance(event, ResourceSample):
+        store.add_resource(run_id, event)
+    elif isinstance(event, ErrorSample):
+        store.add_error(run_id, event)
+    elif isinstance(event, LoadChanged):
+        store.add_run_event(run_id, event)
+    elif isinstance(event, TargetReady):
+        store.set_target(run_id, event)
+    elif isinstance(event, TargetSample):
+        store.add_target_sample(run_id, event)
+    elif isinstance(event, ServicesReady):
+        store.set_services(run_id, event)
+    elif isinstance(event, RunFinished):
+        store.finish_run(run_id, event)
+
+
 class Recorder:
     """An engine listener that writes a run's events to a ``Store`` as they arrive.
 
     Each event is one short transaction, so a run that fails midway keeps every interval
     it measured. Events for run keys it has not seen start (no ``RunStarted``) are
-    ignored. Write errors propagate to the caller (the engine's event bus).
+    ignored.
+
+    A write that fails (the disk filled up, the file was made read-only or immutable, a
+    lock was held too long) never raises into the engine, and is not retried on every
+    event (each try may wait the busy timeout, on the engine's event loop): from then
+    on the run's events are kept in memory and, when it finishes, written with its start
+    to a results database of their own (``RecordingProblem.kept_in``), and the run's
+    row, when it has one, is marked failed with a pointer to it if the database takes
+    that write. ``problems`` lists each such run, with the line to show.
 
     Args:
         store: where to write.
@@ -1190,43 +1414,120 @@ class Recorder:
         """Where the events go."""
         self.last_run_id: int | None = None
         """Id of the run most recently started; None before any."""
+        self.problems: list[RecordingProblem] = []
+        """Runs that could not be written in full, in the order they finished."""
         self._ids: dict[str, int] = {}
+        self._started: dict[str, RunStarted] = {}
+        self._backlog: dict[str, list[Event]] = {}
+        self._failure: dict[str, tuple[str, float | None]] = {}
 
     def run_id_for(self, run_key: str) -> int:
         """The stored id of a run this recorder saw start.
 
         Raises:
-            KeyError: the run key is unknown.
+            KeyError: the run key is unknown, or its start could not be stored.
         """
         return self._ids[run_key]
 
+    def problem_of(self, run_key: str) -> RecordingProblem | None:
+        """The recording problem of a finished run, None when it was stored in full."""
+        return next((p for p in self.problems if p.run_key == run_key), None)
+
     def __call__(self, event: Event) -> None:
         """Record one event."""
+        key = event.run_key
         if isinstance(event, RunStarted):
-            run_id = self.store.insert_run(event)
-            self._ids[event.run_key] = run_id
+            self._started[key] = event
+            try:
+                run_id = self.store.insert_run(event)
+            except StoreError as exc:
+                self._fail(event, exc)
+                return
+            self._ids[key] = run_id
             self.last_run_id = run_id
             return
-        run_id_or_none = self._ids.get(event.run_key)
-        if run_id_or_none is None:
+        if key not in self._started:
             return
-        run_id = run_id_or_none
-        if isinstance(event, IntervalStats):
-            self.store.add_interval(run_id, event)
-        elif isinstance(event, ResourceSample):
-            self.store.add_resource(run_id, event)
-        elif isinstance(event, ErrorSample):
-            self.store.add_error(run_id, event)
-        elif isinstance(event, LoadChanged):
-            self.store.add_run_event(run_id, event)
-        elif isinstance(event, TargetReady):
-            self.store.set_target(run_id, event)
-        elif isinstance(event, TargetSample):
-            self.store.add_target_sample(run_id, event)
-        elif isinstance(event, ServicesReady):
-            self.store.set_services(run_id, event)
-        elif isinstance(event, RunFinished):
-            self.store.finish_run(run_id, event)
+        if key not in self._backlog:
+            try:
+                _store_event(self.store, self._ids[key], event)
+            except StoreError as exc:
+                self._fail(event, exc)
+        else:
+            self._backlog[key].append(event)
+        if isinstance(event, RunFinished):
+            if key in self._backlog:
+                self._keep_elsewhere(key, event)
+            self._started.pop(key, None)
+
+    def _fail(self, event: Event, exc: StoreError) -> None:
+        started = self._started[event.run_key]
+        self._backlog[event.run_key] = [started] if event is started else [started, event]
+        self._failure[event.run_key] = (str(exc), getattr(event, "t_s", None))
+
+    def _keep_elsewhere(self, key: str, finished: RunFinished) -> None:
+        """Write a run's start and backlog to a results database of their own; mark
+        the run's row in the main one (if it has one and takes the write)."""
+        events = self._backlog.pop(key)
+        error, since_s = self._failure.pop(key)
+        started = events[0]
+        assert isinstance(started, RunStarted)
+        run_id = self._ids.get(key)
+        kept_in, kept_whole, kept_error = self._spare_store(key, run_id, events)
+        if run_id is not None:
+            where = f"the rest is in {kept_in}" if kept_in is not None else "the rest is lost"
+            moment = f"after {since_s:.0f} s" if since_s is not None else "before its load began"
+            note = f"could not be stored {moment} ({error}); {where}"
+            reason = f"{finished.reason}; {note}" if finished.reason else note
+            # The summary stays out: it covers seconds this database does not hold.
+            with contextlib.suppress(StoreError):
+                self.store.finish_run(run_id, replace(finished, status="failed", reason=reason,
+                                                      summary=None))
+        self.problems.append(RecordingProblem(
+            run_key=key, variant=str(getattr(started.plan, "variant", "")), run_id=run_id,
+            since_s=since_s, error=error, kept_in=kept_in, kept_whole=kept_whole,
+            kept_error=kept_error, summary=finished.summary))
+
+    def _spare_store(self, key: str, run_id: int | None,
+                     events: list[Event]) -> tuple[Path | None, bool, str | None]:
+        """Write a run as run 1 of a new results database, beside the main one or else in
+        the temporary directory: what the main one stored of it (read back, when it can
+        be), then ``events`` (a ``RunStarted`` first).
+
+        Returns:
+            ``(path, whole, problem)``: where it went (None when nowhere), whether that
+            holds the whole run, and why it went nowhere.
+        """
+        name = f"{self.store.path.stem}.unsaved-{key[:12]}.db"
+        problem = "no place to write it"
+        for folder in (self.store.path.parent, Path(tempfile.gettempdir())):
+            path = folder / name
+            try:
+                with Store(path) as spare:
+                    whole = True
+                    try:
+                        copy_id = spare.copy_run_from(self.store, run_id) if run_id is not None else None
+                    except (StoreError, KeyError):
+                        copy_id = None
+                    if copy_id is None:
+                        started = events[0]
+                        assert isinstance(started, RunStarted)
+                        copy_id = spare.insert_run(started)
+                        whole = run_id is None
+                    for event in events[1:]:
+                        if isinstance(event, RunFinished) and not whole:
+                            # Its summary covers seconds this copy does not hold.
+                            note = f"the seconds before the failure are in {self.store.path}"
+                            event = replace(event, summary=None, reason=(
+                                f"{event.reason}; {note}" if event.reason else note))
+                        _store_event(spare, copy_id, event)
+                return path, whole, None
+            except (StoreError, OSError) as exc:
+                problem = str(exc)
+                for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                    with contextlib.suppress(OSError):
+                        leftover.unlink(missing_ok=True)
+        return None, False, problem
 
 
 # --------------------------------------------------------------------------- helpers

@@ -540,7 +540,8 @@ def test_find_experiment(tmp_path: Path) -> None:
     assert find_experiment(str(direct), experiments) == direct
     with pytest.raises(SpecError) as info:
         find_experiment("nope", experiments)
-    assert str(info.value) == "nope: no such experiment file; known experiments: caching, workers"
+    assert str(info.value) == (f"nope: no such experiment file (looked in {experiments}/); "
+                               "known experiments: caching, workers")
 
 
 # ------------------------------------------------------------ check_target_importable

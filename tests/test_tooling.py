@@ -24,7 +24,8 @@ def test_ruff_is_clean() -> None:
 def test_public_api_is_pinned() -> None:
     assert sorted(lab.__all__) == sorted([
         "Experiment", "Latency", "Recorder", "RunControl", "RunOutcome", "RunPlan", "RunRecord",
-        "SpecError", "Store", "Summary", "__version__", "load_experiment", "plan_runs", "run_plan",
+        "SpecError", "Store", "StoreError", "Summary", "__version__", "load_experiment", "plan_runs",
+        "run_plan",
     ])
     for name in lab.__all__:
         assert getattr(lab, name) is not None

@@ -22,7 +22,7 @@ from lab.engine import run_plan
 from lab.exitcodes import ExitCode
 from lab.plan import RunPlan, check_plans, plan_runs
 from lab.spec import SpecError, find_experiment, load_experiment
-from lab.store import Store
+from lab.store import Store, StoreError, open_store
 from lab.tui.screens.compare import CompareScreen
 from lab.tui.screens.confirm import ConfirmScreen
 from lab.tui.screens.experiments import ExperimentsScreen
@@ -60,12 +60,15 @@ class LabApp(App[None]):
 
     def __init__(self, db_path: Path, experiments_dir: Path, *, autorun: str | None = None,
                  exit_when_done: bool = False, run_plan_fn: RunPlanFn | None = None,
-                 handle_signals: bool = False) -> None:
+                 handle_signals: bool = False, view_only: bool = False) -> None:
         super().__init__()
         self.db_path = Path(db_path)
         """The results database."""
         self.experiments_dir = Path(experiments_dir)
         """Where experiments are listed from."""
+        self.view_only = view_only
+        """Look only (``lab web`` for an audience): nothing starts, stops, changes or
+        deletes a run, and the results database is only read."""
         self.autorun = autorun
         self.exit_when_done = exit_when_done
         self.run_plan_fn: RunPlanFn = run_plan_fn or run_plan
@@ -104,10 +107,35 @@ class LabApp(App[None]):
 
         Used only from the event loop's thread, where the engine calls its listeners;
         readers open their own connection in their threads.
+
+        Raises:
+            StoreError: the database cannot be written or is damaged (checked before a
+                run starts, as ``lab run`` does); or the lab is view-only.
         """
+        if self.view_only:
+            raise StoreError(f"{self.db_path}: view-only: this view does not write the results database")
         if self._store is None:
-            self._store = Store(self.db_path)
+            self._store = open_store(self.db_path, check=True)
         return self._store
+
+    def reading_store(self) -> Store | None:
+        """A new read-only connection to the results database, for a reader thread (the
+        caller closes it); None while no database exists (nothing stored yet).
+
+        Raises:
+            StoreError: the file is not a results database, or cannot be read.
+        """
+        if not self.db_path.exists():
+            return None
+        return open_store(self.db_path, readonly=True)
+
+    def refuse_in_view_only(self, what: str) -> bool:
+        """In a view-only lab, say that this view cannot do ``what`` and return True."""
+        if not self.view_only:
+            return False
+        self.notify(f"view-only: this view cannot {what}; the presenter's lab has the controls",
+                    severity="warning", timeout=6)
+        return True
 
     def on_unmount(self) -> None:
         """Close the recording connection."""
@@ -169,7 +197,10 @@ class LabApp(App[None]):
         return self.live.active_run_ids()
 
     def start_runs(self, plans: Sequence[RunPlan], exit_when_done: bool = False) -> None:
-        """Open the Live screen on these plans, unless a run is already going on."""
+        """Open the Live screen on these plans, unless a run is already going on (or the
+        lab is view-only)."""
+        if self.refuse_in_view_only("start runs"):
+            return
         if self.live is not None and self.live.running:
             self.notify("A run is going on: stop it (s) before starting another.", severity="warning")
             return
@@ -189,7 +220,7 @@ class LabApp(App[None]):
         self.push_screen(SweepScreen(run_ids))
 
 
-def run_tui(db_path: Path, experiments_dir: Path) -> None:
+def run_tui(db_path: Path, experiments_dir: Path, view_only: bool = False) -> None:
     """Run the terminal UI until the user quits (``lab`` / ``lab tui``).
 
     Two environment variables start a run at once, for demos and the TUI-versus-headless
@@ -198,6 +229,7 @@ def run_tui(db_path: Path, experiments_dir: Path) -> None:
     Args:
         db_path: the results database.
         experiments_dir: where the experiment files are listed from.
+        view_only: look only (see ``LabApp.view_only``).
     """
     app = LabApp(
         db_path,
@@ -205,5 +237,6 @@ def run_tui(db_path: Path, experiments_dir: Path) -> None:
         autorun=os.environ.get(AUTORUN_ENV) or None,
         exit_when_done=os.environ.get(EXIT_WHEN_DONE_ENV) == "1",
         handle_signals=True,
+        view_only=view_only,
     )
     app.run()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual import on
@@ -12,6 +14,26 @@ if TYPE_CHECKING:
     from lab.tui.app import LabApp
 
 R = TypeVar("R")
+A = TypeVar("A", bound=Callable[..., Any])
+
+
+def controls(what: str) -> Callable[[A], A]:
+    """Mark a screen's action that starts, stops, changes or deletes runs: in a view-only
+    lab (``lab web --view-only``) it does nothing but say so.
+
+    Args:
+        what: what the action would do, after "this view cannot", e.g. ``start runs``.
+    """
+    def wrap(action: A) -> A:
+        @functools.wraps(action)
+        def guarded(self: LabScreen[Any], *args: Any, **kwargs: Any) -> Any:
+            if self.lab.refuse_in_view_only(what):
+                return None
+            return action(self, *args, **kwargs)
+
+        return guarded  # type: ignore[return-value]
+
+    return wrap
 
 
 class LabScreen(Screen[R]):

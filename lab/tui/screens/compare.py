@@ -17,7 +17,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Header, Static
 
 from lab.report.table import comparison_table, fmt_cpu, fmt_mib
-from lab.store import IntervalRow, RunRecord, Store
+from lab.store import IntervalRow, RunRecord
 from lab.tui.messages import ComparisonLoaded
 from lab.tui.screens.base import LabScreen
 from lab.tui.widgets.chart import PALETTE, ChartData, Series, TimeChart
@@ -100,8 +100,12 @@ class CompareScreen(LabScreen[None]):
 
     @work(thread=True, exclusive=True, group="compare", exit_on_error=False, name="reading runs")
     def load_runs(self) -> None:
-        """Read the runs and their intervals (a thread, a fresh connection)."""
-        with Store(self.lab.db_path) as store:
+        """Read the runs and their intervals (a thread, a fresh read-only connection)."""
+        store = self.lab.reading_store()
+        if store is None:
+            self.post_message(ComparisonLoaded([], {}, f"{self.lab.db_path}: no runs stored yet"))
+            return
+        with store:
             try:
                 runs = store.get_runs(self.run_ids)
             except KeyError as exc:

@@ -16,7 +16,7 @@ from lab.plan import RunPlan, check_plans, plan_runs
 from lab.spec import SpecError
 from lab.tui.catalog import ExperimentEntry, discover
 from lab.tui.messages import ExperimentsLoaded
-from lab.tui.screens.base import LabScreen
+from lab.tui.screens.base import LabScreen, controls
 
 
 def _entry_prompt(entry: ExperimentEntry) -> Text:
@@ -188,12 +188,14 @@ class ExperimentsScreen(LabScreen[None]):
             return None
         return plans
 
+    @controls("start runs")
     def action_run_all(self) -> None:
         """Run every variant of the highlighted experiment in turn."""
         plans = self._plans(None)
         if plans:
             self.lab.start_runs(plans)
 
+    @controls("start runs")
     def action_run_variant(self) -> None:
         """Run only the highlighted variant."""
         variants = self.query_one("#variant-list", OptionList)

@@ -14,9 +14,9 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from lab.analysis.sweep import MIN_FIT_LEVELS, delete_run_and_refit, fit_levels
 from lab.report.table import STATUS_STYLE, fmt_int, fmt_ms, fmt_rate, fmt_seconds, sweep_label
-from lab.store import RunRecord, Store
+from lab.store import RunRecord, open_store
 from lab.tui.messages import RunDeleted, RunsLoaded
-from lab.tui.screens.base import LabScreen
+from lab.tui.screens.base import LabScreen, controls
 from lab.tui.screens.confirm import ConfirmScreen
 from lab.tui.screens.sweep import not_in_a_sweep
 
@@ -196,9 +196,12 @@ class HistoryScreen(LabScreen[None]):
 
     @work(thread=True, exclusive=True, group="history", exit_on_error=False, name="reading runs")
     def load_runs(self) -> None:
-        """Read every stored run (a thread: a fresh connection, never the UI's)."""
-        with Store(self.lab.db_path) as store:
-            runs = store.list_runs()
+        """Read every stored run (a thread: a fresh, read-only connection, never the UI's)."""
+        runs: list[RunRecord] = []
+        store = self.lab.reading_store()
+        if store is not None:
+            with store:
+                runs = store.list_runs()
         self.post_message(RunsLoaded(runs))
 
     @on(RunsLoaded)
@@ -319,6 +322,7 @@ class HistoryScreen(LabScreen[None]):
         if event.row_key.value is not None:
             self.lab.open_compare([int(event.row_key.value)])
 
+    @controls("delete runs")
     def action_delete(self) -> None:
         """Delete the run under the cursor, after a confirmation."""
         run = self._cursor_run()
@@ -342,7 +346,7 @@ class HistoryScreen(LabScreen[None]):
         """Delete one run (a thread); a sweep it was a level of is fitted again from the
         levels left, so no fit of the deleted level stays stored."""
         try:
-            with Store(self.lab.db_path) as store:
+            with open_store(self.lab.db_path) as store:
                 sweep_id = store.get_run(run_id).sweep_id
                 analysis = delete_run_and_refit(store, run_id)
         except KeyError as exc:

@@ -30,7 +30,7 @@ from lab.report.table import fmt_mib, fmt_ms, fmt_rate
 from lab.store import Recorder
 from lab.tui.live_model import GENERATOR_BOUND_CPU, GENERATOR_BOUND_S, LiveBridge, LiveSnapshot
 from lab.tui.messages import RunsFinished
-from lab.tui.screens.base import LabScreen
+from lab.tui.screens.base import LabScreen, controls
 from lab.tui.widgets.chart import ChartData, Series, TimeChart
 
 RunPlanFn = Callable[[RunPlan, Sequence[Listener], RunControl], Awaitable[RunOutcome]]
@@ -49,6 +49,24 @@ def level_step(plan: RunPlan) -> float:
     """
     step = max(1.0, plan.load.peak_level / 4)
     return float(math.ceil(step)) if plan.load.model == "closed" else round(step, 1)
+
+
+def run_title(plan: RunPlan, index: int, count: int, width: int) -> Text:
+    """The run's one-line heading: title, experiment / variant, "variant k of n".
+
+    A title too long for ``width`` cells ends in "…" so that which experiment and variant
+    run stays on the line; with no room at all for it, the title is left out.
+    """
+    where = Text(f"{plan.experiment} / {plan.variant}")
+    if count > 1:
+        where.append(f"  (variant {index + 1} of {count})", style="dim")
+    title = Text(plan.title, style="bold")
+    room = width - where.cell_len - 2
+    if width > 0 and title.cell_len > room:
+        if room < 8:  # not even a few words of the title: which run it is, alone
+            return where
+        title.truncate(room, overflow="ellipsis")
+    return Text.assemble(title, "  ", where)
 
 
 def _pct(value: float | None) -> str:
@@ -163,6 +181,12 @@ class LiveScreen(LabScreen[None]):
                     self.run_ids.append(run_id)
                 self.outcomes.append((plan.variant, outcome))
                 self.bridge.snapshot.version += 1
+                problem = recorder.problem_of(outcome.run_key)
+                if problem is not None:
+                    # The database stopped taking writes: no other run starts into it.
+                    self.notify(problem.describe().removeprefix("lab: "), severity="error",
+                                timeout=60)
+                    break
         finally:
             self.running = False
         self.post_message(RunsFinished(self.run_ids))
@@ -221,19 +245,23 @@ class LiveScreen(LabScreen[None]):
             return
         self.control.set_level(new)
 
+    @controls("change the load")
     def action_more(self) -> None:
         """Raise VUs (closed model) or the arrival rate (open model) by one step."""
         self._change_level(+1)
 
+    @controls("change the load")
     def action_less(self) -> None:
         """Lower VUs or the arrival rate by one step."""
         self._change_level(-1)
 
+    @controls("stop runs")
     def action_stop(self) -> None:
         """Stop the run now (stored as aborted, data kept) and run no other variant."""
         self._halt = True
         self.control.stop("stopped by user")
 
+    @controls("stop runs")
     def action_next(self) -> None:
         """End this variant's run now (stored as aborted) and start the next one."""
         last = self.snapshot.index >= len(self.plans) - 1
@@ -260,6 +288,10 @@ class LiveScreen(LabScreen[None]):
 
     # ------------------------------------------------------------------ drawing
 
+    def on_resize(self) -> None:
+        """Draw again at the new size (the title line is fitted to the width)."""
+        self._drawn_version = -1
+
     def _tick(self) -> None:
         # Coalescing: many events between two ticks cost one redraw.
         if self.snapshot.version != self._drawn_version and not self.lab.terminal_gone:
@@ -282,13 +314,8 @@ class LiveScreen(LabScreen[None]):
         outcomes.update(self._outcomes())
 
     def _draw_head(self, s: LiveSnapshot, plan: RunPlan) -> None:
-        title = Text()
-        title.append(plan.title, style="bold")
-        title.append(f"  {plan.experiment} / {plan.variant}")
-        if len(self.plans) > 1:
-            title.append(f"  (variant {s.index + 1} of {len(self.plans)})", style="dim")
-        # One-line widgets: no layout pass needed (it is the costly part of an update).
-        self.query_one("#run-title", Static).update(title, layout=False)
+        head = self.query_one("#run-title", Static)
+        head.update(run_title(plan, s.index, len(self.plans), head.content_size.width), layout=False)
         total = plan.load.total_duration_s
         bar = self.query_one("#progress", ProgressBar)
         bar.update(total=max(total, 1.0), progress=min(s.elapsed_s, total))

@@ -15,7 +15,6 @@ from textual.widgets import Footer, Header, Static
 
 from lab.analysis.sweep import analyse_stored
 from lab.report.sweep_report import fits_table, levels_table, verdicts
-from lab.store import Store
 from lab.tui.messages import SweepsLoaded
 from lab.tui.screens.base import LabScreen
 from lab.tui.widgets.sweep_chart import SweepChart
@@ -63,8 +62,12 @@ class SweepScreen(LabScreen[None]):
 
     @work(thread=True, exclusive=True, group="sweep", exit_on_error=False, name="reading sweeps")
     def load_sweeps(self) -> None:
-        """Read and analyse the sweeps (a thread, a fresh connection)."""
-        with Store(self.lab.db_path, readonly=True) as store:
+        """Read and analyse the sweeps (a thread, a fresh read-only connection)."""
+        store = self.lab.reading_store()
+        if store is None:
+            self.post_message(SweepsLoaded([], f"{self.lab.db_path}: no runs stored yet"))
+            return
+        with store:
             ids = list(self.sweep_ids)
             for sweep_id in store.sweep_ids_of(self.run_ids):
                 if sweep_id not in ids:
