@@ -120,9 +120,11 @@ def test_timeouts_are_total_deadlines(tmp_path: Path, db_path: Path) -> None:
     assert s["ok"] == 0
     assert s["errors"] == s["requests"]
     assert s["errors_by_class"] == {"timeout": s["requests"]}
-    # Recorded with their real duration, never as ~0 ms.
-    assert 950 <= s["latency_all_ms"]["p50"] <= 1300
-    assert 950 <= s["latency_all_ms"]["max"] <= 1500
+    # Recorded with their real duration, never as ~0 ms; at the 1 s deadline, not at the
+    # end of the 10 s trickle (a deadline per read would never fire). Measured p50 1.00 s,
+    # max 1.01 s; a busy machine only wakes the timers later.
+    assert 950 <= s["latency_all_ms"]["p50"] < 5000, s
+    assert 950 <= s["latency_all_ms"]["max"] < 5000, s
 
 
 def test_open_model_corrects_coordinated_omission(tmp_path: Path, db_path: Path) -> None:
@@ -150,7 +152,7 @@ def test_open_model_corrects_coordinated_omission(tmp_path: Path, db_path: Path)
     # when it begins (0.5 %) have a long service time.
     assert s["requests"] == pytest.approx(800, rel=0.05)
     assert s["latency_ms"]["p99"] >= 300, s
-    assert s["service_ms"]["p99"] < 100, s
+    assert s["service_ms"]["p99"] * 3 < s["latency_ms"]["p99"], s  # measured 4 against 957 ms
     assert s["latency_ms"]["max"] >= 700
 
 
@@ -286,9 +288,7 @@ def test_target_crash_midway_keeps_the_data(tmp_path: Path, db_path: Path) -> No
         [[load.requests]]
         path = "/crash-after"
     """)
-    t = time.monotonic()
     res = run_lab("run", str(exp), "--db", str(db_path), "--format", "json")
-    assert time.monotonic() - t < 9, "a crashed target must end the run early"
     assert res.returncode == 1
     run = json.loads(res.stdout)["runs"][0]
     assert run["status"] == "failed"
@@ -301,6 +301,7 @@ def test_target_crash_midway_keeps_the_data(tmp_path: Path, db_path: Path) -> No
     summary = run["summary"]
     assert run["measured"] and summary["ok"] >= 295
     window = intervals[-1].t_s + intervals[-1].duration_s
+    assert window < 9, "a crashed target must end the run's 10 s of load early"
     assert summary["window_s"] == pytest.approx(window, abs=1e-3)
     assert summary["throughput_rps"] == pytest.approx(summary["ok"] / window, rel=1e-3)
 
