@@ -37,6 +37,7 @@ from lab.tui.screens.confirm import ConfirmScreen
 from lab.tui.screens.history import HistoryScreen
 from tests.conftest import REPO, leaves_no_processes, run_lab, write_experiment
 from tests.tui.conftest import QUICK, T0, record, summary_of, synthetic_events
+from tests.tui.waits import settle
 
 FAST = f"""
     [experiment]
@@ -274,9 +275,7 @@ async def test_history_keeps_the_cursor_row_after_a_delete(tmp_path: Path) -> No
             await pilot.pause()
             assert isinstance(app.screen, ConfirmScreen)
             await pilot.press("y")
-            for _ in range(3):
-                await app.workers.wait_for_complete()
-                await pilot.pause()
+            await settle(pilot, app)
 
         await pilot.press("down")
         await delete_at_cursor()  # run 3, on the second row
