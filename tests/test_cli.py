@@ -544,3 +544,47 @@ load = { vus = 500 }
     line = _one_line_error(res)
     assert "open-file limit is 256" in line and "564 open files" in line, line
     assert not db.exists()
+
+
+def test_soft_open_file_limit_is_raised_to_the_hard_one(tmp_path: Path) -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1024:
+        pytest.skip(f"the hard open-file limit is {hard}")
+    # 300 VUs on one generator worker need 364 open files: more than a soft limit of 256.
+    exp = write_experiment(tmp_path, BASE.replace("vus = 2", "vus = 300"))
+
+    def low_soft_limit() -> None:  # runs in the child: the hard limit stays
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+
+    res = subprocess.run([sys.executable, "-m", "lab", "run", str(exp), "--db", str(tmp_path / "r.db"),
+                          "--workers", "1", "--format", "json"], capture_output=True, text=True,
+                         preexec_fn=low_soft_limit, check=False, timeout=60, cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    (run,) = json.loads(res.stdout)["runs"]
+    # The generator worker inherited the raised limit: not one request failed for want of a
+    # descriptor (those count as generator errors).
+    assert run["status"] == "completed" and run["summary"]["errors"] == 0, run["summary"]
+    assert run["summary"]["ok"] > 0
+
+
+def test_duration_shrinks_a_warmup_longer_than_half_of_it(tmp_path: Path) -> None:
+    exp = write_experiment(tmp_path, BASE.replace('duration = "1s"', 'duration = "10s"\nwarmup = "6s"') + """
+[[variants]]
+name = "long-warmup"
+[[variants]]
+name = "short-warmup"
+load = { warmup = "1s" }
+""")
+    res = run_lab("run", str(exp), "--duration", "3s", "--db", str(tmp_path / "r.db"), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    runs = {r["variant"]: r for r in json.loads(res.stdout)["runs"]}
+    # 6 s of warm-up is more than half of 3 s: it shrinks in proportion, 6 × 3 / 10 = 1.8 s
+    # (rounded up to whole seconds: 1 s measured). 1 s is not: it stays.
+    assert runs["long-warmup"]["config"]["load"]["warmup"] == pytest.approx(1.8)
+    assert runs["short-warmup"]["config"]["load"]["warmup"] == 1.0
+    for run in runs.values():
+        assert run["config"]["load"]["duration"] == 3.0
+        assert run["status"] == "completed" and run["summary"]["window_s"] == pytest.approx(
+            2.0 if run["variant"] == "short-warmup" else 1.0, abs=0.25), run["summary"]

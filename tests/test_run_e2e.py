@@ -306,6 +306,52 @@ def test_target_crash_midway_keeps_the_data(tmp_path: Path, db_path: Path) -> No
     assert summary["throughput_rps"] == pytest.approx(summary["ok"] / window, rel=1e-3)
 
 
+def _child_running(pid: int, marker: str) -> psutil.Process | None:
+    """A descendant of ``pid`` whose command line holds ``marker``, if one runs."""
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if marker in " ".join(child.cmdline()):
+                return child
+        except psutil.Error:  # ended meanwhile
+            continue
+    return None
+
+
+def test_a_generator_worker_that_dies_fails_the_run_with_exit_1(tmp_path: Path, db_path: Path) -> None:
+    exp = write_experiment(tmp_path, FAST.replace('duration = "3s"', 'duration = "30s"'))
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "run", str(exp), "--db", str(db_path),
+                             "--format", "json"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        # Once the load is under way (an interval stored), the worker is killed.
+        deadline = time.monotonic() + 30
+        worker = None
+        while worker is None:
+            assert time.monotonic() < deadline, "the run never produced an interval"
+            time.sleep(0.2)
+            if not db_path.exists():
+                continue
+            with Store(db_path, readonly=True) as store:
+                runs = store.list_runs()
+                if not runs or not store.intervals(runs[0].id):
+                    continue
+            worker = _child_running(proc.pid, "lab.load.worker")
+        worker.kill()
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, err
+    (run,) = json.loads(out)["runs"]
+    assert run["status"] == "failed" and run["reason"].startswith("generator worker 0 exited with code -9")
+    with Store(db_path, readonly=True) as store:
+        stored = store.get_run(run["id"])
+        intervals = store.intervals(run["id"])
+    assert stored.status == "failed" and stored.reason == run["reason"]
+    assert intervals  # what it measured before is kept
+
+
 def test_ctrl_c_stores_aborted_run_and_leaves_no_process(tmp_path: Path, db_path: Path) -> None:
     exp = write_experiment(tmp_path, FAST.replace('duration = "3s"', 'duration = "30s"'))
     proc = subprocess.Popen([sys.executable, "-m", "lab", "run", str(exp), "--db", str(db_path)],
