@@ -199,7 +199,7 @@ def test_a_target_that_answers_nothing_is_reported_loudly_and_stopped_within_its
     # The run ends once its requests time out (1 s + 0.5 s); then the target, its 4
     # requests hung, is stopped: uvicorn waited for them forever, and the lab killed it
     # after 2 × 5 s (the run took 14.4 s for a 4 s duration with a 1 s timeout). One grace
-    # period, never two (measured 4.6 s; two would be 7.5 s at the least).
+    # period, never two (measured 2.6 s; two would be 7.5 s at the least).
     assert run.duration_s is not None and run.duration_s < 1.5 + 2 * STOP_GRACE_S - 0.5, run.duration_s
 
 
