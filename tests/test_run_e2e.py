@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lab.store import Store
+from lab.store import Store, StoreError
 from tests.conftest import (
     CONTRACT_TOOL,
     REPO,
@@ -329,12 +329,13 @@ def test_a_generator_worker_that_dies_fails_the_run_with_exit_1(tmp_path: Path, 
         while worker is None:
             assert time.monotonic() < deadline, "the run never produced an interval"
             time.sleep(0.2)
-            if not db_path.exists():
+            try:
+                with Store(db_path, readonly=True) as store:
+                    runs = store.list_runs()
+                    if not runs or not store.intervals(runs[0].id):
+                        continue
+            except StoreError:  # not there yet, or being created by the lab
                 continue
-            with Store(db_path, readonly=True) as store:
-                runs = store.list_runs()
-                if not runs or not store.intervals(runs[0].id):
-                    continue
             worker = _child_running(proc.pid, "lab.load.worker")
         worker.kill()
         out, err = proc.communicate(timeout=30)
