@@ -1177,7 +1177,10 @@ def _describe(err: Any, root: type[BaseModel]) -> tuple[tuple[Any, ...], str]:
     if kind in _COMPARISONS:
         key, symbol = _COMPARISONS[kind]
         limit = ctx.get(key)
-        shown = f"{limit:g}" if isinstance(limit, float) else limit
+        shown = limit
+        if isinstance(limit, float):
+            # "1e+06" would hide a limit of a million: whole numbers are shown in full.
+            shown = f"{int(limit)}" if limit.is_integer() else f"{limit:g}"
         return loc, f"must be {symbol} {shown} (got {_show(value)})"
     if kind == "too_short":
         if ctx.get("min_length") == 1:

@@ -27,9 +27,12 @@ def test_caching_experiment_shows_the_cache_winning(caching_run: CachingRun) -> 
     runs = {r["variant"]: r for r in doc["runs"]}
     assert [r["status"] for r in doc["runs"]] == ["completed"] * len(ids)
     none, lru = runs["no-cache"]["summary"], runs["lru"]["summary"]
-    # Measured on 2 cores: ~12x over 20 s. A short run on a busy CI machine still shows 2x.
+    # Measured on 2 cores: ~12x over 20 s. Both variants are CPU-bound in the target, so a
+    # busy machine slows both: 4 s runs beside other suites' runs (load average 6) still
+    # showed 5.7x, with 8.8 against 1.9 CPU-ms per request.
     assert lru["throughput_rps"] >= 2 * none["throughput_rps"], (none, lru)
     assert lru["latency_ms"]["p95"] < none["latency_ms"]["p95"]
     assert lru["target_cpu_s_per_1k"] < none["target_cpu_s_per_1k"]
-    assert lru["cache_hit_ratio"] > 0.5
-    assert none["cache_hit_ratio"] == 0
+    # The hit ratio is the target's own count, read at the window's start and end.
+    assert lru["cache_hit_ratio"] > 0.5, (lru, runs["lru"].get("target_stats"))
+    assert none["cache_hit_ratio"] == 0, (none, runs["no-cache"].get("target_stats"))

@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from lab.plan import plan_runs
+from lab.spec import load_experiment
+from lab.store import Store
 from lab.thresholds import parse_threshold
 from tests.conftest import REPO, leaves_no_processes, run_lab, write_experiment
+from tests.tui.conftest import QUICK, T0, record, summary_of, synthetic_events
 
 EXP = f"""
     [experiment]
@@ -43,6 +47,13 @@ SharedRun = tuple[Path, subprocess.CompletedProcess[str]]
     ("p95<200ms", "p95", 200.0), ("p99<=0.5s", "p99", 500.0), ("error_rate<1%", "error_rate", 0.01),
     ("throughput>500", "throughput", 500.0), ("rss<512MiB", "target_peak_rss_bytes", 512 * 2**20),
     ("all_p95 < 250us", "all_p95", 0.25),
+    # A bare number is milliseconds for a latency (never seconds).
+    ("p95<200", "p95", 200.0), ("p99 <= 1.5", "p99", 1.5),
+    # Memory: decimal KB/MB/GB, binary KiB/MiB/GiB, any case; a bare number is bytes.
+    ("rss<512KB", "target_peak_rss_bytes", 512_000), ("rss<64KiB", "target_peak_rss_bytes", 65_536),
+    ("rss<2MB", "target_peak_rss_bytes", 2_000_000), ("rss<1.5GB", "target_peak_rss_bytes", 1.5e9),
+    ("rss<2GiB", "target_peak_rss_bytes", 2 * 2**30), ("rss<300mb", "target_peak_rss_bytes", 3e8),
+    ("rss<4096", "target_peak_rss_bytes", 4096),
 ])
 def test_threshold_expressions_parse_with_units(text: str, metric: str, limit: float) -> None:
     t = parse_threshold(text)
@@ -113,13 +124,47 @@ def test_repeat_gives_median_and_spread_and_compare_is_noise_aware(tmp_path: Pat
     repeats = {r["variant"]: r for r in doc["repeats"]}
     assert repeats["a"]["run_ids"] == [1, 3] and repeats["b"]["run_ids"] == [2, 4]
     tp = repeats["a"]["throughput_rps"]
-    assert tp["low"] <= tp["median"] <= tp["high"] and 60 < tp["median"] < 110
+    measured = sorted(r["summary"]["throughput_rps"] for r in doc["runs"] if r["variant"] == "a")
+    assert (tp["low"], tp["high"]) == pytest.approx((measured[0], measured[-1]), abs=1e-3)
+    assert tp["median"] == pytest.approx(sum(measured) / 2, abs=1e-3)
+    # 2 VUs, each request at least 20 ms: never more than 100 req/s (measured 97).
+    assert 0 < tp["median"] <= 100, tp
     # b against a's repetitions: same endpoint, so throughput is within noise.
     cmp = run_lab("compare", "--baseline", "1", "2", "4", "--db", str(db), "--format", "json")
     assert cmp.returncode == 0, cmp.stderr
     change = json.loads(cmp.stdout)["changes"][0]
     assert change["run_ids"] == [2, 4]
     assert {f["figure"]: f["baseline"]["runs"] for f in change["figures"]}["throughput_rps"] == 2
+
+
+def test_compare_says_within_noise_better_and_worse(tmp_path: Path) -> None:
+    # Stored runs with known per-second figures (the same wavy series at three levels):
+    # 1, the baseline, ~1,100 req/s ± 73 (two standard errors of its 6 seconds) with p50
+    # ~14 ms; 2 a hair faster, inside that band; 3 half as fast again, and twice as quick.
+    plan = plan_runs(load_experiment(write_experiment(tmp_path, QUICK, "quick")))[0]
+    db = tmp_path / "r.db"
+    with Store(db) as store:
+        for k, (rps, p95_ms) in enumerate([(1000, 20.0), (1010, 20.2), (1500, 10.0)]):
+            events = synthetic_events(plan, f"run{k}", rps, p95_ms, 6, T0 + 100 * k)
+            record(store, events, "completed", None, T0 + 100 * k + 7,
+                   summary_of(events, 0, 0.5, 60_000_000, None))
+    res = run_lab("compare", "--baseline", "1", "2", "3", "--db", str(db), "--format", "json",
+                  "--fail-on-regression")
+    assert res.returncode == 0, res.stderr  # nothing got worse
+    verdicts = {tuple(c["run_ids"]): {f["figure"]: f["verdict"] for f in c["figures"]}
+                for c in json.loads(res.stdout)["changes"]}
+    assert verdicts[(2,)] == {"throughput_rps": "within noise", "p50_ms": "within noise",
+                              "p95_ms": "within noise", "p99_ms": "within noise",
+                              "error_rate": "within noise"}
+    assert verdicts[(3,)]["throughput_rps"] == "better" and verdicts[(3,)]["p50_ms"] == "better"
+    # Against run 3, run 1 got worse: the regression gate fails.
+    back = run_lab("compare", "--baseline", "3", "1", "--db", str(db), "--fail-on-regression")
+    assert back.returncode == 1 and "a figure got worse beyond the measured noise" in back.stderr
+    table = run_lab("compare", "--baseline", "1", "2", "3", "--db", str(db))
+    assert table.returncode == 0, table.stderr
+    # One table per candidate, each figure's verdict at the end of its row.
+    rows = [line.split() for line in table.stdout.splitlines() if line.startswith("throughput_rps")]
+    assert [" ".join(row[-2:]) for row in rows] == ["within noise", "+50.0% better"], table.stdout
 
 
 def test_compare_flags_a_real_regression_beyond_noise(thresholds_run: SharedRun) -> None:

@@ -308,6 +308,46 @@ def test_durations_in_the_file_are_capped(tmp_path: Path, old: str, new: str, fi
     assert err.value.line is not None
 
 
+# ------------------------------------------------- the README's limits
+
+ZIPF = 'path = "/p/{id}"\nparams.id = { distribution = "zipf", n = %d }'
+# (line of BASE changed, at the limit, one past it, the field, the message past it)
+LIMITS = {
+    "vus": ("vus = 1", "vus = 100000", "vus = 100001", "load.vus", "must be <= 100000 (got 100001)"),
+    "rate": ("vus = 1", 'model = "open"\nrate = 1000000', 'model = "open"\nrate = 1000001', "load.rate",
+             "must be <= 1000000 (got 1000001)"),
+    "workers": ("vus = 1", "vus = 64\nworkers = 64", "vus = 65\nworkers = 65", "load.workers",
+                "must be <= 64 (got 65)"),
+    "zipf_n": ('path = "/fast"', ZIPF % 1_000_000, ZIPF % 1_000_001, "load.requests[0].params.id.n",
+               "must be <= 1000000 (got 1000001)"),
+}
+
+
+@pytest.mark.parametrize("case", list(LIMITS))
+def test_documented_limits_are_accepted_and_one_past_them_refused(lab: Lab, tmp_path: Path,
+                                                                   case: str) -> None:
+    # README: vus <= 100,000, rate <= 1,000,000 req/s, generator workers <= 64, Zipf n <=
+    # 1,000,000, so that a typo cannot take the machine down.
+    old, at, past, field, message = LIMITS[case]
+    assert load_experiment(write_experiment(tmp_path, BASE.replace(old, at), "at")).name == "at"
+    path = write_experiment(tmp_path, BASE.replace(old, past), "past")
+    line = lab("run", str(path), "--db", str(tmp_path / "r.db")).one_line_error()
+    assert line == f"{path}:{_line_of(path.read_text(), past.splitlines()[-1])}: {field}: {message}"
+    assert not (tmp_path / "r.db").exists()
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--vus", "100001", "load.vus: must be <= 100000 (got 100001)"),
+    ("--rate", "1000001", "load.rate: must be <= 1000000 (got 1000001.0)"),
+    ("--workers", "65", "load.workers: must be <= 64 (got 65)"),
+])
+def test_documented_limits_hold_for_command_line_overrides(lab: Lab, tmp_path: Path, option: str,
+                                                           value: str, message: str) -> None:
+    body = BASE.replace("vus = 1", 'model = "open"\nrate = 1') if option == "--rate" else BASE
+    line = _bad_run(lab, tmp_path, body, option, value)
+    assert line.endswith(f"{message} (after command-line overrides)"), line
+
+
 # ------------------------------------------------- 12d: shares stay within 0-100 %
 
 

@@ -9,6 +9,7 @@ import errno
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -314,6 +315,9 @@ class _FakeEngine:
         self.clients = 0
         self.busy = 0
         self.max_busy = 0
+        self.completed = 0
+        self.stalled = False
+        """When set, requests sent from then on never get an answer."""
 
     def new_client(self) -> _FakeClient:
         self.clients += 1
@@ -323,9 +327,12 @@ class _FakeEngine:
         self.busy += 1
         self.max_busy = max(self.max_busy, self.busy)
         try:
+            if self.stalled:
+                await asyncio.get_running_loop().create_future()
             await asyncio.sleep(self.delay_s)
         finally:
             self.busy -= 1
+        self.completed += 1
         return Outcome(200, 2, None)
 
 
@@ -348,6 +355,12 @@ class _Totals:
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     service: LatencyHistogram = field(default_factory=LatencyHistogram)
     lag: LatencyHistogram = field(default_factory=LatencyHistogram)
+    lag_us: Counter[int] = field(default_factory=Counter)
+    """Send lags as counts per (HDR-quantized) µs."""
+
+    def lagged_over(self, ms: float) -> int:
+        """Requests sent more than ``ms`` late."""
+        return sum(n for us, n in self.lag_us.items() if us > ms * 1000)
 
 
 def _totals(rec: StatsRecorder) -> _Totals:
@@ -360,6 +373,7 @@ def _totals(rec: StatsRecorder) -> _Totals:
         out.latency.add_counts(a.ok_us)
         out.service.add_counts(a.service_us or {})
         out.lag.add_counts(a.lag_us)
+        out.lag_us.update(a.lag_us)
     return out
 
 
@@ -382,9 +396,16 @@ def test_open_model_sends_the_whole_schedule_on_few_long_lived_senders() -> None
 
     totals, engine, peak_tasks = asyncio.run(go())
     assert totals.ok == 2000 and totals.dropped == 0  # every arrival, exactly
-    # 2,000 req/s × 5 ms ≈ 10 outstanding: about as many connections, not one per arrival.
-    assert engine.clients <= 40 and peak_tasks <= 50
-    assert 5 <= totals.latency.percentile_ms(50) < 8
+    # 2,000 req/s × 5 ms ≈ 10 outstanding: about as many connections (a new one only when
+    # none is idle), not one per arrival, and a task per connection (measured 16
+    # connections for 14 at most busy; 36 for 34 when the loop lagged 12 ms). A loop that
+    # lags keeps more requests outstanding, and opens more connections, alike.
+    assert engine.clients <= 2 * engine.max_busy + 10, (engine.clients, engine.max_busy)
+    assert peak_tasks <= engine.clients + 10, (engine.clients, peak_tasks)
+    # Latency from the intended send time: the 5 ms service time plus how late each went
+    # out, never less (measured p50 5.5 ms).
+    p50 = totals.latency.percentile_ms(50)
+    assert 5 <= p50 <= totals.service.percentile_ms(50) + totals.lag.max_ms() + 0.1, p50
 
 
 def test_open_model_queues_for_a_connection_and_times_the_wait_in_latency_only() -> None:
@@ -396,10 +417,12 @@ def test_open_model_queues_for_a_connection_and_times_the_wait_in_latency_only()
     # 2 connections × 20 req/s each cannot keep up with 100 req/s: the queue grows and
     # latency with it, while each request's own service time stays 50 ms.
     assert totals.ok + totals.interrupted == 100
-    assert 45 <= totals.service.percentile_ms(99) < 80
     assert totals.latency.max_ms() > 500
-    # Waiting for a connection is not the generator falling behind: no send lag from it.
-    assert totals.lag.count == 100 and totals.lag.percentile_ms(99) < 10
+    assert totals.service.percentile_ms(99) >= 45
+    assert totals.service.percentile_ms(99) * 5 < totals.latency.max_ms()
+    # Waiting for a connection is not the generator falling behind: no send lag from it
+    # (measured p99 0.2 ms, against waits of over 500 ms).
+    assert totals.lag.count == 100 and totals.lag.percentile_ms(99) * 5 < totals.latency.max_ms()
 
 
 def test_open_model_drops_beyond_max_in_flight() -> None:
@@ -409,28 +432,44 @@ def test_open_model_drops_beyond_max_in_flight() -> None:
     totals = _totals(rec)
     assert engine.max_busy == 5
     assert totals.ok + totals.dropped == 100
-    assert 70 <= totals.dropped <= 90  # about 5 go out per 0.3 s
+    # 5 go out per 0.3 s at the most: 4 waves in the 1 s schedule (measured 80 dropped).
+    assert 5 <= totals.ok <= 20 and totals.dropped >= 80, totals
+
+
+async def _until(condition: Callable[[], bool], within_s: float = 20.0) -> float:
+    """Poll ``condition`` every 5 ms; the monotonic time it first held."""
+    deadline = time.monotonic() + within_s
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        await asyncio.sleep(0.005)
+    return time.monotonic()
 
 
 def test_open_model_stop_interrupts_and_level_changes_the_rate() -> None:
-    async def go() -> tuple[_Totals, float]:
+    async def go() -> tuple[_Totals, float, float, int, int]:
         engine = _FakeEngine(0.2)
         ex, rec = _open(engine, 50.0, 10.0, connections=3)
         task = asyncio.create_task(ex.run())
-        await asyncio.sleep(0.5)
+        started = await _until(lambda: ex._n >= 1)
+        at_20 = await _until(lambda: ex._n >= 21)
         ex.set_level(200.0)
-        await asyncio.sleep(0.5)
+        # From now on the target answers nothing: the stop cannot wait for an answer.
+        engine.stalled = True
+        at_100 = await _until(lambda: ex._n >= 101)
+        accepted = int(ex._n)
         ex.stopping.set()
-        t = time.monotonic()
-        await task
-        return _totals(rec), time.monotonic() - t
+        await asyncio.wait_for(task, 10)  # prompt: it waits for none of the requests in flight
+        rate_before = 20 / (at_20 - started)
+        rate_after = 80 / (at_100 - at_20)
+        return _totals(rec), rate_before, rate_after, accepted, engine.completed
 
-    totals, took = asyncio.run(go())
-    assert took < 0.2  # the stop is prompt, even with requests in flight and queued
-    # ~25 arrivals in the first 0.5 s and ~100 in the next; 3 connections at 5 req/s each
-    # finish only a few, and every other accepted arrival is counted as interrupted.
-    assert 110 <= totals.ok + totals.interrupted <= 135
-    assert totals.interrupted >= 100
+    totals, rate_before, rate_after, accepted, completed = asyncio.run(go())
+    # The new level holds: the next 80 arrivals came about 4 times as fast.
+    assert rate_after > 2 * rate_before, (rate_before, rate_after)
+    # Every accepted arrival is counted: answered, or interrupted by the stop (3
+    # connections at 5 req/s each answer only a few; the rest were in flight or queued).
+    assert totals.ok == completed and totals.ok + totals.interrupted == accepted
+    assert totals.interrupted >= accepted - 20, totals
 
 
 def _on_uvloop(coro: Any) -> Any:
@@ -456,11 +495,21 @@ def test_precise_sleeper_wakes_on_time_without_spinning() -> None:
             sleeper.close()
         return precise, sorted(late), (time.process_time() - cpu) / (time.monotonic() - wall)
 
+    # The control: how late this machine wakes a thread that sleeps 0.3 ms in the kernel
+    # (nanosleep), now; a busy machine makes both late alike.
+    kernel = []
+    for _ in range(300):
+        deadline = time.monotonic() + 0.0003
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        kernel.append(time.monotonic() - deadline)
+    kernel.sort()
     precise, late, busy = _on_uvloop(go())
     if not precise:
         pytest.skip("no timerfd here")
     assert late[0] >= -1e-4  # never early (but for clock rounding)
-    assert late[len(late) // 2] < 0.0003  # measured 0.05 ms; uvloop's own sleep returns at once
+    # About as late as the kernel's own sleep (measured 0.04 against 0.08 ms); loop timers
+    # of 1 ms resolution would be ~0.5 ms late, and uvloop's own sleep returns at once.
+    assert late[len(late) // 2] < kernel[len(kernel) // 2] + 0.0003, (late[150], kernel[150])
     # uvloop's asyncio.sleep(0.0003) returns on the next loop turn, so a loop of them spins
     # a whole core; the timerfd sleeps (measured 11 % of a core, mostly wake-ups).
     assert busy < 0.6
@@ -587,9 +636,9 @@ async def test_in_flight_mean_follows_littles_law(load: dict[str, Any]) -> None:
         assert iv.in_flight_mean == pytest.approx(little[-1], rel=0.04)
     assert sum(measured) == pytest.approx(sum(little), rel=0.02)
     if "vus" in load:  # 8 VUs without think time are nearly always waiting on a response
-        assert 7.0 < sum(measured) / len(measured) <= 8.0
-    else:  # 300 req/s × ~20.5 ms
-        assert 5.5 < sum(measured) / len(measured) < 7.5
+        assert 6.0 < sum(measured) / len(measured) <= 8.0
+    else:  # 300 req/s × ~20.5 ms: each takes 20 ms at least (a busy machine only adds)
+        assert 300 * LATENCY_S * 0.9 < sum(measured) / len(measured)
 
 
 def test_send_lag_joins_the_lag_histogram_and_shows_a_generator_falling_behind() -> None:
@@ -603,14 +652,17 @@ def test_send_lag_joins_the_lag_histogram_and_shows_a_generator_falling_behind()
 
     steady = _on_uvloop(go(0.0))
     assert steady.ok == 2000 and steady.lag.count == 2000  # one send lag per request
-    # Not flagged (measured p99 0.05 to 0.3 ms on a quiet machine, 2 to 4 ms on a busy one).
-    assert steady.lag.percentile_ms(99) < 10
+    # Measured p99 0.05 to 0.3 ms on a quiet machine, 2 to 4 ms on a busy one: not flagged.
     stalled = _on_uvloop(go(0.08))
     assert stalled.ok == 2000 and stalled.lag.count == 2000
-    # ~160 requests (8 %) went out up to 80 ms late: the p99 is over the 10 ms at which
-    # a run is flagged generator-bound.
+    # ~160 requests (8 %) fell due during the 80 ms stall and went out up to 80 ms late,
+    # ~100 of them over 30 ms late: on top of whatever else delays this machine's loop
+    # (the steady run is the control).
+    assert stalled.lag.max_ms() > 75
+    assert stalled.lagged_over(30) >= steady.lagged_over(30) + 60, (
+        stalled.lagged_over(30), steady.lagged_over(30))
+    # The p99 is then over the 10 ms at which a run is flagged generator-bound.
     assert stalled.lag.percentile_ms(99) > 30
-    assert 75 < stalled.lag.max_ms() < 120
 
 
 async def test_wait_ready_gives_a_starting_server_its_second_then_gives_up() -> None:

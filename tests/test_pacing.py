@@ -68,11 +68,13 @@ async def test_max_rps_spaces_requests_evenly_across_vus_and_workers(arrivals: _
     # Uncapped, 4 VUs send thousands per second: 50 req/s for 2 s is 100 (a few % leeway).
     assert 97 <= len(sent) <= 101, len(sent)
     # Evenly spaced: each 100 ms window holds about 5. asyncio-throttle sent each second's
-    # allowance at its start (14 to 26 in one window, then 0 for 0.8 s).
+    # allowance at its start (14 to 26 in one window, then 0 for 0.8 s: 16 windows of 20
+    # empty). A busy machine may stall a worker once or twice, which empties a window and
+    # crowds the next: most windows still hold 2 to 10.
     windows = [0] * 20
     for t in sent:
         windows[min(int(t * 10), 19)] += 1
-    assert max(windows) <= 10 and min(windows) >= 2, windows
+    assert sum(2 <= n <= 10 for n in windows) >= 16, windows
     gaps = sorted(b - a for a, b in zip(sent, sent[1:], strict=False))
     assert 0.015 <= gaps[len(gaps) // 2] <= 0.025, gaps  # median: 1/50 s
 
@@ -83,8 +85,10 @@ async def test_max_rps_below_one_per_worker_is_kept_exact(arrivals: _ArrivalServ
     t0 = await _run_closed(arrivals.base_url, workers=2, vus=4, max_rps=1.2, duration=2.0)
     sent = [t - t0 for t in arrivals.arrivals]
     assert len(sent) == 3, sent
+    # A quarter of the 0.83 s spacing as leeway for a late wake-up (measured within 3 ms):
+    # two at once, or one a second per worker, are far outside it.
     for i, t in enumerate(sent):
-        assert t == pytest.approx(i / 1.2, abs=0.05), sent
+        assert t == pytest.approx(i / 1.2, abs=0.2), sent
 
 
 async def test_think_time_cut_short_by_the_end_sends_no_extra_request(arrivals: _ArrivalServer) -> None:

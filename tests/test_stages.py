@@ -44,8 +44,10 @@ def test_staged_run_reports_each_stage_with_littles_law(tmp_path: Path) -> None:
     assert first["offered"] == 50
     assert second["offered"] == pytest.approx(200 / (2 + second["drain_s"]), rel=1e-3)  # both rounded
     assert (first["intervals"], second["intervals"], first["note"], second["note"]) == (2, 2, None, None)
-    assert 40 <= first["throughput_rps"] <= 60, first
-    assert 75 <= second["throughput_rps"] <= 125, second
+    # The target keeps up (each request sleeps 20 ms; a busy machine hardly changes that):
+    # each stage serves what it was offered (measured within 1 %).
+    for st in stages:
+        assert st["throughput_rps"] == pytest.approx(st["offered"], rel=0.2), st
     for st in stages:
         # /sleep/20 answers after 20 ms: about X·W = 1–2 requests are in flight, as the
         # target's own in_flight gauge shows.

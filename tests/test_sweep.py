@@ -178,13 +178,24 @@ def test_rate_sweep_reports_the_capacity_at_the_slo(tmp_path: Path) -> None:
     table = run_lab("run", str(path), "--db", str(tmp_path / "r.db"))
     assert table.returncode == 0, table.stderr
     assert "sweep of rate · default (sweep 1)" in table.stdout
-    assert "capacity at the SLO" in table.stdout and "100.0 req/s" in table.stdout
     assert "offered req/s" in table.stdout  # the plot: p99 against the offered rate
     code, out, err = _lab("sweep", "1", "--db", str(tmp_path / "r.db"), "--format", "json")
     assert code == 0, err
     sweep = json.loads(out)["sweeps"][0]
-    assert sweep["capacity_rps"] == 100
-    assert sweep["levels"][-1]["p99_ms"] > 50
+    # The README's rule, recomputed from the levels: the highest offered rate whose p99
+    # stayed under the SLO with >= 99 % of it achieved. 100 req/s here; a busy machine
+    # stretches the 9 ms of CPU a request and may leave no level under the SLO.
+    met = [lv["offered_rps"] for lv in sweep["levels"]
+           if lv["p99_ms"] < 50 and lv["throughput_rps"] >= 0.99 * lv["offered_rps"]]
+    assert sweep["capacity_rps"] == (max(met) if met else None), sweep["levels"]
+    # 400 req/s is beyond what 4 ms of serial CPU a request allows, on any machine.
+    assert sweep["levels"][-1]["p99_ms"] > 50 and sweep["capacity_rps"] != 400
+    line = " ".join(table.stdout.split())
+    if met:
+        assert ("capacity at the SLO (p99 < 50 ms, ≥ 99 % of the offered rate achieved): "
+                f"{max(met):.1f} req/s") in line, table.stdout
+    else:
+        assert "no level met the SLO (p99 < 50 ms" in line, table.stdout
 
 
 @pytest.mark.parametrize(("name", "runs", "parameter"), [

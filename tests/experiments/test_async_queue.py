@@ -17,6 +17,7 @@ import redis
 from targets import jobs
 from tests.conftest import REPO, run_lab
 from tests.experiments.test_caching_redis import HAVE_REDIS, redis_url  # noqa: F401 (fixture)
+from tests.figures import target_stat
 from tests.test_targets_apps import running
 
 
@@ -62,24 +63,28 @@ def test_config_is_validated(jobs_env: pytest.MonkeyPatch) -> None:
 def test_work_is_calibrated_and_deterministic() -> None:
     iterations = jobs.calibrate(20)
     assert iterations > 1
-    start = time.perf_counter()
+    # CPU time of this thread, which other programs on the machine do not stretch as they
+    # stretch the wall clock: ~20 ms. (Calibrating on a busy machine can only take the
+    # work for slower than it is, so never more.)
+    start = time.thread_time()
     first = jobs.build_report("42", iterations)
-    took_ms = (time.perf_counter() - start) * 1000
-    assert 5 < took_ms < 400  # ~20 ms; generous for a busy machine
+    took_ms = (time.thread_time() - start) * 1000
+    assert 5 < took_ms < 100, took_ms
     assert jobs.build_report("42", iterations) == first != jobs.build_report("43", iterations)
 
 
-def test_lag_is_the_mean_of_the_last_second() -> None:
+def test_lag_is_the_mean_of_the_last_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = 1_800_000_000.0
+    monkeypatch.setattr(jobs, "time", type("Clock", (), {"time": staticmethod(lambda: now)}))
     stats = jobs.JobStats()
     assert stats.recent_lag_ms() == 0.0
-    now = time.time()
     stats.jobs_running = 2
     stats.job_finished(now - 0.100)
     stats.job_finished(now - 0.300)
-    assert 195 < stats.recent_lag_ms() < 260
+    assert stats.recent_lag_ms() == pytest.approx(200.0)
     assert (stats.jobs_done, stats.jobs_running) == (2, 0)
-    stats.completed.clear()  # nothing finished lately: the last lag stands
-    assert 295 < stats.recent_lag_ms() < 360
+    now += 1.5  # nothing finished in the last second: the last lag stands
+    assert stats.recent_lag_ms() == pytest.approx(300.0)
 
 
 async def test_inline_builds_the_report_in_the_request(jobs_env: pytest.MonkeyPatch) -> None:
@@ -169,12 +174,15 @@ def test_async_queue_experiment_defers_the_work(db_path: Path) -> None:
     assert a["latency_ms"]["p50"] >= 20
     assert b["latency_ms"]["p50"] * 3 <= a["latency_ms"]["p50"], (a, b)
     assert b["latency_ms"]["p95"] * 3 <= a["latency_ms"]["p95"], (a, b)
-    # The work is deferred, not gone: about one job done per request, with a real lag.
-    stats = queued["target_stats"]
-    assert stats["info"]["queue"] == ("huey-redis" if HAVE_REDIS else "huey-sqlite")
-    assert stats["per_request"]["jobs_enqueued"] == 1.0  # counted with its request, at once
-    assert stats["per_request"]["jobs_done"] > 0.7
-    assert stats["gauges"]["job_lag_ms"]["max"] >= 20
-    assert {"queue_depth", "jobs_running"} <= set(stats["gauges"])
-    assert inline["target_stats"]["per_request"]["jobs_done"] == 1.0
-    assert inline["target_stats"]["info"]["queue"] == "none"
+    # The work is deferred, not gone: one job enqueued per request (counted with its
+    # request, at once), done later (a real lag). How many are done within the window
+    # depends on the CPU the consumers get: over 0.7 a request on a quiet machine, 0.65
+    # beside two busy loops.
+    assert target_stat(queued, "info", "queue") == ("huey-redis" if HAVE_REDIS else "huey-sqlite")
+    enqueued = target_stat(queued, "per_request", "jobs_enqueued")
+    assert enqueued == 1.0
+    assert 0 < target_stat(queued, "per_request", "jobs_done") <= enqueued
+    assert target_stat(queued, "gauges", "job_lag_ms", "max") >= 20
+    assert {"queue_depth", "jobs_running"} <= set(target_stat(queued, "gauges"))
+    assert target_stat(inline, "per_request", "jobs_done") == 1.0
+    assert target_stat(inline, "info", "queue") == "none"

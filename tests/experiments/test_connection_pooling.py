@@ -11,6 +11,7 @@ import pytest
 from lab.services import find_components
 from targets import pooling
 from tests.conftest import REPO, run_lab
+from tests.figures import target_stat
 from tests.test_targets_apps import running
 
 
@@ -112,13 +113,13 @@ def test_connection_pooling_experiment_shows_the_pool_winning(db_path: Path) -> 
     a, b = null["summary"], queue["summary"]
     assert a["error_rate"] == 0 and b["error_rate"] == 0
     backend = "postgres" if find_components()["postgres"].usable else "sqlite"
-    assert null["target_stats"]["info"] == {"backend": backend, "pool": "null"}
-    assert queue["target_stats"]["info"] == {"backend": backend, "pool": "queue"}
+    assert target_stat(null, "info") == {"backend": backend, "pool": "null"}
+    assert target_stat(queue, "info") == {"backend": backend, "pool": "queue"}
     # Measured on 2 cores over 15 s: postgres 411 -> 1,743 req/s (4.2x), p50 39 -> 8 ms;
     # SQLite fallback 564 -> 4,975 req/s (8.8x). A short run on a busy CI machine: 1.8x.
     assert b["throughput_rps"] >= 1.8 * a["throughput_rps"], (a, b)
     assert b["latency_ms"]["p50"] * 1.5 <= a["latency_ms"]["p50"], (a, b)
     # The cause, counted by the target: a new connection for every NullPool request.
-    assert null["target_stats"]["per_request"]["connections_opened"] == pytest.approx(1.0, abs=0.05)
-    assert queue["target_stats"]["per_request"]["connections_opened"] < 0.3
-    assert queue["target_stats"]["gauges"]["pool_checked_out"]["max"] <= 16  # 10 + 6 overflow
+    assert target_stat(null, "per_request", "connections_opened") == pytest.approx(1.0, abs=0.05)
+    assert target_stat(queue, "per_request", "connections_opened") < 0.3
+    assert target_stat(queue, "gauges", "pool_checked_out", "max") <= 16  # 10 + 6 overflow

@@ -14,6 +14,7 @@ import pytest
 from lab.targets import free_port
 from targets import echo
 from tests.conftest import REPO, run_lab
+from tests.figures import target_stat
 from tests.test_targets_apps import running
 
 
@@ -86,5 +87,5 @@ def test_connection_reuse_experiment_shows_the_cost_of_new_connections(db_path: 
     assert reuse["throughput_rps"] >= 1.5 * fresh["throughput_rps"], (reuse, fresh)
     assert fresh["latency_ms"]["p50"] > reuse["latency_ms"]["p50"], (reuse, fresh)
     # The target counts the connections it was reached over.
-    assert runs["keep-alive"]["target_stats"]["per_request"]["connections"] < 0.01
-    assert runs["new-connection"]["target_stats"]["per_request"]["connections"] > 0.95
+    assert target_stat(runs["keep-alive"], "per_request", "connections") < 0.01
+    assert target_stat(runs["new-connection"], "per_request", "connections") > 0.95

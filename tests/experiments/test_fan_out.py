@@ -13,6 +13,7 @@ import pytest
 
 from targets import fanout
 from tests.conftest import REPO, run_lab
+from tests.figures import target_stat
 from tests.test_targets_apps import running
 
 
@@ -61,7 +62,9 @@ async def test_concurrent_waits_for_the_slowest_call_only(monkeypatch: pytest.Mo
             took[mode] = min([(await timed_page(client))[0] for _ in range(3)])
     assert took["sequential"] >= 3 * latency
     assert took["concurrent"] >= latency
-    assert took["concurrent"] < 2 * latency, took
+    # One wait instead of three, against the sequential page as the control: a busy
+    # machine adds the same overheads to both (measured 0.05 against 0.15 s).
+    assert took["concurrent"] < 0.6 * took["sequential"], took
 
 
 async def test_a_failing_downstream_makes_a_502(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -94,12 +97,19 @@ async def test_downstream_answers_after_its_latency(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("DOWNSTREAM_LATENCY_MS", "40")
     async with running(fanout.downstream) as client:
         start = time.perf_counter()
+        in_turn = [await client.get(f"/svc/{n}") for n in fanout.SERVICES]
+        one_by_one = time.perf_counter() - start
+        start = time.perf_counter()
         results = await asyncio.gather(*(client.get(f"/svc/{n}") for n in fanout.SERVICES))
         elapsed = time.perf_counter() - start
         stats = (await client.get("/stats")).json()
-    assert [r.json()["service"] for r in results] == list(fanout.SERVICES)
-    assert 0.04 <= elapsed < 0.115  # the three waits overlap: the downstream is async too
-    assert stats["requests"] == 3
+    assert [r.json()["service"] for r in results] == [r.json()["service"] for r in in_turn] \
+        == list(fanout.SERVICES)
+    assert one_by_one >= 3 * 0.04 and elapsed >= 0.04
+    # The three waits overlap, the downstream is async too: one wait, not three (measured
+    # 0.04 against 0.12 s; the calls one by one are the control a busy machine slows alike).
+    assert elapsed < 0.6 * one_by_one, (elapsed, one_by_one)
+    assert stats["requests"] == 6
     assert stats["info"] == {"latency_ms": "40"}
 
 
@@ -116,13 +126,20 @@ def test_fan_out_experiment_shows_gather_winning(db_path: Path) -> None:
     seq, conc = runs["sequential"]["summary"], runs["concurrent"]["summary"]
     assert seq["error_rate"] == 0 and conc["error_rate"] == 0
     # The sum of three 30 ms waits vs the longest one. Measured on 2 cores (15 s):
-    # p50 ~96 → ~36 ms (2.7x), throughput ~40 → ~105 req/s; a busy CI machine still shows 1.8x.
+    # p50 ~96 → ~36 ms (2.7x), throughput ~40 → ~105 req/s; beside other suites' runs
+    # 99 → 42 ms, 38 → 83 req/s: a busy machine adds the same milliseconds to both.
     assert seq["latency_ms"]["p50"] >= 85, seq
-    assert conc["latency_ms"]["p50"] * 1.8 <= seq["latency_ms"]["p50"], (seq, conc)
-    assert conc["throughput_rps"] >= 1.8 * seq["throughput_rps"], (seq, conc)
+    assert conc["latency_ms"]["p50"] * 1.5 <= seq["latency_ms"]["p50"], (seq, conc)
+    assert conc["throughput_rps"] >= 1.5 * seq["throughput_rps"], (seq, conc)
     for run in runs.values():
-        stats = run["target_stats"]
         # Three calls per page by construction, whatever was in flight when it was read.
-        assert stats["per_request"]["downstream_calls"] == 3.0, stats
-        assert stats["requests"] >= 20, stats
-        assert stats["info"]["fanout"] == run["variant"]
+        calls = target_stat(run, "per_request", "downstream_calls")
+        assert calls == 3.0, run["target_stats"]
+        assert target_stat(run, "requests") >= 20, run["target_stats"]
+        assert target_stat(run, "info", "fanout") == run["variant"]
+    # Why, counted by the target: one downstream call at a time per page in a row, up to
+    # three at once with gather (measured at most 4 and 12 with 4 pages in flight).
+    pages = {name: target_stat(run, "gauges", "in_flight", "max") for name, run in runs.items()}
+    calls = {name: target_stat(run, "gauges", "downstream_in_flight", "max") for name, run in runs.items()}
+    assert calls["sequential"] <= pages["sequential"], (pages, calls)
+    assert calls["concurrent"] > pages["concurrent"], (pages, calls)

@@ -19,6 +19,7 @@ import pytest
 
 from targets import cpu
 from tests.conftest import REPO, run_lab
+from tests.figures import cpu_use, target_stat
 
 _KNOBS = ("CPU_ITERATIONS", "IO_MS", "THREADPOOL_TOKENS")
 
@@ -113,20 +114,26 @@ async def test_endpoints_answer_and_only_loaded_ones_count(cpu_env) -> None:
 async def test_blocking_handlers_are_capped_by_the_thread_pool(cpu_env) -> None:
     """6 concurrent 100 ms waits: async overlaps all 6; blocking runs 2 at a time (3 waves)."""
     cpu_env(IO_MS="100", THREADPOOL_TOKENS="2")
+    took = {}
     async with running(cpu.app) as client:
-        for path, running_at_once, least_s, most_s in (
-            ("/io/async", 6, 0.09, 0.25),
-            ("/io/blocking", 2, 0.29, 1.0),
-        ):
+        for path, running_at_once in (("/io/async", 6), ("/io/blocking", 2)):
             started = time.monotonic()
             calls = [asyncio.create_task(client.get(path)) for _ in range(6)]
-            await asyncio.sleep(0.05)
-            gauges = (await client.get("/stats")).json()["gauges"]
+            # The target's own gauge, read until every call has answered: the most
+            # handlers it ever ran at once.
+            most = 0
+            while not all(call.done() for call in calls):
+                gauges = (await client.get("/stats")).json()["gauges"]
+                most = max(most, gauges["handlers_running"])
+                await asyncio.sleep(0.005)  # the in-process transport never waits itself
             results = await asyncio.gather(*calls)
-            took = time.monotonic() - started
+            took[path] = time.monotonic() - started
             assert all(r.status_code == 200 for r in results)
-            assert gauges["handlers_running"] == running_at_once, path
-            assert least_s <= took <= most_s, (path, took)
+            assert most == running_at_once, (path, most)
+    # Three waves of 100 ms at the least; the overlapped waits take one wave, however
+    # slow the machine (measured 0.10 against 0.30 s).
+    assert took["/io/blocking"] >= 0.29, took
+    assert took["/io/async"] < 0.6 * took["/io/blocking"], took
 
 
 def test_server_layout_from_uvicorn_command_lines(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -204,23 +211,30 @@ def test_horizontal_scaling_experiment(db_path: Path) -> None:
     assert all(s["error_rate"] == 0 for s in (one, two, io_async, io_blocking))
 
     # CPU-bound: measured 1.65-1.9x with 2 workers on 2 cores (~180 vs ~340 req/s), the
-    # generator sharing them. A busy CI machine still shows 1.3x.
-    assert two["throughput_rps"] >= 1.3 * one["throughput_rps"], (one, two)
-    assert two["latency_ms"]["p50"] < one["latency_ms"]["p50"]
+    # generator sharing them. Two runs one after another compare the machine's other load
+    # as much as the workers (a suite beside two busy loops saw 163 vs 143 req/s), so the
+    # test asserts what the workers allow: one process with the GIL never uses more than
+    # one core; two use more, unless the rest of the machine left them none idle.
+    cpu_one = cpu_use(db_path, runs["cpu-1-worker"]["id"], 1.0)
+    cpu_two = cpu_use(db_path, runs["cpu-2-workers"]["id"], 1.0)
+    shown = [(round(c.target_cores, 2), round(c.idle_cores, 2)) for c in (cpu_one, cpu_two)]
+    assert cpu_one.target_cores <= 1.15, shown
+    assert cpu_two.target_cores >= 1.3 or cpu_two.idle_cores < 0.3, shown
     # Same work per request: within 30 % (measured within 2 %).
     assert two["target_cpu_s_per_1k"] < 1.3 * one["target_cpu_s_per_1k"]
     # The counters add up over both worker processes (each served some).
-    stats_two = runs["cpu-2-workers"]["target_stats"]
-    assert stats_two["gauges"]["workers"]["max"] == 2
-    split = [int(n) for n in stats_two["info"]["requests_by_worker"].split("/")]
+    assert target_stat(runs["cpu-2-workers"], "gauges", "workers", "max") == 2
+    split = [int(n) for n in target_stat(runs["cpu-2-workers"], "info", "requests_by_worker").split("/")]
     assert min(split) >= 0.25 * sum(split), split  # measured ~51/49 %
 
     # I/O-bound, 200 VUs: measured ~3,800 vs ~780 req/s (4.9x); blocking is capped by
     # 40 thread-pool tokens / 50 ms = 800 req/s, so its p50 is ~256 ms for a 50 ms wait.
-    assert io_async["throughput_rps"] >= 2.5 * io_blocking["throughput_rps"], (io_async, io_blocking)
+    # The async one needs little CPU (~0.07 ms a request), so a busy machine slows it
+    # little: measured 0.27 cores at 3,750 req/s.
+    assert io_async["throughput_rps"] >= 2 * io_blocking["throughput_rps"], (io_async, io_blocking)
     assert io_blocking["throughput_rps"] <= 850
     assert io_blocking["latency_ms"]["p50"] >= 150
-    assert io_async["latency_ms"]["p50"] < 120
+    assert io_async["latency_ms"]["p50"] < 0.6 * io_blocking["latency_ms"]["p50"], (io_async, io_blocking)
     # The cap, seen from inside: never more than 40 blocking handlers at once (async: ~200).
-    assert runs["io-blocking"]["target_stats"]["gauges"]["handlers_running"]["max"] <= 40
-    assert runs["io-async"]["target_stats"]["gauges"]["handlers_running"]["max"] > 80
+    assert target_stat(runs["io-blocking"], "gauges", "handlers_running", "max") <= 40
+    assert target_stat(runs["io-async"], "gauges", "handlers_running", "max") > 80

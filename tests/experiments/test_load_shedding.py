@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from targets import shedding
 from tests.conftest import REPO, run_lab
+from tests.figures import target_stat
 from tests.test_targets_apps import running
 
 
@@ -38,29 +41,43 @@ def test_config_from_env() -> None:
             shedding.SheddingConfig.from_env(bad)
 
 
+async def _gauges_when(client: Any, ready: Callable[[dict[str, int]], bool]) -> dict[str, int]:
+    """The target's gauges, polled until ``ready`` holds of them (at most 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        gauges = (await client.get("/stats")).json()["gauges"]
+        if ready(gauges):
+            return gauges
+        assert time.monotonic() < deadline, gauges
+        await asyncio.sleep(0.005)
+
+
 async def test_bounded_queue_sheds_the_excess_at_once(shedding_env) -> None:
-    shedding_env(SLOTS="1", SERVICE_MS="50", MAX_QUEUE="1")
+    shedding_env(SLOTS="1", SERVICE_MS="200", MAX_QUEUE="1")
+    finished: list[str] = []
     async with running(shedding.app) as client:
-        async def get() -> tuple[int, float]:
+        async def get(name: str) -> tuple[int, float]:
             start = time.perf_counter()
             resp = await client.get("/work")
+            finished.append(name)
             return resp.status_code, time.perf_counter() - start
 
-        first = asyncio.create_task(get())
-        await asyncio.sleep(0.01)  # the first one holds the slot
-        second = asyncio.create_task(get())
-        await asyncio.sleep(0.01)  # the second one waits
-        gauges = (await client.get("/stats")).json()["gauges"]
-        third = await get()  # the queue is full: shed at once
+        first = asyncio.create_task(get("first"))
+        await _gauges_when(client, lambda g: g["busy"] == 1)  # the first one holds the slot
+        second = asyncio.create_task(get("second"))
+        gauges = await _gauges_when(client, lambda g: g["queued"] == 1)  # the second one waits
+        third = await get("third")  # the queue is full: shed at once
+        # ... while the first one still holds the slot: it was never made to wait.
+        first_was_running = not first.done()
         results = [await first, await second, third]
         stats = (await client.get("/stats")).json()
     assert gauges == {"in_flight": 2, "queued": 1, "busy": 1}
     assert [status for status, _ in results] == [200, 200, 503]
-    assert results[2][1] < 0.04  # not made to wait
-    assert results[1][1] >= 0.08  # waited for the first one's 50 ms, then its own
+    assert first_was_running and finished == ["third", "first", "second"]
+    assert results[1][1] >= 0.2  # its own 200 ms, after waiting for the first one's
     assert (stats["requests"], stats["served"], stats["shed"]) == (3, 2, 1)
     assert stats["gauges"] == {"in_flight": 0, "queued": 0, "busy": 0}
-    assert stats["info"]["policy"] == "shed" and stats["info"]["capacity_rps"] == "20"
+    assert stats["info"]["policy"] == "shed" and stats["info"]["capacity_rps"] == "5"
 
 
 async def test_unbounded_queue_serves_everyone_in_turn(shedding_env) -> None:
@@ -118,14 +135,19 @@ def test_load_shedding_experiment_keeps_the_served_fast(db_path: Path) -> None:
     # machine serves less, so the unbounded queue only grows longer.
     assert unbounded["error_rate"] == 0
     assert unbounded["latency_ms"]["p99"] >= 800, unbounded
-    assert shed["latency_ms"]["p99"] <= 250, shed
-    assert unbounded["latency_ms"]["p99"] >= 5 * shed["latency_ms"]["p99"]
+    assert unbounded["latency_ms"]["p99"] >= 5 * shed["latency_ms"]["p99"], (unbounded, shed)
     assert 0.2 <= shed["error_rate"] <= 0.5, shed
     assert set(shed["errors_by_class"]) == {"http_5xx"}
-    # Both serve about the capacity: queueing serves no more, only later.
+    # Both serve about the capacity the target reports: queueing serves no more, only
+    # later. (The service time is a sleep, so a busy machine hardly changes it; measured
+    # 98-101 req/s for both.)
+    capacity = float(target_stat(runs["shed"], "info", "capacity_rps"))
+    assert capacity == 100
     for summary in (unbounded, shed):
-        assert 60 <= summary["throughput_rps"] <= 115, summary
-    shed_stats, unbounded_stats = runs["shed"]["target_stats"], runs["unbounded"]["target_stats"]
-    assert shed_stats["per_request"]["shed"] == pytest.approx(shed["error_rate"], abs=0.1)
-    assert shed_stats["gauges"]["in_flight"]["max"] <= 6  # 2 slots + 4 waiting, never more
-    assert unbounded_stats["gauges"]["in_flight"]["max"] >= 50
+        assert summary["throughput_rps"] <= 1.15 * capacity, summary
+    low, high = sorted(s["throughput_rps"] for s in (unbounded, shed))
+    assert low >= 0.7 * high, (unbounded, shed)
+    shed_share = target_stat(runs["shed"], "per_request", "shed")
+    assert shed_share == pytest.approx(shed["error_rate"], abs=0.1)
+    assert target_stat(runs["shed"], "gauges", "in_flight", "max") <= 6  # 2 slots + 4 waiting, never more
+    assert target_stat(runs["unbounded"], "gauges", "in_flight", "max") >= 50

@@ -8,6 +8,7 @@ from typing import Any
 
 from lab.spec import load_experiment
 from tests.conftest import REPO, run_lab
+from tests.figures import target_stat
 
 EXPERIMENT = REPO / "experiments" / "saturation.toml"
 
@@ -59,6 +60,5 @@ def test_saturation_experiment_draws_a_hockey_stick(db_path: Path) -> None:
     assert last >= 4 * first, p99
     # Past capacity, throughput stays at the capacity (~100 req/s) while latency grows.
     assert summary["latency_ms"]["max"] >= 300
-    stats = run["target_stats"]
-    assert stats["info"]["capacity_rps"] == "100"
-    assert stats["gauges"]["in_flight"]["max"] >= 20  # the backlog the target held
+    assert target_stat(run, "info", "capacity_rps") == "100"
+    assert target_stat(run, "gauges", "in_flight", "max") >= 20  # the backlog the target held

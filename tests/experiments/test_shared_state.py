@@ -14,6 +14,7 @@ from targets import shared_state
 from targets.shared_state import SharedState, SharedStateConfig
 from tests.conftest import REPO, run_lab
 from tests.experiments.test_horizontal_scaling import running
+from tests.figures import target_stat
 
 _KNOBS = ("LOCK_MODE", "SHARDS", "HOLD_MS", "KEYS", "THREADPOOL_TOKENS")
 
@@ -139,10 +140,10 @@ def test_shared_state_experiment(db_path: Path) -> None:
     assert four["latency_ms"]["p50"] < glob["latency_ms"]["p50"]
 
     # Contention, measured inside: mean lock wait per request ~92 ms / 22 ms / 1.8 ms.
-    wait = {name: r["target_stats"]["per_request"]["lock_wait_us"] for name, r in runs.items()}
+    wait = {name: target_stat(r, "per_request", "lock_wait_us") for name, r in runs.items()}
     assert wait["global"] > 3 * wait["sharded-4"] > 3 * wait["sharded-32"], wait
     assert wait["global"] > 40_000, wait
     # Nothing lost: one increment per request, exactly, whatever was in flight at the
     # window's edges (a request's counters are counted with its write).
     for name, run in runs.items():
-        assert run["target_stats"]["per_request"]["increments"] == 1, name
+        assert target_stat(run, "per_request", "increments") == 1, name

@@ -13,6 +13,7 @@ import pytest
 
 from lab.spec import load_experiment
 from tests.conftest import REPO, run_lab
+from tests.figures import cpu_use, target_stat
 
 EXPERIMENT = REPO / "experiments" / "vertical-scaling.toml"
 
@@ -33,20 +34,26 @@ def test_vertical_scaling_experiment(db_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     runs = {r["variant"]: r for r in json.loads(res.stdout)["runs"]}
     assert all(r["status"] == "completed" for r in runs.values()), runs
-    rps = {name: r["summary"]["throughput_rps"] for name, r in runs.items()}
-    base = rps["1-worker-1-core"]
-
-    # Measured (12 s runs): 195 / 195 / 189 / 372 req/s.
-    # More cores, one process: nothing (the GIL). More processes, one core: nothing.
-    assert rps["1-worker-2-cores"] <= 1.3 * base, rps
-    assert rps["2-workers-1-core"] <= 1.3 * base, rps
-    # Both: about 2x (measured 1.9x); a busy machine still shows 1.3x over each of the others.
-    for other in ("1-worker-1-core", "2-workers-1-core", "1-worker-2-cores"):
-        assert rps["2-workers-2-cores"] >= 1.3 * rps[other], rps
-    # The work per request is the same everywhere (measured within 3 %).
+    # Throughput between the variants, run one after another, follows whatever else the
+    # machine runs meanwhile (a suite beside two busy loops saw 177 / 193 / 187 / 145
+    # req/s). What the configurations allow does not: the cores the target could use.
+    cpu = {name: cpu_use(db_path, r["id"], 0.0) for name, r in runs.items()}
+    shown = {name: (round(c.target_cores, 2), round(c.idle_cores, 2)) for name, c in cpu.items()}
+    # More cores, one process: never more than one core (the GIL). More processes, one
+    # core: one core (the affinity). Measured: 0.99 cores each, with ~1 core idle.
+    for name in ("1-worker-1-core", "2-workers-1-core", "1-worker-2-cores"):
+        assert cpu[name].target_cores <= 1.15, (name, shown)
+    # Both: two processes on two cores use both (measured 1.9 cores, 0.09 idle), unless
+    # the rest of the machine took them, in which case none of it stayed idle (beside
+    # other suites' runs: 0.75 cores, 0.02 idle); one worker, or two pinned to one core,
+    # would leave a core idle on a quiet machine.
+    both = cpu["2-workers-2-cores"]
+    assert both.target_cores >= 1.3 or both.idle_cores < 0.3, shown
+    # The work per request is the same everywhere (measured within 3 %), so throughput
+    # follows the cores the target got.
     cpu_per_1k = [r["summary"]["target_cpu_s_per_1k"] for r in runs.values()]
     assert max(cpu_per_1k) < 1.4 * min(cpu_per_1k), cpu_per_1k
     # A new connection per request spreads the requests over both workers (measured ~51/49 %).
     for name in ("2-workers-1-core", "2-workers-2-cores"):
-        split = [int(n) for n in runs[name]["target_stats"]["info"]["requests_by_worker"].split("/")]
+        split = [int(n) for n in target_stat(runs[name], "info", "requests_by_worker").split("/")]
         assert len(split) == 2 and min(split) >= 0.25 * sum(split), (name, split)

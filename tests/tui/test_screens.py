@@ -20,6 +20,7 @@ from lab.tui.screens.history import COLUMN_INDEX, COLUMNS, HistoryScreen
 from lab.tui.screens.live import LiveScreen
 from lab.tui.widgets.chart import TimeChart
 from tests.tui.conftest import FakeEngine
+from tests.tui.waits import settle, wait_until
 
 SIZE = (100, 32)
 
@@ -37,8 +38,11 @@ def _text(app: LabApp, selector: str) -> str:
 
 
 async def _settle(pilot: Pilot[None], app: LabApp) -> None:
-    await app.workers.wait_for_complete()
-    await pilot.pause()
+    await settle(pilot, app)
+
+
+def _live(app: LabApp) -> LiveScreen | None:
+    return app.screen if isinstance(app.screen, LiveScreen) else None
 
 
 async def test_experiments_screen_lists_valid_and_invalid_files(experiments_dir: Path,
@@ -77,7 +81,7 @@ async def test_run_one_variant_then_next_and_stop(experiments_dir: Path, tmp_pat
     async with app.run_test(size=SIZE) as pilot:
         await _settle(pilot, app)
         await pilot.press("down", "v", "r")  # caching, second variant (lru) only
-        await pilot.pause(0.4)
+        await wait_until(pilot, lambda: _live(app) is not None and bool(engine.started), "the run")
         live = app.screen
         assert isinstance(live, LiveScreen)
         assert engine.started == ["lru"]
@@ -92,11 +96,13 @@ async def test_run_one_variant_then_next_and_stop(experiments_dir: Path, tmp_pat
         assert isinstance(app.screen, ExperimentsScreen)
         # All variants: n ends the first and starts the second.
         await pilot.press("a")
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: _live(app) is not None and len(engine.started) == 2,
+                         "the first run of all variants")
         live = app.screen
         assert isinstance(live, LiveScreen)
         await pilot.press("n")
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: len(engine.started) == 3 and live.snapshot.index == 1,
+                         "the next variant's run")
         assert engine.started == ["lru", "no-cache", "lru"]
         assert live.running and live.snapshot.index == 1
         await pilot.press("s")
@@ -115,7 +121,9 @@ async def test_live_screen_shows_counters_warning_and_markers(experiments_dir: P
     engine = FakeEngine(seconds=8, generator_cpu=95.0)
     app = LabApp(tmp_path / "r.db", experiments_dir, run_plan_fn=engine, autorun="caching:lru")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.5)
+        # Drawn once every event the engine sent is (8 intervals, the warning).
+        await wait_until(pilot, lambda: _live(app) is not None and "10,440" in _text(app, "#counters"),
+                         "the counters of 8 intervals")
         live = app.screen
         assert isinstance(live, LiveScreen)
         counters = _text(app, "#counters")
@@ -142,29 +150,32 @@ async def test_charts_follow_the_run_as_it_goes(experiments_dir: Path, tmp_path:
     engine = FakeEngine(seconds=10, gate=gate)
     app = LabApp(tmp_path / "r.db", experiments_dir, run_plan_fn=engine, autorun="quick")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.5)
+        def points() -> int:
+            live = _live(app)
+            chart = live.query_one("#chart-latency", TimeChart) if live is not None else None
+            return len(chart.data.series[1].x) if chart is not None and chart.data is not None else 0
+
+        # The first half of the run, drawn; then nothing more until the gate opens.
+        await wait_until(pilot, lambda: points() == 5, "the first 5 intervals on the chart")
         live = app.screen
         assert isinstance(live, LiveScreen)
-        chart = live.query_one("#chart-latency", TimeChart)
-        assert chart.data is not None and len(chart.data.series[1].x) == 5
         gate.set()
-        await pilot.pause(0.5)  # two redraw ticks at most
-        assert len(chart.data.series[1].x) == 10
+        await wait_until(pilot, lambda: points() == 10, "the other 5 intervals on the chart")
         assert "13,080" in _text(app, "#counters")
         await pilot.press("s")
         await live.workers.wait_for_complete()
 
 
 async def test_plus_minus_need_a_running_load(experiments_dir: Path, tmp_path: Path) -> None:
-    app = LabApp(tmp_path / "r.db", experiments_dir, run_plan_fn=FakeEngine(seconds=0),
-                 autorun="quick")
+    engine = FakeEngine(seconds=0)
+    app = LabApp(tmp_path / "r.db", experiments_dir, run_plan_fn=engine, autorun="quick")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: _live(app) is not None and bool(engine.started), "the run")
         live = app.screen
         assert isinstance(live, LiveScreen)
         await pilot.press("plus")
-        await pilot.pause()
-        assert any("not started" in n.message for n in app._notifications)
+        await wait_until(pilot, lambda: any("not started" in n.message for n in app._notifications),
+                         "the notification")
         await pilot.press("s")
         await live.workers.wait_for_complete()
 

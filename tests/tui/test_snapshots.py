@@ -16,6 +16,7 @@ from textual.pilot import Pilot
 from lab.tui.app import LabApp
 from lab.tui.screens.live import LiveScreen
 from tests.tui.conftest import FakeEngine
+from tests.tui.waits import wait_until
 
 SMALL = (80, 24)
 
@@ -43,12 +44,12 @@ def test_experiments_screen_invalid_file_light_theme(snap_compare: Any, experime
 
 async def _live_drawn(pilot: Pilot[Any]) -> None:
     """Wait (bounded) until the Live screen has drawn every event the fake engine sent."""
-    for _ in range(100):
+    def drawn() -> bool:
         live = pilot.app.screen
-        drawn = isinstance(live, LiveScreen) and live.snapshot.version == live._drawn_version
-        if drawn and live.snapshot.t:  # type: ignore[union-attr]
-            break
-        await pilot.pause(0.05)
+        return (isinstance(live, LiveScreen) and live.snapshot.version == live._drawn_version
+                and bool(live.snapshot.t))
+
+    await wait_until(pilot, drawn, "the Live screen to draw the run")
     await pilot.pause()
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from lab.store import Store
@@ -16,6 +18,7 @@ from lab.tui.screens.sweep import SweepScreen
 from lab.tui.widgets.sweep_chart import SweepChart
 from tests.test_sweep import record_synthetic_sweeps
 from tests.tui.test_screens import plain
+from tests.tui.waits import settle
 
 # Known curves: the screen must show what the fit of these exact points gives.
 CURVES = {"one": (50.0, 0.02, 0.001), "two": (50.0, 0.05, 0.004)}
@@ -39,10 +42,9 @@ def lab_app(sweep_db: Path, tmp_path: Path) -> LabApp:
     return LabApp(db, tmp_path)
 
 
-async def _settle(pilot: object, app: LabApp) -> None:
-    await pilot.pause()  # type: ignore[attr-defined]
-    await app.workers.wait_for_complete()
-    await pilot.pause(0.2)  # type: ignore[attr-defined]
+async def _settle(pilot: Pilot[Any], app: LabApp) -> None:
+    await pilot.pause()
+    await settle(pilot, app)
 
 
 async def test_sweep_screen_overlays_variants_with_fits(lab_app: LabApp) -> None:
