@@ -99,6 +99,7 @@ def test_readme_links_resolve() -> None:
     broken, count = _broken_links(REPO / "README.md")
     assert count >= 10  # the README points into docs/ from every section
     assert broken == []
+    assert _broken_links(REPO / "benchmarks" / "README.md")[0] == []
 
 
 def test_links_between_docs_pages_resolve_on_github_too() -> None:
