@@ -12,12 +12,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from markdown.extensions.toc import slugify
+from pydantic import BaseModel
 
 from lab import catalog_doc
-from lab.spec import load_experiment
+from lab.spec import Experiment, load_experiment
 from tests.conftest import REPO
 
 DOCS = REPO / "docs"
@@ -229,3 +231,33 @@ def test_catalog_fields_are_experiment_fields_and_typos_are_still_refused(tmp_pa
     bad.write_text(base.format(line=f'{field}x = "2× faster"'))
     with pytest.raises(Exception, match=f"experiment.{field}x"):
         load_experiment(bad)
+
+
+def _models_of(annotation: object) -> list[type[BaseModel]]:
+    """The pydantic models an annotation names, at any depth (``list[Stage] | None``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models_of(arg)]
+
+
+def test_every_experiment_field_is_documented() -> None:
+    """Each field an experiment file may hold, at any depth, is named in docs/ (in backticks
+    or as a TOML key), so a new field cannot land undocumented."""
+    docs = "\n".join(path.read_text() for path in sorted(DOCS.glob("*.md")))
+    seen: set[type[BaseModel]] = set()
+    todo: list[type[BaseModel]] = [Experiment]
+    undocumented = []
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            key = field.alias or name
+            as_code = rf"`[\w.\[\]]*\b{re.escape(key)}\b"
+            as_toml_key = rf"(?:^|[{{,#])\s*{re.escape(key)}\s*="
+            if not re.search(f"{as_code}|{as_toml_key}", docs, re.M):
+                undocumented.append(f"{model.__name__}.{key}")
+            todo.extend(_models_of(field.annotation))
+    assert len(seen) >= 8  # experiment, target, load, requests, params, stages, sweep, services, ...
+    assert undocumented == []
