@@ -241,6 +241,12 @@ class ExperimentInfo(BaseModel):
     description: str = ""
     look_for: str = ""
     """What to look for in the results: shown by ``lab run`` and the TUI."""
+    measured: str = ""
+    """The effect measured on the maintainers' machine, shown in the experiment catalog
+    (README.md, docs/experiments.md; made by ``python -m lab.catalog_doc``)."""
+    variants_note: str = ""
+    """A short note shown after the variants' names in the experiment catalog, e.g. what
+    a variant needs (``a lab-started redis-server``)."""
 
     @field_validator("title")
     @classmethod

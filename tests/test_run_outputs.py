@@ -184,7 +184,7 @@ def test_a_target_that_answers_nothing_is_reported_loudly_and_stopped_within_its
     """)
     db = tmp_path / "r.db"
     res = run_lab("run", str(path), "--db", str(db), "--quiet", timeout=60)
-    # Completed, as the README's exit codes say (errors are figures, not a failed run) ...
+    # Completed, as docs/exit-codes.md says (errors are figures, not a failed run) ...
     assert res.returncode == ExitCode.OK, res.stderr
     # ... but nobody can miss that nothing was served.
     with Store(db, readonly=True) as store:
