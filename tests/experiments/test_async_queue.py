@@ -181,7 +181,10 @@ def test_async_queue_experiment_defers_the_work(db_path: Path) -> None:
     assert target_stat(queued, "info", "queue") == ("huey-redis" if HAVE_REDIS else "huey-sqlite")
     enqueued = target_stat(queued, "per_request", "jobs_enqueued")
     assert enqueued == 1.0
-    assert 0 < target_stat(queued, "per_request", "jobs_done") <= enqueued
+    # Jobs done in the window include the backlog the 1 s warm-up left (1.0087 per request
+    # on CI), but never more than every job enqueued since the start: the first 5 s arrive
+    # at a steady 20 req/s, so 1 s of warm-up and 4 s of window enqueue 5/4 of the window's.
+    assert 0 < target_stat(queued, "per_request", "jobs_done") <= enqueued * 5 / 4
     assert target_stat(queued, "gauges", "job_lag_ms", "max") >= 20
     assert {"queue_depth", "jobs_running"} <= set(target_stat(queued, "gauges"))
     assert target_stat(inline, "per_request", "jobs_done") == 1.0
