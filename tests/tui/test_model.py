@@ -13,7 +13,8 @@ from lab.tui.catalog import discover
 from lab.tui.live_model import LiveBridge, LiveSnapshot
 from lab.tui.screens.live import level_step
 from tests.conftest import REPO
-from tests.tui.conftest import caching_plans, synthetic_events
+from tests.synthetic import synthetic_events
+from tests.tui.conftest import caching_plans
 
 
 def _gen(t: float, cpu: float | None, pid: int = 7) -> ResourceSample:

@@ -16,7 +16,7 @@ from lab.tui.screens.confirm import ConfirmScreen
 from lab.tui.screens.history import HistoryScreen
 from lab.tui.screens.sweep import SweepScreen
 from lab.tui.widgets.sweep_chart import SweepChart
-from tests.test_sweep import record_synthetic_sweeps
+from tests.synthetic import record_synthetic_sweeps
 from tests.tui.test_screens import plain
 from tests.tui.waits import settle
 
