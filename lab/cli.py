@@ -1,7 +1,7 @@
 """The command line: ``lab run``, ``lab runs``, ``lab show``, ``lab compare``.
 
 Data goes to stdout, diagnostics and progress to stderr. Every input error is one line on
-stderr and exit code 2 (``lab.exitcodes``).
+stderr and exit code 2 (``lab.errors``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from lab import __version__
-from lab.errors import LabError
-from lab.exitcodes import ExitCode
+from lab.errors import ExitCode, LabError
 from lab.export_command import export
 from lab.fit_command import fit
 from lab.ids import RUN_ID, SWEEP_ID
@@ -31,10 +30,10 @@ from lab.report_command import report
 from lab.spec import (
     LoadSpec,
     SpecError,
-    _describe,
-    _dotted,
     check_duration_range,
     check_target_importable,
+    describe_error,
+    dotted_path,
     experiment_dirs,
     find_experiment,
     load_experiment,
@@ -226,10 +225,10 @@ def _apply_overrides(plans: list[RunPlan], path: str, duration: str | None, warm
         try:
             load = LoadSpec.model_validate(data)
         except ValidationError as exc:
-            # _describe finds the field a model-level check blames (e.g. 'vus' given to
+            # describe_error finds the field a model-level check blames (e.g. 'vus' given to
             # the open model), as load_experiment does for the file itself.
-            loc, msg = _describe(exc.errors()[0], LoadSpec)
-            where = f"load.{_dotted(loc)}" if loc else "load"
+            loc, msg = describe_error(exc.errors()[0], LoadSpec)
+            where = f"load.{dotted_path(loc)}" if loc else "load"
             _fail(f"{path}: {plan.variant}: {where}: {msg} (after command-line overrides)")
         # Workers asked for anew are capped anew (RunPlan.__post_init__); otherwise the
         # plan keeps what its own workers were capped from.

@@ -4,7 +4,7 @@ target gauges of stored runs, for spreadsheets, notebooks and other tools.
 The lead registers it with ``cli.add_command(export)`` in :mod:`lab.cli`. The database is
 opened read-only. Data goes to stdout (or ``-o FILE``) and nothing else does; a missing
 database, an unknown run id or an unwritable output file is one line on stderr and exit
-code 2 (:attr:`lab.exitcodes.ExitCode.BAD_INPUT`), with nothing written.
+code 2 (:attr:`lab.errors.ExitCode.BAD_INPUT`), with nothing written.
 
 CSV holds one table, chosen with ``--what``: ``series`` (default; one row per run per
 interval), ``resources`` (one row per psutil reading) or ``targets`` (one row per target
@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from lab.errors import StoreError
-from lab.exitcodes import ExitCode
+from lab.errors import ExitCode, StoreError
 from lab.ids import RUN_ID
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 The lead registers it with ``cli.add_command(fit)`` in :mod:`lab.cli`. Data goes to stdout
 (a table, or JSON with ``--format json``); a bad file is one line on stderr and exit code 2
-(:attr:`lab.exitcodes.ExitCode.BAD_INPUT`). scipy and plotext are imported only when the
+(:attr:`lab.errors.ExitCode.BAD_INPUT`). scipy and plotext are imported only when the
 command runs, so ``lab --help`` stays fast.
 """
 
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from lab.exitcodes import ExitCode
+from lab.errors import ExitCode
 
 if TYPE_CHECKING:
     from lab.analysis.usl import FitResult

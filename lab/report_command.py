@@ -5,7 +5,7 @@ The lead registers it with ``cli.add_command(report)`` in :mod:`lab.cli`. The pa
 latency, target CPU and RSS, and the sweep curves and fits of any sweep a run belongs
 to; it opens with no network. The database is opened read-only. Bad input (a missing
 database, an unknown run id, an output path that cannot be written) is one line on
-stderr and exit code 2 (:attr:`lab.exitcodes.ExitCode.BAD_INPUT`).
+stderr and exit code 2 (:attr:`lab.errors.ExitCode.BAD_INPUT`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import NoReturn
 
 import click
 
-from lab.exitcodes import ExitCode
+from lab.errors import ExitCode
 from lab.ids import RUN_ID
 
 

@@ -153,7 +153,7 @@ def run_lab(*args: str, cwd: Path | None = None, timeout: float = 120,
 def one_line_error(code: int, out: str, err: str) -> str:
     """Assert a bad-input failure reported as one line on stderr (exit 2, no traceback,
     nothing on stdout); return that line."""
-    from lab.exitcodes import ExitCode
+    from lab.errors import ExitCode
 
     assert code == ExitCode.BAD_INPUT, (code, out, err)
     assert "Traceback" not in err, err

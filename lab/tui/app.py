@@ -19,7 +19,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from lab.engine import run_plan
-from lab.exitcodes import ExitCode
+from lab.errors import ExitCode
 from lab.plan import RunPlan, check_plans, plan_runs
 from lab.spec import SpecError, find_experiment, load_experiment
 from lab.store import Store, StoreError, open_store

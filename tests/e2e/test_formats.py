@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lab.exitcodes import ExitCode
+from lab.errors import ExitCode
 from lab.export_command import export
 from lab.report import formats
 from lab.store import Store

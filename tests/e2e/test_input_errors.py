@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.exitcodes import ExitCode
+from lab.errors import ExitCode
 from lab.store import SCHEMA_VERSION
 from tests.conftest import run_lab, write_experiment
 from tests.synthetic import ONE_SECOND as BASE

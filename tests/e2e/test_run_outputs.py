@@ -21,7 +21,7 @@ import pytest
 from lab.analysis.summary import (
     MIN_SHORT_RUN_S,
 )
-from lab.exitcodes import ExitCode
+from lab.errors import ExitCode
 from lab.procs import spawn, terminate_tree
 from lab.report.table import comparison_table, render
 from lab.store import Store

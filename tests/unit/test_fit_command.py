@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from lab.analysis.fitdata import FitDataError, read_fit_csv
 from lab.analysis.usl import usl_throughput
-from lab.exitcodes import ExitCode
+from lab.errors import ExitCode
 from lab.fit_command import fit, render_plot
 from tests.conftest import REPO
 

@@ -1,28 +1,16 @@
-"""TOML experiment file → validated experiment model, with one-line errors.
+"""The experiment model: what an experiment file may hold, checked field by field.
 
 An experiment file has four parts: ``[experiment]`` (title, question, description),
 ``[target]`` (the system under test), ``[load]`` (load model and the request mix in
-``[[load.requests]]``) and optional ``[[variants]]`` that override target or load fields.
-Everything is checked when the file is loaded, every resolved variant included, so a
-mistake is reported before anything is started: as ``file:line: field.path: message``.
-
-Durations are written as ``"250ms"``, ``"20s"``, ``"2m"``, ``"1h"`` or a number of
-seconds and are floats in seconds after validation; none may exceed 24 hours.
+``[[load.requests]]``) and optional ``[[variants]]`` that override target or load fields
+(plus ``[services]``, ``[sweep]`` and ``[thresholds]``). Every resolved variant is
+validated with the file, so a mistake is reported before anything starts.
 """
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-import json
 import math
-import os
 import re
-import subprocess
-import sys
-import tomllib
-import types
-import typing
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
@@ -41,134 +29,8 @@ from pydantic import (
     model_validator,
 )
 
-__all__ = [
-    "Experiment",
-    "ExperimentInfo",
-    "LoadSpec",
-    "ParamSpec",
-    "RequestSpec",
-    "ResolvedVariant",
-    "ServicesSpec",
-    "SpecError",
-    "SweepSpec",
-    "Stage",
-    "TargetSpec",
-    "VariantSpec",
-    "check_duration_range",
-    "check_target_importable",
-    "find_experiment",
-    "located_error",
-    "module_problem",
-    "load_experiment",
-    "parse_duration",
-    "sweep_variant",
-]
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class SpecError(Exception):
-    """A problem with an experiment file, reported as one line.
-
-    ``str(err)`` is ``path:line: field: message``; ``:line`` is left out when the line is
-    unknown and ``field: `` when the problem is not about one field.
-
-    Attributes:
-        path: the experiment file (or the name the user asked for).
-        line: 1-based line in the file, or None.
-        field: dotted field path such as ``load.requests[0].path``, or None.
-        message: what is wrong, and what is allowed.
-    """
-
-    def __init__(self, path: str | Path, line: int | None, field: str | None, message: str) -> None:
-        # Passing everything to Exception keeps the error picklable across processes.
-        super().__init__(str(path), line, field, message)
-        self.path = str(path)
-        self.line = line
-        self.field = field
-        self.message = message
-
-    def __str__(self) -> str:
-        where = self.path if self.line is None else f"{self.path}:{self.line}"
-        body = f"{self.field}: {self.message}" if self.field else self.message
-        return re.sub(r"\s*[\r\n]+\s*", " ", f"{where}: {body}")
-
-
-class _FieldError(ValueError):
-    """A ValueError raised from a model-level check that belongs to one field.
-
-    Model validators report at the model's own location; ``loc`` lets the message point
-    at the field that is actually wrong (and so at its line in the file).
-    """
-
-    def __init__(self, message: str, loc: tuple[str | int, ...]) -> None:
-        super().__init__(message)
-        self.loc = loc
-
-
-# ------------------------------------------------------------------------ durations
-
-_DURATION_RE = re.compile(r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: object) -> float:
-    """Parse a duration into seconds.
-
-    Args:
-        value: ``"250ms"``, ``"20s"``, ``"1.5s"``, ``"2m"``, ``"1h"``, a numeric string, or
-            an int/float number of seconds. Negative values parse (range checks are the
-            caller's job, so they can say which field is wrong).
-
-    Returns:
-        The duration in seconds.
-
-    Raises:
-        ValueError: the value is not a duration (message shows the accepted forms).
-    """
-    seconds: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
-        match = _DURATION_RE.match(value)
-        if match:
-            seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds is None or not math.isfinite(seconds):
-        raise ValueError(
-            "expected a duration like '250ms', '20s', '2m' or a number of seconds, "
-            f"got {_show(value)}"
-        )
-    return seconds
-
-
-MAX_DURATION_S = 24 * 3600.0
-"""The longest duration any field takes (a run, a stage, a timeout): a day. Longer is a
-typo (``100000h``), not an experiment."""
-
-
-def check_duration_range(seconds: float, value: object, allow_zero: bool = False) -> float:
-    """``seconds`` when within (0 or >0)..24 h, else ValueError naming the value and
-    the range."""
-    if seconds < 0 or (seconds == 0 and not allow_zero):
-        raise ValueError(f"must be {'>=' if allow_zero else '>'} 0 (got {_show(value)})")
-    if seconds > MAX_DURATION_S:
-        raise ValueError(f"must be at most 24h (got {_show(value)})")
-    return seconds
-
-
-def _positive_duration(value: object) -> float:
-    return check_duration_range(parse_duration(value), value)
-
-
-def _non_negative_duration(value: object) -> float:
-    return check_duration_range(parse_duration(value), value, allow_zero=True)
-
-
-PositiveDuration = Annotated[float, BeforeValidator(_positive_duration)]
-"""Seconds, > 0; written as ``"20s"`` etc. in TOML."""
-NonNegativeDuration = Annotated[float, BeforeValidator(_non_negative_duration)]
-"""Seconds, >= 0; written as ``"0s"`` etc. in TOML."""
+from lab.spec.durations import MAX_DURATION_S, NonNegativeDuration, PositiveDuration, seconds_text
+from lab.spec.wording import FieldError, describe_error, show_value
 
 
 def _string_map(value: object) -> object:
@@ -189,23 +51,7 @@ def _string_map(value: object) -> object:
 StringMap = Annotated[dict[str, str], BeforeValidator(_string_map)]
 
 
-def _show(value: object) -> str:
-    """A short, one-line rendering of a user value for messages."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
-
-def _secs(seconds: float) -> str:
-    return f"{seconds:g}s"
-
-
-# --------------------------------------------------------------------------- models
 
 _APP_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _VARIANT_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -215,13 +61,13 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 def _app_ref(value: str) -> str:
     if not _APP_RE.match(value):
-        raise ValueError(f"must look like 'module.path:attribute' (got {_show(value)})")
+        raise ValueError(f"must look like 'module.path:attribute' (got {show_value(value)})")
     return value
 
 
 def _url_path(value: str) -> str:
     if not value.startswith("/"):
-        raise ValueError(f"must start with '/' (got {_show(value)})")
+        raise ValueError(f"must start with '/' (got {show_value(value)})")
     return value
 
 
@@ -286,7 +132,7 @@ class TargetSpec(BaseModel):
             return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"must be an http:// or https:// URL with a host (got {_show(value)})")
+            raise ValueError(f"must be an http:// or https:// URL with a host (got {show_value(value)})")
         # Request paths start with "/", so a trailing slash here would double it.
         return value.rstrip("/")
 
@@ -297,7 +143,7 @@ class TargetSpec(BaseModel):
         if value is None or value == "":
             return None
         if not value.startswith("/"):
-            raise ValueError(f"must start with '/' (got {_show(value)}); use \"\" to disable")
+            raise ValueError(f"must start with '/' (got {show_value(value)}); use \"\" to disable")
         return value
 
     @model_validator(mode="after")
@@ -313,7 +159,7 @@ class TargetSpec(BaseModel):
             # let a user believe they changed an external target.
             for name in ("app_dir", "env", "workers", "cpus"):
                 if name in self.model_fields_set and getattr(self, name) not in (None, {}, 1):
-                    raise _FieldError(
+                    raise FieldError(
                         "applies only to 'app' targets the lab starts, not to a 'url' target",
                         (name,),
                     )
@@ -369,35 +215,35 @@ class ParamSpec(BaseModel):
             # model_dump() (as sent to generator workers) validates again.
             given = name in self.model_fields_set and getattr(self, name) != field.default
             if name != "distribution" and name not in uses and given:
-                raise _FieldError(
+                raise FieldError(
                     f"does not apply to distribution {self.distribution!r} "
                     f"(it uses: {', '.join(uses)})",
                     (name,),
                 )
         if self.distribution == "zipf" and self.n is None:
-            raise _FieldError("distribution 'zipf' needs 'n' (number of distinct values)", ("n",))
+            raise FieldError("distribution 'zipf' needs 'n' (number of distinct values)", ("n",))
         if self.distribution == "uniform":
             for name in ("low", "high"):
                 if getattr(self, name) is None:
-                    raise _FieldError(f"distribution 'uniform' needs {name!r}", (name,))
+                    raise FieldError(f"distribution 'uniform' needs {name!r}", (name,))
             assert self.low is not None and self.high is not None
             if self.low > self.high:
-                raise _FieldError(f"must be >= low ({self.low}) (got {self.high})", ("high",))
+                raise FieldError(f"must be >= low ({self.low}) (got {self.high})", ("high",))
         if self.distribution == "sequence" and self.stop is not None and self.stop < self.start:
-            raise _FieldError(f"must be >= start ({self.start}) (got {self.stop})", ("stop",))
+            raise FieldError(f"must be >= start ({self.start}) (got {self.stop})", ("stop",))
         if self.distribution == "choice":
             if not self.values:
-                raise _FieldError(
+                raise FieldError(
                     "distribution 'choice' needs a non-empty 'values' list", ("values",)
                 )
             if self.weights is not None:
                 if len(self.weights) != len(self.values):
-                    raise _FieldError(
+                    raise FieldError(
                         f"needs one weight per value ({len(self.values)}), got {len(self.weights)}",
                         ("weights",),
                     )
                 if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
-                    raise _FieldError("must all be >= 0 with a sum > 0", ("weights",))
+                    raise FieldError("must all be >= 0 with a sum > 0", ("weights",))
         return self
 
 
@@ -443,9 +289,9 @@ class RequestSpec(BaseModel):
     def _placeholders_have_params(self) -> RequestSpec:
         for name in _PLACEHOLDER_RE.findall(self.path):
             if not name.isidentifier():
-                raise _FieldError(f"placeholder {{{name}}} must be a name like {{id}}", ("path",))
+                raise FieldError(f"placeholder {{{name}}} must be a name like {{id}}", ("path",))
             if name not in self.params:
-                raise _FieldError(
+                raise FieldError(
                     f"placeholder {{{name}}} has no entry in params; add "
                     f'params.{name} = {{ distribution = "...", ... }}',
                     ("path",),
@@ -457,10 +303,10 @@ class RequestSpec(BaseModel):
         used = set(_PLACEHOLDER_RE.findall(self.path))
         for name in self.params:
             if name not in used:
-                raise _FieldError(f"is not used: the path has no {{{name}}} placeholder", ("params", name))
+                raise FieldError(f"is not used: the path has no {{{name}}} placeholder", ("params", name))
         for name, value in self.headers.items():
             if "\r" in value or "\n" in value or "\r" in name or "\n" in name:
-                raise _FieldError("header names and values cannot contain line breaks", ("headers", name))
+                raise FieldError("header names and values cannot contain line breaks", ("headers", name))
         return self
 
     @property
@@ -540,55 +386,55 @@ class LoadSpec(BaseModel):
         if self.client == "fast":
             for name in ("http2", "follow_redirects"):
                 if getattr(self, name):
-                    raise _FieldError(
+                    raise FieldError(
                         "needs the httpx client engine; the fast engine speaks HTTP/1.1 and "
                         'follows no redirects (use client = "httpx" or "auto")',
                         (name,),
                     )
         if self.model == "closed":
             if self.rate is not None:
-                raise _FieldError(
+                raise FieldError(
                     "'rate' is for the open model; the closed model uses 'vus' "
                     '(or set model = "open")',
                     ("rate",),
                 )
             if self.vus is None and not self.stages:
-                raise _FieldError(
+                raise FieldError(
                     "the closed model needs 'vus' (virtual users) or 'stages'", ("vus",)
                 )
             if self.connections is not None:
-                raise _FieldError(
+                raise FieldError(
                     "'connections' applies to the open model; in the closed model each VU "
                     "holds one connection",
                     ("connections",),
                 )
         else:
             if self.vus is not None:
-                raise _FieldError(
+                raise FieldError(
                     "'vus' is for the closed model; the open model uses 'rate' "
                     "(requests per second)",
                     ("vus",),
                 )
             if self.max_rps is not None:
-                raise _FieldError(
+                raise FieldError(
                     "'max_rps' caps the closed model; in the open model 'rate' sets the pace",
                     ("max_rps",),
                 )
             if self.think_time > 0:
-                raise _FieldError(
+                raise FieldError(
                     "'think_time' applies to the closed model; the open model sends on schedule",
                     ("think_time",),
                 )
             if self.rate is None and not self.stages:
-                raise _FieldError(
+                raise FieldError(
                     "the open model needs 'rate' (requests per second) or 'stages'", ("rate",)
                 )
         total = self.total_duration_s
         if total > MAX_DURATION_S:
-            raise _FieldError(f"add up to {total / 3600:g}h; a run lasts at most 24h", ("stages",))
+            raise FieldError(f"add up to {total / 3600:g}h; a run lasts at most 24h", ("stages",))
         if self.warmup >= total:
-            raise _FieldError(
-                f"must be shorter than the run ({_secs(total)}), got {_secs(self.warmup)}",
+            raise FieldError(
+                f"must be shorter than the run ({seconds_text(total)}), got {seconds_text(self.warmup)}",
                 ("warmup",),
             )
         return self
@@ -652,7 +498,7 @@ class LevelRange(BaseModel):
         if (self.step is None) == (self.factor is None):
             raise ValueError("give exactly one of 'step' (add) or 'factor' (multiply)")
         if self.stop < self.start:
-            raise _FieldError(f"must be >= start ({self.start:g}) (got {self.stop:g})", ("stop",))
+            raise FieldError(f"must be >= start ({self.start:g}) (got {self.stop:g})", ("stop",))
         count = len(self.values())
         if count > MAX_SWEEP_LEVELS:
             raise ValueError(f"makes more than {MAX_SWEEP_LEVELS} levels; use a larger "
@@ -707,11 +553,11 @@ class SweepSpec(BaseModel):
             try:
                 return LevelRange.model_validate(value)
             except ValidationError as exc:
-                loc, message = _describe(exc.errors()[0], LevelRange)
-                raise _FieldError(message, loc) from None
+                loc, message = describe_error(exc.errors()[0], LevelRange)
+                raise FieldError(message, loc) from None
         if not isinstance(value, list):
             raise ValueError("must be a list of levels such as [1, 2, 4] or a range such as "
-                             f"{{start = 1, stop = 64, factor = 2}} (got {_show(value)})")
+                             f"{{start = 1, stop = 64, factor = 2}} (got {show_value(value)})")
         return value
 
     @field_validator("levels")
@@ -798,7 +644,7 @@ class AppServiceSpec(BaseModel):
     def _check_name(cls, value: str) -> str:
         if not _SERVICE_NAME_RE.match(value):
             raise ValueError(f"must be lower-case letters, digits and '_', starting with a letter "
-                             f"(got {_show(value)})")
+                             f"(got {show_value(value)})")
         return value
 
 
@@ -824,7 +670,7 @@ class ServicesSpec(BaseModel):
         seen: set[str] = set()
         for i, app in enumerate(self.apps):
             if app.name in seen:
-                raise _FieldError(f"duplicate service name {app.name!r}", ("apps", i, "name"))
+                raise FieldError(f"duplicate service name {app.name!r}", ("apps", i, "name"))
             seen.add(app.name)
         return self
 
@@ -836,7 +682,7 @@ def _checked_thresholds(value: dict[str, str]) -> dict[str, str]:
         try:
             parse_threshold(f"{metric}{condition}")
         except ValueError as exc:
-            raise _FieldError(str(exc), (metric,)) from None
+            raise FieldError(str(exc), (metric,)) from None
     return value
 
 
@@ -865,7 +711,7 @@ class VariantSpec(BaseModel):
         if not _VARIANT_NAME_RE.match(value):
             raise ValueError(
                 f"must be non-empty and use only letters, digits, '-', '_' and '.' "
-                f"(got {_show(value)})"
+                f"(got {show_value(value)})"
             )
         return value
 
@@ -959,7 +805,7 @@ class Experiment(BaseModel):
         for i, variant in enumerate(self.variants):
             if variant.name in seen:
                 first = seen[variant.name]
-                raise _FieldError(
+                raise FieldError(
                     f"duplicate variant name {variant.name!r} (also variants[{first}])",
                     ("variants", i, "name"),
                 )
@@ -975,14 +821,14 @@ class Experiment(BaseModel):
                 try:
                     _override(base, overrides, replaces)
                 except ValidationError as exc:
-                    loc, message = _describe(exc.errors()[0], type(base))
-                    raise _FieldError(message, ("variants", i, part, *loc)) from None
+                    loc, message = describe_error(exc.errors()[0], type(base))
+                    raise FieldError(message, ("variants", i, part, *loc)) from None
         for i, variant in enumerate(self.resolved_variants()):
             if variant.target.app and variant.load.http2:
                 where: tuple[str | int, ...] = (
                     ("variants", i, "load", "http2") if i < len(self.variants)
                     and "http2" in self.variants[i].load else ("load", "http2"))
-                raise _FieldError(
+                raise FieldError(
                     "the lab serves 'app' targets with uvicorn, which speaks HTTP/1.1 only; "
                     "HTTP/2 needs a 'url' target served by an HTTP/2 server (e.g. hypercorn)",
                     where,
@@ -995,12 +841,12 @@ class Experiment(BaseModel):
                     except ValueError as exc:
                         # ValidationError is a ValueError: name the field the level broke.
                         if isinstance(exc, ValidationError):
-                            loc, message = _describe(exc.errors()[0], LoadSpec)
+                            loc, message = describe_error(exc.errors()[0], LoadSpec)
                             message = f"level {level:g} gives {'.'.join(map(str, loc))}: {message}"
                         else:
                             message = str(exc)
                         where = "levels" if "level" in message else "parameter"
-                        raise _FieldError(message, ("sweep", where)) from None
+                        raise FieldError(message, ("sweep", where)) from None
         return self
 
     def resolved_variants(self) -> list[ResolvedVariant]:
@@ -1055,480 +901,3 @@ def sweep_variant(variant: ResolvedVariant, sweep: SweepSpec, level: float) -> R
     )
 
 
-# ------------------------------------------------ pydantic error → one-line message
-
-
-def _unwrap(tp: Any) -> Any:
-    """Strip Annotated and Optional so the walker sees the container or model type."""
-    while True:
-        origin = typing.get_origin(tp)
-        if origin is Annotated:
-            tp = typing.get_args(tp)[0]
-        elif origin in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(tp) if a is not type(None)]
-            if len(args) != 1:
-                return tp
-            tp = args[0]
-        else:
-            return tp
-
-
-def _is_model(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, BaseModel)
-
-
-def _clean_loc(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], list[Any]]:
-    """Drop pydantic's internal loc parts (union member tags, ``[key]``).
-
-    Returns:
-        The cleaned loc, and the type of the value at each prefix of it (``types[0]`` is
-        ``root``, ``types[i]`` the type at ``loc[:i]``); ``Any`` where unknown.
-    """
-    out: list[Any] = []
-    kinds: list[Any] = [root]
-    current: Any = root
-    for part in loc:
-        tp = _unwrap(current)
-        origin = typing.get_origin(tp)
-        args = typing.get_args(tp)
-        if isinstance(part, int):
-            current = args[0] if origin is list and args else Any
-        elif part == "[key]":
-            continue
-        elif _is_model(tp):
-            field = tp.model_fields.get(part)
-            current = field.annotation if field is not None else Any
-        elif origin is dict:
-            current = args[1] if len(args) == 2 else Any
-        elif tp is Any:
-            current = Any
-        else:
-            # A union member or validator tag such as 'str' or 'function-after[...]'.
-            current = Any
-            continue
-        out.append(part)
-        kinds.append(current)
-    return tuple(out), kinds
-
-
-def _dotted(loc: tuple[Any, ...]) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            key = part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else json.dumps(part)
-            text += f".{key}" if text else key
-    return text
-
-
-_TYPE_WORDS = {
-    "int_type": "an integer",
-    "int_parsing": "an integer",
-    "int_from_float": "a whole number",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "string_type": "a string",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "list_type": "a list",
-    "dict_type": "a table",
-    "model_type": "a table",
-    "model_attributes_type": "a table",
-}
-_COMPARISONS = {
-    "greater_than": ("gt", ">"),
-    "greater_than_equal": ("ge", ">="),
-    "less_than": ("lt", "<"),
-    "less_than_equal": ("le", "<="),
-}
-
-
-def _describe(err: Any, root: type[BaseModel]) -> tuple[tuple[Any, ...], str]:
-    """Turn one pydantic error dict into (field loc, human message)."""
-    loc, kinds = _clean_loc(root, tuple(err.get("loc", ())))
-    kind = err.get("type", "")
-    ctx = err.get("ctx") or {}
-    value = err.get("input")
-
-    if kind in ("value_error", "assertion_error"):
-        exc = ctx.get("error")
-        if isinstance(exc, _FieldError):
-            return (*loc, *exc.loc), str(exc)
-        message = str(exc) if exc is not None else str(err.get("msg", ""))
-        return loc, re.sub(r"^(Value|Assertion) error, ", "", message)
-    if kind == "extra_forbidden":
-        parent = _unwrap(kinds[-2]) if len(kinds) >= 2 else Any
-        if _is_model(parent):
-            return loc, f"unknown field; allowed: {', '.join(parent.model_fields)}"
-        return loc, "unknown field"
-    if kind == "missing":
-        here = _unwrap(kinds[-1])
-        if _is_model(here) and len(loc) == 1:
-            return loc, f"missing [{_dotted(loc)}] section"
-        inner = typing.get_args(here)
-        if typing.get_origin(here) is list and inner and _is_model(_unwrap(inner[0])):
-            return loc, f"required; add at least one [[{_dotted(loc)}]] table"
-        return loc, "required field missing"
-    if kind == "literal_error":
-        allowed = ", ".join(re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
-        what = loc[-1] if loc and isinstance(loc[-1], str) else "value"
-        return loc, f"unknown {what} {_show(value)}; allowed: {allowed}"
-    if kind in _COMPARISONS:
-        key, symbol = _COMPARISONS[kind]
-        limit = ctx.get(key)
-        shown = limit
-        if isinstance(limit, float):
-            # "1e+06" would hide a limit of a million: whole numbers are shown in full.
-            shown = f"{int(limit)}" if limit.is_integer() else f"{limit:g}"
-        return loc, f"must be {symbol} {shown} (got {_show(value)})"
-    if kind == "too_short":
-        if ctx.get("min_length") == 1:
-            return loc, "must not be empty"
-        return loc, f"needs at least {ctx.get('min_length')} items"
-    if kind == "string_too_short":
-        return loc, "must not be empty"
-    if kind in _TYPE_WORDS:
-        return loc, f"must be {_TYPE_WORDS[kind]} (got {_show(value)})"
-    if kind == "finite_number":
-        return loc, f"must be a finite number (got {_show(value)})"
-    message = str(err.get("msg", "invalid value"))
-    return loc, message[:1].lower() + message[1:]
-
-
-def _spec_error(
-    exc: ValidationError, path: str, source: str | None, root: type[BaseModel]
-) -> SpecError:
-    loc, message = _describe(exc.errors()[0], root)
-    line = _find_line(source, loc) if source is not None else None
-    return SpecError(path, line, _dotted(loc) or None, message)
-
-
-# ----------------------------------------------------------- line-number heuristics
-
-_HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")
-
-
-def _split_key(key: str) -> tuple[str, ...]:
-    parts = re.findall(r"\"[^\"]*\"|'[^']*'|[^.]+", key)
-    return tuple(p.strip().strip("\"'") for p in parts if p.strip())
-
-
-def _key_pattern(keys: list[str]) -> re.Pattern[str]:
-    alternatives = [f"(?:{re.escape(k)}|\"{re.escape(k)}\"|'{re.escape(k)}')" for k in keys]
-    return re.compile(r"^\s*" + r"\s*\.\s*".join(alternatives) + r"\s*[=.]")
-
-
-def _find_line(source: str, loc: tuple[Any, ...]) -> int | None:
-    """Best-guess 1-based line for a field path in TOML text.
-
-    Finds the deepest ``[table]`` / ``[[array.table]]`` header matching a prefix of the
-    path (counting occurrences of array tables to match list indexes), then the first
-    ``key =`` or dotted ``key.sub =`` line for the rest of the path before the next
-    header. Falls back to the header's line, then None.
-    """
-    segments: list[tuple[str, int | None]] = []
-    for part in loc:
-        if isinstance(part, int):
-            if segments and segments[-1][1] is None:
-                segments[-1] = (segments[-1][0], part)
-        else:
-            segments.append((str(part), None))
-
-    lines = source.splitlines()
-    headers: list[tuple[int, int]] = []  # (line index, matched depth)
-    counters: dict[tuple[str, ...], int] = {}
-    quoted: set[int] = set()  # lines that start inside a multi-line string
-    in_string: str | None = None
-    for index, text in enumerate(lines):
-        if in_string is not None:
-            quoted.add(index)
-        for quote in ('"""', "'''"):
-            if in_string in (None, quote) and text.count(quote) % 2 == 1:
-                in_string = None if in_string == quote else quote
-        # A description may well contain a line like "[x]": it is not a header.
-        if index in quoted:
-            continue
-        match = _HEADER_RE.match(text)
-        if not match:
-            continue
-        name = _split_key(match.group(2))
-        if match.group(1) == "[[":
-            counters[name] = counters.get(name, -1) + 1
-            for other in list(counters):
-                if len(other) > len(name) and other[: len(name)] == name:
-                    del counters[other]
-        depth = 0
-        if len(name) <= len(segments) and all(
-            name[j] == segments[j][0]
-            and (segments[j][1] is None or counters.get(name[: j + 1]) == segments[j][1])
-            for j in range(len(name))
-        ):
-            depth = len(name)
-        headers.append((index, depth))
-
-    best_index, best_depth = -1, 0
-    for index, depth in headers:
-        if depth > best_depth:
-            best_index, best_depth = index, depth
-
-    region_end = next((i for i, _ in headers if i > best_index), len(lines))
-    rest = [key for key, _ in segments[best_depth:]]
-    for size in range(len(rest), 0, -1):
-        pattern = _key_pattern(rest[:size])
-        for index in range(best_index + 1, region_end):
-            if index not in quoted and pattern.match(lines[index]):
-                return index + 1
-    return best_index + 1 if best_index >= 0 else None
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def load_experiment(path: str | Path) -> Experiment:
-    """Read and validate an experiment file, every resolved variant included.
-
-    Does not import or start the target (see `check_target_importable`).
-
-    Args:
-        path: the TOML file.
-
-    Returns:
-        The experiment, with ``name`` (file stem) and ``source`` (the path) set.
-
-    Raises:
-        SpecError: the file is missing or unreadable, is not valid TOML, or does not
-            describe a valid experiment (unknown or missing fields, wrong types, bad
-            durations, unknown distributions, bad variant overrides, ...).
-    """
-    file = Path(path)
-    shown = str(path)
-    try:
-        file.stem.encode("utf-8")
-    except UnicodeEncodeError:
-        # The name is the experiment's, stored with every run as text: bytes that are not
-        # UTF-8 could not be stored (nor typed back to find the runs).
-        readable = shown.encode("utf-8", "backslashreplace").decode("utf-8")
-        raise SpecError(readable, None, None, "the file name is not valid UTF-8; rename the file "
-                        "(its name is the experiment's name)") from None
-    try:
-        source = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(shown, None, None, "file not found") from None
-    except IsADirectoryError:
-        raise SpecError(shown, None, None, "is a directory, not an experiment file") from None
-    except UnicodeDecodeError:
-        raise SpecError(shown, None, None, "cannot read file: not UTF-8 text") from None
-    except OSError as exc:
-        raise SpecError(shown, None, None, f"cannot read file: {exc.strerror or exc}") from None
-
-    try:
-        data = tomllib.loads(source)
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        line: int | None = None
-        position = re.search(r"\s*\(at line (\d+), column (\d+)\)", message)
-        if position:
-            line = int(position.group(1))
-            message = message.replace(position.group(0), f" (column {position.group(2)})")
-        elif "(at end of document)" in message:
-            line = max(len(source.splitlines()), 1)
-            message = message.replace(" (at end of document)", " (at end of file)")
-        raise SpecError(shown, line, None, f"invalid TOML: {message}") from None
-
-    try:
-        experiment = Experiment.model_validate(data)
-    except ValidationError as exc:
-        raise _spec_error(exc, shown, source, Experiment) from None
-    experiment.name = file.stem
-    experiment.source = file
-    return experiment
-
-
-EXPERIMENTS_ENV = "LAB_EXPERIMENTS"
-"""A folder ``lab run NAME`` also looks in for ``NAME.toml``."""
-
-
-def experiment_dirs(db_path: str | Path | None = None) -> list[tuple[Path, str]]:
-    """Where else ``lab run NAME`` looks, after ``--experiments``: ``$LAB_EXPERIMENTS``,
-    then beside the results database in use (its ``experiments/`` folder, then its own
-    folder), so a lab kept in one folder runs from anywhere.
-
-    Returns:
-        ``(folder, why it is looked in)`` pairs, in order.
-    """
-    dirs: list[tuple[Path, str]] = []
-    env = os.environ.get(EXPERIMENTS_ENV)
-    if env:
-        dirs.append((Path(env), f"${EXPERIMENTS_ENV}"))
-    if db_path is not None and str(db_path):
-        folder = Path(db_path).parent
-        dirs += [(folder / "experiments", f"beside {db_path}"), (folder, f"beside {db_path}")]
-    return dirs
-
-
-def find_experiment(name_or_path: str, experiments_dir: Path = Path("experiments"),
-                    more_dirs: typing.Sequence[tuple[Path, str]] = ()) -> Path:
-    """Find an experiment file by path or by name.
-
-    Args:
-        name_or_path: an existing file path, or a name such as ``caching`` looked up as
-            ``caching.toml`` in ``experiments_dir``, then in each of ``more_dirs``.
-        experiments_dir: where named experiments live first (``--experiments``).
-        more_dirs: further folders, each with why it is looked in (``experiment_dirs``).
-
-    Returns:
-        The file's path.
-
-    Raises:
-        SpecError: nothing matches; the message says where it looked and lists the
-            experiment names found there.
-    """
-    given = Path(name_or_path)
-    if given.is_file():
-        return given
-    if given.is_dir():
-        raise SpecError(name_or_path, None, None, "is a directory, not an experiment file")
-    places: list[tuple[Path, str]] = []
-    seen: set[Path] = set()
-    for folder, why in [(experiments_dir, ""), *more_dirs]:
-        key = folder.resolve()
-        if key not in seen:
-            seen.add(key)
-            places.append((folder, why))
-    names = [f"{name_or_path}.toml"] + ([name_or_path] if name_or_path.endswith(".toml") else [])
-    for folder, _why in places:
-        for name in names:
-            if (folder / name).is_file():
-                return folder / name
-    known = sorted({p.stem for folder, _why in places if folder.is_dir() for p in folder.glob("*.toml")})
-    groups: list[tuple[str, list[str]]] = []
-    for folder, why in places:
-        if groups and groups[-1][0] == why:
-            groups[-1][1].append(f"{folder}/")
-        else:
-            groups.append((why, [f"{folder}/"]))
-    looked = ", ".join(" and ".join(shown) + (f" ({why})" if why else "") for why, shown in groups)
-    found = f"known experiments: {', '.join(known)}" if known else "no experiments found there"
-    raise SpecError(name_or_path, None, None, f"no such experiment file (looked in {looked}); {found}")
-
-
-_IMPORT_CHECK = """\
-import importlib, os, sys
-sys.path.insert(0, os.getcwd())
-module_name, _, attributes = sys.argv[1].partition(":")
-obj = importlib.import_module(module_name)
-for attribute in attributes.split("."):
-    obj = getattr(obj, attribute)
-if not callable(obj):
-    sys.exit(f"TypeError: {sys.argv[1]} is {type(obj).__name__}, not an ASGI app")
-import inspect
-call = obj if inspect.isfunction(obj) or inspect.ismethod(obj) else getattr(obj, "__call__", obj)
-if inspect.isclass(obj) or not inspect.iscoroutinefunction(call):
-    sys.exit(f"TypeError: {sys.argv[1]} is not an ASGI app (uvicorn needs an "
-             "'async def app(scope, receive, send)' or an object whose __call__ is async)")
-"""
-_IMPORT_TIMEOUT_S = 30.0
-_importable: set[tuple[str, str]] = set()
-
-
-def check_target_importable(target: TargetSpec, path: str) -> None:
-    """Check that an ``app`` target imports, without importing it into the lab.
-
-    The import runs in a subprocess (``sys.executable``) with ``app_dir`` (or the current
-    directory) as cwd and ``target.env`` added to the environment, so the app's import
-    side effects stay out of the lab's process. Successes are cached per (app, directory)
-    for the life of the process; failures are not, so a fixed module passes next time.
-    Does nothing for ``url`` targets.
-
-    Args:
-        target: the (resolved) target.
-        path: the experiment file, for the error's location.
-
-    Raises:
-        SpecError: field ``target.app`` (or ``target.app_dir``) when the module or the
-            attribute cannot be imported within 30 s; the message carries the last line
-            of the import's error output.
-    """
-    if target.app is None:
-        return
-    workdir = Path(target.app_dir) if target.app_dir else Path.cwd()
-    key = (target.app, str(workdir.resolve()))
-    if key in _importable:
-        return
-
-    def fail(field: str, message: str) -> SpecError:
-        return located_error(path, tuple(field.split(".")), message)
-
-    if not workdir.is_dir():
-        raise fail("target.app_dir", f"no such directory: {str(workdir)!r}")
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", _IMPORT_CHECK, target.app],
-            cwd=workdir,
-            env={**os.environ, **target.env},
-            capture_output=True,
-            text=True,
-            timeout=_IMPORT_TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired:
-        raise fail(
-            "target.app", f"cannot import {target.app!r}: timed out after {_IMPORT_TIMEOUT_S:g} s"
-        ) from None
-    except OSError as exc:
-        raise fail("target.app", f"cannot import {target.app!r}: {exc}") from None
-    if proc.returncode != 0:
-        lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
-        reason = lines[-1] if lines else f"exit status {proc.returncode}"
-        raise fail("target.app", f"cannot import {target.app!r}: {reason}")
-    _importable.add(key)
-
-
-def located_error(path: str | Path, loc: tuple[str | int, ...], message: str) -> SpecError:
-    """A `SpecError` for the field at ``loc`` of the file at ``path``, with its line
-    when the file can be read (for checks made after loading, such as importability)."""
-    try:
-        line = _find_line(Path(path).read_text(encoding="utf-8"), loc)
-    except (OSError, UnicodeDecodeError):
-        line = None
-    return SpecError(path, line, _dotted(loc) or None, message)
-
-
-def module_problem(app: str, app_dir: str | None = None, env: dict[str, str] | None = None) -> str | None:
-    """Why the module of ``app`` (``module.path:attribute``) cannot be found, or None.
-
-    Looks the module up the way the uvicorn process the lab starts will: ``app_dir`` (or
-    the current directory) first, then the current directory, ``PYTHONPATH`` (the
-    process's own ``env`` wins over the lab's), then the lab's own ``sys.path`` (same
-    interpreter, same site-packages). Only finders are asked, level by level, so no code
-    of the app or of its packages runs in the lab. The attribute is not checked: that
-    needs the import.
-
-    Returns:
-        Python's own wording, e.g. ``No module named 'targets.nope'``; None when found.
-    """
-    module = app.partition(":")[0]
-    cwd = os.getcwd()
-    pythonpath = (env or {}).get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
-    search = [str(Path(cwd, app_dir)) if app_dir else cwd, cwd,
-              *(p for p in pythonpath.split(os.pathsep) if p), *sys.path]
-    parts = module.split(".")
-    found = importlib.machinery.PathFinder.find_spec(parts[0], search)
-    if found is None:
-        # Built-in modules and editable installs are found by the other finders on
-        # sys.meta_path; for a top-level name that asks them without importing anything.
-        try:
-            found = importlib.util.find_spec(parts[0])
-        except (ImportError, ValueError):
-            found = None
-    for depth in range(1, len(parts) + 1):
-        name = ".".join(parts[:depth])
-        if found is None:
-            return f"No module named {name!r}"
-        if depth == len(parts):
-            return None
-        locations = found.submodule_search_locations
-        if locations is None:
-            return f"No module named {'.'.join(parts[:depth + 1])!r}; {name!r} is not a package"
-        found = importlib.machinery.PathFinder.find_spec(".".join(parts[:depth + 1]), list(locations))
-    return None
