@@ -387,7 +387,7 @@ async def _run_plans(plans: list[RunPlan], store: Any,
     after one)."""
     from lab.engine import RunControl, run_plan
     from lab.progress import ProgressPrinter
-    from lab.store import Recorder
+    from lab.store import StoreRecorder
 
     control = RunControl()
     loop = asyncio.get_running_loop()
@@ -399,7 +399,7 @@ async def _run_plans(plans: list[RunPlan], store: Any,
 
     loop.add_signal_handler(signal.SIGINT, stop, "interrupted by user (SIGINT)")
     loop.add_signal_handler(signal.SIGTERM, stop, "terminated (SIGTERM)")
-    recorder = Recorder(store)
+    recorder = StoreRecorder(store)
     listeners: list[Any] = [recorder]
     if not quiet:
         listeners.append(ProgressPrinter())

@@ -25,7 +25,7 @@ from lab.events import (
 from lab.load.histogram import LatencyHistogram
 from lab.plan import RunPlan, plan_runs
 from lab.spec import load_experiment
-from lab.store import IntervalRow, Recorder, Store
+from lab.store import IntervalRow, Store, StoreRecorder
 from tests.conftest import REPO, write_experiment
 
 T0 = 1_767_600_000.0
@@ -141,8 +141,8 @@ def summary_of(events: Sequence[Event], warmup: float, cpu_s_per_1k: float, rss:
 
 def record(store: Store, events: list[Event], status: str, reason: str | None, ended_at: float,
            summary: Summary | None) -> None:
-    """Write one synthetic run through the engine's own Recorder."""
-    recorder = Recorder(store)
+    """Write one synthetic run through the engine's own StoreRecorder."""
+    recorder = StoreRecorder(store)
     for event in events:
         recorder(event)
     key = events[0].run_key
@@ -152,12 +152,12 @@ def record(store: Store, events: list[Event], status: str, reason: str | None, e
 def record_synthetic_sweeps(folder: Path, db: Path, curves: dict[str, tuple[float, float, float]],
                             levels: tuple[int, ...] = (1, 2, 4, 8, 16, 32), fit: bool = True) -> None:
     """Store one sweep per variant whose throughput follows the USL curve (λ, σ, κ) of
-    ``curves`` exactly, written through the Recorder as a real run is (no load, no target);
+    ``curves`` exactly, written through the StoreRecorder as a real run is (no load, no target);
     with ``fit``, analysed and saved as ``lab run`` does, so ``fits`` holds their N*."""
     from lab.analysis.summary import Latency, Summary
     from lab.analysis.sweep import analyse_stored
     from lab.events import HostFacts, RunFinished, RunStarted
-    from lab.store import Recorder
+    from lab.store import StoreRecorder
 
     variants = "".join(f'[[variants]]\nname = "{name}"\n' for name in curves)
     body = (USL_DEMO + f'\n[sweep]\nparameter = "vus"\nlevels = {list(levels)}\nduration = "1s"\n'
@@ -165,7 +165,7 @@ def record_synthetic_sweeps(folder: Path, db: Path, curves: dict[str, tuple[floa
     plans = plan_runs(load_experiment(write_experiment(folder, body, name="synthetic")))
     host = HostFacts(cores=2, memory_bytes=8 * 1024**3, python="3.11.9", platform="Linux-test")
     with Store(db) as store:
-        recorder = Recorder(store)
+        recorder = StoreRecorder(store)
         for i, plan in enumerate(plans):
             assert plan.sweep is not None
             lam, sigma, kappa = curves[plan.variant]

@@ -3,7 +3,7 @@
 ``lab`` (or ``lab tui``) calls ``run_tui``. The app is one more subscriber to the
 engine's events (see ``lab.tui.screens.live``); it reads the database only from thread
 workers, each with its own connection, and writes it only through the engine's
-``Recorder`` during a run.
+``StoreRecorder`` during a run.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class LabApp(App[None]):
         self.start_runs(plans, exit_when_done=self.exit_when_done)
 
     def recording_store(self) -> Store:
-        """The store the Live screen's ``Recorder`` writes to (opened on first use).
+        """The store the Live screen's ``StoreRecorder`` writes to (opened on first use).
 
         Used only from the event loop's thread, where the engine calls its listeners;
         readers open their own connection in their threads.

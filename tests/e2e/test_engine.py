@@ -20,7 +20,7 @@ from lab.engine import RunControl, run_plan
 from lab.events import Event, IntervalStats, LoadChanged, ResourceSample, RunFinished, RunStarted
 from lab.plan import plan_runs
 from lab.spec import Experiment
-from lab.store import Recorder, Store
+from lab.store import Store, StoreRecorder
 from tests.conftest import leaves_no_processes
 
 
@@ -138,7 +138,7 @@ async def test_stop_keeps_what_was_measured(tmp_path: Path) -> None:
             seen.append(event)
 
     with Store(tmp_path / "r.db") as store:
-        recorder = Recorder(store)
+        recorder = StoreRecorder(store)
         task = asyncio.create_task(run_plan(plan, [recorder, watch], control))
         await _until(lambda: len(seen) >= 2 or task.done())
         control.set_level(1)
@@ -218,9 +218,9 @@ async def test_a_generator_starved_of_cpu_is_flagged_and_a_free_one_is_not(tmp_p
                 task.cancel()
 
     with Store(tmp_path / "r.db") as store:
-        free = await run_plan(plan, [Recorder(store)], RunControl())
+        free = await run_plan(plan, [StoreRecorder(store)], RunControl())
         try:
-            starved = await run_plan(plan, [Recorder(store), starve_the_generator], RunControl())
+            starved = await run_plan(plan, [StoreRecorder(store), starve_the_generator], RunControl())
         finally:
             for task in starving:
                 task.cancel()

@@ -31,7 +31,7 @@ from lab.load.histogram import LatencyHistogram
 from lab.plan import plan_runs
 from lab.report import comparison_table, experiment_json, render, run_details
 from lab.spec import Experiment
-from lab.store import Recorder, Store
+from lab.store import Store, StoreRecorder
 
 
 def _plan(load: dict[str, Any], target: dict[str, Any] | None = None):
@@ -56,7 +56,7 @@ async def _run_stopping_at(plan, stop_at_s: float | None, db: Path) -> tuple[Any
             asyncio.get_running_loop().call_later(stop_at_s, control.stop, "stopped by the test")
 
     with Store(db) as store:
-        outcome = await run_plan(plan, [Recorder(store), watch], control)
+        outcome = await run_plan(plan, [StoreRecorder(store), watch], control)
     return outcome, events
 
 
@@ -166,7 +166,7 @@ def _stored_run(db: Path, seconds: int, ok_per_s: int = 100) -> int:
     """A run recorded as a killed lab leaves it: intervals and readings, no end."""
     key = uuid.uuid4().hex
     with Store(db) as store:
-        rec = Recorder(store)
+        rec = StoreRecorder(store)
         rec(RunStarted(key, _Plan(), 1_800_000_000.0, HOST, "0.1.0"))  # type: ignore[arg-type]
         for t in range(seconds):
             hist = LatencyHistogram()

@@ -22,7 +22,7 @@ from lab.events import Event, RunFinished, RunStarted
 from lab.plan import plan_runs
 from lab.progress import ProgressPrinter
 from lab.report.table import comparison_table
-from lab.store import Recorder, Store
+from lab.store import Store, StoreRecorder
 from tests.conftest import run_lab, write_experiment
 from tests.e2e.servers import serve_asgi
 from tests.unit.test_worker_totals import _experiment
@@ -73,7 +73,7 @@ async def test_one_connection_asked_is_one_connection_used(counting: _CountingSe
     events: list[Event] = []
     progress = io.StringIO()
     with Store(tmp_path / "r.db") as store:
-        recorder = Recorder(store)
+        recorder = StoreRecorder(store)
         await run_plan(plan, [events.append, recorder, ProgressPrinter(progress)])
         run = store.get_run(recorder.last_run_id)
     finished = [e for e in events if isinstance(e, RunFinished)][0]

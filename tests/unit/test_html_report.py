@@ -2,7 +2,7 @@
 charts inside its frame.
 
 The report only reads the database, so these tests render synthetic stored runs, written
-through the engine's own Recorder as a real run is: an experiment with two variants of 2 s
+through the engine's own StoreRecorder as a real run is: an experiment with two variants of 2 s
 each and a 6-level sweep (made once for the module, no load).
 """
 
@@ -28,7 +28,7 @@ from lab.report.html import (
     svg_chart,
 )
 from lab.spec import load_experiment
-from lab.store import Recorder, Store
+from lab.store import Store, StoreRecorder
 from tests.conftest import REPO, write_experiment
 from tests.synthetic import T0, record, record_synthetic_sweeps, summary_of, synthetic_events
 
@@ -74,7 +74,7 @@ def report_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                                           rss_bytes=e.rss_bytes + i * 40 * 2**20)
                       if isinstance(e, ResourceSample) and e.role == "target" else e
                       for e in events]
-            recorder = Recorder(store)
+            recorder = StoreRecorder(store)
             for event in events:
                 recorder(event)
             stats = {"requests": rps * 2, "fast_total": rps * 2 if i else 0,

@@ -68,7 +68,7 @@ def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
 
 @pytest.fixture
 def stored(tmp_path: Path) -> Iterator[Path]:
-    """A results.db holding two synthetic runs (ids 1 and 2), written by the Recorder."""
+    """A results.db holding two synthetic runs (ids 1 and 2), written by the StoreRecorder."""
     path = tmp_path / "stored.db"
     plan = plan_runs(load_experiment(write_experiment(tmp_path, BASE, "stored")))[0]
     with Store(path) as store:

@@ -57,10 +57,10 @@ def test_window_stats_counters_gauges_info_and_per_request() -> None:
 def test_services_ready_event_is_recorded(tmp_path: Path) -> None:
     with Store(tmp_path / "r.db") as store:
         from lab.events import HostFacts, RunStarted
-        from lab.store import Recorder
+        from lab.store import StoreRecorder
 
         plan = plan_runs(load_experiment(REPO / "experiments" / "caching.toml"))[0]
-        rec = Recorder(store)
+        rec = StoreRecorder(store)
         rec(RunStarted("k", plan, time.time(), HostFacts(2, 1, "3", "x"), "0"))
         rec(ServicesReady("k", {"redis": "redis://127.0.0.1:1/0"}, ["postgres not started: x"]))
         rec(TargetSample("k", 1.0, {"queue_depth": 2.0}))

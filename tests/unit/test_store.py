@@ -1,4 +1,4 @@
-"""Store and Recorder against real SQLite files."""
+"""Store and StoreRecorder against real SQLite files."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ from lab.events import (
 from lab.load.histogram import LatencyHistogram
 from lab.store import (
     SCHEMA_VERSION,
-    Recorder,
     RunRecord,
     Store,
+    StoreRecorder,
     default_db_path,
     iso_utc,
 )
@@ -162,8 +162,8 @@ def run_events(
     return key, events, summary
 
 
-def record(store: Store, events: list[Event]) -> Recorder:
-    recorder = Recorder(store)
+def record(store: Store, events: list[Event]) -> StoreRecorder:
+    recorder = StoreRecorder(store)
     for event in events:
         recorder(event)
     return recorder
@@ -323,7 +323,7 @@ def test_two_stores_write_interleaved(db_path: Path) -> None:
     key_b, events_b, _ = run_events(FakePlan(variant="b"))
     store_a, store_b = Store(db_path), Store(db_path)
     try:
-        rec_a, rec_b = Recorder(store_a), Recorder(store_b)
+        rec_a, rec_b = StoreRecorder(store_a), StoreRecorder(store_b)
         for ev_a, ev_b in zip(events_a, events_b, strict=True):
             rec_a(ev_a)
             rec_b(ev_b)
@@ -344,7 +344,7 @@ def test_two_stores_write_concurrently_from_threads(db_path: Path) -> None:
     def worker(variant: str) -> None:
         try:
             with Store(db_path) as store:
-                recorder = Recorder(store)
+                recorder = StoreRecorder(store)
                 for _ in range(3):
                     for event in run_events(FakePlan(variant=variant), seconds=10)[1]:
                         recorder(event)

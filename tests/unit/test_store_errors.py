@@ -22,7 +22,7 @@ from tests.synthetic import T0, record, summary_of, synthetic_events
 
 
 def _stored_db(tmp_path: Path, runs: int = 2, seconds: int = 3) -> Path:
-    """A results.db with synthetic runs 1..runs, written by the Recorder."""
+    """A results.db with synthetic runs 1..runs, written by the StoreRecorder."""
     from lab.plan import plan_runs
     from lab.spec import load_experiment
 

@@ -16,7 +16,7 @@ from lab.events import HostFacts, RunFinished, RunStarted
 from lab.plan import plan_runs
 from lab.report.sweep_report import sweep_plot
 from lab.spec import load_experiment
-from lab.store import Recorder, Store
+from lab.store import Store, StoreRecorder
 from tests.conftest import REPO, write_experiment
 
 LEVELS = (1, 2, 4, 8, 16, 32, 64)
@@ -29,7 +29,7 @@ TESTER_CURVES = {"scalable": (46.6, 0.00251, 0.0), "contention": (43.7, 0.0199, 
 def _record(folder: Path, db: Path, curves: dict[str, tuple[float, float, float]],
             levels: tuple[float, ...] = LEVELS, unmeasured: tuple[float, ...] = ()) -> None:
     """One stored sweep per variant, throughput on the USL curve (λ, σ, κ) of ``curves``,
-    written through the Recorder as a real run is; a level in ``unmeasured`` ends aborted
+    written through the StoreRecorder as a real run is; a level in ``unmeasured`` ends aborted
     before it measured anything (no summary). Analysed and saved as ``lab run`` does."""
     variants = "".join(f'[[variants]]\nname = "{name}"\n' for name in curves)
     body = f"""
@@ -50,7 +50,7 @@ levels = {list(levels)}
     plans = plan_runs(load_experiment(write_experiment(folder, body, name="outputs")))
     host = HostFacts(cores=2, memory_bytes=8 * 1024**3, python="3.11.9", platform="Linux-test")
     with Store(db) as store:
-        recorder = Recorder(store)
+        recorder = StoreRecorder(store)
         for i, plan in enumerate(plans):
             assert plan.sweep is not None
             n = plan.sweep.level

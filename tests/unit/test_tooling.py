@@ -8,7 +8,8 @@ import lab
 def test_public_api_is_pinned() -> None:
     assert sorted(lab.__all__) == sorted([
         "Experiment", "Latency", "Recorder", "RunControl", "RunOutcome", "RunPlan", "RunRecord",
-        "SpecError", "Store", "StoreError", "Summary", "__version__", "load_experiment", "plan_runs",
+        "SpecError", "Store", "StoreError", "StoreRecorder", "Summary", "__version__", "load_experiment",
+        "plan_runs",
         "run_plan",
     ])
     for name in lab.__all__:
