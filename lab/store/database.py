@@ -36,7 +36,7 @@ from lab.analysis.summary import (
     summarise,
     too_short_note,
 )
-from lab.errors import StoreError
+from lab.errors import StoreError, UnknownRunError
 from lab.events import (
     ErrorSample,
     IntervalStats,
@@ -563,12 +563,12 @@ class Store:
             The copy's id here.
 
         Raises:
-            KeyError: ``source`` has no run with this id.
+            UnknownRunError: ``source`` has no run with this id.
             StoreError: ``source`` cannot be read or this database cannot be written.
         """
         found = source._query("SELECT * FROM runs WHERE id = ?", [run_id])
         if not found:
-            raise KeyError(f"no run with id {run_id}")
+            raise UnknownRunError(f"no run with id {run_id}")
         row = {k: v for k, v in found[0].items() if k not in ("id", "sweep_id", "sweep_level")}
         children = {table: source._query(f"SELECT * FROM {table} WHERE run_id = ?", [run_id])
                     for table in CHILD_TABLES}
@@ -592,12 +592,12 @@ class Store:
             else None.
 
         Raises:
-            KeyError: no run has this id.
+            UnknownRunError: no run has this id.
         """
         with self._write() as db:
             found = db.execute("SELECT sweep_id FROM runs WHERE id = ?", [run_id]).fetchone()
             if found is None:
-                raise KeyError(f"no run with id {run_id}")
+                raise UnknownRunError(f"no run with id {run_id}")
             for table in CHILD_TABLES:
                 self._table(table).delete_where("run_id = ?", [run_id])
             self._table("runs").delete_where("id = ?", [run_id])
@@ -659,7 +659,7 @@ class Store:
         """One run by id.
 
         Raises:
-            KeyError: ``no run with id N``.
+            UnknownRunError: ``no run with id N`` (a KeyError too).
         """
         return self.get_runs([run_id])[0]
 
@@ -667,7 +667,7 @@ class Store:
         """Runs by id, in the order given.
 
         Raises:
-            KeyError: naming the first id that has no run.
+            UnknownRunError: naming the first id that has no run.
         """
         wanted = [int(i) for i in ids]
         unique = list(dict.fromkeys(wanted))
@@ -679,7 +679,7 @@ class Store:
         by_id = {record.id: record for record in self._records(rows)}
         for run_id in wanted:
             if run_id not in by_id:
-                raise KeyError(f"no run with id {run_id}")
+                raise UnknownRunError(f"no run with id {run_id}")
         return [by_id[run_id] for run_id in wanted]
 
     def experiments(self) -> list[str]:
@@ -735,11 +735,11 @@ class Store:
         """One sweep with its runs (in level order) and fits.
 
         Raises:
-            KeyError: ``no sweep with id N``.
+            UnknownRunError: ``no sweep with id N``.
         """
         rows = self._query("SELECT * FROM sweeps WHERE id = ?", [sweep_id])
         if not rows:
-            raise KeyError(f"no sweep with id {sweep_id}")
+            raise UnknownRunError(f"no sweep with id {sweep_id}")
         row = rows[0]
         run_rows = self._query("SELECT * FROM runs WHERE sweep_id = ? ORDER BY started_at_unix, id",
                                [sweep_id])

@@ -12,7 +12,7 @@ from pathlib import Path
 from lab.analysis.summary import (
     Summary,
 )
-from lab.errors import StoreError
+from lab.errors import StoreError, UnknownRunError
 from lab.events import (
     ErrorSample,
     Event,
@@ -215,7 +215,7 @@ class StoreRecorder:
                     whole = True
                     try:
                         copy_id = spare.copy_run_from(self.store, run_id) if run_id is not None else None
-                    except (StoreError, KeyError):
+                    except (StoreError, UnknownRunError):
                         copy_id = None
                     if copy_id is None:
                         started = events[0]

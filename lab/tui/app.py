@@ -19,7 +19,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from lab.engine import run_plan
-from lab.errors import ExitCode
+from lab.errors import ExitCode, UnknownVariantError
 from lab.plan import RunPlan, check_plans, plan_runs
 from lab.spec import SpecError, find_experiment, load_experiment
 from lab.store import Store, StoreError, open_store
@@ -97,7 +97,7 @@ class LabApp(App[None]):
             exp = load_experiment(find_experiment(name, self.experiments_dir))
             plans = plan_runs(exp, [variant] if variant else None)
             check_plans(exp, plans)
-        except (SpecError, KeyError, ValueError) as exc:
+        except (SpecError, UnknownVariantError, ValueError) as exc:
             self.notify(f"{AUTORUN_ENV}={spec}: {exc}", severity="error", timeout=15)
             return
         self.start_runs(plans, exit_when_done=self.exit_when_done)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from lab.cli.export import export
 from lab.errors import ExitCode
-from lab.export_command import export
 from lab.report import formats
 from lab.store import Store
 from tests.conftest import run_lab, write_experiment
@@ -99,7 +99,7 @@ def test_export_json_to_a_file(recorded: Path, tmp_path: Path) -> None:
 
 def test_export_through_the_lab_entry_point(recorded: Path) -> None:
     """As the lead will wire it: ``python -c`` over lab.cli.main with the command added."""
-    code = ("import sys; from lab.cli import cli, main; from lab.export_command import export; "
+    code = ("import sys; from lab.cli import cli, main; from lab.cli.export import export; "
             "cli.add_command(export); main(sys.argv[1:])")
     res = subprocess.run([sys.executable, "-c", code, "export", "1", "--db", str(recorded)],
                          capture_output=True, text=True, timeout=60, check=False)

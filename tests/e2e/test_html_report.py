@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import psutil
@@ -23,7 +22,7 @@ from lab.report.html import (
     run_color,
 )
 from lab.store import Store
-from tests.conftest import REPO, run_lab
+from tests.conftest import run_lab
 from tests.e2e.html_shot import chromium, count_color, plot_bands, read_png, screenshot
 from tests.unit.test_html_report import EXPERIMENT, SWEEP_CURVE, report_db  # noqa: F401 (fixture)
 
@@ -36,14 +35,8 @@ EXTERNAL = re.compile(r"<script|<link|<img|<iframe|<object|<embed|@import|url\(|
 
 
 def lab_report(*args: str) -> subprocess.CompletedProcess[str]:
-    """``lab report ARGS``; through ``python -m lab.report_command`` until the lead has
-    registered the command in ``lab.cli``."""
-    from lab.cli import cli
-
-    if "report" in cli.commands:
-        return run_lab("report", *args)
-    return subprocess.run([sys.executable, "-m", "lab.report_command", "report", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=60, check=False)
+    """``lab report ARGS`` (``python -m lab``)."""
+    return run_lab("report", *args)
 
 
 def _report(db: Path, out: Path, *ids: int) -> str:

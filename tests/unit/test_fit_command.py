@@ -1,4 +1,5 @@
-"""``lab fit FILE.csv`` (lab.fit_command) and its CSV reader (lab.analysis.fitdata), in-process."""
+"""``lab fit FILE.csv`` (lab.cli.fit, lab.report.fit_report) and its CSV reader
+(lab.analysis.fitdata), in-process."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from click.testing import CliRunner
 
 from lab.analysis.fitdata import FitDataError, read_fit_csv
 from lab.analysis.usl import usl_throughput
+from lab.cli.fit import fit
 from lab.errors import ExitCode
-from lab.fit_command import fit, render_plot
+from lab.report.fit_report import render_plot
 from tests.conftest import REPO
 
 DATA = REPO / "tests" / "data"
@@ -321,7 +323,7 @@ def test_plot_legend_is_under_the_plot_and_the_y_axis_fits_the_data() -> None:
 
 
 def test_fitted_curves_start_at_the_smallest_n_and_never_below_1() -> None:
-    from lab.fit_command import curve_span
+    from lab.report.fit_report import curve_span
 
     assert curve_span([0.5, 1, 2, 4, 8, 16], None) == (1.0, 16)
     assert curve_span([4, 6, 8, 12, 16, 24, 32], None) == (4, 32)

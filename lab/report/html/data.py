@@ -62,7 +62,7 @@ def gather(store: Store, run_ids: Sequence[int], source: str = "") -> ReportData
         source: how to name the database in the header (e.g. the ``--db`` path).
 
     Raises:
-        KeyError: ``no run with id N`` for the first unknown id.
+        UnknownRunError: ``no run with id N`` for the first unknown id.
     """
     from lab.analysis.stages import stage_figures
     from lab.analysis.sweep import analyse_stored

@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
+from lab.errors import UnknownVariantError
 from lab.plan import RunPlan, check_plans, plan_runs
 from lab.spec import SpecError
 from lab.tui.catalog import ExperimentEntry, discover
@@ -183,7 +184,7 @@ class ExperimentsScreen(LabScreen[None]):
         except SpecError as exc:
             self.notify(str(exc), severity="error", timeout=10)
             return None
-        except (KeyError, ValueError) as exc:
+        except (UnknownVariantError, ValueError) as exc:
             self.notify(f"{entry.name}: {exc}", severity="error")
             return None
         return plans

@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from lab.analysis.sweep import MIN_FIT_LEVELS, delete_run_and_refit, fit_levels
+from lab.errors import UnknownRunError
 from lab.report.table import STATUS_STYLE, fmt_int, fmt_ms, fmt_rate, fmt_seconds, sweep_label
 from lab.store import RunRecord, open_store
 from lab.tui.messages import RunDeleted, RunsLoaded
@@ -349,8 +350,8 @@ class HistoryScreen(LabScreen[None]):
             with open_store(self.lab.db_path) as store:
                 sweep_id = store.get_run(run_id).sweep_id
                 analysis = delete_run_and_refit(store, run_id)
-        except KeyError as exc:
-            self.post_message(RunDeleted(run_id, str(exc.args[0])))
+        except UnknownRunError as exc:
+            self.post_message(RunDeleted(run_id, str(exc)))
             return
         if sweep_id is None:
             self.post_message(RunDeleted(run_id))
