@@ -17,7 +17,7 @@ from typing import Literal
 
 import psutil
 
-from lab.services import find_components
+from lab.topology.services import find_components
 
 Status = Literal["ok", "warn", "missing", "info"]
 

@@ -31,6 +31,7 @@ from lab.analysis.summary import (
     summarise,
     too_short_note,
 )
+from lab.errors import GeneratorError, ServiceError, TargetError
 from lab.events import (
     ErrorSample,
     Event,
@@ -46,12 +47,12 @@ from lab.events import (
     TargetReady,
     TargetSample,
 )
-from lab.generators import GeneratorError, GeneratorPool, IntervalMerger
 from lab.limits import fd_budget_problem
 from lab.monitor import ResourceSampler
 from lab.plan import RunPlan
-from lab.services import ServiceError, ServiceSet, remove_orphaned_dirs
-from lab.targets import NOTHING_LISTENS_S, StatsReader, TargetError, TargetProcess, wait_ready
+from lab.pool import GeneratorPool, IntervalMerger
+from lab.topology.services import ServiceSet, remove_orphaned_dirs
+from lab.topology.targets import NOTHING_LISTENS_S, StatsReader, TargetProcess, wait_ready
 
 START_DELAY_S = 0.1
 """Between the start command and t0, so every worker begins on the same instant."""

@@ -95,7 +95,7 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
 
     plans = repeat_plans(plans, repeat)
     from lab.limits import fd_budget_problem
-    from lab.services import find_components, missing_required
+    from lab.topology.services import find_components, missing_required
 
     skipped: list[dict[str, str]] = []
     if any(p.services.redis == "required" or p.services.postgres == "required" for p in plans):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.targets import free_port
+from lab.topology.targets import free_port
 from tests.conftest import run_lab, write_experiment
 from tests.e2e.servers import external_server
 

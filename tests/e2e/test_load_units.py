@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from lab.generators import IntervalMerger
-from lab.load.client import Outcome
 from lab.load.executors import OpenExecutor
 from lab.load.histogram import LatencyHistogram
+from lab.load.outcome import Outcome
 from lab.load.profile import LoadProfile
 from lab.load.recorder import StatsRecorder
 from lab.load.workload import Request, RequestPicker
+from lab.pool import IntervalMerger
 from lab.spec import RequestSpec
 
 # -- the open model's executor, in-process with a fake engine (no server, no lock) -------
@@ -139,7 +139,7 @@ async def test_in_flight_mean_follows_littles_law(load: dict[str, Any]) -> None:
     import uvicorn
 
     from lab.events import IntervalStats
-    from lab.generators import GeneratorPool
+    from lab.pool import GeneratorPool
     from lab.spec import LoadSpec
 
     server = uvicorn.Server(uvicorn.Config(_fixed_latency_app, host="127.0.0.1", port=0,
@@ -319,7 +319,7 @@ async def test_wait_ready_gives_a_starting_server_its_second_then_gives_up() -> 
     ``NOTHING_LISTENS_S`` is still found; a port nobody listens on ends the wait then."""
     import socket
 
-    from lab.targets import NOTHING_LISTENS_S, wait_ready
+    from lab.topology.targets import NOTHING_LISTENS_S, wait_ready
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lab.generators import GeneratorPool
+from lab.pool import GeneratorPool
 from lab.spec import LoadSpec
 from tests.e2e.servers import serve_asgi
 

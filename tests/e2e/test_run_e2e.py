@@ -227,7 +227,7 @@ def test_external_target_that_is_down_fails_the_run_at_once(tmp_path: Path, db_p
 
 def test_external_target_that_answers_but_is_not_ready_is_waited_for(tmp_path: Path,
                                                                        db_path: Path) -> None:
-    from lab.targets import free_port
+    from lab.topology.targets import free_port
 
     port = free_port()
     with external_server(_UVICORN + ["--port", str(port)], port, env={"READY_NEVER": "1"}):
@@ -252,7 +252,7 @@ def test_external_target_that_answers_but_is_not_ready_is_waited_for(tmp_path: P
 
 def test_external_url_target_is_measured(tmp_path: Path, db_path: Path) -> None:
     """A target the lab does not start: only the generator and the system are sampled."""
-    from lab.targets import free_port
+    from lab.topology.targets import free_port
 
     port = free_port()
     with external_server(_UVICORN + ["--port", str(port)], port):

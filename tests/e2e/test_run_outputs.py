@@ -25,7 +25,7 @@ from lab.errors import ExitCode
 from lab.procs import spawn, terminate_tree
 from lab.report.table import comparison_table, render
 from lab.store import Store
-from lab.targets import STOP_GRACE_S
+from lab.topology.targets import STOP_GRACE_S
 from tests.conftest import REPO, leaves_no_processes, run_lab, write_experiment
 
 FAST = f"""

@@ -23,9 +23,9 @@ import pytest
 from lab.engine import RunControl, run_plan
 from lab.events import Event, ResourceSample, TargetReady
 from lab.plan import plan_runs
-from lab.services import OWNER_FILE, PG_DIR_PREFIX, find_components, remove_orphaned_dirs
 from lab.spec import Experiment, load_experiment
 from lab.store import Store
+from lab.topology.services import OWNER_FILE, PG_DIR_PREFIX, find_components, remove_orphaned_dirs
 from tests.conftest import REPO, run_lab, still_running, write_experiment
 
 COMPONENTS = find_components()

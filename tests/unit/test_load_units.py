@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from lab.generators import IntervalMerger
-from lab.load.client import classify_exception, status_class
 from lab.load.histogram import LatencyHistogram
+from lab.load.outcome import classify_exception, status_class
 from lab.load.profile import LoadProfile, split_evenly
 from lab.load.recorder import IntervalAccumulator, StatsRecorder, count_us
 from lab.load.workload import RequestPicker
+from lab.pool import IntervalMerger
 from lab.spec import RequestSpec
 
 

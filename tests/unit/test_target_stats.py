@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lab.targets import STATS_PORT_ENV, free_port
+from lab.topology.targets import STATS_PORT_ENV, free_port
 from tests.asgi import running
 
 SAMPLE_TARGETS = [

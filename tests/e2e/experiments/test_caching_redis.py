@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from lab.targets import free_port
+from lab.topology.targets import free_port
 from targets import catalog
 from tests.asgi import running
 from tests.conftest import run_lab

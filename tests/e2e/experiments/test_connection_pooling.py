@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.services import find_components
+from lab.topology.services import find_components
 from tests.conftest import REPO, run_lab
 from tests.figures import target_stat
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from lab.targets import free_port
+from lab.topology.targets import free_port
 from tests.conftest import REPO, run_lab
 from tests.figures import target_stat
 

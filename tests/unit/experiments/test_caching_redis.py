@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.targets import free_port
+from lab.topology.targets import free_port
 from targets import catalog
 from tests.asgi import running
 

@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from lab.load.client import Outcome
-from lab.load.fastclient import FastEngine
-from lab.targets import free_port
+from lab.load.fast_engine import FastEngine
+from lab.load.outcome import Outcome
+from lab.topology.targets import free_port
 from tests.conftest import REPO
-from tests.unit.test_fastclient import (  # noqa: F401 (fixture)
+from tests.unit.test_fast_engine import (  # noqa: F401 (fixture)
     _IDEMPOTENT,
     Handler,
     Runner,

@@ -10,15 +10,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from lab.errors import GeneratorError
 from lab.events import IntervalStats
 from lab.load.histogram import LatencyHistogram
 from lab.procs import spawn, terminate_tree
 
 READY_TIMEOUT_S = 30.0
-
-
-class GeneratorError(Exception):
-    """A generator worker could not start or died."""
 
 
 @dataclass

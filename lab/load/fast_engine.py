@@ -33,7 +33,7 @@ from urllib.parse import quote, urlsplit
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
-from lab.load.client import _GENERATOR_ERRNOS, Outcome, _errno_of, classify_exception, status_class
+from lab.load.outcome import GENERATOR_ERRNOS, Outcome, classify_exception, errno_of, status_class
 from lab.load.workload import Request
 
 USER_AGENT = "scalability-lab"
@@ -465,8 +465,8 @@ def _classify_connect_error(exc: BaseException) -> tuple[str, str]:
     (or a name that does not resolve) is ``connect``.
     """
     message = f"{type(exc).__name__}: {exc}".strip()[:300]
-    code = _errno_of(exc)
-    if code in _GENERATOR_ERRNOS:
+    code = errno_of(exc)
+    if code in GENERATOR_ERRNOS:
         return "generator", message
     if isinstance(exc, TimeoutError):
         return "timeout", message

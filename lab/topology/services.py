@@ -28,9 +28,10 @@ from pathlib import Path
 
 import psutil
 
+from lab.errors import ServiceError, TargetError
 from lab.procs import owner_alive, spawn, terminate_tree, this_lab
 from lab.spec import AppServiceSpec, ServicesSpec, TargetSpec
-from lab.targets import TargetError, TargetProcess, free_port
+from lab.topology.targets import TargetProcess, free_port
 
 READY_TIMEOUT_S = 20.0
 PG_DIR_PREFIX = "lab-pg-"
@@ -48,10 +49,6 @@ INSTALL_HINTS = {
     "postgres": "install it with: apt-get install postgresql",
     "nginx": "install it with: apt-get install nginx",
 }
-
-
-class ServiceError(Exception):
-    """A service could not be started or did not become ready."""
 
 
 @dataclass(frozen=True)

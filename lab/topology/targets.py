@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
+from lab.errors import TargetError
 from lab.procs import spawn, terminate_tree
 from lab.spec import TargetSpec
 
@@ -29,10 +30,6 @@ plus time for its lifespan shutdown."""
 STATS_PORT_ENV = "LAB_STATS_PORT"
 """Where a target started by the lab may answer its stats path besides its own port: from
 a thread of its own, so a saturated target still answers (``targets/statsport.py``)."""
-
-
-class TargetError(Exception):
-    """The target could not start, never became ready, or died."""
 
 
 def free_port() -> int:

@@ -1,4 +1,4 @@
-"""Client engines: how requests go out. This module holds the ``httpx`` engine.
+"""The ``httpx`` client engine: full HTTP (TLS, HTTP/2, redirects, auth) for any target.
 
 Measured on a 2-core machine: one ``httpx.AsyncClient`` shared by 50 concurrent requests
 costs about 4.5 ms of CPU per request, and its pool slows down as connections grow; fifty
@@ -9,71 +9,11 @@ in-flight slot (open model) owns a client limited to one connection.
 from __future__ import annotations
 
 import asyncio
-import errno
-from dataclasses import dataclass
 
 import httpx
 
+from lab.load.outcome import Outcome, classify_exception, status_class
 from lab.load.workload import Request
-
-_GENERATOR_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL}
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What one attempt came to."""
-
-    status: int | None
-    """HTTP status, None when no response arrived."""
-    nbytes: int
-    """Response body bytes as received on the wire (before decompression)."""
-    error_class: str | None
-    """None for success, else a class of ``lab.events.ERROR_CLASSES``."""
-    message: str | None = None
-
-
-def _errno_of(exc: BaseException) -> int | None:
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, OSError) and cur.errno is not None:
-            return cur.errno
-        cur = cur.__cause__ or cur.__context__
-    return None
-
-
-def classify_exception(exc: BaseException) -> tuple[str, str]:
-    """Map an exception raised while sending to ``(error_class, message)``.
-
-    Timeouts (ours or httpx's) are ``timeout``; refused connections ``connect``; a peer
-    that resets or closes mid-exchange ``reset``; more redirects than httpx follows (a
-    redirect loop) ``redirects``; anything that is the generator's own
-    failure (out of file descriptors, ports or memory, or an unexpected exception)
-    ``generator``, kept apart from the target's errors.
-    """
-    code = _errno_of(exc)
-    message = f"{type(exc).__name__}: {exc}".strip()[:300]
-    if code in _GENERATOR_ERRNOS:
-        return "generator", message
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
-        return "timeout", message or "timeout"
-    if isinstance(exc, httpx.ConnectError):
-        if code in (errno.ECONNRESET, errno.EPIPE):
-            return "reset", message
-        return "connect", message
-    if isinstance(exc, httpx.TransportError | ConnectionError):
-        return "reset", message
-    if isinstance(exc, httpx.TooManyRedirects):
-        return "redirects", message
-    return "generator", message
-
-
-def status_class(status: int, expect: frozenset[int]) -> str | None:
-    """The error class of an HTTP status, or None when it counts as a success."""
-    if status < 400 or status in expect:
-        return None
-    return "http_5xx" if status >= 500 else "http_4xx"
 
 
 class HttpxEngine:

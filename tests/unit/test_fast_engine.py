@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from lab.load.client import Outcome
-from lab.load.fastclient import FastEngine
+from lab.load.fast_engine import FastEngine
+from lab.load.outcome import Outcome
 from lab.load.workload import Request
 
 _IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
