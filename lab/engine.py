@@ -22,15 +22,7 @@ import psutil
 
 from lab import __version__
 from lab.analysis.offered import offered_load
-from lab.analysis.summary import (
-    CpuReading,
-    IntervalCounts,
-    Summary,
-    min_measured_for,
-    planned_measured_s,
-    summarise,
-    too_short_note,
-)
+from lab.analysis.summary import min_measured_for, planned_measured_s, summarise, too_short_note
 from lab.errors import GeneratorError, ServiceError, TargetError
 from lab.events import (
     ErrorSample,
@@ -47,6 +39,7 @@ from lab.events import (
     TargetReady,
     TargetSample,
 )
+from lab.figures import CpuReading, IntervalCounts, Summary
 from lab.limits import fd_budget_problem
 from lab.monitor import ResourceSampler
 from lab.plan import RunPlan

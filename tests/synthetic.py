@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from lab.analysis.summary import Latency, Summary
 from lab.events import (
     ErrorSample,
     Event,
@@ -22,6 +21,7 @@ from lab.events import (
     RunStarted,
     TargetReady,
 )
+from lab.figures import Latency, Summary
 from lab.load.histogram import LatencyHistogram
 from lab.plan import RunPlan, plan_runs
 from lab.spec import load_experiment
@@ -154,9 +154,9 @@ def record_synthetic_sweeps(folder: Path, db: Path, curves: dict[str, tuple[floa
     """Store one sweep per variant whose throughput follows the USL curve (λ, σ, κ) of
     ``curves`` exactly, written through the StoreRecorder as a real run is (no load, no target);
     with ``fit``, analysed and saved as ``lab run`` does, so ``fits`` holds their N*."""
-    from lab.analysis.summary import Latency, Summary
     from lab.analysis.sweep import analyse_stored
     from lab.events import HostFacts, RunFinished, RunStarted
+    from lab.figures import Latency, Summary
     from lab.store import StoreRecorder
 
     variants = "".join(f'[[variants]]\nname = "{name}"\n' for name in curves)

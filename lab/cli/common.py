@@ -117,20 +117,21 @@ def run_format_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def open_writable(db_path: str) -> Store:
-    """Open (or create) the results database for writing, and check that it is sound:
+    """Open (or create) the results database for writing (runs of killed labs are marked
+    failed with their figures: ``lab.results``), and check that it is sound:
     a file that cannot be written, or is damaged, fails here, before any process starts
     (a ``StoreError``: one line, exit 2)."""
-    from lab.store import open_store
+    from lab.results import open_results
 
-    return open_store(db_path, check=True)
+    return open_results(db_path, check=True)
 
 
 def open_readonly(db_path: str) -> Store:
     """Open the results database for reading; nothing is created or changed (a missing,
     foreign or damaged file is a ``StoreError``: one line, exit 2)."""
-    from lab.store import open_store
+    from lab.results import open_results
 
-    return open_store(db_path, readonly=True)
+    return open_results(db_path, readonly=True)
 
 
 def lab_command(name: str | None = None, **attrs: Any) -> Callable[[Callable[..., Any]], LabCommand]:

@@ -257,7 +257,8 @@ async def _run_plans(plans: list[RunPlan], store: Any,
 def _check_thresholds(runs: Sequence[Any], plans: Sequence[RunPlan],
                       extra: Sequence[Any]) -> list[Any]:
     """Each run against its variant's thresholds (from the file) plus ``extra``."""
-    from lab.thresholds import evaluate, parse_threshold
+    from lab.analysis.thresholds import evaluate
+    from lab.thresholds import parse_threshold
 
     by_variant = {plan.variant: plan.thresholds for plan in plans}
     results = []

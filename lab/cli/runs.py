@@ -105,7 +105,8 @@ def compare(run_ids: Sequence[int], baseline_id: int | None, thresholds: Sequenc
     With --baseline, each other run (or group of --repeat runs) is also checked figure by
     figure against the baseline's measured spread: better, worse, or within noise.
     """
-    from lab.thresholds import evaluate, parse_threshold
+    from lab.analysis.thresholds import evaluate
+    from lab.thresholds import parse_threshold
 
     checks = []
     for text in thresholds:

@@ -15,7 +15,7 @@ import json
 import socket
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -27,15 +27,6 @@ from urllib.parse import quote
 from sqlite_utils import Database
 from sqlite_utils.db import Table
 
-from lab.analysis.offered import offered_load
-from lab.analysis.summary import (
-    MIN_MEASURED_S,
-    CpuReading,
-    IntervalCounts,
-    Summary,
-    summarise,
-    too_short_note,
-)
 from lab.errors import StoreError, UnknownRunError
 from lab.events import (
     ErrorSample,
@@ -48,6 +39,7 @@ from lab.events import (
     TargetReady,
     TargetSample,
 )
+from lab.figures import CpuReading, IntervalCounts, Summary
 from lab.procs import owner_alive, this_lab
 from lab.store.records import (
     BUSY_TIMEOUT_MS,
@@ -62,6 +54,10 @@ from lab.store.records import (
 )
 from lab.store.rows import dumps, loads, run_record, summary_row
 from lab.store.schema import CHILD_TABLES, MIGRATIONS, SCHEMA_VERSION
+
+SummariseAbandoned = Callable[["Store", int, dict[str, Any]], tuple[str, Summary | None]]
+"""``(store, run_id, the run's config) → (what its reason says of the figures, its summary
+or None)``, for a run whose lab process was killed mid-run."""
 
 _BUG_ERRORS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.NotSupportedError)
 """SQLite errors that mean a bug in the lab, not a problem of the file: left as they are."""
@@ -101,7 +97,8 @@ def translated(path: Path, doing: str) -> Iterator[None]:
         raise StoreError(_sqlite_problem(path, doing, exc)) from exc
 
 
-def open_store(db_path: str | Path, *, readonly: bool = False, check: bool = False) -> Store:
+def open_store(db_path: str | Path, *, readonly: bool = False, check: bool = False,
+               summarise_abandoned: SummariseAbandoned | None = None) -> Store:
     """Open a results database the way every command does: each problem is a
     ``StoreError`` whose message is the one line to show.
 
@@ -110,6 +107,7 @@ def open_store(db_path: str | Path, *, readonly: bool = False, check: bool = Fal
         readonly: read only; the file must exist, nothing is created or changed.
         check: also read the whole file (``Store.check``), as before a run: damage
             anywhere in it is refused here rather than met in the middle of a run.
+        summarise_abandoned: see ``Store``.
 
     Raises:
         StoreError: the path is empty or a directory, the file is missing (``readonly``),
@@ -125,7 +123,7 @@ def open_store(db_path: str | Path, *, readonly: bool = False, check: bool = Fal
     if path.is_dir():
         raise StoreError(f"{text}: is a directory, not a results database (pass --db with a file)")
     try:
-        store = Store(path, readonly=readonly)
+        store = Store(path, readonly=readonly, summarise_abandoned=summarise_abandoned)
     except OSError as exc:
         raise StoreError(f"{text}: cannot open results database: {exc.strerror or exc}") from exc
     if check:
@@ -150,7 +148,8 @@ class Store:
     Use as a context manager or call ``close()``.
     """
 
-    def __init__(self, path: str | Path, readonly: bool = False) -> None:
+    def __init__(self, path: str | Path, readonly: bool = False, *,
+                 summarise_abandoned: SummariseAbandoned | None = None) -> None:
         """Open the results database.
 
         Args:
@@ -158,6 +157,10 @@ class Store:
                 directory must exist.
             readonly: open for reading only: nothing is created or changed, so reading a
                 results.db on a read-only medium works.
+            summarise_abandoned: how the figures of a run whose lab process was killed are
+                made from what it stored (``lab.results.open_results`` gives the
+                analysis's). Without it such runs are left as they are when writing, and
+                shown failed without a summary when reading.
 
         Opened for writing, it proves that it can write (one committed write
         transaction: a read-only or immutable file, a read-only directory or a full disk
@@ -173,6 +176,7 @@ class Store:
         self.path = Path(path)
         """The database file."""
         self.readonly = readonly
+        self._summarise_abandoned = summarise_abandoned
         self._lock = threading.RLock()
         if readonly:
             if not self.path.is_file():
@@ -387,15 +391,19 @@ class Store:
 
     def mark_abandoned_runs(self) -> list[int]:
         """Mark as failed the ``running`` runs whose lab process on this host is gone
-        (killed with SIGKILL, or the machine lost power), and summarise each from the
-        intervals and resource readings it stored (see ``_abandoned``).
+        (killed with SIGKILL, or the machine lost power), each with the summary of what it
+        stored (``summarise_abandoned``).
 
         Runs of a lab that still runs (same pid and start time), and runs recorded on
-        another host, are never touched. Called whenever a store is opened for writing.
+        another host, are never touched. Called whenever a store is opened for writing;
+        a store given no ``summarise_abandoned`` marks nothing, so a run is never stored
+        failed without the figures it measured.
 
         Returns:
             The ids of the runs marked.
         """
+        if self._summarise_abandoned is None:
+            return []
         marked = []
         for row in self._query("SELECT * FROM runs WHERE status = 'running'"):
             if not self._owner_gone(row):
@@ -420,20 +428,13 @@ class Store:
                                started_by_unix=row["started_at_unix"])
 
     def _abandoned(self, row: dict[str, Any]) -> tuple[str, Summary | None]:
-        """The reason and summary of a run whose lab process died mid-run: figures over
-        what it stored after the warm-up, up to its last stored interval (none when that
-        is under ``MIN_MEASURED_S``, as for any run that stopped early)."""
-        load = loads(row["config"]).get("load") or {}
-        warmup = float(load.get("warmup") or 0.0)
-        intervals = self.interval_counts(int(row["id"]))
-        user_levels = [(e.t_s, e.level) for e in self.run_events(int(row["id"])) if e.reason == "user"]
-        summary = summarise(intervals, self.cpu_readings(int(row["id"])), warmup,
-                            min_measured_s=MIN_MEASURED_S,
-                            offered=offered_load(intervals, load, warmup, user_levels))
-        what = ("figures from what it stored" if summary is not None
-                else too_short_note(intervals, warmup) or "nothing measured")
-        return (f"killed: the lab process (pid {row.get('lab_pid')}) ended without finishing "
-                f"this run; {what}", summary)
+        """The reason and summary of a run whose lab process died mid-run (the summary from
+        ``summarise_abandoned``; without one, none)."""
+        reason = f"killed: the lab process (pid {row.get('lab_pid')}) ended without finishing this run"
+        if self._summarise_abandoned is None:
+            return reason, None
+        what, summary = self._summarise_abandoned(self, int(row["id"]), loads(row["config"]))
+        return f"{reason}; {what}", summary
 
     def set_target(self, run_id: int, event: TargetReady) -> None:
         """Record the target's URL, root PID and startup time for a run."""

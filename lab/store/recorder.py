@@ -9,9 +9,6 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lab.analysis.summary import (
-    Summary,
-)
 from lab.errors import StoreError, UnknownRunError
 from lab.events import (
     ErrorSample,
@@ -25,6 +22,7 @@ from lab.events import (
     TargetReady,
     TargetSample,
 )
+from lab.figures import Summary
 from lab.store.database import Store
 
 

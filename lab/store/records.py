@@ -11,9 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lab.analysis.summary import (
-    Summary,
-)
+from lab.figures import Summary
 
 RUN_STATUSES = ("running", "completed", "failed", "aborted")
 """The values of ``runs.status``."""

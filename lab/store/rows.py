@@ -7,10 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lab.analysis.summary import (
-    Latency,
-    Summary,
-)
+from lab.figures import Latency, Summary
 from lab.store.records import RunRecord
 
 _LATENCY_FIELDS = ("p50", "p90", "p95", "p99", "max", "mean")

@@ -15,14 +15,17 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
+from textual import on
 from textual.app import App
 from textual.binding import Binding
 
 from lab.engine import run_plan
 from lab.errors import ExitCode, UnknownVariantError
 from lab.plan import RunPlan, check_plans, plan_runs
+from lab.results import open_results
 from lab.spec import SpecError, find_experiment, load_experiment
-from lab.store import Store, StoreError, open_store
+from lab.store import Store, StoreError
+from lab.tui.messages import OpenCompare, OpenHistory, OpenSweeps, StartRuns
 from lab.tui.screens.compare import CompareScreen
 from lab.tui.screens.confirm import ConfirmScreen
 from lab.tui.screens.experiments import ExperimentsScreen
@@ -115,7 +118,7 @@ class LabApp(App[None]):
         if self.view_only:
             raise StoreError(f"{self.db_path}: view-only: this view does not write the results database")
         if self._store is None:
-            self._store = open_store(self.db_path, check=True)
+            self._store = open_results(self.db_path, check=True)
         return self._store
 
     def reading_store(self) -> Store | None:
@@ -127,7 +130,7 @@ class LabApp(App[None]):
         """
         if not self.db_path.exists():
             return None
-        return open_store(self.db_path, readonly=True)
+        return open_results(self.db_path, readonly=True)
 
     def refuse_in_view_only(self, what: str) -> bool:
         """In a view-only lab, say that this view cannot do ``what`` and return True."""
@@ -218,6 +221,24 @@ class LabApp(App[None]):
     def open_sweeps(self, run_ids: Sequence[int]) -> None:
         """Show the sweeps these runs are levels of, overlaid."""
         self.push_screen(SweepScreen(run_ids))
+
+    # ------------------------------------------------------------------ what screens ask
+
+    @on(StartRuns)
+    def _on_start_runs(self, message: StartRuns) -> None:
+        self.start_runs(message.plans, exit_when_done=message.exit_when_done)
+
+    @on(OpenHistory)
+    def _on_open_history(self, message: OpenHistory) -> None:
+        self.open_history()
+
+    @on(OpenCompare)
+    def _on_open_compare(self, message: OpenCompare) -> None:
+        self.open_compare(message.run_ids)
+
+    @on(OpenSweeps)
+    def _on_open_sweeps(self, message: OpenSweeps) -> None:
+        self.open_sweeps(message.run_ids)
 
 
 def run_tui(db_path: Path, experiments_dir: Path, view_only: bool = False) -> None:

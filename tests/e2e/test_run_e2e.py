@@ -14,7 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lab.store import Store, StoreError
+from lab.results import open_results as Store  # the store as lab run and the TUI open it
+from lab.store import StoreError
 from tests.conftest import (
     CONTRACT_TOOL,
     REPO,

@@ -30,8 +30,9 @@ from lab.events import (
 from lab.load.histogram import LatencyHistogram
 from lab.plan import plan_runs
 from lab.report import comparison_table, experiment_json, render, run_details
+from lab.results import open_results as Store  # the store as lab run and the TUI open it
 from lab.spec import Experiment
-from lab.store import Store, StoreRecorder
+from lab.store import StoreRecorder
 
 
 def _plan(load: dict[str, Any], target: dict[str, Any] | None = None):

@@ -18,10 +18,11 @@ from dataclasses import replace
 
 import pytest
 
-from lab.analysis.summary import Latency, Summary
+from lab.analysis.thresholds import ThresholdResult, evaluate
+from lab.figures import Latency, Summary
 from lab.report import formats
 from lab.store import IntervalRow, ResourceRow, RunRecord
-from lab.thresholds import ThresholdResult, evaluate, parse_threshold
+from lab.thresholds import parse_threshold
 from tests.conftest import REPO
 
 GOLDEN = REPO / "tests" / "golden"

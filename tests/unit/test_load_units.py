@@ -170,7 +170,7 @@ def test_error_classes() -> None:
 
 
 def _iv(t: float, cpu: float | None, lag_ms: float = 0.1) -> object:
-    from lab.analysis.summary import IntervalCounts
+    from lab.figures import IntervalCounts
 
     lag = LatencyHistogram()
     for _ in range(100):

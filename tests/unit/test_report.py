@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lab.analysis.summary import Latency, Summary
+from lab.figures import Latency, Summary
 from lab.report import (
     comparison_table,
     dumps,

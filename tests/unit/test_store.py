@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lab.analysis.summary import CpuReading, IntervalCounts, Summary, summarise
+from lab.analysis.summary import summarise
 from lab.events import (
     ErrorSample,
     Event,
@@ -23,6 +23,7 @@ from lab.events import (
     RunStarted,
     TargetReady,
 )
+from lab.figures import CpuReading, IntervalCounts, Summary
 from lab.load.histogram import LatencyHistogram
 from lab.store import (
     SCHEMA_VERSION,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from lab.analysis.summary import Latency, Summary
 from lab.analysis.sweep import analyse_stored, delete_run_and_refit, plot_data
 from lab.analysis.usl import usl_throughput
 from lab.events import HostFacts, RunFinished, RunStarted
+from lab.figures import Latency, Summary
 from lab.plan import plan_runs
 from lab.report.sweep_report import sweep_plot
 from lab.spec import load_experiment

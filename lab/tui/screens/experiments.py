@@ -16,7 +16,7 @@ from lab.errors import UnknownVariantError
 from lab.plan import RunPlan, check_plans, plan_runs
 from lab.spec import SpecError
 from lab.tui.catalog import ExperimentEntry, discover
-from lab.tui.messages import ExperimentsLoaded
+from lab.tui.messages import ExperimentsLoaded, OpenHistory, StartRuns
 from lab.tui.screens.base import LabScreen, controls
 
 
@@ -194,7 +194,7 @@ class ExperimentsScreen(LabScreen[None]):
         """Run every variant of the highlighted experiment in turn."""
         plans = self._plans(None)
         if plans:
-            self.lab.start_runs(plans)
+            self.post_message(StartRuns(plans))
 
     @controls("start runs")
     def action_run_variant(self) -> None:
@@ -206,7 +206,7 @@ class ExperimentsScreen(LabScreen[None]):
         option = variants.get_option_at_index(variants.highlighted)
         plans = self._plans(option.id)
         if plans:
-            self.lab.start_runs(plans)
+            self.post_message(StartRuns(plans))
 
     def action_next_variant(self) -> None:
         """Highlight the next variant (wrapping round)."""
@@ -217,7 +217,7 @@ class ExperimentsScreen(LabScreen[None]):
 
     def action_history(self) -> None:
         """Open the stored runs."""
-        self.lab.open_history()
+        self.post_message(OpenHistory())
 
     def action_reload(self) -> None:
         """Read the experiments folder again (after editing a file)."""

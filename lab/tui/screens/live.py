@@ -29,7 +29,7 @@ from lab.plan import RunPlan
 from lab.report.table import fmt_mib, fmt_ms, fmt_rate
 from lab.store import StoreRecorder
 from lab.tui.live_model import GENERATOR_BOUND_CPU, GENERATOR_BOUND_S, LiveBridge, LiveSnapshot
-from lab.tui.messages import RunsFinished
+from lab.tui.messages import OpenCompare, OpenHistory, OpenSweeps, RunsFinished
 from lab.tui.screens.base import LabScreen, controls
 from lab.tui.widgets.chart import ChartData, Series, TimeChart
 
@@ -271,13 +271,13 @@ class LiveScreen(LabScreen[None]):
         """Compare the runs just made (a sweep's runs: show the sweep curves)."""
         if self.run_ids:
             if any(plan.sweep is not None for plan in self.plans):
-                self.lab.open_sweeps(self.run_ids)
+                self.post_message(OpenSweeps(self.run_ids))
             else:
-                self.lab.open_compare(self.run_ids)
+                self.post_message(OpenCompare(self.run_ids))
 
     def action_history(self) -> None:
         """Open the stored runs (the run goes on meanwhile)."""
-        self.lab.open_history()
+        self.post_message(OpenHistory())
 
     def action_back(self) -> None:
         """Back to the experiments once the runs have ended."""
