@@ -709,7 +709,7 @@ def _child_loop(config: dict[str, Any]) -> None:
     async def httpx_loop(end: float) -> None:
         import httpx
 
-        from lab.load.client import HttpxEngine
+        from lab.load.httpx_engine import HttpxEngine
 
         engine = HttpxEngine(base_url, 5.0)
         t = time.perf_counter()
@@ -743,7 +743,7 @@ def _child_loop(config: dict[str, Any]) -> None:
             await c.aclose()
 
     async def fast_loop(end: float) -> None:
-        from lab.load.fastclient import FastEngine
+        from lab.load.fast_engine import FastEngine
 
         engine = FastEngine(base_url, 5.0)
 
@@ -765,7 +765,7 @@ def _child_loop(config: dict[str, Any]) -> None:
     async def bare_loop(end: float) -> None:
         from httptools import HttpResponseParser
 
-        from lab.load.fastclient import FastEngine
+        from lab.load.fast_engine import FastEngine
 
         data = FastEngine(base_url, 5.0).encode(req)
         loop = asyncio.get_running_loop()

@@ -30,6 +30,7 @@ __all__ = [
     "SpecError",
     "Store",
     "StoreError",
+    "StoreRecorder",
     "Summary",
     "__version__",
     "load_experiment",
@@ -50,10 +51,14 @@ _LAZY = {
     "SpecError": "lab.spec",
     "load_experiment": "lab.spec",
     "Recorder": "lab.store",
+    "StoreRecorder": "lab.store",
     "RunRecord": "lab.store",
     "Store": "lab.store",
     "StoreError": "lab.errors",
 }
+
+_ALIASES = {"Recorder": "StoreRecorder"}
+"""Public names kept for scripts written against an older name → the name today."""
 
 
 def __getattr__(name: str) -> object:
@@ -62,7 +67,7 @@ def __getattr__(name: str) -> object:
         raise AttributeError(f"module 'lab' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), _ALIASES.get(name, name))
     globals()[name] = value
     return value
 

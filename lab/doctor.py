@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import platform
 import resource
-import sqlite3
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Literal
 
 import psutil
 
-from lab.services import find_components
+from lab.topology.services import find_components
 
 Status = Literal["ok", "warn", "missing", "info"]
 
@@ -90,7 +89,7 @@ def database_check(db_path: str | Path) -> Check:
                 damage = [str(exc.__cause__ or exc)]
             version = store.schema_version
             runs = len(store.list_runs()) if not damage else 0
-    except (StoreError, sqlite3.Error, OSError) as exc:
+    except (StoreError, OSError) as exc:
         message = str(exc).removeprefix(f"{db_path}: ").removeprefix(f"{path}: ")
         return Check("results database", f"{shown}: {message}", "warn",
                      "the commands refuse this file; pass --db with another path")

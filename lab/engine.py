@@ -22,15 +22,8 @@ import psutil
 
 from lab import __version__
 from lab.analysis.offered import offered_load
-from lab.analysis.summary import (
-    CpuReading,
-    IntervalCounts,
-    Summary,
-    min_measured_for,
-    planned_measured_s,
-    summarise,
-    too_short_note,
-)
+from lab.analysis.summary import min_measured_for, planned_measured_s, summarise, too_short_note
+from lab.errors import GeneratorError, ServiceError, TargetError
 from lab.events import (
     ErrorSample,
     Event,
@@ -46,12 +39,13 @@ from lab.events import (
     TargetReady,
     TargetSample,
 )
-from lab.generators import GeneratorError, GeneratorPool, IntervalMerger
+from lab.figures import CpuReading, IntervalCounts, Summary
 from lab.limits import fd_budget_problem
 from lab.monitor import ResourceSampler
 from lab.plan import RunPlan
-from lab.services import ServiceError, ServiceSet, remove_orphaned_dirs
-from lab.targets import NOTHING_LISTENS_S, StatsReader, TargetError, TargetProcess, wait_ready
+from lab.pool import GeneratorPool, IntervalMerger
+from lab.topology.services import ServiceSet, remove_orphaned_dirs
+from lab.topology.targets import NOTHING_LISTENS_S, StatsReader, TargetProcess, wait_ready
 
 START_DELAY_S = 0.1
 """Between the start command and t0, so every worker begins on the same instant."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from lab.analysis.summary import Summary
+    from lab.figures import Summary
     from lab.plan import RunPlan
 
 RunStatus = Literal["running", "completed", "failed", "aborted"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lab.errors import UnknownVariantError
 from lab.load.engines import choose_client
 from lab.spec import (
     Experiment,
@@ -165,7 +166,8 @@ def plan_runs(experiment: Experiment, variants: list[str] | None = None) -> list
         variants: names to keep (in the experiment's order); None keeps all.
 
     Raises:
-        KeyError: a requested variant name does not exist (message lists the known ones).
+        UnknownVariantError: a requested variant name does not exist (message lists the
+            known ones; a KeyError too).
         ValueError: a variant asks for an engine that cannot serve its target.
     """
     resolved = experiment.resolved_variants()
@@ -173,7 +175,8 @@ def plan_runs(experiment: Experiment, variants: list[str] | None = None) -> list
         known = [v.name for v in resolved]
         missing = [name for name in variants if name not in known]
         if missing:
-            raise KeyError(f"unknown variant {missing[0]!r}; the experiment has: {', '.join(known)}")
+            raise UnknownVariantError(f"unknown variant {missing[0]!r}; "
+                                      f"the experiment has: {', '.join(known)}")
         resolved = [v for v in resolved if v.name in variants]
     def plan(v: ResolvedVariant, sweep: SweepPoint | None = None) -> RunPlan:
         return RunPlan(

@@ -4,8 +4,8 @@
 A threshold is ``METRIC OP VALUE[UNIT]`` with OP one of ``<``, ``<=``, ``>``, ``>=``.
 Latencies take ``us``, ``ms`` (the default) or ``s``; ratios take ``%`` or a fraction;
 memory takes ``B``, ``KB``/``KiB``, ``MB``/``MiB``, ``GB``/``GiB``; rates are req/s.
-Every run (each variant) is checked against every threshold; a run that measured
-nothing fails them all. ``lab run`` exits with code 1 when any threshold failed.
+This module parses them (the experiment file's ``[thresholds]`` are checked as it loads);
+``lab.analysis.thresholds`` checks them against stored runs.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from lab.analysis.summary import Summary
-    from lab.store import RunRecord
+    from lab.figures import Summary
 
 Kind = Literal["latency", "ratio", "rate", "count", "bytes", "cpu"]
 
@@ -83,6 +82,17 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 }
 
 
+def metric_value(metric: str, summary: Summary) -> float | None:
+    """The figure ``metric`` names (a canonical name, ``Threshold.metric``) in ``summary``,
+    in the metric's base unit; None when the run did not measure it."""
+    return _METRICS[metric].get(summary)
+
+
+def base_unit(kind: Kind) -> str:
+    """The unit a threshold's limit and a checked figure are in: ``ms``, ``req/s``, ``B``…"""
+    return _BASE_UNIT[kind]
+
+
 def metric_names() -> list[str]:
     """Every name a threshold may use (aliases included), sorted."""
     return sorted(_METRICS)
@@ -141,46 +151,3 @@ def parse_threshold(text: str) -> Threshold:
         raise ValueError(f"the limit in {text.strip()!r} must be >= 0 ({metric.name} is never "
                          f"negative), got {number}{unit}")
     return Threshold(text.strip(), metric.name, op, limit, metric.kind)
-
-
-@dataclass(frozen=True)
-class ThresholdResult:
-    """One threshold checked against one run."""
-
-    run_id: int
-    variant: str
-    threshold: Threshold
-    actual: float | None
-    """The run's figure in the metric's base unit; None when it was not measured."""
-    passed: bool
-
-    @property
-    def unit(self) -> str:
-        return _BASE_UNIT[self.threshold.kind]
-
-    def describe(self) -> str:
-        """``p95<200ms: 12.3 ms`` or ``… : not measured``."""
-        if self.actual is None:
-            shown = "not measured"
-        elif self.threshold.kind == "ratio":
-            shown = f"{self.actual * 100:.3g} %"
-        else:
-            shown = f"{self.actual:,.4g} {self.unit}".rstrip()
-        return f"{self.threshold.expression}: {shown}"
-
-    def as_dict(self) -> dict[str, object]:
-        return {"run_id": self.run_id, "variant": self.variant,
-                "threshold": self.threshold.expression, "metric": self.threshold.metric,
-                "op": self.threshold.op, "limit": self.threshold.limit, "unit": self.unit,
-                "actual": self.actual, "passed": self.passed}
-
-
-def evaluate(thresholds: Sequence[Threshold], runs: Sequence[RunRecord]) -> list[ThresholdResult]:
-    """Check every threshold against every run, in run order."""
-    out = []
-    for run in runs:
-        for t in thresholds:
-            actual = _METRICS[t.metric].get(run.summary) if run.summary is not None else None
-            passed = actual is not None and t.check(actual)
-            out.append(ThresholdResult(run.id, run.variant, t, actual, passed))
-    return out

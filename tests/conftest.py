@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -152,38 +150,10 @@ def run_lab(*args: str, cwd: Path | None = None, timeout: float = 120,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
-@contextlib.contextmanager
-def external_server(argv: list[str], port: int, env: dict[str, str] | None = None,
-                    timeout_s: float = 30.0) -> Iterator[None]:
-    """Run ``argv`` (a server that will listen on 127.0.0.1:``port``) from the repository
-    root until the block ends, entering the block once the port accepts connections;
-    the server is ended (SIGTERM, then SIGKILL) even when the block fails."""
-    import socket
-
-    proc = subprocess.Popen(argv, cwd=REPO, env={**os.environ, **(env or {})})
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            assert proc.poll() is None, f"{argv[:4]} exited with code {proc.returncode}"
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert time.monotonic() < deadline, f"{argv[:4]} did not listen on {port} in {timeout_s}s"
-            time.sleep(0.05)
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 def one_line_error(code: int, out: str, err: str) -> str:
     """Assert a bad-input failure reported as one line on stderr (exit 2, no traceback,
     nothing on stdout); return that line."""
-    from lab.exitcodes import ExitCode
+    from lab.errors import ExitCode
 
     assert code == ExitCode.BAD_INPUT, (code, out, err)
     assert "Traceback" not in err, err
@@ -198,33 +168,3 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "results.db"
 
 
-@dataclass(frozen=True)
-class CachingRun:
-    """``lab run caching`` of no-cache, lru and (with redis-server installed) redis, as a
-    table, into ``db``: the runs tests/test_caching.py and
-    tests/experiments/test_caching_redis.py both assert on (read-only)."""
-
-    db: Path
-    res: subprocess.CompletedProcess[str]
-    run_ids: tuple[int, ...]
-    variants: tuple[str, ...]
-    """The variants of ``run_ids``, in run order."""
-
-
-@pytest.fixture(scope="session")
-def caching_run(tmp_path_factory: pytest.TempPathFactory) -> CachingRun:
-    """One run of the caching experiment for the session: the no-cache baseline of the two
-    tests is the same 4 s run, so it is made once (4 s per variant, 1 s warm-up)."""
-    from lab.store import Store
-
-    variants = ["no-cache", "lru"] + (["redis"] if shutil.which("redis-server") else [])
-    db = tmp_path_factory.mktemp("caching") / "results.db"
-    with leaves_no_processes("lab run caching"):
-        res = run_lab("run", "experiments/caching.toml", "--duration", "4s", "--warmup", "1s",
-                      *(arg for name in variants for arg in ("--variant", name)),
-                      "--db", str(db), cwd=REPO, timeout=180)
-    runs: list[tuple[int, str]] = []
-    if db.exists():
-        with Store(db, readonly=True) as store:
-            runs = sorted((r.id, r.variant) for r in store.list_runs())
-    return CachingRun(db, res, tuple(i for i, _ in runs), tuple(v for _, v in runs))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from lab.analysis.summary import Summary
+    from lab.figures import Summary
     from lab.store import IntervalRow, RunRecord
 
 Verdict = Literal["better", "worse", "within noise", "not measured"]

@@ -8,125 +8,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from lab.analysis.offered import OfferedLoad
+from lab.figures import CpuReading, IntervalCounts, Latency, Summary
 from lab.load.histogram import LatencyHistogram
 
 
-@dataclass(frozen=True)
-class Latency:
-    """Latency percentiles in milliseconds. All 0.0 when nothing was recorded."""
-
-    p50: float
-    p90: float
-    p95: float
-    p99: float
-    max: float
-    mean: float
-    count: int = 0
-
-    @classmethod
-    def from_histogram(cls, hist: LatencyHistogram) -> Latency:
-        return cls(
-            p50=hist.percentile_ms(50),
-            p90=hist.percentile_ms(90),
-            p95=hist.percentile_ms(95),
-            p99=hist.percentile_ms(99),
-            max=hist.max_ms(),
-            mean=hist.mean_ms(),
-            count=hist.count,
-        )
-
-    def as_dict(self) -> dict[str, float]:
-        """The JSON form; ``count`` 0 means the figures are 0.0 because nothing was measured."""
-        out: dict[str, float] = {k: round(getattr(self, k), 3)
-                                 for k in ("p50", "p90", "p95", "p99", "max", "mean")}
-        out["count"] = self.count
-        return out
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Headline figures of one run over its measured window (warm-up excluded)."""
-
-    requests: int
-    """Completed attempts in the window: ok + errors."""
-    ok: int
-    errors: int
-    dropped: int
-    interrupted: int
-    bytes: int
-    window_s: float
-    """Real length of the measured window, seconds."""
-    throughput_rps: float
-    """Goodput: successful requests per second of the window."""
-    attempts_rps: float
-    """Completed attempts (errors included) per second of the window."""
-    latency_ms: Latency
-    """Successful requests, from the intended send time (open model) or the send."""
-    latency_all_ms: Latency
-    """Every completed attempt, errors included."""
-    service_ms: Latency
-    """Successful requests from the actual send (service time)."""
-    error_rate: float
-    """errors / requests, 0..1."""
-    errors_by_class: dict[str, int] = field(default_factory=dict)
-    target_cpu_s_per_1k: float | None = None
-    """Target CPU-seconds spent per 1,000 completed requests in the window."""
-    target_peak_rss_bytes: int | None = None
-    generator_cpu_s_per_1k: float | None = None
-    generator_peak_cpu_percent: float | None = None
-    """Highest CPU percent (of one core) of any single generator process."""
-    cache_hit_ratio: float | None = None
-    """From the target's stats path, over the window; None when it reports none."""
-    generator_bound: bool = False
-    """The load generator, not the target, limited this run: its numbers describe the
-    generator (see ``GENERATOR_BUSY_PERCENT``, ``LOOP_LAG_LIMIT_MS``)."""
-    generator_bound_reason: str | None = None
-    loop_lag_p99_ms: float | None = None
-    """p99 of the generator workers' event-loop lag over the window, ms."""
-    offered_rps: float | None = None
-    """The load the run intended (open model: arrivals scheduled; closed model: ``max_rps``)
-    per second of the window without its drain; None without an intended rate
-    (``lab.analysis.offered``)."""
-    achieved_rps: float | None = None
-    """Successful requests per second over the same seconds as ``offered_rps``."""
-    load_not_achieved: bool = False
-    """Achieved below 90 % of offered: a saturated target (open model) or a pace the VUs
-    could not keep (coordinated omission)."""
-    load_not_achieved_reason: str | None = None
-
-    def as_contract(self) -> dict[str, object]:
-        """The ``summary`` object of the ``lab run --format json`` contract (plus extras)."""
-        return {
-            "requests": self.requests,
-            "ok": self.ok,
-            "errors": self.errors,
-            "dropped": self.dropped,
-            "interrupted": self.interrupted,
-            "throughput_rps": round(self.throughput_rps, 3),
-            "attempts_rps": round(self.attempts_rps, 3),
-            "latency_ms": self.latency_ms.as_dict(),
-            "latency_all_ms": self.latency_all_ms.as_dict(),
-            "service_ms": self.service_ms.as_dict(),
-            "error_rate": round(self.error_rate, 6),
-            "errors_by_class": dict(self.errors_by_class),
-            "target_cpu_s_per_1k": _round(self.target_cpu_s_per_1k),
-            "target_peak_rss_bytes": self.target_peak_rss_bytes,
-            "generator_cpu_s_per_1k": _round(self.generator_cpu_s_per_1k),
-            "generator_peak_cpu_percent": _round(self.generator_peak_cpu_percent),
-            "cache_hit_ratio": _round(self.cache_hit_ratio),
-            "window_s": round(self.window_s, 3),
-            "bytes": self.bytes,
-            "generator_bound": self.generator_bound,
-            "generator_bound_reason": self.generator_bound_reason,
-            "loop_lag_p99_ms": _round(self.loop_lag_p99_ms, 3),
-            "offered_rps": _round(self.offered_rps, 3),
-            "achieved_rps": _round(self.achieved_rps, 3),
-            "load_not_achieved": self.load_not_achieved,
-            "load_not_achieved_reason": self.load_not_achieved_reason,
-        }
+def latency_of(hist: LatencyHistogram) -> Latency:
+    """The percentiles of a merged histogram, in milliseconds (all 0.0 when it is empty)."""
+    return Latency(
+        p50=hist.percentile_ms(50),
+        p90=hist.percentile_ms(90),
+        p95=hist.percentile_ms(95),
+        p99=hist.percentile_ms(99),
+        max=hist.max_ms(),
+        mean=hist.mean_ms(),
+        count=hist.count,
+    )
 
 
 def nothing_served(summary: Summary) -> str | None:
@@ -146,29 +44,6 @@ def nothing_served(summary: Summary) -> str | None:
     detail = ", ".join([f"{n:,} {cls}" for cls, n in classes if n] + lost)
     plural = "s" if summary.errors != 1 else ""
     return f"every request failed: {summary.errors:,} error{plural}" + (f" ({detail})" if detail else "")
-
-
-def _round(value: float | None, ndigits: int = 4) -> float | None:
-    return None if value is None else round(value, ndigits)
-
-
-@dataclass(frozen=True)
-class IntervalCounts:
-    """What summarise() needs of one merged interval."""
-
-    t_s: float
-    duration_s: float
-    ok: int
-    errors: int
-    dropped: int
-    interrupted: int
-    bytes: int
-    errors_by_class: dict[str, int]
-    histogram: bytes
-    histogram_all: bytes
-    histogram_service: bytes
-    generator_cpu_percent: float | None = None
-    histogram_lag: bytes = b""
 
 
 GENERATOR_BUSY_PERCENT = 90.0
@@ -199,18 +74,6 @@ def generator_bound(window: Sequence[IntervalCounts], lag: LatencyHistogram) -> 
         reasons.append(f"generator event-loop lag p99 {lag.percentile_ms(99):.1f} ms "
                        f"> {LOOP_LAG_LIMIT_MS:g} ms")
     return "; ".join(reasons) or None
-
-
-@dataclass(frozen=True)
-class CpuReading:
-    """What summarise() needs of one resource sample."""
-
-    t_s: float
-    role: str
-    pid: int | None
-    cpu_percent: float | None
-    cpu_seconds: float
-    rss_bytes: int
 
 
 MIN_MEASURED_S = 1.0
@@ -349,9 +212,9 @@ def summarise(
         window_s=window_s,
         throughput_rps=per_s(ok),
         attempts_rps=per_s(requests),
-        latency_ms=Latency.from_histogram(ok_hist),
-        latency_all_ms=Latency.from_histogram(all_hist),
-        service_ms=Latency.from_histogram(svc_hist),
+        latency_ms=latency_of(ok_hist),
+        latency_all_ms=latency_of(all_hist),
+        service_ms=latency_of(svc_hist),
         error_rate=errors / requests if requests else 0.0,
         errors_by_class=by_class,
         target_cpu_s_per_1k=(target_cpu / requests * 1000) if target_cpu is not None and requests else None,

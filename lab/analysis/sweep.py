@@ -231,7 +231,7 @@ def analyse_stored(store: Store, sweep_ids: Sequence[int],
         save: write each report and its fits back (``sweeps.report``, ``fits``).
 
     Raises:
-        KeyError: ``no sweep with id N``.
+        UnknownRunError: ``no sweep with id N``.
     """
     out = []
     for sweep_id in sweep_ids:
@@ -263,7 +263,7 @@ def delete_run_and_refit(store: Store, run_id: int) -> SweepAnalysis | None:
         one: the sweep went with it).
 
     Raises:
-        KeyError: ``no run with id N``.
+        UnknownRunError: ``no run with id N``.
     """
     sweep_id = store.delete_run(run_id)
     if sweep_id is None:

@@ -6,7 +6,8 @@ import ipaddress
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from lab.load.client import HttpxEngine, Outcome
+from lab.load.httpx_engine import HttpxEngine
+from lab.load.outcome import Outcome
 from lab.load.workload import Request
 
 
@@ -77,7 +78,7 @@ def make_engine(name: str, base_url: str, timeout_s: float, keep_alive: bool = T
     if name == "fast":
         if http2 or follow_redirects:
             raise ValueError("the fast client engine speaks HTTP/1.1 and follows no redirects")
-        from lab.load.fastclient import FastEngine
+        from lab.load.fast_engine import FastEngine
 
         return FastEngine(base_url, timeout_s, keep_alive)
     return HttpxEngine(base_url, timeout_s, keep_alive, http2=http2, follow_redirects=follow_redirects)

@@ -2,7 +2,7 @@
 and the per-second exports of ``lab export``.
 
 Pure functions over ``lab.store`` dataclasses (``RunRecord``, ``IntervalRow``,
-``ResourceRow``) and ``lab.thresholds.ThresholdResult``; nothing here opens the database.
+``ResourceRow``) and ``lab.analysis.thresholds.ThresholdResult``; nothing here opens the database.
 
 Units everywhere: latencies in ms, rates in req/s, times and durations in s, memory in
 bytes, CPU in CPU-seconds per 1,000 requests (``*_s_per_1k``) or percent of one core
@@ -40,9 +40,9 @@ from lab.report.table import (
 )
 
 if TYPE_CHECKING:
-    from lab.analysis.summary import Summary
+    from lab.analysis.thresholds import ThresholdResult
+    from lab.figures import Summary
     from lab.store import IntervalRow, ResourceRow, RunRecord
-    from lab.thresholds import ThresholdResult
 
 # --------------------------------------------------------------------------- shared helpers
 
@@ -250,7 +250,7 @@ def to_markdown(title: str, runs: Sequence[RunRecord], results: Sequence[Thresho
     Args:
         title: the heading (e.g. the experiment's name).
         runs: runs in table order; the first is the baseline of the changes.
-        results: ``lab.thresholds.evaluate`` output; empty for no threshold section.
+        results: ``lab.analysis.thresholds.evaluate`` output; empty for no threshold section.
     """
     base_run = runs[0] if runs else None
     base = base_run.summary if base_run is not None else None
@@ -379,7 +379,7 @@ def to_junit(suite_name: str, runs: Sequence[RunRecord], results: Sequence[Thres
     Args:
         suite_name: the ``<testsuites name>`` (e.g. the experiment's name).
         runs: the runs, one suite each, in order.
-        results: ``lab.thresholds.evaluate`` output.
+        results: ``lab.analysis.thresholds.evaluate`` output.
 
     Returns:
         The XML document, indented, with an ``<?xml ... encoding="UTF-8"?>`` declaration

@@ -24,7 +24,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from lab.analysis.summary import Latency, Summary
+from lab.figures import Latency, Summary
 
 if TYPE_CHECKING:
     from lab.analysis.stages import StageFigures

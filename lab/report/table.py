@@ -24,9 +24,9 @@ from lab.events import ERROR_CLASSES
 if TYPE_CHECKING:
     from lab.analysis.noise import Change, Spread
     from lab.analysis.stages import StageFigures
-    from lab.analysis.summary import Summary
+    from lab.analysis.thresholds import ThresholdResult
+    from lab.figures import Summary
     from lab.store import ErrorRow, IntervalRow, RunRecord
-    from lab.thresholds import ThresholdResult
 
 MISSING = "–"
 """Shown for a value that was not measured."""

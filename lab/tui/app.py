@@ -3,7 +3,7 @@
 ``lab`` (or ``lab tui``) calls ``run_tui``. The app is one more subscriber to the
 engine's events (see ``lab.tui.screens.live``); it reads the database only from thread
 workers, each with its own connection, and writes it only through the engine's
-``Recorder`` during a run.
+``StoreRecorder`` during a run.
 """
 
 from __future__ import annotations
@@ -15,14 +15,17 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
+from textual import on
 from textual.app import App
 from textual.binding import Binding
 
 from lab.engine import run_plan
-from lab.exitcodes import ExitCode
+from lab.errors import ExitCode, UnknownVariantError
 from lab.plan import RunPlan, check_plans, plan_runs
+from lab.results import open_results
 from lab.spec import SpecError, find_experiment, load_experiment
-from lab.store import Store, StoreError, open_store
+from lab.store import Store, StoreError
+from lab.tui.messages import OpenCompare, OpenHistory, OpenSweeps, StartRuns
 from lab.tui.screens.compare import CompareScreen
 from lab.tui.screens.confirm import ConfirmScreen
 from lab.tui.screens.experiments import ExperimentsScreen
@@ -97,13 +100,13 @@ class LabApp(App[None]):
             exp = load_experiment(find_experiment(name, self.experiments_dir))
             plans = plan_runs(exp, [variant] if variant else None)
             check_plans(exp, plans)
-        except (SpecError, KeyError, ValueError) as exc:
+        except (SpecError, UnknownVariantError, ValueError) as exc:
             self.notify(f"{AUTORUN_ENV}={spec}: {exc}", severity="error", timeout=15)
             return
         self.start_runs(plans, exit_when_done=self.exit_when_done)
 
     def recording_store(self) -> Store:
-        """The store the Live screen's ``Recorder`` writes to (opened on first use).
+        """The store the Live screen's ``StoreRecorder`` writes to (opened on first use).
 
         Used only from the event loop's thread, where the engine calls its listeners;
         readers open their own connection in their threads.
@@ -115,7 +118,7 @@ class LabApp(App[None]):
         if self.view_only:
             raise StoreError(f"{self.db_path}: view-only: this view does not write the results database")
         if self._store is None:
-            self._store = open_store(self.db_path, check=True)
+            self._store = open_results(self.db_path, check=True)
         return self._store
 
     def reading_store(self) -> Store | None:
@@ -127,7 +130,7 @@ class LabApp(App[None]):
         """
         if not self.db_path.exists():
             return None
-        return open_store(self.db_path, readonly=True)
+        return open_results(self.db_path, readonly=True)
 
     def refuse_in_view_only(self, what: str) -> bool:
         """In a view-only lab, say that this view cannot do ``what`` and return True."""
@@ -218,6 +221,24 @@ class LabApp(App[None]):
     def open_sweeps(self, run_ids: Sequence[int]) -> None:
         """Show the sweeps these runs are levels of, overlaid."""
         self.push_screen(SweepScreen(run_ids))
+
+    # ------------------------------------------------------------------ what screens ask
+
+    @on(StartRuns)
+    def _on_start_runs(self, message: StartRuns) -> None:
+        self.start_runs(message.plans, exit_when_done=message.exit_when_done)
+
+    @on(OpenHistory)
+    def _on_open_history(self, message: OpenHistory) -> None:
+        self.open_history()
+
+    @on(OpenCompare)
+    def _on_open_compare(self, message: OpenCompare) -> None:
+        self.open_compare(message.run_ids)
+
+    @on(OpenSweeps)
+    def _on_open_sweeps(self, message: OpenSweeps) -> None:
+        self.open_sweeps(message.run_ids)
 
 
 def run_tui(db_path: Path, experiments_dir: Path, view_only: bool = False) -> None:

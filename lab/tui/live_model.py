@@ -26,7 +26,7 @@ from lab.events import (
 )
 
 if TYPE_CHECKING:
-    from lab.analysis.summary import Summary
+    from lab.figures import Summary
 
 GENERATOR_BOUND_CPU = 90.0
 """A generator process at or above this CPU percent (of one core) is saturated."""

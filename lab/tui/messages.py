@@ -1,7 +1,11 @@
-"""Past-tense messages that thread workers post to their screens.
+"""The TUI's messages.
 
-Workers never touch widgets: they do one thing (read the experiments folder, query the
-database) and post one of these; the screen's handler updates its widgets.
+Past-tense messages that thread workers post to their screens: workers never touch
+widgets; they do one thing (read the experiments folder, query the database) and post one
+of these, and the screen's handler updates its widgets.
+
+Requests a screen posts to the app, which navigates (a screen never calls up into the
+app): ``StartRuns``, ``OpenHistory``, ``OpenCompare``, ``OpenSweeps``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from collections.abc import Sequence
 from textual.message import Message
 
 from lab.analysis.sweep import SweepAnalysis
+from lab.plan import RunPlan
 from lab.store import IntervalRow, RunRecord
 from lab.tui.catalog import ExperimentEntry
 
@@ -76,3 +81,37 @@ class SweepsLoaded(Message):
         """``(sweep id, variant, analysis)`` in display order."""
         self.error = error
         """Why they could not be read (none of the runs belongs to a sweep...)."""
+
+
+class StartRuns(Message):
+    """Run these plans in turn on the Live screen (unless a run is going on, or the lab is
+    view-only)."""
+
+    def __init__(self, plans: Sequence[RunPlan], exit_when_done: bool = False) -> None:
+        super().__init__()
+        self.plans = list(plans)
+        """The runs, in order."""
+        self.exit_when_done = exit_when_done
+        """Quit the app once they have ended."""
+
+
+class OpenHistory(Message):
+    """Show the stored runs."""
+
+
+class OpenCompare(Message):
+    """Show these runs side by side."""
+
+    def __init__(self, run_ids: Sequence[int]) -> None:
+        super().__init__()
+        self.run_ids = list(run_ids)
+        """The runs, in the order picked."""
+
+
+class OpenSweeps(Message):
+    """Show the sweeps these runs are levels of, overlaid."""
+
+    def __init__(self, run_ids: Sequence[int]) -> None:
+        super().__init__()
+        self.run_ids = list(run_ids)
+        """Runs of the sweeps to show."""

@@ -16,7 +16,7 @@ from lab.tui.screens.confirm import ConfirmScreen
 from lab.tui.screens.history import HistoryScreen
 from lab.tui.screens.sweep import SweepScreen
 from lab.tui.widgets.sweep_chart import SweepChart
-from tests.test_sweep import record_synthetic_sweeps
+from tests.synthetic import record_synthetic_sweeps
 from tests.tui.test_screens import plain
 from tests.tui.waits import settle
 
@@ -27,7 +27,7 @@ CURVES = {"one": (50.0, 0.02, 0.001), "two": (50.0, 0.05, 0.004)}
 @pytest.fixture(scope="module")
 def sweep_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two stored sweeps (one per variant, 6 levels each) whose throughput follows known
-    USL curves exactly; written through the Recorder, as a real run would be, and fitted."""
+    USL curves exactly; written through the StoreRecorder, as a real run would be, and fitted."""
     folder = tmp_path_factory.mktemp("sweepdb")
     db = folder / "r.db"
     record_synthetic_sweeps(folder, db, CURVES)

@@ -14,7 +14,8 @@ from lab.tui.app import LabApp
 from lab.tui.screens.experiments import ExperimentsScreen
 from lab.tui.screens.history import HistoryScreen
 from lab.tui.screens.live import LiveScreen
-from tests.tui.conftest import QUICK, FakeEngine
+from tests.synthetic import QUICK
+from tests.tui.conftest import FakeEngine
 from tests.tui.test_screens import SIZE, _settle
 
 LONG_TITLE = ("How much throughput and tail latency does a read-through cache buy under a "

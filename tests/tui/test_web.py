@@ -27,7 +27,7 @@ import pytest
 from lab.store import Store
 from lab.tui.web import is_loopback, tui_command
 from tests.conftest import REPO, one_line_error, run_lab, still_running
-from tests.tui.conftest import QUICK
+from tests.synthetic import QUICK
 from tests.tui.web_shot import browser_page, chromium, screenshot, wait_for_port
 
 needs_chromium = pytest.mark.skipif(chromium() is None, reason="chromium is not installed")

@@ -1,17 +1,24 @@
-"""What every screen of the lab shares: one place where a failed worker is reported."""
+"""What every screen of the lab shares: one place where a failed worker is reported, the
+view-only guard, and what a screen may ask of the app (``LabContext``).
+
+A screen never imports the app: it reads the app through ``LabContext`` (attributes
+down) and asks it to navigate with messages (``lab.tui.messages``: ``StartRuns``,
+``OpenHistory``, ``OpenCompare``, ``OpenSweeps``), which the app handles.
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from textual import on
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 if TYPE_CHECKING:
-    from lab.tui.app import LabApp
+    from lab.store import Store
 
 R = TypeVar("R")
 A = TypeVar("A", bound=Callable[..., Any])
@@ -36,16 +43,37 @@ def controls(what: str) -> Callable[[A], A]:
     return wrap
 
 
+class LabContext(Protocol):
+    """What a screen may read of the lab's app, and ask of it."""
+
+    db_path: Path
+    """The results database."""
+    experiments_dir: Path
+    """Where experiments are listed from."""
+    terminal_gone: bool
+    """The terminal is gone (SIGHUP): nothing may be drawn any more."""
+
+    def reading_store(self) -> Store | None:
+        """A new read-only connection for a reader thread (the caller closes it); None while
+        no database exists."""
+
+    def recording_store(self) -> Store:
+        """The store the Live screen's recorder writes to."""
+
+    def refuse_in_view_only(self, what: str) -> bool:
+        """In a view-only lab, say that this view cannot do ``what`` and return True."""
+
+    def active_run_ids(self) -> set[int]:
+        """Ids of runs being recorded now."""
+
+
 class LabScreen(Screen[R]):
     """A screen whose workers' failures become a notification, never a crash."""
 
     @property
-    def lab(self) -> LabApp:
-        """The app, typed."""
-        from lab.tui.app import LabApp
-
-        assert isinstance(self.app, LabApp)
-        return self.app
+    def lab(self) -> LabContext:
+        """The app, as far as a screen may use it."""
+        return cast("LabContext", self.app)
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:

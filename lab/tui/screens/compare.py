@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Header, Static
 
+from lab.errors import UnknownRunError
 from lab.report.table import comparison_table, fmt_cpu, fmt_mib
 from lab.store import IntervalRow, RunRecord
 from lab.tui.messages import ComparisonLoaded
@@ -108,8 +109,8 @@ class CompareScreen(LabScreen[None]):
         with store:
             try:
                 runs = store.get_runs(self.run_ids)
-            except KeyError as exc:
-                self.post_message(ComparisonLoaded([], {}, str(exc.args[0])))
+            except UnknownRunError as exc:
+                self.post_message(ComparisonLoaded([], {}, str(exc)))
                 return
             intervals = {run.id: store.intervals(run.id) for run in runs}
         self.post_message(ComparisonLoaded(runs, intervals))

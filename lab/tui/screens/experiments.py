@@ -12,10 +12,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
+from lab.errors import UnknownVariantError
 from lab.plan import RunPlan, check_plans, plan_runs
 from lab.spec import SpecError
 from lab.tui.catalog import ExperimentEntry, discover
-from lab.tui.messages import ExperimentsLoaded
+from lab.tui.messages import ExperimentsLoaded, OpenHistory, StartRuns
 from lab.tui.screens.base import LabScreen, controls
 
 
@@ -183,7 +184,7 @@ class ExperimentsScreen(LabScreen[None]):
         except SpecError as exc:
             self.notify(str(exc), severity="error", timeout=10)
             return None
-        except (KeyError, ValueError) as exc:
+        except (UnknownVariantError, ValueError) as exc:
             self.notify(f"{entry.name}: {exc}", severity="error")
             return None
         return plans
@@ -193,7 +194,7 @@ class ExperimentsScreen(LabScreen[None]):
         """Run every variant of the highlighted experiment in turn."""
         plans = self._plans(None)
         if plans:
-            self.lab.start_runs(plans)
+            self.post_message(StartRuns(plans))
 
     @controls("start runs")
     def action_run_variant(self) -> None:
@@ -205,7 +206,7 @@ class ExperimentsScreen(LabScreen[None]):
         option = variants.get_option_at_index(variants.highlighted)
         plans = self._plans(option.id)
         if plans:
-            self.lab.start_runs(plans)
+            self.post_message(StartRuns(plans))
 
     def action_next_variant(self) -> None:
         """Highlight the next variant (wrapping round)."""
@@ -216,7 +217,7 @@ class ExperimentsScreen(LabScreen[None]):
 
     def action_history(self) -> None:
         """Open the stored runs."""
-        self.lab.open_history()
+        self.post_message(OpenHistory())
 
     def action_reload(self) -> None:
         """Read the experiments folder again (after editing a file)."""

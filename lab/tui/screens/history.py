@@ -13,9 +13,11 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from lab.analysis.sweep import MIN_FIT_LEVELS, delete_run_and_refit, fit_levels
+from lab.errors import UnknownRunError
 from lab.report.table import STATUS_STYLE, fmt_int, fmt_ms, fmt_rate, fmt_seconds, sweep_label
-from lab.store import RunRecord, open_store
-from lab.tui.messages import RunDeleted, RunsLoaded
+from lab.results import open_results
+from lab.store import RunRecord
+from lab.tui.messages import OpenCompare, OpenSweeps, RunDeleted, RunsLoaded
 from lab.tui.screens.base import LabScreen, controls
 from lab.tui.screens.confirm import ConfirmScreen
 from lab.tui.screens.sweep import not_in_a_sweep
@@ -290,7 +292,7 @@ class HistoryScreen(LabScreen[None]):
     def action_compare(self) -> None:
         """Compare the selected runs (or the run under the cursor when none is)."""
         if ids := self._chosen_ids():
-            self.lab.open_compare(ids)
+            self.post_message(OpenCompare(ids))
 
     def action_sweep(self) -> None:
         """Show the sweeps of the selected runs (or of the run under the cursor).
@@ -309,7 +311,7 @@ class HistoryScreen(LabScreen[None]):
         if not ids and cursor is not None and in_sweep(cursor):
             ids = [cursor]
         if ids:
-            self.lab.open_sweeps(ids)
+            self.post_message(OpenSweeps(ids))
             return
         asked = list(self.selected) + ([cursor] if cursor is not None and cursor not in self.selected else [])
         if asked:
@@ -320,7 +322,7 @@ class HistoryScreen(LabScreen[None]):
     def _row_chosen(self, event: DataTable.RowSelected) -> None:
         # Enter on a run opens it on its own (the table binds enter to "select").
         if event.row_key.value is not None:
-            self.lab.open_compare([int(event.row_key.value)])
+            self.post_message(OpenCompare([int(event.row_key.value)]))
 
     @controls("delete runs")
     def action_delete(self) -> None:
@@ -346,11 +348,11 @@ class HistoryScreen(LabScreen[None]):
         """Delete one run (a thread); a sweep it was a level of is fitted again from the
         levels left, so no fit of the deleted level stays stored."""
         try:
-            with open_store(self.lab.db_path) as store:
+            with open_results(self.lab.db_path) as store:
                 sweep_id = store.get_run(run_id).sweep_id
                 analysis = delete_run_and_refit(store, run_id)
-        except KeyError as exc:
-            self.post_message(RunDeleted(run_id, str(exc.args[0])))
+        except UnknownRunError as exc:
+            self.post_message(RunDeleted(run_id, str(exc)))
             return
         if sweep_id is None:
             self.post_message(RunDeleted(run_id))

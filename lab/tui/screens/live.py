@@ -1,7 +1,7 @@
 """The Live screen: runs the chosen variants in turn and shows each run as it goes.
 
 The runs execute in this app's event loop (an async worker), with two listeners on the
-engine's events: the store ``Recorder`` and a ``LiveBridge`` that only updates a plain
+engine's events: the store ``StoreRecorder`` and a ``LiveBridge`` that only updates a plain
 snapshot. The load itself comes from the engine's generator worker processes, so the
 UI never competes with the measurement loop inside one process. A timer redraws from
 the snapshot at most four times a second, and only when it changed.
@@ -27,9 +27,9 @@ from lab.engine import RunControl, RunOutcome
 from lab.events import ERROR_CLASSES, Listener
 from lab.plan import RunPlan
 from lab.report.table import fmt_mib, fmt_ms, fmt_rate
-from lab.store import Recorder
+from lab.store import StoreRecorder
 from lab.tui.live_model import GENERATOR_BOUND_CPU, GENERATOR_BOUND_S, LiveBridge, LiveSnapshot
-from lab.tui.messages import RunsFinished
+from lab.tui.messages import OpenCompare, OpenHistory, OpenSweeps, RunsFinished
 from lab.tui.screens.base import LabScreen, controls
 from lab.tui.widgets.chart import ChartData, Series, TimeChart
 
@@ -115,7 +115,7 @@ class LiveScreen(LabScreen[None]):
         self._drawn_version = -1
         self._drawn_points = (-1, -1)
         self._run_worker: Worker[None] | None = None
-        self._recorder: Recorder | None = None
+        self._recorder: StoreRecorder | None = None
 
     @property
     def snapshot(self) -> LiveSnapshot:
@@ -164,7 +164,7 @@ class LiveScreen(LabScreen[None]):
 
     async def _run_all(self) -> None:
         """Execute the plans in turn; the only code that talks to the engine."""
-        recorder = self._recorder = Recorder(self.lab.recording_store())
+        recorder = self._recorder = StoreRecorder(self.lab.recording_store())
         listeners: list[Listener] = [recorder, self.bridge]
         try:
             for index, plan in enumerate(self.plans):
@@ -271,13 +271,13 @@ class LiveScreen(LabScreen[None]):
         """Compare the runs just made (a sweep's runs: show the sweep curves)."""
         if self.run_ids:
             if any(plan.sweep is not None for plan in self.plans):
-                self.lab.open_sweeps(self.run_ids)
+                self.post_message(OpenSweeps(self.run_ids))
             else:
-                self.lab.open_compare(self.run_ids)
+                self.post_message(OpenCompare(self.run_ids))
 
     def action_history(self) -> None:
         """Open the stored runs (the run goes on meanwhile)."""
-        self.lab.open_history()
+        self.post_message(OpenHistory())
 
     def action_back(self) -> None:
         """Back to the experiments once the runs have ended."""

@@ -14,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
 from lab.analysis.sweep import analyse_stored
+from lab.errors import UnknownRunError
 from lab.report.sweep_report import fits_table, levels_table, verdicts
 from lab.tui.messages import SweepsLoaded
 from lab.tui.screens.base import LabScreen
@@ -77,8 +78,8 @@ class SweepScreen(LabScreen[None]):
                 return
             try:
                 sweeps = analyse_stored(store, ids)
-            except KeyError as exc:
-                self.post_message(SweepsLoaded([], str(exc.args[0])))
+            except UnknownRunError as exc:
+                self.post_message(SweepsLoaded([], str(exc)))
                 return
         self.post_message(SweepsLoaded(sweeps))
 

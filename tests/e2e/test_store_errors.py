@@ -1,0 +1,230 @@
+"""A results.db that cannot be written, or is damaged: one line and exit 2 before any
+process starts, never a traceback after the load; a database that stops taking writes
+mid-run loses nothing, and says where the run went.
+
+Real SQLite files; "cannot be written" is made real, not a permission bit root ignores:
+an immutable file (``chattr +i``, where the machine permits it) or, for a user who is
+not root, a read-only file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lab.store import Store
+from tests.conftest import REPO, one_line_error, run_lab, write_experiment
+from tests.synthetic import ONE_SECOND as BASE
+from tests.unit.test_store_errors import _damage, _stored_db, experiments_dir, immutable  # noqa: F401 (fixtures)
+
+MARKER_APP = """\
+from pathlib import Path
+
+Path(__file__).with_name("imported.flag").write_text("the target was imported")
+
+
+async def app(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+"""
+"""A target that leaves a file behind as soon as any process imports it."""
+
+
+def _experiment_with_marker(tmp_path: Path) -> tuple[Path, Path]:
+    """An experiment whose target marks its import; returns (file, marker)."""
+    (tmp_path / "marker_app.py").write_text(MARKER_APP)
+    exp = write_experiment(tmp_path, f"""
+        [experiment]
+        title = "marker"
+        [target]
+        app = "marker_app:app"
+        app_dir = "{tmp_path}"
+        [load]
+        vus = 1
+        duration = "1s"
+        [[load.requests]]
+        path = "/"
+        """, "marked")
+    return exp, tmp_path / "imported.flag"
+
+
+def _spares(folder: Path) -> list[Path]:
+    """The results databases a run was kept in when results.db stopped taking writes."""
+    return sorted(folder.glob("results.unsaved-*.db"))
+
+
+# ------------------------------------------------------------ 10: cannot be written
+
+
+@pytest.mark.parametrize("how", ["immutable", "read-only file"])
+def test_a_database_that_cannot_be_written_is_refused_before_anything_starts(
+        tmp_path: Path, how: str, immutable: Callable[[Path], None]) -> None:
+    db = _stored_db(tmp_path)
+    before = db.read_bytes()
+    if how == "immutable":
+        immutable(db)
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes a read-only file anyway (the immutable case covers root)")
+        db.chmod(0o444)
+    exp, marker = _experiment_with_marker(tmp_path)
+    res = run_lab("run", str(exp), "--db", str(db), "-q", cwd=tmp_path, timeout=60)
+    line = one_line_error(res.returncode, res.stdout, res.stderr)
+    assert line.startswith(f"{db}: cannot write the results database: "), line
+    assert not marker.exists(), "a process imported the target before the database was checked"
+    assert db.read_bytes() == before
+    assert not list(tmp_path.glob("*.unsaved-*"))
+
+
+def test_an_experiment_file_name_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    exp, marker = _experiment_with_marker(tmp_path)
+    odd = os.fsencode(tmp_path) + b"/caf\xe9.toml"
+    os.rename(exp, odd)
+    db = tmp_path / "results.db"
+    res = subprocess.run([sys.executable, "-m", "lab", "run", odd, "--db", str(db), "-q"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    line = one_line_error(res.returncode, res.stdout, res.stderr)
+    assert "caf" in line and "UTF-8" in line, line
+    assert not marker.exists() and not db.exists()
+
+
+def test_a_database_that_stops_taking_writes_mid_run_keeps_the_run(
+        tmp_path: Path, immutable: Callable[[Path], None]) -> None:
+    db = tmp_path / "results.db"
+    exp = write_experiment(tmp_path, BASE.replace('duration = "1s"', 'duration = "5s"'), "mid")
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "run", str(exp), "--db", str(db), "-q"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stored = 0
+        deadline = time.monotonic() + 30
+        while stored < 1 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            if db.exists():
+                try:
+                    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                        stored = conn.execute("SELECT count(*) FROM intervals").fetchone()[0]
+                except sqlite3.Error:
+                    stored = 0
+        assert stored >= 1, "the run stored no interval"
+        for path in (db, Path(f"{db}-wal")):
+            immutable(path)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err and out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    spares = _spares(tmp_path)
+    assert len(spares) == 1, err
+    assert lines[0].startswith(f"lab: {db}: cannot write the results database: ")
+    assert f"all of it is kept in {spares[0]} (lab show --db {spares[0]} 1)" in lines[0]
+    # Nothing measured is lost: the spare holds the whole run, and its figures add up.
+    res = run_lab("show", "1", "--db", str(spares[0]), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["run"]["status"] == "completed"
+    intervals = doc["intervals"]
+    assert [iv["t_s"] for iv in intervals] == [float(k) for k in range(len(intervals))]
+    assert len(intervals) >= 5
+    assert doc["run"]["summary"]["requests"] == sum(iv["requests"] for iv in intervals)
+
+
+DAMAGED_COMMANDS = [("runs",), ("show", "1"), ("compare", "1", "2"), ("sweep",),
+                    ("export", "1"), ("report", "1", "-o", "-"), ("run", "{exp}", "-q")]
+
+
+@pytest.mark.parametrize("command", DAMAGED_COMMANDS, ids=lambda c: c[0])
+def test_a_damaged_database_is_one_line_everywhere(tmp_path: Path, command: tuple[str, ...]) -> None:
+    db = _stored_db(tmp_path)
+    _damage(db, None)
+    exp, marker = _experiment_with_marker(tmp_path)
+    res = run_lab(*(part.format(exp=exp) for part in command), "--db", str(db), cwd=tmp_path, timeout=60)
+    line = one_line_error(res.returncode, res.stdout, res.stderr)
+    assert line.startswith(f"{db}: "), line
+    assert "malformed" in line and f"lab doctor --db {db}" in line, line
+    assert not marker.exists()
+
+
+def test_show_and_report_of_a_run_whose_series_is_damaged(tmp_path: Path) -> None:
+    db = _stored_db(tmp_path)
+    _damage(db, "intervals")
+    assert run_lab("runs", "--db", str(db)).returncode == 0  # what is sound still reads
+    for command in (("show", "1"), ("report", "1", "-o", "-")):
+        res = run_lab(*command, "--db", str(db))
+        line = one_line_error(res.returncode, res.stdout, res.stderr)
+        assert line.startswith(f"{db}: cannot read the results database: database disk image is "
+                               "malformed"), line
+
+
+def test_doctor_checks_the_whole_file(tmp_path: Path) -> None:
+    db = _stored_db(tmp_path)
+    res = run_lab("doctor", "--db", str(db), "--format", "json")
+    check = next(c for c in json.loads(res.stdout)["checks"] if c["name"] == "results database")
+    assert check["status"] == "ok", check
+    _damage(db, "intervals")
+    res = run_lab("doctor", "--db", str(db), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    check = next(c for c in json.loads(res.stdout)["checks"] if c["name"] == "results database")
+    assert check["status"] == "warn", check
+    assert check["value"].startswith(f"{db.resolve()}: damaged: "), check
+    assert ".recover" in check["advice"]
+
+
+def test_run_checks_the_whole_file_before_it_starts(tmp_path: Path) -> None:
+    db = _stored_db(tmp_path)
+    _damage(db, "idx_intervals_run_id")  # opening and listing runs never read this index
+    assert run_lab("runs", "--db", str(db)).returncode == 0
+    exp, marker = _experiment_with_marker(tmp_path)
+    res = run_lab("run", str(exp), "--db", str(db), "-q", cwd=tmp_path, timeout=60)
+    line = one_line_error(res.returncode, res.stdout, res.stderr)
+    assert line.startswith(f"{db}: "), line
+    assert "damaged" in line and f"lab doctor --db {db}" in line, line
+    assert not marker.exists()
+
+
+async def test_the_tui_says_where_a_run_went_when_the_database_stops_taking_writes(
+        tmp_path: Path, experiments_dir: Path, immutable: Callable[[Path], None]) -> None:
+    import asyncio
+
+    from lab.tui.app import LabApp
+    from lab.tui.screens.live import LiveScreen
+    from tests.tui.conftest import FakeEngine
+
+    db = tmp_path / "results.db"
+    gate = asyncio.Event()
+    engine = FakeEngine(seconds=6, gate=gate)
+    app = LabApp(db, experiments_dir, run_plan_fn=engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("r")
+        live = app.screen
+        assert isinstance(live, LiveScreen)
+        for _ in range(200):  # the first half of the run is stored
+            await pilot.pause(0.02)
+            if live.snapshot.t:
+                break
+        for path in (db, Path(f"{db}-wal")):
+            immutable(path)
+        gate.set()
+        await pilot.press("s")
+        await live.workers.wait_for_complete()
+        await pilot.pause()
+        messages = [str(n.message) for n in app._notifications]
+    spares = _spares(tmp_path)
+    assert len(spares) == 1
+    assert any(m.startswith(f"{db}: cannot write the results database: ")
+               and f"all of it is kept in {spares[0]}" in m for m in messages), messages
+    with Store(spares[0], readonly=True) as store:
+        (run,) = store.list_runs()
+        assert len(store.intervals(run.id)) == 6 and run.status == "aborted"

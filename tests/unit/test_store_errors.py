@@ -1,0 +1,103 @@
+"""A damaged results.db in the TUI's History screen: one notification, never a traceback.
+
+The helpers here (a stored database, an immutable file, damage to a table) serve
+tests/e2e/test_store_errors.py too.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from lab.store import Store
+from tests.conftest import write_experiment
+from tests.synthetic import ONE_SECOND as BASE
+from tests.synthetic import T0, record, summary_of, synthetic_events
+
+
+def _stored_db(tmp_path: Path, runs: int = 2, seconds: int = 3) -> Path:
+    """A results.db with synthetic runs 1..runs, written by the StoreRecorder."""
+    from lab.plan import plan_runs
+    from lab.spec import load_experiment
+
+    path = tmp_path / "stored.db"
+    plan = plan_runs(load_experiment(write_experiment(tmp_path, BASE, "stored")))[0]
+    with Store(path) as store:
+        for i in range(runs):
+            events = synthetic_events(plan, f"run{i}", 500, 3.0, seconds, T0 + 60 * i)
+            record(store, events, "completed", None, T0 + 60 * i + seconds + 1,
+                   summary_of(events, 0, 0.5, 50_000_000, None))
+    return path
+
+
+@pytest.fixture
+def immutable() -> Iterator[Callable[[Path], None]]:
+    """Make files immutable (``chattr +i``; skips where not permitted); undone afterwards,
+    or pytest could not remove them."""
+    made: list[Path] = []
+
+    def make(path: Path) -> None:
+        if shutil.which("chattr") is None:
+            pytest.skip("chattr is not installed")
+        res = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            pytest.skip(f"chattr +i is not permitted here: {res.stderr.strip()}")
+        made.append(path)
+
+    yield make
+    for path in made:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True, check=False)
+
+
+# ------------------------------------------------------------------- 11: damaged
+
+
+def _damage(db: Path, table: str | None) -> None:
+    """Overwrite with junk the root page of ``table``, or every page after the first
+    (the schema stays readable, every table is not)."""
+    with sqlite3.connect(db) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        roots = dict(conn.execute("SELECT name, rootpage FROM sqlite_master WHERE rootpage > 0"))
+    assert not Path(f"{db}-wal").exists() or Path(f"{db}-wal").stat().st_size == 0
+    junk = bytes(range(256)) * (page_size // 256)
+    with db.open("r+b") as f:
+        for page in ([roots[table]] if table else range(2, pages + 1)):
+            f.seek((page - 1) * page_size)
+            f.write(junk)
+
+
+@pytest.fixture
+def experiments_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "quick.toml").write_text(textwrap.dedent(BASE))
+    return folder
+
+
+"""A target that leaves a file behind as soon as any process imports it."""
+
+
+async def test_the_tui_history_of_a_damaged_database_is_one_notification(tmp_path: Path,
+                                                                        experiments_dir: Path) -> None:
+    from lab.tui.app import LabApp
+
+    db = _stored_db(tmp_path)
+    _damage(db, None)
+    app = LabApp(db, experiments_dir)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("h")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app._notifications:
+                break
+        messages = [n.message for n in app._notifications]
+    assert len(messages) == 1, messages
+    assert f"{db}: cannot " in messages[0] and "database disk image is malformed" in messages[0]
+    assert "\n" not in messages[0]
