@@ -41,7 +41,7 @@ run's events as they arrive).
 """
 
 from lab.errors import StoreError, UnknownRunError
-from lab.store.database import Store, open_store
+from lab.store.database import DatabaseGoneError, Store, open_store
 from lab.store.recorder import RecordingProblem, StoreRecorder
 from lab.store.records import (
     BUSY_TIMEOUT_MS,
@@ -59,6 +59,7 @@ from lab.store.schema import SCHEMA_VERSION
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
+    "DatabaseGoneError",
     "RUN_STATUSES",
     "SCHEMA_VERSION",
     "ErrorRow",

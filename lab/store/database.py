@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import sqlite3
 import threading
@@ -64,6 +65,12 @@ _BUG_ERRORS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.NotSupp
 
 
 DAMAGED_HINT = " ('lab doctor --db {path}' checks it; sqlite3's .recover command saves what is left)"
+
+
+class DatabaseGoneError(StoreError):
+    """The results database file was deleted, or another file put in its place, while a
+    ``Store`` had it open: SQLite would go on writing to the unlinked file, where nothing
+    can ever read it, so the ``Store`` writes nothing more."""
 
 
 def _sqlite_problem(path: Path, doing: str, exc: sqlite3.Error) -> str:
@@ -178,6 +185,7 @@ class Store:
         self.readonly = readonly
         self._summarise_abandoned = summarise_abandoned
         self._lock = threading.RLock()
+        self._identity: tuple[int, int] | None = None
         if readonly:
             if not self.path.is_file():
                 raise StoreError(f"{path}: no such results database")
@@ -200,6 +208,8 @@ class Store:
                     self._db.execute("PRAGMA foreign_keys=ON")
                 self._migrate()
                 self._prove_writable()
+                if str(path) != ":memory:":
+                    self._identity = self._file_identity()
                 self.mark_abandoned_runs()
         except BaseException:
             conn.close()
@@ -212,6 +222,30 @@ class Store:
         with self._write() as db:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
             db.execute(f"PRAGMA user_version = {version}")
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        """``(st_dev, st_ino)`` of the file now at ``path``; None when there is none."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def ensure_in_place(self) -> None:
+        """Check that the file this store writes to is still the one at its path (one
+        ``stat``; a no-op for a read-only or in-memory store).
+
+        Raises:
+            DatabaseGoneError: the file was deleted or replaced since the store opened it.
+        """
+        if self._identity is None:
+            return
+        now = self._file_identity()
+        if now == self._identity:
+            return
+        what = "deleted" if now is None else "replaced by another file"
+        raise DatabaseGoneError(f"{self.path}: the results database was {what} while the lab "
+                                "wrote to it")
 
     def check(self) -> list[str]:
         """SQLite's ``PRAGMA quick_check`` of the whole file: every page and index read.
@@ -294,6 +328,7 @@ class Store:
             StoreError: SQLite could not write (the transaction is rolled back).
         """
         with self._lock, translated(self.path, "write"):
+            self.ensure_in_place()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db

@@ -23,7 +23,7 @@ from lab.events import (
     TargetSample,
 )
 from lab.figures import Summary
-from lab.store.database import Store
+from lab.store.database import DatabaseGoneError, Store
 
 
 @dataclass(frozen=True)
@@ -52,12 +52,17 @@ class RecordingProblem:
     """Why the run could not be kept elsewhere either, when ``kept_in`` is None."""
     summary: Summary | None = None
     """The run's headline figures, as the engine computed them."""
+    db_gone: bool = False
+    """Whether the database file was deleted or replaced during the run (nothing of the
+    run is left where the user will look for it)."""
 
     def describe(self) -> str:
         """The one line a user reads: what failed, what is stored where."""
         which = (f"run {self.run_id} ({self.variant})" if self.run_id is not None
                  else f"the {self.variant} run")
-        if self.run_id is None:
+        if self.db_gone:
+            which, stored = f"the {self.variant} run", ""
+        elif self.run_id is None:
             stored = "nothing of it is stored there"
         elif self.since_s is None:
             stored = "it is stored without its measurements"
@@ -73,7 +78,7 @@ class RecordingProblem:
                            f"{self.summary.throughput_rps:.1f} req/s, "
                            f"p95 {self.summary.latency_ms.p95:.3g} ms")
             kept = f"what it measured from then on is lost ({self.kept_error}){figures}"
-        return f"lab: {self.error}; {which}: {stored}; {kept}"
+        return f"lab: {self.error}; {which}: " + (f"{stored}; {kept}" if stored else kept)
 
 
 def store_event(store: Store, run_id: int, event: Event) -> None:
@@ -125,7 +130,7 @@ class StoreRecorder:
         self._ids: dict[str, int] = {}
         self._started: dict[str, RunStarted] = {}
         self._backlog: dict[str, list[Event]] = {}
-        self._failure: dict[str, tuple[str, float | None]] = {}
+        self._failure: dict[str, tuple[StoreError, float | None]] = {}
 
     def run_id_for(self, run_key: str) -> int:
         """The stored id of a run this recorder saw start.
@@ -169,13 +174,14 @@ class StoreRecorder:
     def _fail(self, event: Event, exc: StoreError) -> None:
         started = self._started[event.run_key]
         self._backlog[event.run_key] = [started] if event is started else [started, event]
-        self._failure[event.run_key] = (str(exc), getattr(event, "t_s", None))
+        self._failure[event.run_key] = (exc, getattr(event, "t_s", None))
 
     def _keep_elsewhere(self, key: str, finished: RunFinished) -> None:
         """Write a run's start and backlog to a results database of their own; mark
         the run's row in the main one (if it has one and takes the write)."""
         events = self._backlog.pop(key)
-        error, since_s = self._failure.pop(key)
+        exc, since_s = self._failure.pop(key)
+        error = str(exc)
         started = events[0]
         assert isinstance(started, RunStarted)
         run_id = self._ids.get(key)
@@ -192,7 +198,8 @@ class StoreRecorder:
         self.problems.append(RecordingProblem(
             run_key=key, variant=str(getattr(started.plan, "variant", "")), run_id=run_id,
             since_s=since_s, error=error, kept_in=kept_in, kept_whole=kept_whole,
-            kept_error=kept_error, summary=finished.summary))
+            kept_error=kept_error, summary=finished.summary,
+            db_gone=isinstance(exc, DatabaseGoneError)))
 
     def _spare_store(self, key: str, run_id: int | None,
                      events: list[Event]) -> tuple[Path | None, bool, str | None]:

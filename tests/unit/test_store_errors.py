@@ -101,3 +101,38 @@ async def test_the_tui_history_of_a_damaged_database_is_one_notification(tmp_pat
     assert len(messages) == 1, messages
     assert f"{db}: cannot " in messages[0] and "database disk image is malformed" in messages[0]
     assert "\n" not in messages[0]
+
+
+# ------------------------------------------------- a database replaced mid-run
+
+
+def test_a_database_replaced_mid_run_is_not_written_and_the_run_is_kept(tmp_path: Path) -> None:
+    from lab.plan import plan_runs
+    from lab.spec import load_experiment
+    from lab.store import StoreRecorder
+
+    other = _stored_db(tmp_path, runs=1)
+    db = tmp_path / "results.db"
+    plan = plan_runs(load_experiment(write_experiment(tmp_path, BASE, "replaced")))[0]
+    events = synthetic_events(plan, "replaced-run", 500, 3.0, 4, T0)
+    with Store(db) as store:
+        recorder = StoreRecorder(store)
+        half = len(events) // 2
+        for event in events[:half]:
+            recorder(event)
+        before = other.read_bytes()
+        other.replace(db)  # `mv stored.db results.db` while the run goes on
+        for event in events[half:]:
+            recorder(event)
+        from lab.events import RunFinished
+
+        recorder(RunFinished("replaced-run", "completed", None, T0 + 5, summary_of(events, 0, 0.5, 1, None)))
+        (problem,) = recorder.problems
+    assert db.read_bytes() == before, "the file put in its place was written"
+    line = problem.describe()
+    assert line.startswith(f"lab: {db}: the results database was replaced by another file while the lab "
+                           "wrote to it; the default run: all of it is kept in "), line
+    with Store(problem.kept_in, readonly=True) as spare:  # type: ignore[arg-type]
+        (run,) = spare.list_runs()
+        assert run.status == "completed"
+        assert len(spare.intervals(run.id)) == 4
