@@ -7,7 +7,8 @@ frozen dataclasses back. The table and column names below are a contract: people
 * ``runs``: one row per run (status ``running`` / ``completed`` / ``failed`` /
   ``aborted``), with its resolved configuration as JSON and the host's facts, and the
   lab process that records it (``lab_pid``, ``lab_started_at_unix``, ``lab_host``): a
-  ``running`` run whose lab process is gone was killed, and is marked ``failed``.
+  ``running`` run whose lab process is gone was killed, and is marked ``failed`` (or,
+  when a ``results.unsaved-KEY.db`` beside it holds the run, failed as kept there).
 * ``intervals``: one row per merged interval (normally one second) of a run, with the
   encoded HDR histograms, written as they arrive so a run that fails midway keeps what
   it measured.

@@ -52,6 +52,7 @@ from lab.store.records import (
     RunRecord,
     SweepRecord,
     iso_utc,
+    unsaved_run_paths,
 )
 from lab.store.rows import dumps, loads, run_record, summary_row
 from lab.store.schema import CHILD_TABLES, MIGRATIONS, SCHEMA_VERSION
@@ -463,13 +464,35 @@ class Store:
                                started_by_unix=row["started_at_unix"])
 
     def _abandoned(self, row: dict[str, Any]) -> tuple[str, Summary | None]:
-        """The reason and summary of a run whose lab process died mid-run (the summary from
-        ``summarise_abandoned``; without one, none)."""
+        """The reason and summary of a run whose lab process ended without finishing it:
+        when this database stopped taking its writes and the lab kept it in a results
+        database of its own, where it is (no summary: its figures are there); otherwise
+        killed, with the summary from ``summarise_abandoned`` (without one, none)."""
+        kept_in = self._kept_elsewhere(str(row.get("run_key") or ""))
+        if kept_in is not None:
+            shown = kept_in.name if kept_in.parent == self.path.parent else str(kept_in)
+            return f"kept in {shown}: {self.path.name} stopped taking writes", None
         reason = f"killed: the lab process (pid {row.get('lab_pid')}) ended without finishing this run"
         if self._summarise_abandoned is None:
             return reason, None
         what, summary = self._summarise_abandoned(self, int(row["id"]), loads(row["config"]))
         return f"{reason}; {what}", summary
+
+    def _kept_elsewhere(self, run_key: str) -> Path | None:
+        """The ``results.unsaved-KEY.db`` (``unsaved_run_paths``) that holds the run with this
+        key, if one does: where the recorder keeps a run this database stopped taking."""
+        if not run_key or str(self.path) == ":memory:":
+            return None
+        for path in unsaved_run_paths(self.path, run_key):
+            if not path.is_file() or path.resolve() == self.path.resolve():
+                continue
+            try:
+                with Store(path, readonly=True) as spare:
+                    if spare._query("SELECT 1 FROM runs WHERE run_key = ? LIMIT 1", [run_key]):
+                        return path
+            except StoreError:
+                continue
+        return None
 
     def set_target(self, run_id: int, event: TargetReady) -> None:
         """Record the target's URL, root PID and startup time for a run."""

@@ -5,7 +5,6 @@ reports when the database stops taking them.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from lab.events import (
 )
 from lab.figures import Summary
 from lab.store.database import DatabaseGoneError, Store
+from lab.store.records import unsaved_run_paths
 
 
 @dataclass(frozen=True)
@@ -211,10 +211,8 @@ class StoreRecorder:
             ``(path, whole, problem)``: where it went (None when nowhere), whether that
             holds the whole run, and why it went nowhere.
         """
-        name = f"{self.store.path.stem}.unsaved-{key[:12]}.db"
         problem = "no place to write it"
-        for folder in (self.store.path.parent, Path(tempfile.gettempdir())):
-            path = folder / name
+        for path in unsaved_run_paths(self.store.path, key):
             try:
                 with Store(path) as spare:
                     whole = True

@@ -6,6 +6,7 @@ they use. Nothing here speaks SQL.
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,14 @@ BUSY_TIMEOUT_MS = 10_000
 def default_db_path() -> Path:
     """The results database to use: ``$LAB_DB`` or ``results.db`` in the working directory."""
     return Path(os.environ.get("LAB_DB", "results.db"))
+
+
+def unsaved_run_paths(db_path: Path, run_key: str) -> tuple[Path, Path]:
+    """Where a run that ``db_path`` stopped taking is kept, in the order they are tried:
+    ``<stem>.unsaved-<first 12 characters of the run key>.db`` beside the database, else
+    in the temporary directory."""
+    name = f"{db_path.stem}.unsaved-{run_key[:12]}.db"
+    return db_path.parent / name, Path(tempfile.gettempdir()) / name
 
 
 def iso_utc(unix_s: float) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.results import open_results
 from lab.store import Store
 from tests.conftest import REPO, one_line_error, run_lab, write_experiment
 from tests.synthetic import ONE_SECOND as BASE
@@ -156,6 +157,31 @@ def test_a_database_that_stops_taking_writes_mid_run_keeps_the_run(
 
     line, _ = _run_and_spoil(tmp_path, spoil)
     assert line.startswith(f"lab: {tmp_path / 'results.db'}: cannot write the results database: "), line
+
+
+def test_the_run_left_running_in_a_database_that_stopped_taking_writes_points_to_its_copy(
+        tmp_path: Path, immutable: Callable[[Path], None]) -> None:
+    db = tmp_path / "results.db"
+
+    def spoil(db: Path) -> None:
+        for path in (db, Path(f"{db}-wal")):
+            immutable(path)
+
+    _, spare = _run_and_spoil(tmp_path, spoil)
+    for path in (db, Path(f"{db}-wal")):  # the disk has room again, the file is writable
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    expected = f"kept in {spare.name}: results.db stopped taking writes"
+    # Read-only commands show it so; the next lab that writes stores it so.
+    shown = json.loads(run_lab("show", "1", "--db", str(db), "--format", "json").stdout)["run"]
+    assert (shown["status"], shown["reason"]) == ("failed", expected), shown
+    res = run_lab("runs", "--db", str(db), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    with open_results(db):
+        pass
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("SELECT status, reason FROM runs WHERE id = 1").fetchone()
+    assert stored == ("failed", expected)
+    assert "killed" not in res.stdout
 
 
 def test_a_database_deleted_mid_run_keeps_the_run(tmp_path: Path) -> None:
