@@ -18,6 +18,7 @@ from pathlib import Path
 from textual import on
 from textual.app import App
 from textual.binding import Binding
+from textual.driver import Driver
 
 from lab.engine import run_plan
 from lab.errors import ExitCode, UnknownVariantError
@@ -25,6 +26,7 @@ from lab.plan import RunPlan, check_plans, plan_runs
 from lab.results import open_results
 from lab.spec import SpecError, find_experiment, load_experiment
 from lab.store import Store, StoreError
+from lab.tui.browser_driver import BrowserSessionDriver, ViewerGone
 from lab.tui.messages import OpenCompare, OpenHistory, OpenSweeps, StartRuns
 from lab.tui.screens.compare import CompareScreen
 from lab.tui.screens.confirm import ConfirmScreen
@@ -146,8 +148,23 @@ class LabApp(App[None]):
             self._store.close()
             self._store = None
 
-    def _hangup(self) -> None:
-        """The terminal is gone (its window closed, its tmux session killed)."""
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's driver, except in a ``lab web`` session: there the browser going away
+        is a hang-up (``lab.tui.browser_driver``), not a quit that cancels a run."""
+        from textual.drivers.web_driver import WebDriver
+
+        driver = super().get_driver_class()
+        if issubclass(driver, WebDriver) and not issubclass(driver, BrowserSessionDriver):
+            return BrowserSessionDriver
+        return driver
+
+    def on_viewer_gone(self, message: ViewerGone) -> None:
+        """The browser tab of a ``lab web`` session was closed: as a terminal hang-up."""
+        self._hangup("stopped: the browser tab was closed")
+
+    def _hangup(self, reason: str = "stopped: the terminal was closed") -> None:
+        """The terminal is gone (its window closed, its tmux session killed, its browser
+        tab closed): the run is stopped with ``reason`` and stored as aborted."""
         # Textual's output thread dies on its first failed write, after which the app
         # would block on the thread's full queue and never end the run. Point the
         # terminal's descriptors at /dev/null, stop drawing, end the run cleanly, and
@@ -157,11 +174,11 @@ class LabApp(App[None]):
         for fd in (0, 1, 2):
             with contextlib.suppress(OSError):
                 os.dup2(devnull, fd)
-        self.call_later(self._quit_after_hangup)
+        self.call_later(self._quit_after_hangup, reason)
 
-    async def _quit_after_hangup(self) -> None:
+    async def _quit_after_hangup(self, reason: str) -> None:
         if self.live is not None and self.live.running:
-            await self.live.stop_and_wait("stopped: the terminal was closed")
+            await self.live.stop_and_wait(reason)
         if self._store is not None:
             self._store.close()
         os._exit(ExitCode.INTERRUPTED)

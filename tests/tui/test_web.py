@@ -8,11 +8,13 @@ per-session ``lab tui`` processes included). Only 127.0.0.1 is ever bound.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -189,3 +191,51 @@ def test_who_gets_the_controls(tmp_path: Path) -> None:
     assert "exclude each other" in one_line_error(res.returncode, res.stdout, res.stderr)
     help_text = run_lab("web", "--help").stdout
     assert "127.0.0.1" in help_text and "--view-only" in help_text and "--control" in help_text
+
+
+def _wait_running_with_intervals(db: Path, wait_s: float) -> bool:
+    """Whether results.db came to hold a running run that has stored an interval, polled
+    for up to ``wait_s`` seconds."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(sqlite3.Error):
+            if db.exists():
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+                    if conn.execute("SELECT count(*) FROM intervals JOIN runs ON runs.id = "
+                                    "intervals.run_id WHERE runs.status = 'running'").fetchone()[0]:
+                        return True
+        time.sleep(0.1)
+    return False
+
+
+@needs_chromium
+@pytest.mark.parametrize("how", ["tab left", "browser ended"])
+async def test_closing_the_tab_mid_run_stores_the_run_as_aborted(start_web: Callable[..., WebServer],
+                                                                 tmp_path: Path, how: str) -> None:
+    folder = tmp_path / "only-quick"
+    folder.mkdir()
+    (folder / "quick.toml").write_text(QUICK.replace('duration = "3s"', 'duration = "8s"'))
+    db = tmp_path / "web.db"
+    server = start_web(db=db, experiments=folder)
+    async with browser_page() as page:
+        await page.goto(server.url)
+        assert await page.wait_drawn(40)
+        assert await page.wait_for_text("Quick check", 30), await page.terminal_text()
+        await page.press("r")
+        assert await asyncio.to_thread(_wait_running_with_intervals, db, 40), await page.terminal_text()
+        sessions = _sessions(server.proc)
+        assert sessions
+        if how == "tab left":
+            await page.goto("about:blank")  # its websocket closes
+        # else: leaving this block ends Chromium, the connection with it
+    # The session's lab tui ends once the run is stopped and stored.
+    _, alive = psutil.wait_procs(sessions, timeout=30)
+    assert not alive, "the session outlived its closed tab"
+    with Store(db, readonly=True) as store:
+        (run,) = store.list_runs()
+        assert (run.status, run.reason) == ("aborted", "stopped: the browser tab was closed")
+        assert store.intervals(run.id)
+        assert run.summary is not None and run.summary.requests > 0
+    log = (tmp_path / f"web-{server.base.rsplit(':', 1)[1]}.log").read_text()
+    assert "Traceback" not in log and "never retrieved" not in log, log
+    assert server.proc.poll() is None  # the server outlives the session
