@@ -214,8 +214,8 @@ def _apply_overrides(plans: list[RunPlan], path: str, duration: str | None, warm
 async def _run_plans(plans: list[RunPlan], store: Any,
                      quiet: bool) -> tuple[list[int], list[str], list[Any]]:
     """Run the plans in turn into ``store``: the stored ids and statuses of the runs, and
-    the ``RecordingProblem`` of a run the database did not take in full (no run starts
-    after one)."""
+    the ``RecordingProblem`` of each run the database did not take in full, or lost when
+    its file was deleted (no run starts after one)."""
     from lab.engine import RunControl, run_plan
     from lab.progress import ProgressPrinter
     from lab.store import StoreRecorder
@@ -248,6 +248,8 @@ async def _run_plans(plans: list[RunPlan], store: Any,
                 click.echo(f"lab: {plan.variant}: failed: {outcome.reason}", err=True)
             if outcome.status == "aborted":
                 break
+        # A database deleted after the last run's end took the finished runs with it.
+        recorder.keep_if_gone()
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)

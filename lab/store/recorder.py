@@ -131,6 +131,7 @@ class StoreRecorder:
         self._started: dict[str, RunStarted] = {}
         self._backlog: dict[str, list[Event]] = {}
         self._failure: dict[str, tuple[StoreError, float | None]] = {}
+        self._variants: dict[str, str] = {}
 
     def run_id_for(self, run_key: str) -> int:
         """The stored id of a run this recorder saw start.
@@ -149,6 +150,7 @@ class StoreRecorder:
         key = event.run_key
         if isinstance(event, RunStarted):
             self._started[key] = event
+            self._variants[key] = str(getattr(event.plan, "variant", ""))
             try:
                 run_id = self.store.insert_run(event)
             except StoreError as exc:
@@ -175,6 +177,31 @@ class StoreRecorder:
         started = self._started[event.run_key]
         self._backlog[event.run_key] = [started] if event is started else [started, event]
         self._failure[event.run_key] = (exc, getattr(event, "t_s", None))
+        if isinstance(exc, DatabaseGoneError):
+            self._keep_finished_elsewhere(exc)
+
+    def keep_if_gone(self) -> None:
+        """After the last run: when the database file was deleted or replaced since, keep
+        each finished run this recorder stored in it in a results database of its own
+        (``problems`` then lists them), read back through the connection still open on
+        the deleted file. One ``stat`` when the file is in place."""
+        try:
+            self.store.ensure_in_place()
+        except DatabaseGoneError as exc:
+            self._keep_finished_elsewhere(exc)
+
+    def _keep_finished_elsewhere(self, exc: DatabaseGoneError) -> None:
+        """Keep every finished run stored in a database file that is gone, each in its own
+        ``results.unsaved-KEY.db``; a run still going on is kept when it finishes."""
+        kept = {p.run_key for p in self.problems}
+        for key, run_id in list(self._ids.items()):
+            if key in self._started or key in kept:
+                continue
+            kept_in, kept_whole, kept_error = self._spare_store(key, run_id, [])
+            self.problems.append(RecordingProblem(
+                run_key=key, variant=self._variants.get(key, ""), run_id=run_id, since_s=None,
+                error=str(exc), kept_in=kept_in, kept_whole=kept_whole, kept_error=kept_error,
+                db_gone=True))
 
     def _keep_elsewhere(self, key: str, finished: RunFinished) -> None:
         """Write a run's start and backlog to a results database of their own; mark
@@ -209,7 +236,8 @@ class StoreRecorder:
 
         Returns:
             ``(path, whole, problem)``: where it went (None when nowhere), whether that
-            holds the whole run, and why it went nowhere.
+            holds the whole run, and why it went nowhere. With no ``events``, the run is
+            only copied (a finished run).
         """
         problem = "no place to write it"
         for path in unsaved_run_paths(self.store.path, key):
@@ -220,6 +248,8 @@ class StoreRecorder:
                         copy_id = spare.copy_run_from(self.store, run_id) if run_id is not None else None
                     except (StoreError, UnknownRunError):
                         copy_id = None
+                    if copy_id is None and not events:
+                        raise StoreError(f"{self.store.path}: the run could not be read back")
                     if copy_id is None:
                         started = events[0]
                         assert isinstance(started, RunStarted)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -97,8 +99,9 @@ def test_an_experiment_file_name_that_is_not_utf8_is_one_line(tmp_path: Path) ->
     assert not marker.exists() and not db.exists()
 
 
-def _wait_for_stored_interval(db: Path, proc: subprocess.Popen[str]) -> None:
-    """Poll results.db until a running run has stored an interval (the lab still runs)."""
+def _wait_for_stored_interval(db: Path, proc: subprocess.Popen[str], run_id: int = 1) -> None:
+    """Poll results.db until run ``run_id``, running, has stored an interval (the lab
+    still runs)."""
     stored = 0
     deadline = time.monotonic() + 30
     while stored < 1 and proc.poll() is None and time.monotonic() < deadline:
@@ -108,7 +111,7 @@ def _wait_for_stored_interval(db: Path, proc: subprocess.Popen[str]) -> None:
                 with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
                     stored = conn.execute(
                         "SELECT count(*) FROM intervals JOIN runs ON runs.id = intervals.run_id "
-                        "WHERE runs.status = 'running'").fetchone()[0]
+                        "WHERE runs.status = 'running' AND runs.id = ?", [run_id]).fetchone()[0]
             except sqlite3.Error:
                 stored = 0
     assert stored >= 1, "the run stored no interval while running"
@@ -188,6 +191,44 @@ def test_a_database_deleted_mid_run_keeps_the_run(tmp_path: Path) -> None:
     line, _ = _run_and_spoil(tmp_path, Path.unlink)
     assert line.startswith(f"lab: {tmp_path / 'results.db'}: the results database was deleted while "
                            "the lab wrote to it; the default run: all of it is kept in "), line
+
+
+def test_a_database_deleted_during_the_second_variant_keeps_the_first_too(tmp_path: Path) -> None:
+    db = tmp_path / "results.db"
+    body = BASE.replace('duration = "1s"', 'duration = "3s"') + textwrap.dedent("""
+        [[variants]]
+        name = "first"
+        [[variants]]
+        name = "second"
+        """)
+    exp = write_experiment(tmp_path, body, "two")
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "run", str(exp), "--db", str(db), "-q"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_stored_interval(db, proc, run_id=2)
+        db.unlink()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err and out == ""
+    lines = err.splitlines()
+    assert len(lines) == 2, err
+    kept = {}
+    for line, variant in zip(lines, ("first", "second"), strict=True):
+        found = re.search(rf"deleted while the lab wrote to it; the {variant} run: all of it is kept in "
+                          r"(\S+) \(lab show", line)
+        assert found, err
+        kept[variant] = Path(found.group(1))
+    for variant, spare in kept.items():
+        with Store(spare, readonly=True) as store:
+            (run,) = store.list_runs()
+            assert (run.variant, run.status) == (variant, "completed")
+            assert len(store.intervals(run.id)) >= 3
+            assert run.summary is not None
+            assert run.summary.requests == sum(iv.requests for iv in store.intervals(run.id)) > 0
 
 
 DAMAGED_COMMANDS = [("runs",), ("show", "1"), ("compare", "1", "2"), ("sweep",),

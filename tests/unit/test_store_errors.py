@@ -136,3 +136,31 @@ def test_a_database_replaced_mid_run_is_not_written_and_the_run_is_kept(tmp_path
         (run,) = spare.list_runs()
         assert run.status == "completed"
         assert len(spare.intervals(run.id)) == 4
+
+
+def test_a_database_deleted_after_the_last_run_ended_still_keeps_the_run(tmp_path: Path) -> None:
+    from lab.plan import plan_runs
+    from lab.spec import load_experiment
+    from lab.store import StoreRecorder
+
+    db = tmp_path / "results.db"
+    plan = plan_runs(load_experiment(write_experiment(tmp_path, BASE, "after")))[0]
+    events = synthetic_events(plan, "after-run", 500, 3.0, 3, T0)
+    with Store(db) as store:
+        recorder = StoreRecorder(store)
+        for event in events:
+            recorder(event)
+        from lab.events import RunFinished
+
+        recorder(RunFinished("after-run", "completed", None, T0 + 4, summary_of(events, 0, 0.5, 1, None)))
+        recorder.keep_if_gone()
+        assert recorder.problems == []  # in place: nothing to keep elsewhere
+        db.unlink()
+        recorder.keep_if_gone()
+        (problem,) = recorder.problems
+    assert problem.describe().startswith(f"lab: {db}: the results database was deleted while the lab "
+                                         "wrote to it; the default run: all of it is kept in "), problem
+    with Store(problem.kept_in, readonly=True) as spare:  # type: ignore[arg-type]
+        (run,) = spare.list_runs()
+        assert run.status == "completed" and run.summary is not None
+        assert len(spare.intervals(run.id)) == 3

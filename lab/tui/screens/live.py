@@ -116,6 +116,7 @@ class LiveScreen(LabScreen[None]):
         self._drawn_points = (-1, -1)
         self._run_worker: Worker[None] | None = None
         self._recorder: StoreRecorder | None = None
+        self._problems_told = 0
 
     @property
     def snapshot(self) -> LiveSnapshot:
@@ -181,15 +182,24 @@ class LiveScreen(LabScreen[None]):
                     self.run_ids.append(run_id)
                 self.outcomes.append((plan.variant, outcome))
                 self.bridge.snapshot.version += 1
-                problem = recorder.problem_of(outcome.run_key)
-                if problem is not None:
-                    # The database stopped taking writes: no other run starts into it.
-                    self.notify(problem.describe().removeprefix("lab: "), severity="error",
-                                timeout=60)
-                    break
+                if self._tell_problems(recorder):
+                    break  # the database stopped taking writes: no other run starts into it
+            else:
+                # A database deleted after the last run's end took the finished runs with it.
+                recorder.keep_if_gone()
+                self._tell_problems(recorder)
         finally:
             self.running = False
         self.post_message(RunsFinished(self.run_ids))
+
+    def _tell_problems(self, recorder: StoreRecorder) -> bool:
+        """Notify each run the database did not take in full that was not told yet (one
+        line each: where it is kept); whether there was any."""
+        new = recorder.problems[self._problems_told:]
+        self._problems_told = len(recorder.problems)
+        for problem in new:
+            self.notify(problem.describe().removeprefix("lab: "), severity="error", timeout=60)
+        return bool(new)
 
     def active_run_ids(self) -> set[int]:
         """Stored ids of this screen's runs while they go on (empty once they ended)."""
