@@ -99,7 +99,7 @@ def test_an_experiment_file_name_that_is_not_utf8_is_one_line(tmp_path: Path) ->
     assert not marker.exists() and not db.exists()
 
 
-def _wait_for_stored_interval(db: Path, proc: subprocess.Popen[str], run_id: int = 1) -> None:
+def _wait_for_stored_interval(db: Path, proc: subprocess.Popen[str], run_id: int) -> None:
     """Poll results.db until run ``run_id``, running, has stored an interval (the lab
     still runs)."""
     stored = 0
@@ -117,16 +117,14 @@ def _wait_for_stored_interval(db: Path, proc: subprocess.Popen[str], run_id: int
     assert stored >= 1, "the run stored no interval while running"
 
 
-def _run_and_spoil(tmp_path: Path, spoil: Callable[[Path], None]) -> tuple[str, Path]:
-    """Start ``lab run`` on a 4 s run, ``spoil`` results.db once a running run has stored an
-    interval, and check the lab ends with exit 1 and one line on stderr; return the line
-    and the one results.unsaved-*.db it made."""
-    db = tmp_path / "results.db"
-    exp = write_experiment(tmp_path, BASE.replace('duration = "1s"', 'duration = "4s"'), "mid")
+def _lab_run_spoiled(exp: Path, db: Path, spoil: Callable[[Path], None], run_id: int) -> list[str]:
+    """Run ``lab run EXP --db DB -q``, ``spoil`` the database once run ``run_id`` is running
+    and has stored an interval; check the lab ends with exit 1, no traceback and nothing on
+    stdout, and return its lines on stderr."""
     proc = subprocess.Popen([sys.executable, "-m", "lab", "run", str(exp), "--db", str(db), "-q"],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for_stored_interval(db, proc)
+        _wait_for_stored_interval(db, proc, run_id)
         spoil(db)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -135,10 +133,18 @@ def _run_and_spoil(tmp_path: Path, spoil: Callable[[Path], None]) -> tuple[str, 
             proc.communicate()
     assert proc.returncode == 1, err
     assert "Traceback" not in err and out == ""
-    lines = err.splitlines()
-    assert len(lines) == 1, err
+    return err.splitlines()
+
+
+def _run_and_spoil(tmp_path: Path, spoil: Callable[[Path], None]) -> tuple[str, Path]:
+    """Start ``lab run`` on a 4 s run, ``spoil`` results.db once a running run has stored an
+    interval, and check the lab ends with exit 1 and one line on stderr; return the line
+    and the one results.unsaved-*.db it made."""
+    exp = write_experiment(tmp_path, BASE.replace('duration = "1s"', 'duration = "4s"'), "mid")
+    lines = _lab_run_spoiled(exp, tmp_path / "results.db", spoil, run_id=1)
+    assert len(lines) == 1, lines
     spares = _spares(tmp_path)
-    assert len(spares) == 1, err
+    assert len(spares) == 1, lines
     assert f"all of it is kept in {spares[0]} (lab show --db {spares[0]} 1)" in lines[0]
     # Nothing measured is lost: the spare holds the whole run, and its figures add up.
     res = run_lab("show", "1", "--db", str(spares[0]), "--format", "json")
@@ -201,21 +207,9 @@ def test_a_database_deleted_during_the_second_variant_keeps_the_first_too(tmp_pa
         [[variants]]
         name = "second"
         """)
-    exp = write_experiment(tmp_path, body, "two")
-    proc = subprocess.Popen([sys.executable, "-m", "lab", "run", str(exp), "--db", str(db), "-q"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for_stored_interval(db, proc, run_id=2)
-        db.unlink()
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 1, err
-    assert "Traceback" not in err and out == ""
-    lines = err.splitlines()
-    assert len(lines) == 2, err
+    lines = _lab_run_spoiled(write_experiment(tmp_path, body, "two"), db, Path.unlink, run_id=2)
+    assert len(lines) == 2, lines
+    err = "\n".join(lines)
     kept = {}
     for line, variant in zip(lines, ("first", "second"), strict=True):
         found = re.search(rf"deleted while the lab wrote to it; the {variant} run: all of it is kept in "
