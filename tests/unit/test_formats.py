@@ -381,3 +381,23 @@ def test_json_golden() -> None:
     doc["thresholds"] = [r.as_dict() for r in _results()]
     doc["thresholds_passed"] = all(r.passed for r in _results())
     _golden("runs.json", dumps(doc) + "\n")
+
+
+def test_the_documented_json_of_a_run_that_measured_nothing_is_what_the_lab_prints() -> None:
+    import json
+
+    from lab.report.json_report import experiment_json
+
+    text = (REPO / "docs" / "json-output.md").read_text()
+    assert "<!-- lab-json-unmeasured -->" in text, "docs/json-output.md shows no run that measured nothing"
+    block = text.split("<!-- lab-json-unmeasured -->", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    documented = json.loads(block)
+    printed = experiment_json("caching", [_run(3, "cache", status="failed", summary=None)])["runs"][0]
+    assert printed["measured"] is documented["measured"] is False
+    # Every figure the page shows is the lab's (the summary may carry more keys than shown).
+    assert {k: printed["summary"][k] for k in documented["summary"]} == documented["summary"]
+    # Numbers where the contract wants numbers: none of the contract's counts, rates or
+    # latencies is null.
+    for key, value in documented["summary"].items():
+        if key not in ("target_cpu_s_per_1k", "target_peak_rss_bytes"):
+            assert value is not None, key
