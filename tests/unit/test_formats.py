@@ -401,3 +401,26 @@ def test_the_documented_json_of_a_run_that_measured_nothing_is_what_the_lab_prin
     for key, value in documented["summary"].items():
         if key not in ("target_cpu_s_per_1k", "target_peak_rss_bytes"):
             assert value is not None, key
+
+
+def test_threshold_figures_read_as_people_write_them() -> None:
+    from lab.report.table import render, thresholds_text
+
+    run = _run(7, "fast", summary=_summary(
+        requests=1_000_000, ok=995_000, errors=5_000, throughput_rps=35_210.4, attempts_rps=35_387.3,
+        latency_ms=_latency(4.1, 9.8, 12.34, 30.5, 88.0, 5.0, 995_000), error_rate=0.005,
+        target_peak_rss_bytes=1_234_567_890))
+    results = evaluate([parse_threshold(t) for t in
+                        ("throughput>50000", "p95<10ms", "error_rate<0.1%", "errors<100", "rss<1GB")], [run])
+    lines = render(thresholds_text(results), width=120).splitlines()
+    assert "✗ run 7 (fast) throughput>50000: 35,210 req/s" in lines, lines
+    assert "✗ run 7 (fast) p95<10ms: 12.34 ms" in lines, lines
+    assert "✗ run 7 (fast) error_rate<0.1%: 0.5 %" in lines, lines
+    assert "✗ run 7 (fast) errors<100: 5,000" in lines, lines
+    assert "✗ run 7 (fast) rss<1GB: 1,234,567,890 B" in lines, lines
+    # The same figures, and the limits, in a CI system's failure message.
+    junit = formats.to_junit("caching", [run], results)
+    assert "throughput was 35,210 req/s; the threshold requires throughput &gt; 50,000 req/s" in junit
+    assert "target_peak_rss_bytes was 1,234,567,890 B; the threshold requires target_peak_rss_bytes" \
+        " &lt; 1,000,000,000 B" in junit
+    assert not re.search(r"\de[+-]\d", "\n".join(lines) + junit)  # no scientific notation
