@@ -5,11 +5,12 @@ threshold failed. The thresholds themselves are parsed by ``lab.thresholds``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lab.store import RunRecord
-from lab.thresholds import Threshold, base_unit, metric_value
+from lab.thresholds import Kind, Threshold, base_unit, metric_value
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,7 @@ class ThresholdResult:
 
     def describe(self) -> str:
         """``p95<200ms: 12.3 ms`` or ``… : not measured``."""
-        if self.actual is None:
-            shown = "not measured"
-        elif self.threshold.kind == "ratio":
-            shown = f"{self.actual * 100:.3g} %"
-        else:
-            shown = f"{self.actual:,.4g} {self.unit}".rstrip()
+        shown = "not measured" if self.actual is None else figure_text(self.threshold.kind, self.actual)
         return f"{self.threshold.expression}: {shown}"
 
     def as_dict(self) -> dict[str, object]:
@@ -42,6 +38,25 @@ class ThresholdResult:
                 "threshold": self.threshold.expression, "metric": self.threshold.metric,
                 "op": self.threshold.op, "limit": self.threshold.limit, "unit": self.unit,
                 "actual": self.actual, "passed": self.passed}
+
+
+def figure_text(kind: Kind, value: float) -> str:
+    """A threshold's figure (a run's, or the limit) in its kind's base unit as a person
+    writes it, never in scientific notation: ``35,210 req/s``, ``128.4 req/s``,
+    ``12.34 ms``, ``0.5 %`` (a ratio), ``5,000`` (a count), ``1,234,567,890 B``.
+
+    Four significant digits (three for a percentage), but a number with more whole
+    digits stays whole (``35,210``, not ``35,200``); trailing zeros go (``0.5 %``).
+    """
+    unit, digits = base_unit(kind), 4
+    if kind == "ratio":
+        value, unit, digits = value * 100, "%", 3
+    size = abs(value)
+    decimals = 0 if size == 0 else max(0, digits - 1 - math.floor(math.log10(size)))
+    number = f"{value:,.{decimals}f}"
+    if decimals:
+        number = number.rstrip("0").rstrip(".")
+    return f"{number} {unit}".rstrip()
 
 
 def evaluate(thresholds: Sequence[Threshold], runs: Sequence[RunRecord]) -> list[ThresholdResult]:

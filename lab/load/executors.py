@@ -150,10 +150,21 @@ class Pacer:
     def __init__(self, rate_per_s: float, first_slot: float) -> None:
         if rate_per_s <= 0:
             raise ValueError(f"rate_per_s must be positive, got {rate_per_s}")
-        self.interval_s = 1.0 / rate_per_s
-        self.next_slot = first_slot
-        """Monotonic time of the next slot no VU has taken yet."""
+        self.rate_per_s = rate_per_s
+        # Slot k after the anchor is computed as anchor + k / rate, never by adding up
+        # intervals: a sum drifts by float rounding, and 10 intervals of 1/(10/3) s ended
+        # at 2.9999999999999996 s, a slot just before a 3 s end that was then sent.
+        self._anchor = first_slot
+        self._taken = 0
+        # A slot this close to the end is on it (rounding of monotonic times is ~1e-9 s
+        # even after months of uptime); at most half an interval, so no real slot is lost.
+        self._on_end_s = min(1e-6, 0.5 / rate_per_s)
         self._turn = asyncio.Lock()  # FIFO: VUs get slots in the order they asked
+
+    @property
+    def next_slot(self) -> float:
+        """Monotonic time of the next slot no VU has taken yet."""
+        return self._anchor + self._taken / self.rate_per_s
 
     async def take(self, sleep_until: Callable[[float], Awaitable[bool]],
                    still_wanted: Callable[[], bool], end: float) -> bool:
@@ -174,10 +185,14 @@ class Pacer:
                 return False
             # A slot further in the past was not taken in time: it is gone (no burst saved
             # up); a slot missed by less is sent now (a late wake-up costs no request).
-            slot = max(self.next_slot, time.monotonic() - PACER_CATCH_UP_S)
-            if slot >= end or not await sleep_until(slot) or not still_wanted():
+            slot = self.next_slot
+            earliest = time.monotonic() - PACER_CATCH_UP_S
+            if slot < earliest:
+                slot = earliest
+                self._anchor, self._taken = earliest, 0
+            if slot >= end - self._on_end_s or not await sleep_until(slot) or not still_wanted():
                 return False
-            self.next_slot = slot + self.interval_s
+            self._taken += 1
             return True
 
 

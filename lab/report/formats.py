@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lab.analysis.thresholds import figure_text
 from lab.report.json_report import client_of, dumps, generator_workers_of, load_source_of, series_json
 from lab.report.table import (
     MISSING,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from lab.analysis.thresholds import ThresholdResult
     from lab.figures import Summary
     from lab.store import IntervalRow, ResourceRow, RunRecord
+    from lab.thresholds import Kind
 
 # --------------------------------------------------------------------------- shared helpers
 
@@ -73,22 +75,17 @@ def _one_line(text: str, limit: int = REASON_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _figure(kind: str, unit: str, value: float | None) -> str:
+def _figure(kind: Kind, value: float | None) -> str:
     """A threshold figure in the metric's base unit, as people read it: ``61.2 ms``,
     ``1.5 %`` (ratios), ``1,234 req/s``; ``not measured`` for None."""
-    if value is None:
-        return "not measured"
-    if kind == "ratio":
-        return f"{value * 100:.3g} %"
-    return f"{value:,.4g} {unit}".rstrip()
+    return "not measured" if value is None else figure_text(kind, value)
 
 
 def _shown_actual(result: ThresholdResult) -> str:
     """The run's figure of a threshold result (``61.2 ms``), as ``describe()`` says it."""
     prefix = result.threshold.expression + ": "
     text = result.describe()
-    return text[len(prefix):] if text.startswith(prefix) else _figure(
-        result.threshold.kind, result.unit, result.actual)
+    return text[len(prefix):] if text.startswith(prefix) else _figure(result.threshold.kind, result.actual)
 
 
 def _results_of(run: RunRecord, results: Sequence[ThresholdResult]) -> list[ThresholdResult]:
@@ -354,7 +351,7 @@ def _suite_properties(run: RunRecord) -> list[tuple[str, str]]:
 def _threshold_failure_text(run: RunRecord, result: ThresholdResult) -> str:
     t = result.threshold
     actual = _shown_actual(result)
-    limit = _figure(t.kind, result.unit, t.limit)
+    limit = _figure(t.kind, t.limit)
     return (f"run #{run.id} {run.experiment}/{run.variant} ({run.status}): {t.metric} was {actual}; "
             f"the threshold requires {t.metric} {t.op} {limit}")
 

@@ -194,7 +194,16 @@ class LabApp(App[None]):
     # ------------------------------------------------------------------ navigation
 
     def sections(self) -> list[tuple[str, type, str]]:
-        """Help sections: every screen's keys, then the app's."""
+        """Help sections: every screen's keys, then the app's; in a view-only lab only the
+        screens it can show (no live run, no deletion), each with a hint it can follow."""
+        if self.view_only:
+            return [
+                ("Experiments", ExperimentsScreen, ExperimentsScreen.HELP_VIEW_ONLY),
+                ("History", HistoryScreen, HistoryScreen.HELP),
+                ("Compare", CompareScreen, CompareScreen.HELP),
+                ("Sweep", SweepScreen, SweepScreen.HELP),
+                ("Everywhere", LabApp, "ctrl+p opens the command palette (themes, keys)."),
+            ]
         return [
             ("Experiments", ExperimentsScreen, ExperimentsScreen.HELP),
             ("Live run", LiveScreen, LiveScreen.HELP),
@@ -208,7 +217,7 @@ class LabApp(App[None]):
     def action_help(self) -> None:
         """Show every key."""
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.sections()))
+            self.push_screen(HelpScreen(self.sections(), view_only=self.view_only))
 
     def active_run_ids(self) -> set[int]:
         """Ids of runs being recorded now (never deleted from under the engine)."""

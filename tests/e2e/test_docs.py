@@ -261,3 +261,21 @@ def test_every_experiment_field_is_documented() -> None:
             todo.extend(_models_of(field.annotation))
     assert len(seen) >= 8  # experiment, target, load, requests, params, stages, sweep, services, ...
     assert undocumented == []
+
+
+def test_every_page_says_target_gauges_are_read_in_the_middle_of_each_second() -> None:
+    """The engine reads a target's gauges in the middle of every interval and stamps them
+    so (tests/e2e/test_target_stats.py); every sentence of the README and docs/ that says
+    when a gauge is read or sampled says the same, none an interval's end."""
+    pages = [REPO / "README.md", *sorted(DOCS.glob("*.md"))]
+    said = []
+    for page in pages:
+        text = _prose(page.read_text())
+        lines = [line for line in text.splitlines() if not line.startswith(("|", "#"))]
+        prose = " ".join(" ".join(lines).split())
+        for sentence in re.split(r"(?<=[.;:])\s+(?=[A-Z`(-])", prose) + _table_rows(text):
+            if "gauge" in sentence and re.search(r"\b(read|sampled|stamped) (at|in|every|with)\b", sentence):
+                said.append((page.name, sentence))
+    assert len(said) >= 4, said  # the stage table, the target stats page and the schema
+    wrong = [(name, s) for name, s in said if "middle" not in s or re.search(r"\bend of each\b", s)]
+    assert wrong == [], said

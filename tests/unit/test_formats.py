@@ -381,3 +381,46 @@ def test_json_golden() -> None:
     doc["thresholds"] = [r.as_dict() for r in _results()]
     doc["thresholds_passed"] = all(r.passed for r in _results())
     _golden("runs.json", dumps(doc) + "\n")
+
+
+def test_the_documented_json_of_a_run_that_measured_nothing_is_what_the_lab_prints() -> None:
+    import json
+
+    from lab.report.json_report import experiment_json
+
+    text = (REPO / "docs" / "json-output.md").read_text()
+    assert "<!-- lab-json-unmeasured -->" in text, "docs/json-output.md shows no run that measured nothing"
+    block = text.split("<!-- lab-json-unmeasured -->", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    documented = json.loads(block)
+    printed = experiment_json("caching", [_run(3, "cache", status="failed", summary=None)])["runs"][0]
+    assert printed["measured"] is documented["measured"] is False
+    # Every figure the page shows is the lab's (the summary may carry more keys than shown).
+    assert {k: printed["summary"][k] for k in documented["summary"]} == documented["summary"]
+    # Numbers where the contract wants numbers: none of the contract's counts, rates or
+    # latencies is null.
+    for key, value in documented["summary"].items():
+        if key not in ("target_cpu_s_per_1k", "target_peak_rss_bytes"):
+            assert value is not None, key
+
+
+def test_threshold_figures_read_as_people_write_them() -> None:
+    from lab.report.table import render, thresholds_text
+
+    run = _run(7, "fast", summary=_summary(
+        requests=1_000_000, ok=995_000, errors=5_000, throughput_rps=35_210.4, attempts_rps=35_387.3,
+        latency_ms=_latency(4.1, 9.8, 12.34, 30.5, 88.0, 5.0, 995_000), error_rate=0.005,
+        target_peak_rss_bytes=1_234_567_890))
+    results = evaluate([parse_threshold(t) for t in
+                        ("throughput>50000", "p95<10ms", "error_rate<0.1%", "errors<100", "rss<1GB")], [run])
+    lines = render(thresholds_text(results), width=120).splitlines()
+    assert "✗ run 7 (fast) throughput>50000: 35,210 req/s" in lines, lines
+    assert "✗ run 7 (fast) p95<10ms: 12.34 ms" in lines, lines
+    assert "✗ run 7 (fast) error_rate<0.1%: 0.5 %" in lines, lines
+    assert "✗ run 7 (fast) errors<100: 5,000" in lines, lines
+    assert "✗ run 7 (fast) rss<1GB: 1,234,567,890 B" in lines, lines
+    # The same figures, and the limits, in a CI system's failure message.
+    junit = formats.to_junit("caching", [run], results)
+    assert "throughput was 35,210 req/s; the threshold requires throughput &gt; 50,000 req/s" in junit
+    assert "target_peak_rss_bytes was 1,234,567,890 B; the threshold requires target_peak_rss_bytes" \
+        " &lt; 1,000,000,000 B" in junit
+    assert not re.search(r"\de[+-]\d", "\n".join(lines) + junit)  # no scientific notation

@@ -374,3 +374,33 @@ def test_in_flight_mean_is_summed_across_workers() -> None:
     solo = IntervalMerger("k", workers=1)
     [iv] = solo.add(old, 0)
     assert iv.in_flight_mean is None  # from a worker that does not report it
+
+
+def test_max_rps_hands_out_exactly_the_slots_before_the_end() -> None:
+    from lab.load.executors import Pacer
+
+    async def slots(rate_per_s: float, first_slot: float, end: float) -> list[float]:
+        taken: list[float] = []
+
+        async def at_once(deadline: float) -> bool:
+            taken.append(deadline - first_slot)  # the slot a VU waits for
+            return True  # at once: the VU is always ready, the slots alone decide the count
+
+        pacer = Pacer(rate_per_s, first_slot)
+        while await pacer.take(at_once, lambda: True, end):
+            pass
+        return taken
+
+    async def go() -> None:
+        # max_rps 10 over 3 workers for 3 s: 10/3 req/s each, worker i's slots i/10 s late;
+        # slots at 0, 0.1, ..., 2.9 (30 of them), one at 3.0 is at the end and not sent.
+        # Several start times, as the monotonic clock's value changes float rounding.
+        now = time.monotonic()
+        for k in range(50):
+            t0 = now + 100 + k * 0.0137
+            per_worker = [await slots(10 / 3, t0 + i / 10, t0 + 3.0) for i in range(3)]
+            assert [len(s) for s in per_worker] == [10, 10, 10], (t0, per_worker)
+            for i, s in enumerate(per_worker):
+                assert s == pytest.approx([j * 0.3 for j in range(10)], abs=1e-9), (i, s)
+
+    asyncio.run(go())

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
-from textual import on
+from textual import events, on
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -26,7 +27,8 @@ A = TypeVar("A", bound=Callable[..., Any])
 
 def controls(what: str) -> Callable[[A], A]:
     """Mark a screen's action that starts, stops, changes or deletes runs: in a view-only
-    lab (``lab web --view-only``) it does nothing but say so.
+    lab (``lab web --view-only``) its key is not in the footer, and the action does nothing
+    but say so.
 
     Args:
         what: what the action would do, after "this view cannot", e.g. ``start runs``.
@@ -38,9 +40,16 @@ def controls(what: str) -> Callable[[A], A]:
                 return None
             return action(self, *args, **kwargs)
 
+        guarded.controls = what  # type: ignore[attr-defined]
         return guarded  # type: ignore[return-value]
 
     return wrap
+
+
+def controlled(screen: object, action: str) -> str | None:
+    """What ``screen``'s action ``action`` would do when it is marked with ``controls``
+    (``start runs``, ...); None for an action that only looks."""
+    return getattr(getattr(screen, f"action_{action}", None), "controls", None)
 
 
 class LabContext(Protocol):
@@ -52,6 +61,8 @@ class LabContext(Protocol):
     """Where experiments are listed from."""
     terminal_gone: bool
     """The terminal is gone (SIGHUP): nothing may be drawn any more."""
+    view_only: bool
+    """Look only: no key starts, stops, changes or deletes runs (``lab web --view-only``)."""
 
     def reading_store(self) -> Store | None:
         """A new read-only connection for a reader thread (the caller closes it); None while
@@ -74,6 +85,23 @@ class LabScreen(Screen[R]):
     def lab(self) -> LabContext:
         """The app, as far as a screen may use it."""
         return cast("LabContext", self.app)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """In a view-only lab, a key that starts, stops, changes or deletes runs is left out
+        of the footer and of the keys the bindings handle (``on_key`` says why instead)."""
+        return not (self.lab.view_only and controlled(self, action))
+
+    def on_key(self, event: events.Key) -> None:
+        """A key bound to a control in a view-only lab: say that this view cannot do it
+        (its binding is off, so nothing else would answer it)."""
+        if not self.lab.view_only:
+            return
+        for binding in Binding.make_bindings(self.BINDINGS):
+            what = controlled(self, binding.action) if binding.key == event.key else None
+            if what:
+                event.stop()
+                self.lab.refuse_in_view_only(what)
+                return
 
     @on(Worker.StateChanged)
     def _worker_failed(self, event: Worker.StateChanged) -> None:

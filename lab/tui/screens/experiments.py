@@ -89,6 +89,8 @@ class ExperimentsScreen(LabScreen[None]):
     ]
     HELP = ("↑/↓ pick an experiment, v (or tab to the list) a variant; enter on an experiment "
             "moves to its variants, enter on a variant runs it.")
+    HELP_VIEW_ONLY = ("↑/↓ pick an experiment, v (or tab to the list) a variant, to read what "
+                      "it asks and what to look for; h shows the runs the presenter made.")
 
     def __init__(self) -> None:
         super().__init__()

@@ -17,6 +17,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from lab.tui.screens.base import controlled
+
 # Keys whose Textual names read badly in a table.
 _KEY_NAMES = {
     "plus": "+", "equals_sign": "=", "minus": "-", "question_mark": "?", "space": "space",
@@ -66,11 +68,13 @@ def _action_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def help_renderable(sections: Sequence[tuple[str, type, str]]) -> RenderableType:
-    """Every section's keys: ``(title, class with BINDINGS, one-line hint)``."""
+def help_renderable(sections: Sequence[tuple[str, type, str]], view_only: bool = False) -> RenderableType:
+    """Every section's keys: ``(title, class with BINDINGS, one-line hint)``; in a view-only
+    lab without the keys that start, stop, change or delete runs."""
     parts: list[RenderableType] = []
     for title, cls, hint in sections:
-        bindings = _bindings(getattr(cls, "BINDINGS", []))
+        bindings = [b for b in _bindings(getattr(cls, "BINDINGS", []))
+                    if not (view_only and controlled(cls, b.action))]
         if hint:
             title = f"{title} — {hint}"
         parts.append(keys_table(title, bindings, _action_docs(cls)))
@@ -83,16 +87,20 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
 
-    def __init__(self, sections: Sequence[tuple[str, type, str]]) -> None:
+    def __init__(self, sections: Sequence[tuple[str, type, str]], view_only: bool = False) -> None:
         super().__init__()
         self.sections = list(sections)
+        self.view_only = view_only
 
     def compose(self) -> ComposeResult:
         """A scrolling list of keys, by screen."""
+        title = "Keys  (esc closes; ↑/↓ scroll)"
+        if self.view_only:
+            title = "Keys of this view-only lab: runs start and stop in the presenter's  (esc closes)"
         with Vertical(id="help-dialog"):
-            yield Static("Keys  (esc closes; ↑/↓ scroll)", id="help-title")
+            yield Static(title, id="help-title")
             with VerticalScroll(id="help-body"):
-                yield Static(help_renderable(self.sections), id="help-keys")
+                yield Static(help_renderable(self.sections, self.view_only), id="help-keys")
 
     def on_mount(self) -> None:
         """Focus the scrolling body so arrows scroll it."""

@@ -250,7 +250,9 @@ class HistoryScreen(LabScreen[None]):
         if self.selected:
             parts.append(f"selected {', '.join(str(i) for i in self.selected)}")
         if not self.runs:
-            parts = ["No runs stored yet: pick an experiment and run it (esc, then a)."]
+            parts = ["No runs stored yet: the presenter's runs appear here (ctrl+r reads them again)."
+                     if self.lab.view_only else
+                     "No runs stored yet: pick an experiment and run it (esc, then a)."]
         self.query_one("#history-status", Static).update(" · ".join(parts))
 
     def _cursor_run_id(self) -> int | None:
