@@ -27,8 +27,10 @@ def test_n_plus_one_experiment_shows_the_query_count_and_the_cost(db_path: Path)
     assert target_stat(eager, "per_request", "queries") == pytest.approx(2, abs=0.1)
     ls, es = lazy["summary"], eager["summary"]
     assert ls["error_rate"] == 0 and es["error_rate"] == 0
-    # Measured on 2 cores (15 s runs): 38 → 143 req/s (3.7x), p95 374 → 102 ms. A short
-    # run on a busy machine still shows 2x.
-    assert es["throughput_rps"] >= 2 * ls["throughput_rps"], (ls, es)
+    # Measured on 2 cores (15 s runs): 38 → 143 req/s (3.7x), p95 374 → 102 ms. Two short
+    # runs one after the other share the machine with whatever else runs: beside four
+    # test suites the ratio fell under 2x, so the throughput is held to its direction with
+    # a margin, and the cost to the CPU per request, which the other load does not change.
+    assert es["throughput_rps"] >= 1.5 * ls["throughput_rps"], (ls, es)
     assert es["latency_ms"]["p95"] < ls["latency_ms"]["p95"]
     assert es["target_cpu_s_per_1k"] < ls["target_cpu_s_per_1k"] / 2
