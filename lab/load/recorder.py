@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lab.load.histogram import EXACT_BELOW_US, LatencyHistogram
+from lab.load.wire import IntervalReport
 
 _INF = float("inf")
 
@@ -80,7 +81,7 @@ class IntervalAccumulator:
     """Requests outstanding when the interval began (set by ``StatsRecorder.pop``)."""
 
     def encode_histograms(self, scratch: LatencyHistogram) -> Iterator[tuple[str, str]]:
-        """The interval's histograms as ``(message key, encoded)`` pairs, one at a time.
+        """The interval's histograms as ``(IntervalReport field, encoded)`` pairs, one at a time.
 
         Each step puts one counts dict into ``scratch`` and encodes it: up to about a
         millisecond for a dict of 5,000 values. The worker's reporter lets its event loop
@@ -99,8 +100,8 @@ class IntervalAccumulator:
         yield "histogram_lag", _encode(self.lag_us, scratch)  # loop lag and, open model, send lag
 
     def message(self, start_s: float, duration_s: float, active_vus: int, target_rate: float,
-                stage: int, cpu_percent: float | None, histograms: dict[str, str]) -> dict[str, Any]:
-        """The interval as a JSON-able message for the engine.
+                stage: int, cpu_percent: float | None, histograms: dict[str, str]) -> IntervalReport:
+        """The interval as the message for the engine (``lab.load.wire``).
 
         Besides counts and the encoded ``histograms`` (from ``encode_histograms``) it holds
         ``in_flight_mean``: the time-weighted mean number of this worker's requests
@@ -121,28 +122,30 @@ class IntervalAccumulator:
         at_end = self.in_flight_at_start + self.started - self.finished
         area = self.span_s + at_end * duration_s
         in_flight = max(0.0, area / duration_s) if duration_s > 0 else float(at_end)
-        return {
-            "type": "interval",
-            "index": self.index,
-            "t_s": start_s,
-            "duration_s": duration_s,
-            "ok": self.ok,
-            "errors": self.errors,
-            "bytes": self.bytes,
-            "dropped": self.dropped,
-            "interrupted": self.interrupted,
-            "errors_by_class": self.errors_by_class,
-            "active_vus": active_vus,
-            "target_rate": target_rate,
-            "stage": stage,
-            **histograms,
-            "cpu_percent": cpu_percent,
-            "in_flight_mean": round(in_flight, 4),
-        }
+        return IntervalReport(
+            index=self.index,
+            t_s=start_s,
+            duration_s=duration_s,
+            ok=self.ok,
+            errors=self.errors,
+            bytes=self.bytes,
+            dropped=self.dropped,
+            interrupted=self.interrupted,
+            errors_by_class=self.errors_by_class,
+            active_vus=active_vus,
+            target_rate=target_rate,
+            stage=stage,
+            histogram=histograms["histogram"],
+            histogram_all=histograms["histogram_all"],
+            histogram_service=histograms["histogram_service"],
+            histogram_lag=histograms["histogram_lag"],
+            cpu_percent=cpu_percent,
+            in_flight_mean=round(in_flight, 4),
+        )
 
     def report(self, start_s: float, duration_s: float, active_vus: int, target_rate: float,
                stage: int, cpu_percent: float | None = None,
-               scratch: LatencyHistogram | None = None) -> dict[str, Any]:
+               scratch: LatencyHistogram | None = None) -> IntervalReport:
         """``message`` with every histogram encoded at once (through ``scratch``, or a
         new histogram when None)."""
         h = scratch if scratch is not None else LatencyHistogram()
