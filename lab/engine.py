@@ -21,12 +21,14 @@ from typing import Any
 import psutil
 
 from lab import __version__
+from lab.analysis.bound import BoundWatch, generator_bound
 from lab.analysis.offered import offered_load
 from lab.analysis.summary import min_measured_for, planned_measured_s, summarise, too_short_note
 from lab.errors import GeneratorError, ServiceError, TargetError
 from lab.events import (
     ErrorSample,
     Event,
+    GeneratorBound,
     HostFacts,
     IntervalStats,
     Listener,
@@ -228,6 +230,7 @@ class _Run:
         self.stats_last: dict[str, Any] = {}
         self.last_stage = -1
         self.level_override: float | None = None
+        self.bound = BoundWatch(plan.load.warmup)
         self.user_levels: list[tuple[float, float]] = []
         """(t_s, level) of each level a user set during the run."""
 
@@ -428,6 +431,10 @@ class _Run:
             level = self.plan.load.level_at(iv.t_s)
             self.emit(LoadChanged(self.key, iv.t_s, iv.stage, level, "stage"))
         self.emit(iv)
+        verdict = self.bound.add(iv)
+        if verdict is not None:
+            self.emit(GeneratorBound(self.key, round(iv.t_s + iv.duration_s, 3), verdict.reason,
+                                     verdict.headline))
 
     async def _consume(self) -> tuple[RunStatus, str | None]:
         """Relay worker reports until every worker is done, or the run must end early."""
@@ -549,5 +556,13 @@ class _Run:
         note = too_short_note(intervals, load.warmup, min_s, stopped_early=early)
         if summary is None and note:
             reason = f"{reason}; {note}" if reason else note
+        if summary is not None and summary.generator_bound and self.bound.verdict is None:
+            # Bound over the whole window only (a run under LIVE_AFTER_S, or a lag p99 that
+            # crept up late): the live warning still comes, with the stored verdict.
+            verdict = generator_bound([iv for iv in intervals if iv.t_s + 1e-9 >= load.warmup])
+            if verdict is not None:
+                last = self.merger.merged[-1]
+                self.emit(GeneratorBound(self.key, round(last.t_s + last.duration_s, 3), verdict.reason,
+                                         verdict.headline))
         self.emit(RunFinished(self.key, status, reason, time.time(), summary, target_stats))
         return RunOutcome(self.key, status, reason, summary, target_stats)
