@@ -93,11 +93,6 @@ def base_unit(kind: Kind) -> str:
     return _BASE_UNIT[kind]
 
 
-def metric_names() -> list[str]:
-    """Every name a threshold may use (aliases included), sorted."""
-    return sorted(_METRICS)
-
-
 @dataclass(frozen=True)
 class Threshold:
     """A parsed threshold; ``limit`` is in the metric's base unit (ms, a fraction,

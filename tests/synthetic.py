@@ -198,7 +198,7 @@ def _iv(t_s: float, requests: int, duration_s: float = 1.0, in_flight: float | N
     """A stored interval: ``requests`` all ok, all taking ``latency_ms``."""
     hist = LatencyHistogram()
     if requests:
-        hist.record_us(int(latency_ms * 1000), requests)
+        hist.add_counts({int(latency_ms * 1000): requests})
     blob = hist.encode()
     return IntervalRow(
         run_id=1, t_s=t_s, duration_s=duration_s, requests=requests, ok=requests, errors=0,

@@ -229,17 +229,21 @@ def test_keep_alive_reaches_the_engine(client: str) -> None:
         assert executor.engine.keep_alive is keep_alive  # type: ignore[attr-defined]
 
 
-def test_quantize_us_is_the_lowest_value_of_the_hdr_bucket() -> None:
+def test_count_us_counts_the_lowest_value_of_the_hdr_bucket() -> None:
     from hdrh.histogram import HdrHistogram
 
-    from lab.load.histogram import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS, quantize_us
+    from lab.load.histogram import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 
     h = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
     rng = random.Random(5)
     values = list(range(1, 5000)) + [rng.randint(1, HIGHEST_US) for _ in range(50_000)]
     values += [2**k + d for k in range(11, 32) for d in (-1, 0, 1)]
     for us in values:
-        assert quantize_us(us) == h.get_lowest_equivalent_value(us), us
+        seconds = us / 1_000_000
+        counts: dict[int, int] = {}
+        count_us(counts, seconds)
+        exact = int(seconds * 1_000_000)  # what the recorder reads of a float duration
+        assert list(counts) == [h.get_lowest_equivalent_value(exact)], us
 
 
 def _latencies(rng: random.Random, n: int) -> list[float]:
@@ -284,7 +288,7 @@ def test_counted_latencies_give_the_same_histograms_as_recording_each() -> None:
 def test_a_reset_histogram_is_as_good_as_new() -> None:
     h = LatencyHistogram()
     for us in (1, 500, 10_000, 3_000_000):
-        h.record_us(us, 3)
+        h.add_counts({us: 3})
     h.reset()
     assert h.count == 0 and h.max_ms() == 0.0 and h.encode() == b""
     fresh = LatencyHistogram()
