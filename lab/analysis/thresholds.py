@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lab.metrics import Metric
 from lab.store import RunRecord
-from lab.thresholds import Threshold, base_unit, metric_value
+from lab.thresholds import Threshold
 
 
 @dataclass(frozen=True)
@@ -24,18 +25,18 @@ class ThresholdResult:
     passed: bool
 
     @property
+    def metric(self) -> Metric:
+        """The registry's metric the threshold checks."""
+        return self.threshold.figure
+
+    @property
     def unit(self) -> str:
-        return base_unit(self.threshold.kind)
+        """The base unit of ``actual`` and the limit: ``ms``, ``req/s``, ``B``; "" for shares."""
+        return self.metric.unit
 
     def describe(self) -> str:
-        """``p95<200ms: 12.3 ms`` or ``… : not measured``."""
-        if self.actual is None:
-            shown = "not measured"
-        elif self.threshold.kind == "ratio":
-            shown = f"{self.actual * 100:.3g} %"
-        else:
-            shown = f"{self.actual:,.4g} {self.unit}".rstrip()
-        return f"{self.threshold.expression}: {shown}"
+        """``p95<200ms: 12.3 ms``, ``throughput>500: 35,210 req/s`` or ``… : not measured``."""
+        return f"{self.threshold.expression}: {self.metric.text(self.actual)}"
 
     def as_dict(self) -> dict[str, object]:
         return {"run_id": self.run_id, "variant": self.variant,
@@ -49,7 +50,7 @@ def evaluate(thresholds: Sequence[Threshold], runs: Sequence[RunRecord]) -> list
     out = []
     for run in runs:
         for t in thresholds:
-            actual = metric_value(t.metric, run.summary) if run.summary is not None else None
+            actual = t.value(run.summary) if run.summary is not None else None
             passed = actual is not None and t.check(actual)
             out.append(ThresholdResult(run.id, run.variant, t, actual, passed))
     return out
