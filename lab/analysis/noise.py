@@ -60,8 +60,7 @@ class Change:
 
 
 def _window(run: RunRecord, intervals: Sequence[IntervalRow]) -> list[IntervalRow]:
-    warmup = float((run.config.get("load") or {}).get("warmup") or 0.0)
-    start = math.ceil(warmup - 1e-9)
+    start = math.ceil(run.settings.load.warmup_s - 1e-9)
     return [iv for iv in intervals if iv.t_s + 1e-9 >= start and iv.duration_s > 0]
 
 

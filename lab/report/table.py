@@ -237,8 +237,8 @@ def sweep_label(run: RunRecord) -> str:
     ``USL_SERIAL_MS``), so the cell stays narrow."""
     if run.sweep_id is None:
         return ""
-    sweep = run.config.get("sweep") if isinstance(run.config, dict) else None
-    parameter = str(sweep.get("parameter", "")) if isinstance(sweep, dict) else ""
+    sweep = run.settings.sweep
+    parameter = sweep.parameter if sweep is not None else ""
     level = "" if run.sweep_level is None else f"{run.sweep_level:g}"
     name = parameter.rsplit(".", 1)[-1] or "level"
     return f"{run.sweep_id} · {name}={level}" if level else str(run.sweep_id)
@@ -562,7 +562,7 @@ def stages_table(run: RunRecord, stages: Sequence[StageFigures]) -> Table:
     offered load and why it has no figures. A last row ``drain`` holds the intervals
     that lie mostly after the schedule's end (requests still in flight then, answered
     after it), apart from the last stage."""
-    open_model = (run.config.get("load") or {}).get("model") == "open"
+    open_model = run.settings.load.model == "open"
     caption = ("offered: scheduled over the same seconds (none after the schedule's end). "
                "in flight: measured by the "
                "generator (and the target's own gauge) / predicted by Little's law L = X·W "
