@@ -3,9 +3,10 @@
 Every message is a frozen dataclass here, written with ``encode`` and read with
 ``decode_report`` (worker → engine), ``decode_command`` and ``decode_config``
 (engine → worker), so each key is spelled once. The model is locust's
-``runners.Message`` with its ``serialize``/``unserialize`` pair; the checking is
-pydantic's, in strict mode, so a malformed line is one ``WireError`` naming the field
-rather than a ``KeyError`` deep in the merge; the reader prefixes which worker.
+``rpc/protocol.py`` ``Message`` (one class, ``serialize``/``unserialize`` in one place) and
+its ``StatsEntryDict``; here each message has typed fields of its own, checked by pydantic
+in strict mode, so a malformed line is one ``WireError`` naming the field rather than a
+``KeyError`` deep in the merge (the reader says which worker sent it).
 
 stdin (engine → worker): first a ``WorkerConfig`` line, then commands: ``Start``
 (``{"cmd": "start", "t0": monotonic}``), ``SetLevel`` (``{"cmd": "level", "value":
