@@ -508,17 +508,20 @@ def run_lab(children: Children, target: Target, load: dict[str, Any], tool: str,
     worker's JSON-lines protocol, as ``lab.engine`` does, and merge what they report."""
     import psutil
 
+    from lab.load import wire
     from lab.load.histogram import LatencyHistogram
 
     workers = len(cpus)
     load = {**load, "workers": workers}
     procs: list[subprocess.Popen[Any]] = []
-    inbox: queue.Queue[tuple[int, dict[str, Any] | None]] = queue.Queue()
+    inbox: queue.Queue[tuple[int, wire.Ready | wire.IntervalReport | wire.Done | dict[str, Any] | None]] = (
+        queue.Queue())
 
     def reader(i: int, stream: Any) -> None:
         for line in stream:
-            with contextlib.suppress(ValueError):
-                inbox.put((i, json.loads(line)))
+            # The benchmark's own closing line; everything else is the lab's wire format.
+            bench_line = json.loads(line) if line.startswith('{"type":"bench"') else None
+            inbox.put((i, bench_line if bench_line is not None else wire.decode_report(line)))
         inbox.put((i, None))
 
     stderr_files = []
@@ -532,8 +535,8 @@ def run_lab(children: Children, target: Target, load: dict[str, Any], tool: str,
             procs.append(proc)
             threading.Thread(target=reader, args=(i, proc.stdout), daemon=True).start()
             assert proc.stdin is not None
-            proc.stdin.write(json.dumps({"base_url": target.base_url, "load": load, "index": i,
-                                         "workers": workers, "seed": 1, "interval_s": 1.0}) + "\n")
+            proc.stdin.write(wire.encode(wire.WorkerConfig(base_url=target.base_url, load=load, index=i,
+                                                           workers=workers, seed=1)).decode())
             proc.stdin.flush()
 
         def worker_died(i: int) -> RuntimeError:
@@ -546,15 +549,15 @@ def run_lab(children: Children, target: Target, load: dict[str, Any], tool: str,
             i, msg = inbox.get(timeout=max(0.1, deadline - time.monotonic()))
             if msg is None:
                 raise worker_died(i)
-            ready += msg.get("type") == "ready"
+            ready += isinstance(msg, wire.Ready)
         ps = [psutil.Process(p.pid) for p in procs]
         rss_ready = ps[0].memory_info().rss
         t0 = time.monotonic() + 0.2
         for proc in procs:
             assert proc.stdin is not None
-            proc.stdin.write(json.dumps({"cmd": "start", "t0": t0}) + "\n")
+            proc.stdin.write(wire.encode(wire.Start(t0=t0)).decode())
             proc.stdin.flush()
-        intervals: list[list[dict[str, Any]]] = [[] for _ in procs]
+        intervals: list[list[wire.IntervalReport]] = [[] for _ in procs]
         bench: list[dict[str, Any]] = [{} for _ in procs]
         ended = 0
         # A generator behind its schedule goes on sending after the planned end (the lab's
@@ -576,9 +579,9 @@ def run_lab(children: Children, target: Target, load: dict[str, Any], tool: str,
                 continue
             if msg is None:
                 ended += 1
-            elif msg.get("type") == "interval":
+            elif isinstance(msg, wire.IntervalReport):
                 intervals[i].append(msg)
-            elif msg.get("type") == "bench":
+            elif isinstance(msg, dict):
                 bench[i] = msg
         cpu_total = 0.0
         for i, proc in enumerate(procs):
@@ -595,15 +598,15 @@ def run_lab(children: Children, target: Target, load: dict[str, Any], tool: str,
     walls = []
     by_class: dict[str, int] = {}
     for i in range(workers):
-        walls.append(sum(iv["duration_s"] for iv in intervals[i]))
+        walls.append(sum(iv.duration_s for iv in intervals[i]))
         for iv in intervals[i]:
-            ok += iv["ok"]
-            errors += iv["errors"]
-            dropped += iv["dropped"]
-            for cls, n in iv["errors_by_class"].items():
+            ok += iv.ok
+            errors += iv.errors
+            dropped += iv.dropped
+            for cls, n in iv.errors_by_class.items():
                 by_class[cls] = by_class.get(cls, 0) + n
-            hist.merge_encoded(iv["histogram_all"].encode())
-            lag.merge_encoded(iv["histogram_lag"].encode())
+            hist.merge_encoded(iv.histogram_all.encode())
+            lag.merge_encoded(iv.histogram_lag.encode())
         send.merge_encoded(bench[i].get("send_lag", "").encode())
         cpu_total += bench[i]["cpu_s"]
     wall = max(walls) if walls else 0.0
@@ -613,8 +616,8 @@ def run_lab(children: Children, target: Target, load: dict[str, Any], tool: str,
     per_index: dict[int, int] = {}
     for i in range(workers):
         for iv in intervals[i]:
-            if iv["index"] >= 1 and iv["t_s"] + iv["duration_s"] <= float(load["duration"]) - 1:
-                per_index[iv["index"]] = per_index.get(iv["index"], 0) + iv["ok"] + iv["errors"]
+            if iv.index >= 1 and iv.t_s + iv.duration_s <= float(load["duration"]) - 1:
+                per_index[iv.index] = per_index.get(iv.index, 0) + iv.ok + iv.errors
     steady_rps = sum(per_index.values()) / len(per_index) if per_index else None
     extra: dict[str, Any] = {
         "dropped": dropped, "errors_by_class": by_class,
@@ -663,9 +666,11 @@ def _child_worker(send_lag: bool) -> None:
     cpu0 = state["cpu0"]
     send_hist = LatencyHistogram()
     send_hist.add_counts(send_counts)
-    worker._write({"type": "bench", "cpu_s": time.process_time() - cpu0 if cpu0 is not None else 0.0,
-                   "max_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                   "send_lag": send_hist.encode().decode()})
+    bench_line = {"type": "bench", "cpu_s": time.process_time() - cpu0 if cpu0 is not None else 0.0,
+                  "max_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                  "send_lag": send_hist.encode().decode()}
+    sys.stdout.write(json.dumps(bench_line, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
     sys.exit(code)
 
 

@@ -21,12 +21,14 @@ from typing import Any
 import psutil
 
 from lab import __version__
+from lab.analysis.bound import BoundWatch, generator_bound
 from lab.analysis.offered import offered_load
 from lab.analysis.summary import min_measured_for, planned_measured_s, summarise, too_short_note
 from lab.errors import GeneratorError, ServiceError, TargetError
 from lab.events import (
     ErrorSample,
     Event,
+    GeneratorBound,
     HostFacts,
     IntervalStats,
     Listener,
@@ -41,9 +43,10 @@ from lab.events import (
 )
 from lab.figures import CpuReading, IntervalCounts, Summary
 from lab.limits import fd_budget_problem
+from lab.load.wire import Done, IntervalReport, SetLevel, Start, Stop, WorkerConfig
 from lab.monitor import ResourceSampler
 from lab.plan import RunPlan
-from lab.pool import GeneratorPool, IntervalMerger
+from lab.pool import Exited, GeneratorPool, IntervalMerger, Malformed
 from lab.topology.services import ServiceSet, remove_orphaned_dirs
 from lab.topology.targets import NOTHING_LISTENS_S, StatsReader, TargetProcess, wait_ready
 
@@ -227,6 +230,7 @@ class _Run:
         self.stats_last: dict[str, Any] = {}
         self.last_stage = -1
         self.level_override: float | None = None
+        self.bound = BoundWatch(plan.load.warmup)
         self.user_levels: list[tuple[float, float]] = []
         """(t_s, level) of each level a user set during the run."""
 
@@ -276,8 +280,8 @@ class _Run:
         if plan.target.app:
             self.target = TargetProcess(plan.target, extra_env=self.services.env)
             self.base_url = self.target.url
-        self.pool = GeneratorPool({"base_url": self.base_url, "load": load.model_dump(mode="json"),
-                                   "seed": 1, "interval_s": 1.0}, load.workers or 1)
+        self.pool = GeneratorPool(WorkerConfig(base_url=self.base_url, load=load.model_dump(mode="json"),
+                                               seed=1, interval_s=1.0), load.workers or 1)
         # The workers import while the target starts (they touch it only on "start").
         pool_start = asyncio.ensure_future(self.pool.start())
         try:
@@ -325,7 +329,7 @@ class _Run:
         if load.warmup <= 0:
             self.stats_start = await self.stats.read()
         self.t0 = time.monotonic() + START_DELAY_S
-        self.pool.broadcast({"cmd": "start", "t0": self.t0})
+        self.pool.broadcast(Start(t0=self.t0))
         self._sample(0.0)  # priming reading: CPU counters start here
         helpers = [asyncio.create_task(self._sample_loop()),
                    asyncio.create_task(self._stats_loop())]
@@ -427,6 +431,10 @@ class _Run:
             level = self.plan.load.level_at(iv.t_s)
             self.emit(LoadChanged(self.key, iv.t_s, iv.stage, level, "stage"))
         self.emit(iv)
+        verdict = self.bound.add(iv)
+        if verdict is not None:
+            self.emit(GeneratorBound(self.key, round(iv.t_s + iv.duration_s, 3), verdict.reason,
+                                     verdict.headline))
 
     async def _consume(self) -> tuple[RunStatus, str | None]:
         """Relay worker reports until every worker is done, or the run must end early."""
@@ -462,7 +470,7 @@ class _Run:
                 break
             for level in control.take_levels():
                 self.level_override = level
-                pool.broadcast({"cmd": "level", "value": level})
+                pool.broadcast(SetLevel(value=level))
                 at_s = round(self.elapsed(), 3)
                 self.user_levels.append((at_s, level))
                 self.emit(LoadChanged(self.key, at_s, max(self.last_stage, 0), level, "user"))
@@ -470,18 +478,24 @@ class _Run:
                 m = await asyncio.wait_for(pool.messages.get(), 0.1)
             except TimeoutError:
                 continue
-            kind = m.msg.get("type")
-            if kind == "interval":
-                for iv in self.merger.add(m.msg, m.index):
+            msg = m.msg
+            if isinstance(msg, IntervalReport):
+                for iv in self.merger.add(msg, m.index):
                     self._on_interval(iv)
-            elif kind == "done":
+            elif isinstance(msg, Done):
                 done.add(m.index)
-                for cls, st, message, n in m.msg.get("errors", []):
+                for cls, st, message, n in msg.errors:
                     entry = self.errors.setdefault((cls, st), [message, 0])
-                    entry[1] += int(n)
+                    entry[1] += n
                 for iv in self.merger.finished(m.index):
                     self._on_interval(iv)
-            elif kind == "exit" and m.index not in done:
+            elif isinstance(msg, Malformed) and status == "completed":
+                # What the worker measured so far is kept; the run cannot vouch for the rest.
+                status, reason = "failed", pool.describe_malformed(m.index, msg.error)
+                stopping = True
+                stop_deadline = time.monotonic() + 3.0
+                self._stop_workers()
+            elif isinstance(msg, Exited) and m.index not in done:
                 done.add(m.index)
                 for iv in self.merger.finished(m.index):
                     self._on_interval(iv)
@@ -501,7 +515,7 @@ class _Run:
         # not at the next reading, by which time the target may have spent a second on a
         # backlog of requests the workers gave up on (counted as interrupted, not done).
         self._sample(self.elapsed())
-        self.pool.broadcast({"cmd": "stop"})
+        self.pool.broadcast(Stop())
 
     async def _cleanup(self) -> None:
         if self.stats is not None:
@@ -542,5 +556,13 @@ class _Run:
         note = too_short_note(intervals, load.warmup, min_s, stopped_early=early)
         if summary is None and note:
             reason = f"{reason}; {note}" if reason else note
+        if summary is not None and summary.generator_bound and self.bound.verdict is None:
+            # Bound over the whole window only (a run under LIVE_AFTER_S, or a lag p99 that
+            # crept up late): the live warning still comes, with the stored verdict.
+            verdict = generator_bound([iv for iv in intervals if iv.t_s + 1e-9 >= load.warmup])
+            if verdict is not None:
+                last = self.merger.merged[-1]
+                self.emit(GeneratorBound(self.key, round(last.t_s + last.duration_s, 3), verdict.reason,
+                                         verdict.headline))
         self.emit(RunFinished(self.key, status, reason, time.time(), summary, target_stats))
         return RunOutcome(self.key, status, reason, summary, target_stats)

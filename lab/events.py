@@ -219,6 +219,21 @@ class RunFinished:
     ``{"cache_hits": 10, "cache_misses": 2}``."""
 
 
+@dataclass(frozen=True)
+class GeneratorBound:
+    """The load generator limits this run (``lab.analysis.bound``): sent once, when the
+    rule first holds for the window measured so far, or with the stored verdict just
+    before ``RunFinished`` when it holds only for the whole window."""
+
+    run_key: str
+    t_s: float
+    """Seconds after the load began: the end of the interval that settled it."""
+    reason: str
+    """One line, the same words as the stored ``generator_bound_reason``."""
+    headline: str
+    """The reason as a short banner, e.g. ``generator ≥ 90% CPU for 3 s``."""
+
+
 Event = (RunStarted | ServicesReady | TargetReady | IntervalStats | ResourceSample | TargetSample
-         | ErrorSample | LoadChanged | RunFinished)
+         | ErrorSample | LoadChanged | GeneratorBound | RunFinished)
 Listener = Callable[[Event], None]

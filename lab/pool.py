@@ -4,35 +4,62 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import dataclasses
 import sys
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
 from lab.errors import GeneratorError
 from lab.events import IntervalStats
 from lab.load.histogram import LatencyHistogram
+from lab.load.wire import (
+    Done,
+    IntervalReport,
+    Ready,
+    SetLevel,
+    Start,
+    Stop,
+    WireError,
+    WorkerConfig,
+    decode_report,
+    encode,
+)
 from lab.procs import spawn, terminate_tree
 
 READY_TIMEOUT_S = 30.0
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class Exited:
+    """The worker's stdout closed and the process has exited (not a line on the wire)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """The worker sent a line that is not a message of ``lab.load.wire``."""
+
+    error: WireError
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerMessage:
+    """One thing a worker said, in the order it said it."""
+
     index: int
-    msg: dict[str, Any]
+    """Which worker, 0 … workers − 1."""
+    msg: Ready | IntervalReport | Done | Exited | Malformed
 
 
 class GeneratorPool:
-    """Starts ``workers`` generator processes and relays their JSON-line reports.
+    """Starts ``workers`` generator processes and relays their reports (``lab.load.wire``).
 
     Args:
-        config: the worker config without ``index`` (see ``lab.load.worker``).
+        config: the worker config; each worker gets it with its own ``index`` and the
+            pool's ``workers``.
         workers: how many processes share the load.
     """
 
-    def __init__(self, config: dict[str, Any], workers: int) -> None:
+    def __init__(self, config: WorkerConfig, workers: int) -> None:
         self.config = config
         self.workers = workers
         self.procs: list[asyncio.subprocess.Process] = []
@@ -59,7 +86,7 @@ class GeneratorPool:
             self._tails.append(tail)
             self._readers.append(asyncio.create_task(self._read(i, proc)))
             self._readers.append(asyncio.create_task(self._read_stderr(proc, tail)))
-            self._send(i, {**self.config, "index": i, "workers": self.workers})
+            self._send(i, dataclasses.replace(self.config, index=i, workers=self.workers))
         ready = 0
         loop = asyncio.get_running_loop()
         deadline = loop.time() + READY_TIMEOUT_S
@@ -68,24 +95,30 @@ class GeneratorPool:
                 m = await asyncio.wait_for(self.messages.get(), max(0.0, deadline - loop.time()))
             except TimeoutError:
                 raise GeneratorError("generator workers did not start within 30 s") from None
-            if m.msg.get("type") == "ready":
+            if isinstance(m.msg, Ready):
                 ready += 1
-            elif m.msg.get("type") == "exit":
+            elif isinstance(m.msg, Exited):
                 raise GeneratorError(self.describe_exit(m.index))
+            elif isinstance(m.msg, Malformed):
+                raise GeneratorError(self.describe_malformed(m.index, m.msg.error))
 
     def describe_exit(self, index: int) -> str:
         code = self.procs[index].returncode
         tail = " | ".join(self._tails[index]) or "(no stderr)"
         return f"generator worker {index} exited with code {code}: {tail}"
 
-    def _send(self, index: int, msg: dict[str, Any]) -> None:
+    @staticmethod
+    def describe_malformed(index: int, error: WireError) -> str:
+        return f"generator worker {index} sent a {error}"
+
+    def _send(self, index: int, msg: WorkerConfig | Start | SetLevel | Stop) -> None:
         proc = self.procs[index]
         if proc.stdin is None or proc.stdin.is_closing():
             return
         with contextlib.suppress(ConnectionError, RuntimeError):
-            proc.stdin.write((json.dumps(msg) + "\n").encode())
+            proc.stdin.write(encode(msg))
 
-    def broadcast(self, msg: dict[str, Any]) -> None:
+    def broadcast(self, msg: Start | SetLevel | Stop) -> None:
         for i in range(len(self.procs)):
             self._send(i, msg)
 
@@ -95,10 +128,15 @@ class GeneratorPool:
             line = await proc.stdout.readline()
             if not line:
                 break
-            with contextlib.suppress(ValueError):
-                await self.messages.put(WorkerMessage(index, json.loads(line)))
+            if not line.strip():
+                continue
+            try:
+                msg: Ready | IntervalReport | Done | Malformed = decode_report(line)
+            except WireError as exc:
+                msg = Malformed(exc)
+            await self.messages.put(WorkerMessage(index, msg))
         await proc.wait()
-        await self.messages.put(WorkerMessage(index, {"type": "exit"}))
+        await self.messages.put(WorkerMessage(index, Exited()))
 
     @staticmethod
     async def _read_stderr(proc: asyncio.subprocess.Process, tail: deque[str]) -> None:
@@ -113,7 +151,7 @@ class GeneratorPool:
 
     async def close(self) -> None:
         """End every worker (stop politely, then SIGTERM/SIGKILL the stragglers)."""
-        self.broadcast({"cmd": "stop"})
+        self.broadcast(Stop())
         for proc in self.procs:
             if proc.stdin is not None:
                 with contextlib.suppress(Exception):
@@ -136,13 +174,13 @@ class IntervalMerger:
     def __init__(self, run_key: str, workers: int) -> None:
         self.run_key = run_key
         self.workers = workers
-        self._pending: dict[int, dict[int, dict[str, Any]]] = {}
+        self._pending: dict[int, dict[int, IntervalReport]] = {}
         self._finished: set[int] = set()
         self.merged: list[IntervalStats] = []
 
-    def add(self, report: dict[str, Any], worker: int = -1) -> list[IntervalStats]:
+    def add(self, report: IntervalReport, worker: int = -1) -> list[IntervalStats]:
         """Add one worker's report; returns the intervals completed by it, in order."""
-        bucket = self._pending.setdefault(int(report["index"]), {})
+        bucket = self._pending.setdefault(report.index, {})
         bucket[worker if worker >= 0 else len(bucket)] = report
         return self.flush()
 
@@ -166,26 +204,25 @@ class IntervalMerger:
             out.append(stats)
         return out
 
-    def _merge(self, reports: list[dict[str, Any]]) -> IntervalStats:
+    def _merge(self, reports: list[IntervalReport]) -> IntervalStats:
         ok_h, all_h, svc_h = LatencyHistogram(), LatencyHistogram(), LatencyHistogram()
         lag_h = LatencyHistogram()
         by_class: dict[str, int] = {}
-        cpus = [float(r["cpu_percent"]) for r in reports if r.get("cpu_percent") is not None]
+        cpus = [r.cpu_percent for r in reports if r.cpu_percent is not None]
         for r in reports:
-            lag_h.merge_encoded(str(r.get("histogram_lag", "")).encode())
-            ok_h.merge_encoded(r["histogram"].encode())
-            all_h.merge_encoded(r["histogram_all"].encode())
-            svc_h.merge_encoded(r["histogram_service"].encode())
-            for cls, n in r["errors_by_class"].items():
-                by_class[cls] = by_class.get(cls, 0) + int(n)
-        ok = sum(int(r["ok"]) for r in reports)
-        errors = sum(int(r["errors"]) for r in reports)
+            lag_h.merge_encoded(r.histogram_lag.encode())
+            ok_h.merge_encoded(r.histogram.encode())
+            all_h.merge_encoded(r.histogram_all.encode())
+            svc_h.merge_encoded(r.histogram_service.encode())
+            for cls, n in r.errors_by_class.items():
+                by_class[cls] = by_class.get(cls, 0) + n
+        ok = sum(r.ok for r in reports)
+        errors = sum(r.errors for r in reports)
         has = ok_h.count > 0
-        duration = max(float(r["duration_s"]) for r in reports)
+        duration = max(r.duration_s for r in reports)
         # Workers' means add up; in a last interval of slightly different lengths each
         # worker's mean is weighted by its length (its area under the in-flight curve).
-        areas = [float(r["in_flight_mean"]) * float(r["duration_s"]) for r in reports
-                 if r.get("in_flight_mean") is not None]
+        areas = [r.in_flight_mean * r.duration_s for r in reports if r.in_flight_mean is not None]
         in_flight = (round(sum(areas) / duration, 4) if duration > 0 else None) if areas else None
 
         def pct(p: float) -> float | None:
@@ -193,17 +230,17 @@ class IntervalMerger:
 
         return IntervalStats(
             run_key=self.run_key,
-            t_s=float(reports[0]["t_s"]),
+            t_s=reports[0].t_s,
             duration_s=duration,
             requests=ok + errors,
             ok=ok,
             errors=errors,
             errors_by_class=by_class,
-            bytes=sum(int(r["bytes"]) for r in reports),
-            dropped=sum(int(r["dropped"]) for r in reports),
-            interrupted=sum(int(r["interrupted"]) for r in reports),
-            active_vus=sum(int(r["active_vus"]) for r in reports),
-            target_rate=round(sum(float(r["target_rate"]) for r in reports), 3),
+            bytes=sum(r.bytes for r in reports),
+            dropped=sum(r.dropped for r in reports),
+            interrupted=sum(r.interrupted for r in reports),
+            active_vus=sum(r.active_vus for r in reports),
+            target_rate=round(sum(r.target_rate for r in reports), 3),
             histogram=ok_h.encode(),
             histogram_all=all_h.encode(),
             histogram_service=svc_h.encode(),
@@ -212,7 +249,7 @@ class IntervalMerger:
             p95_ms=pct(95),
             p99_ms=pct(99),
             max_ms=round(ok_h.max_ms(), 3) if has else None,
-            stage=max(int(r.get("stage", 0)) for r in reports),
+            stage=max(r.stage for r in reports),
             generator_cpu_percent=max(cpus) if cpus else None,
             loop_lag_p99_ms=round(lag_h.percentile_ms(99), 3) if lag_h.count else None,
             loop_lag_max_ms=round(lag_h.max_ms(), 3) if lag_h.count else None,

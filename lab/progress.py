@@ -7,6 +7,7 @@ from typing import TextIO
 
 from lab.events import (
     Event,
+    GeneratorBound,
     IntervalStats,
     LoadChanged,
     ResourceSample,
@@ -69,6 +70,9 @@ class ProgressPrinter:
             self._say(f"[{self.variant}] load set to {event.level:g} at {event.t_s:.1f}s")
         elif isinstance(event, IntervalStats):
             self._interval(event)
+        elif isinstance(event, GeneratorBound):
+            self._say(f"[{self.variant}] warning at {event.t_s:.0f}s: generator-bound ({event.reason}); "
+                      f"results may be limited by the load generator")
         elif isinstance(event, RunFinished):
             s = event.summary
             if s is None:

@@ -8,11 +8,14 @@ the screens, reports and golden files built from it are the same on every machin
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
+from lab.analysis.bound import BoundWatch
 from lab.events import (
     ErrorSample,
     Event,
+    GeneratorBound,
     HostFacts,
     IntervalStats,
     LoadChanged,
@@ -92,6 +95,9 @@ def synthetic_events(plan: RunPlan, key: str, base_rps: int, p95_ms: float, seco
         LoadChanged(key, 0.0, 0, float(plan.load.start_level), "stage"),
     ]
     vus = int(plan.load.start_level)
+    # As the engine does: the generator-bound rule over the intervals so far, here with
+    # ``generator_cpu`` as the workers' own reading (the stored intervals keep none).
+    watch = BoundWatch(plan.load.warmup)
     for k in range(seconds):
         if user_change_at is not None and k == user_change_at:
             vus += max(1, vus // 4)
@@ -105,6 +111,9 @@ def synthetic_events(plan: RunPlan, key: str, base_rps: int, p95_ms: float, seco
             interrupted=0, active_vus=vus, target_rate=0.0, histogram=b"", histogram_all=b"",
             histogram_service=b"", p50_ms=p95_ms * 0.6 * wave, p90_ms=p95_ms * 0.9 * wave,
             p95_ms=p95_ms * wave, p99_ms=p95_ms * 1.3 * wave, max_ms=p95_ms * 1.6 * wave))
+        verdict = watch.add(replace(events[-1], generator_cpu_percent=generator_cpu))  # type: ignore[arg-type]
+        if verdict is not None:
+            events.append(GeneratorBound(key, float(k + 1), verdict.reason, verdict.headline))
         t = float(k + 1)
         events += [
             ResourceSample(key, t, "target", 1000, 80.0 + k % 5, 0.8 * t, 90_000_000 + k * 100_000, 4, 20),
@@ -189,7 +198,7 @@ def _iv(t_s: float, requests: int, duration_s: float = 1.0, in_flight: float | N
     """A stored interval: ``requests`` all ok, all taking ``latency_ms``."""
     hist = LatencyHistogram()
     if requests:
-        hist.record_us(int(latency_ms * 1000), requests)
+        hist.add_counts({int(latency_ms * 1000): requests})
     blob = hist.encode()
     return IntervalRow(
         run_id=1, t_s=t_s, duration_s=duration_s, requests=requests, ok=requests, errors=0,

@@ -4,15 +4,13 @@ from what it stored, as for any run that stopped early.
 
 from __future__ import annotations
 
-from typing import Any
-
 from lab.analysis.offered import offered_load
 from lab.analysis.summary import MIN_MEASURED_S, summarise, too_short_note
 from lab.figures import Summary
-from lab.store import Store
+from lab.store import RunConfig, Store
 
 
-def summarise_abandoned(store: Store, run_id: int, config: dict[str, Any]) -> tuple[str, Summary | None]:
+def summarise_abandoned(store: Store, run_id: int, config: RunConfig) -> tuple[str, Summary | None]:
     """The summary of an abandoned run over what it stored after the warm-up, up to its last
     stored interval (none when that is under ``MIN_MEASURED_S``), and the phrase its
     reason ends with.
@@ -26,8 +24,8 @@ def summarise_abandoned(store: Store, run_id: int, config: dict[str, Any]) -> tu
         ``("figures from what it stored", summary)``, or why there are none (e.g. "too
         short to summarise: …", "nothing measured") and None.
     """
-    load = config.get("load") or {}
-    warmup = float(load.get("warmup") or 0.0)
+    load = config.load
+    warmup = load.warmup_s
     intervals = store.interval_counts(run_id)
     user_levels = [(e.t_s, e.level) for e in store.run_events(run_id) if e.reason == "user"]
     summary = summarise(intervals, store.cpu_readings(run_id), warmup,

@@ -12,39 +12,19 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from lab.metrics import NOISE_FIGURES, Metric
+
 if TYPE_CHECKING:
-    from lab.figures import Summary
     from lab.store import IntervalRow, RunRecord
 
 Verdict = Literal["better", "worse", "within noise", "not measured"]
 
-
-@dataclass(frozen=True)
-class _Figure:
-    name: str
-    unit: str
-    higher_is_better: bool
-    of_summary: Callable[[Summary], float | None]
-    of_interval: Callable[[IntervalRow], float | None]
-
-
-def _lat(name: str) -> Callable[[Summary], float | None]:
-    return lambda s: getattr(s.latency_ms, name) if s.latency_ms.count else None
-
-
-FIGURES = (
-    _Figure("throughput_rps", "req/s", True, lambda s: s.throughput_rps,
-            lambda iv: iv.ok / iv.duration_s if iv.duration_s > 0 else None),
-    _Figure("p50_ms", "ms", False, _lat("p50"), lambda iv: iv.p50_ms),
-    _Figure("p95_ms", "ms", False, _lat("p95"), lambda iv: iv.p95_ms),
-    _Figure("p99_ms", "ms", False, _lat("p99"), lambda iv: iv.p99_ms),
-    _Figure("error_rate", "", False, lambda s: s.error_rate,
-            lambda iv: iv.errors / iv.requests if iv.requests else None),
-)
+FIGURES = NOISE_FIGURES
+"""The figures compared, from the registry (``lab.metrics``): those with a noise rule."""
 
 
 @dataclass(frozen=True)
@@ -80,23 +60,28 @@ class Change:
 
 
 def _window(run: RunRecord, intervals: Sequence[IntervalRow]) -> list[IntervalRow]:
-    warmup = float((run.config.get("load") or {}).get("warmup") or 0.0)
-    start = math.ceil(warmup - 1e-9)
+    start = math.ceil(run.settings.load.warmup_s - 1e-9)
     return [iv for iv in intervals if iv.t_s + 1e-9 >= start and iv.duration_s > 0]
 
 
-def spread(figure: _Figure, runs: Sequence[RunRecord],
+def spread(figure: Metric, runs: Sequence[RunRecord],
            intervals: dict[int, list[IntervalRow]]) -> Spread | None:
-    """The figure's median and noise range over a group of runs (None: not measured)."""
+    """The figure's median and noise range over a group of runs (None: not measured).
+
+    Args:
+        figure: one of ``lab.metrics.NOISE_FIGURES`` (it has a ``per_interval`` rule).
+    """
+    assert figure.per_interval is not None, figure.name
+    of_interval = figure.per_interval
     values = [v for r in runs if r.summary is not None
-              for v in [figure.of_summary(r.summary)] if v is not None]
+              for v in [figure.get(r.summary)] if v is not None]
     if not values:
         return None
     if len(values) >= 2:
         return Spread(statistics.median(values), min(values), max(values), len(values), "runs")
-    run = next(r for r in runs if r.summary is not None and figure.of_summary(r.summary) is not None)
+    run = next(r for r in runs if r.summary is not None and figure.get(r.summary) is not None)
     per_interval = [v for iv in _window(run, intervals.get(run.id, []))
-                    for v in [figure.of_interval(iv)] if v is not None]
+                    for v in [of_interval(iv)] if v is not None]
     half = 0.0
     if len(per_interval) >= 2:
         half = 2 * statistics.stdev(per_interval) / math.sqrt(len(per_interval))
@@ -114,7 +99,7 @@ def compare(baseline: Sequence[RunRecord], candidate: Sequence[RunRecord],
         intervals: the runs' intervals by run id (used for single-run groups).
     """
     out = []
-    for fig in FIGURES:
+    for fig in NOISE_FIGURES:
         base = spread(fig, baseline, intervals)
         cand = spread(fig, candidate, intervals)
         if base is None or cand is None:

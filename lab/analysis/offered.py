@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lab.analysis.stages import schedule_of, scheduled_count, scheduled_mean
+from lab.run_config import LoadSettings
 
 ACHIEVED_SHARE = 0.9
 """A run whose achieved rate is below this share of its offered rate is flagged."""
@@ -94,14 +95,15 @@ class OfferedLoad:
                 f"(coordinated omission)")
 
 
-def offered_load(intervals: Sequence[_Interval], load: Mapping[str, Any], warmup_s: float,
+def offered_load(intervals: Sequence[_Interval], load: LoadSettings | Mapping[str, Any], warmup_s: float,
                  user_levels: Sequence[tuple[float, float]] = ()) -> OfferedLoad | None:
     """Offered against achieved load of a run (see the module for what counts).
 
     Args:
         intervals: the run's merged intervals, time order (``IntervalCounts`` or stored
             ``IntervalRow``).
-        load: the run's ``[load]`` config (``LoadSpec.model_dump()``: durations in seconds).
+        load: the run's ``[load]`` (``LoadSettings``, or the dict it reads:
+            ``LoadSpec.model_dump()``, durations in seconds).
         warmup_s: intervals starting before this are not measured (as in ``summarise``).
         user_levels: ``(t_s, level)`` a user set during the run (see ``schedule_of``).
 
@@ -112,7 +114,8 @@ def offered_load(intervals: Sequence[_Interval], load: Mapping[str, Any], warmup
     window = [iv for iv in intervals if iv.t_s + 1e-9 >= warmup_s and iv.duration_s > 0]
     if not window:
         return None
-    model = str(load.get("model") or "closed")
+    load = LoadSettings.of(load)
+    model = load.model
     profile, _spans = schedule_of(load, user_levels)
     during = [iv for iv in window
               if min(iv.t_s + iv.duration_s, profile.total_s) - iv.t_s
@@ -128,10 +131,10 @@ def offered_load(intervals: Sequence[_Interval], load: Mapping[str, Any], warmup
                        - scheduled_count(profile, min(iv.t_s, profile.total_s)) for iv in during)
         offered = arrivals / scheduled_s if scheduled_s > 0 else 0.0
     else:
-        max_rps = load.get("max_rps")
+        max_rps = load.max_rps
         if not max_rps:
             return None
-        think_s = float(load.get("think_time") or 0.0)
+        think_s = load.think_time_s
         vus = scheduled_mean(profile, during[0].t_s, during[-1].t_s + during[-1].duration_s)
         if think_s > 0 and vus / think_s < float(max_rps):
             return None  # out of reach even at zero latency: max_rps is a cap, not a pace

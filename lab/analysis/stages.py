@@ -42,6 +42,7 @@ from typing import Any, Protocol
 
 from lab.load.histogram import merged
 from lab.load.profile import LoadProfile
+from lab.run_config import LoadSettings
 
 LITTLE_TOLERANCE = 0.2
 """Relative difference between measured and X·W in-flight above which a stage is flagged."""
@@ -156,13 +157,13 @@ class StageFigures:
         return (first, last) if change >= 1.0 and change > LITTLE_TOLERANCE * max(first, last) else None
 
 
-def schedule_of(load: Mapping[str, Any], user_levels: Sequence[tuple[float, float]] = ()
+def schedule_of(load: LoadSettings | Mapping[str, Any], user_levels: Sequence[tuple[float, float]] = ()
                 ) -> tuple[LoadProfile, list[tuple[float, float]]]:
     """The load profile a run was scheduled with, and each stage's span.
 
     Args:
-        load: the run's stored ``[load]`` config (``LoadSpec.model_dump()``): ``model``,
-            ``vus`` or ``rate``, ``stages`` (``duration`` in seconds, ``target``),
+        load: the run's ``[load]`` (``LoadSettings``, or the dict it reads:
+            ``LoadSpec.model_dump()``): ``model``, ``vus`` or ``rate``, ``stages``,
             ``duration``.
         user_levels: ``(t_s, level)`` of every level a user set during the run, in time
             order (``lab.store.RunEventRow`` with reason ``user``): held from then on.
@@ -170,10 +171,10 @@ def schedule_of(load: Mapping[str, Any], user_levels: Sequence[tuple[float, floa
     Returns:
         The profile (total level, VUs or req/s) and ``(start_s, end_s)`` of each stage.
     """
-    base = load.get("vus") if load.get("model", "closed") == "closed" else load.get("rate")
-    stages = [(float(st["duration"]), float(st["target"])) for st in load.get("stages") or []]
-    duration = float(load.get("duration") or 0.0)
-    profile = LoadProfile(stages, float(base or 0.0), duration)
+    load = LoadSettings.of(load)
+    base = load.vus if load.model == "closed" else load.rate
+    stages = list(load.stages)
+    profile = LoadProfile(stages, float(base or 0.0), load.duration_s or 0.0)
     spans, t = [], 0.0
     for dur, _target in stages or [(profile.total_s, 0.0)]:
         # Rounded to the ns: scaled durations add up to 3.0000000000000004 and the like.
@@ -234,14 +235,14 @@ def assign_intervals(intervals: Sequence[_Interval], spans: Sequence[tuple[float
     return out
 
 
-def stage_figures(intervals: Sequence[_Interval], load: Mapping[str, Any],
+def stage_figures(intervals: Sequence[_Interval], load: LoadSettings | Mapping[str, Any],
                   target_samples: Sequence[tuple[float, str, float]] = (),
                   user_levels: Sequence[tuple[float, float]] = ()) -> list[StageFigures]:
     """Summarise a run's intervals stage by stage.
 
     Args:
         intervals: the run's stored intervals (``lab.store.IntervalRow``), time order.
-        load: the run's stored ``[load]`` config (``model``, ``warmup``, ``stages``, ...);
+        load: the run's ``[load]`` (``LoadSettings`` or its dict: ``model``, ``warmup``, ``stages``, ...);
             ``model`` says what ``offered`` means, intervals starting in the ``warmup``
             are left out.
         target_samples: the target's gauge readings ``(t_s, name, value)``; its
@@ -253,8 +254,9 @@ def stage_figures(intervals: Sequence[_Interval], load: Mapping[str, Any],
         own has None figures and a ``note``. Then, when intervals lie mostly after the
         schedule's end, one more row with ``drain`` set: requests answered after it.
     """
+    load = LoadSettings.of(load)
     profile, spans = schedule_of(load, user_levels)
-    warmup_s = float(load.get("warmup") or 0.0)
+    warmup_s = load.warmup_s
     groups: dict[int, list[tuple[_Interval, float]]] = {}
     for k, iv, outside in assign_intervals(intervals, spans, warmup_s):
         groups.setdefault(k, []).append((iv, outside))

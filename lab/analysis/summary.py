@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from lab.analysis.bound import generator_bound
 from lab.analysis.offered import OfferedLoad
 from lab.figures import CpuReading, IntervalCounts, Latency, Summary
 from lab.load.histogram import LatencyHistogram
@@ -44,36 +45,6 @@ def nothing_served(summary: Summary) -> str | None:
     detail = ", ".join([f"{n:,} {cls}" for cls, n in classes if n] + lost)
     plural = "s" if summary.errors != 1 else ""
     return f"every request failed: {summary.errors:,} error{plural}" + (f" ({detail})" if detail else "")
-
-
-GENERATOR_BUSY_PERCENT = 90.0
-"""A generator worker at or above this CPU percent (of one core) is saturated."""
-GENERATOR_BUSY_FOR_S = 3.0
-"""…and a run whose generator stays saturated this long is generator-bound."""
-LOOP_LAG_LIMIT_MS = 10.0
-"""A generator event-loop lag p99 above this makes a run generator-bound: every send
-and every read waited that long behind other work."""
-
-
-def generator_bound(window: Sequence[IntervalCounts], lag: LatencyHistogram) -> str | None:
-    """Why the generator limited this window (one line), or None when it did not.
-
-    Generator-bound: some worker stayed at or above 90 % CPU for at least 3 s in a row,
-    or the workers' event-loop lag p99 exceeded 10 ms.
-    """
-    streak = longest = 0.0
-    for iv in window:
-        busy = iv.generator_cpu_percent is not None and iv.generator_cpu_percent >= GENERATOR_BUSY_PERCENT
-        streak = streak + iv.duration_s if busy else 0.0
-        longest = max(longest, streak)
-    reasons = []
-    if longest >= GENERATOR_BUSY_FOR_S - 1e-6:
-        reasons.append(f"a generator worker stayed at >= {GENERATOR_BUSY_PERCENT:g}% CPU for "
-                       f"{longest:.0f}s")
-    if lag.count and lag.percentile_ms(99) > LOOP_LAG_LIMIT_MS:
-        reasons.append(f"generator event-loop lag p99 {lag.percentile_ms(99):.1f} ms "
-                       f"> {LOOP_LAG_LIMIT_MS:g} ms")
-    return "; ".join(reasons) or None
 
 
 MIN_MEASURED_S = 1.0
@@ -223,7 +194,7 @@ def summarise(
         generator_peak_cpu_percent=max(gen_pct) if gen_pct else None,
         cache_hit_ratio=hit_ratio,
         generator_bound=bound is not None,
-        generator_bound_reason=bound,
+        generator_bound_reason=bound.reason if bound is not None else None,
         loop_lag_p99_ms=lag_hist.percentile_ms(99) if lag_hist.count else None,
         offered_rps=offered.offered_rps if offered else None,
         achieved_rps=offered.achieved_rps if offered else None,

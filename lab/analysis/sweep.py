@@ -119,9 +119,9 @@ def level_figures(run: RunRecord, intervals: Sequence[IntervalRow], level: float
         vus_swept: the level is the number of VUs (else the run's fixed ``vus`` is the N
             Little's law is checked against).
     """
-    load = run.config.get("load") or {}
-    model = load.get("model", "closed")
-    window = _window(intervals, float(load.get("warmup") or 0.0))
+    load = run.settings.load
+    model = load.model
+    window = _window(intervals, load.warmup_s)
     rates = [iv.ok / iv.duration_s for iv in window]
     means = []
     for iv in window:
@@ -133,10 +133,9 @@ def level_figures(run: RunRecord, intervals: Sequence[IntervalRow], level: float
     r_ms = s.latency_all_ms.mean if s and s.latency_all_ms.count else None
     little_n = little_ok = None
     if model == "closed" and r_ms is not None and completed_rps is not None:
-        think_s = float(load.get("think_time") or 0.0)
-        little_n = completed_rps * (r_ms / 1000.0 + think_s)
-        vus = level if vus_swept else load.get("vus")
-        if vus and not load.get("stages"):
+        little_n = completed_rps * (r_ms / 1000.0 + load.think_time_s)
+        vus = level if vus_swept else load.vus
+        if vus and not load.stages:
             little_ok = abs(little_n - float(vus)) / float(vus) <= LITTLE_TOLERANCE
     return LevelFigures(
         level=level,
@@ -151,7 +150,7 @@ def level_figures(run: RunRecord, intervals: Sequence[IntervalRow], level: float
         p95_ms=s.latency_ms.p95 if s and s.latency_ms.count else None,
         p99_ms=s.latency_ms.p99 if s and s.latency_ms.count else None,
         error_rate=s.error_rate if s else None,
-        offered_rps=float(load["rate"]) if model == "open" and load.get("rate") else None,
+        offered_rps=load.rate if model == "open" and load.rate else None,
         little_n=little_n,
         little_ok=little_ok,
         generator_bound=bool(s and s.generator_bound),
@@ -239,7 +238,7 @@ def analyse_stored(store: Store, sweep_ids: Sequence[int],
         vus_swept = rec.parameter in ("vus", "load.vus")
         levels = [level_figures(run, store.intervals(run.id), float(run.sweep_level or 0.0), vus_swept)
                   for run in rec.runs]
-        model = (rec.runs[0].config.get("load") or {}).get("model", "closed") if rec.runs else "closed"
+        model = rec.runs[0].settings.load.model if rec.runs else "closed"
         analysis = analyse(rec.parameter, model, levels, rec.slo_p99_ms)
         analysis = replace(analysis, missing_levels=tuple(rec.missing_levels))
         if rec.missing_levels and analysis.fit_note and analysis.usl is None:

@@ -22,8 +22,8 @@ def stages_of(store: Any, runs: Sequence[Any]) -> dict[int, list[Any]]:
 
     out = {}
     for run in runs:
-        load = run.config.get("load") or {}
-        if len(load.get("stages") or []) > 1:
+        load = run.settings.load
+        if len(load.stages) > 1:
             user_levels = [(e.t_s, e.level) for e in store.run_events(run.id) if e.reason == "user"]
             out[run.id] = stage_figures(store.intervals(run.id), load, store.target_samples(run.id),
                                         user_levels)
@@ -34,7 +34,7 @@ def repeat_groups(runs: Sequence[Any]) -> list[list[Any]]:
     """Runs grouped by repetition group (a run without one is its own group), in order."""
     groups: dict[str, list[Any]] = {}
     for run in runs:
-        key = run.config.get("repeat_group") or f"run-{run.id}"
+        key = run.settings.repeat_group or f"run-{run.id}"
         groups.setdefault(key, []).append(run)
     return list(groups.values())
 

@@ -121,9 +121,9 @@ def compare(run_ids: Sequence[int], baseline_id: int | None, thresholds: Sequenc
             ids = list(run_ids)
             if baseline_id is not None:
                 base = store.get_run(baseline_id)
-                group = base.config.get("repeat_group")
+                group = base.settings.repeat_group
                 siblings = [r.id for r in store.list_runs(base.experiment)
-                            if group and r.config.get("repeat_group") == group]
+                            if group and r.settings.repeat_group == group]
                 base_ids = sorted(set(siblings) | {baseline_id})
                 ids = base_ids + [i for i in ids if i not in base_ids]
             runs = store.get_runs(ids)

@@ -19,20 +19,6 @@ EXACT_BELOW_US = 2048
 sub-buckets of 1 µs); above it a bucket spans ``2**(bit_length - 11)`` µs."""
 
 
-def quantize_us(us: int) -> int:
-    """The lowest value of the HDR bucket that holds ``us`` microseconds.
-
-    Recording this instead of ``us`` changes nothing in the histogram (same counts, same
-    percentiles, min, max, mean and encoding), so counts kept per quantized value can be
-    put into a histogram later with ``add_counts`` at no loss; it also bounds how many
-    distinct values a counts dict can hold (about 23,000 over 1 µs .. 1 hour).
-    """
-    if us < EXACT_BELOW_US:
-        return us
-    shift = us.bit_length() - 11
-    return (us >> shift) << shift
-
-
 class LatencyHistogram:
     """An HDR histogram of latencies recorded in microseconds, read in milliseconds."""
 
@@ -47,10 +33,6 @@ class LatencyHistogram:
         """Record one latency given in seconds (clamped to the histogram's range)."""
         us = int(seconds * 1_000_000)
         self._h.record_value(min(max(us, LOWEST_US), HIGHEST_US))
-
-    def record_us(self, us: int, count: int = 1) -> None:
-        """Record ``count`` latencies of ``us`` microseconds (clamped to the range)."""
-        self._h.record_value(min(max(us, LOWEST_US), HIGHEST_US), count)
 
     def add_counts(self, counts: dict[int, int]) -> None:
         """Record counts kept per microsecond value (``{us: count}``), e.g. by a recorder
@@ -97,9 +79,6 @@ class LatencyHistogram:
 
     def mean_ms(self) -> float:
         return self._h.get_mean_value() / 1000.0 if self.count else 0.0
-
-    def merge(self, other: LatencyHistogram) -> None:
-        self._h.add(other._h)
 
     def merge_encoded(self, blob: bytes) -> None:
         """Add an encoded histogram (from ``encode()``); an empty blob adds nothing."""

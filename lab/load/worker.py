@@ -1,15 +1,10 @@
 """A generator worker process: runs its share of the load and reports every interval.
 
-Started by the engine as ``python -m lab.load.worker``. The protocol is JSON lines:
-
-stdin (engine → worker): first line the config
-``{"base_url", "load": LoadSpec dump, "index", "workers", "seed", "interval_s"}``, then
-commands ``{"cmd": "start", "t0": monotonic}``, ``{"cmd": "level", "value": total}`` and
-``{"cmd": "stop"}``. End of stdin (the engine died) stops the worker too.
-
-stdout (worker → engine): ``{"type": "ready"}``, one ``{"type": "interval", …}`` per
-interval index in order (see ``IntervalAccumulator.report``), then
-``{"type": "done", "errors": [[class, status, message, count], …]}``.
+Started by the engine as ``python -m lab.load.worker``. It speaks the JSON-lines protocol
+of ``lab.load.wire``: a ``WorkerConfig`` and commands on stdin, ``Ready``, one
+``IntervalReport`` per interval index in order, and ``Done`` on stdout. End of stdin (the
+engine died) stops the worker too; a line on stdin that is not a message of the protocol
+ends it with exit code 2 and the reason on stderr.
 
 An interval's ``histogram_lag`` holds the worker's lag in µs: how late each 10 ms
 wake-up of its loop-lag probe fired and, in the open model, each request's send lag
@@ -17,12 +12,10 @@ wake-up of its loop-lag probe fired and, in the open model, each request's send 
 the interval (% of one core); ``in_flight_mean`` the time-weighted mean number of its
 requests outstanding (see ``IntervalAccumulator.report``).
 """
-
 from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import signal
 import sys
 import time
@@ -32,28 +25,41 @@ from lab.load.engines import make_engine
 from lab.load.executors import ClosedExecutor, Executor, OpenExecutor
 from lab.load.profile import LoadProfile, split_evenly
 from lab.load.recorder import StatsRecorder
+from lab.load.wire import (
+    Done,
+    IntervalReport,
+    Ready,
+    SetLevel,
+    Start,
+    Stop,
+    WireError,
+    WorkerConfig,
+    decode_command,
+    decode_config,
+    encode,
+)
 from lab.load.workload import RequestPicker
 from lab.spec import LoadSpec
 
 
-def _write(msg: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(msg, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
+def _write(msg: Ready | IntervalReport | Done) -> None:
+    sys.stdout.buffer.write(encode(msg))
+    sys.stdout.buffer.flush()
 
 
-def build_executor(config: dict[str, Any], t0: float) -> tuple[Executor, StatsRecorder]:
-    """Build this worker's executor from its config (see the module docstring)."""
-    load = LoadSpec.model_validate(config["load"])
-    index, workers = int(config["index"]), int(config["workers"])
+def build_executor(config: WorkerConfig, t0: float) -> tuple[Executor, StatsRecorder]:
+    """Build this worker's executor from its config."""
+    load = LoadSpec.model_validate(config.load)
+    index, workers = config.index, config.workers
     stages = [(s.duration, s.target) for s in load.stages]
     start = load.vus if load.model == "closed" else load.rate
     total_s = load.total_duration_s
     # Closed model: a request goes out when its VU sends it, so service time = latency.
-    recorder = StatsRecorder(t0, float(config.get("interval_s", 1.0)), total_s,
+    recorder = StatsRecorder(t0, config.interval_s, total_s,
                              service_is_latency=load.model == "closed")
-    engine = make_engine(load.client, config["base_url"], load.timeout, load.keep_alive,
+    engine = make_engine(load.client, config.base_url, load.timeout, load.keep_alive,
                          http2=load.http2, follow_redirects=load.follow_redirects)
-    picker = RequestPicker(load.requests, seed=int(config.get("seed", 0)) * 1000 + index)
+    picker = RequestPicker(load.requests, seed=config.seed * 1000 + index)
     common: dict[str, Any] = {
         "engine": engine,
         "picker": picker,
@@ -142,19 +148,31 @@ async def _report_intervals(executor: Executor, recorder: StatsRecorder, done: a
                           meter.read() if i == last else None, recorder.scratch))
 
 
-async def _read_commands(queue: asyncio.Queue[dict[str, Any]]) -> None:
+_Line = bytes | None
+"""A line from stdin; None at its end (the engine is gone)."""
+
+
+async def _read_lines(queue: asyncio.Queue[_Line]) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while True:
         line = await reader.readline()
         if not line:
-            await queue.put({"cmd": "eof"})
+            await queue.put(None)
             return
-        try:
-            await queue.put(json.loads(line))
-        except ValueError:
-            continue
+        if line.strip():
+            await queue.put(line)
+
+
+async def _next_command(queue: asyncio.Queue[_Line]) -> Start | SetLevel | Stop | None:
+    """The next command, or None at the end of stdin.
+
+    Raises:
+        WireError: the line is not a command of the protocol.
+    """
+    line = await queue.get()
+    return None if line is None else decode_command(line)
 
 
 def _freeze_heap() -> None:
@@ -171,16 +189,28 @@ def _freeze_heap() -> None:
 
 
 async def main_async() -> int:
-    commands: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    reader_task = asyncio.create_task(_read_commands(commands))
-    config = await commands.get()
-    if config.get("cmd") == "eof":
+    """Run the worker: its exit code (2 after a malformed line on stdin)."""
+    lines: asyncio.Queue[_Line] = asyncio.Queue()
+    reader_task = asyncio.create_task(_read_lines(lines))
+    try:
+        return await _serve(lines)
+    except WireError as exc:
+        sys.stderr.write(f"generator worker: {exc}\n")
+        return 2
+    finally:
+        reader_task.cancel()
+
+
+async def _serve(lines: asyncio.Queue[_Line]) -> int:
+    first = await lines.get()
+    if first is None:
         return 0
-    _write({"type": "ready"})
-    cmd = await commands.get()
-    if cmd.get("cmd") != "start":
+    config = decode_config(first)
+    _write(Ready())
+    cmd = await _next_command(lines)
+    if not isinstance(cmd, Start):
         return 0
-    executor, recorder = build_executor(config, float(cmd["t0"]))
+    executor, recorder = build_executor(config, cmd.t0)
     _freeze_heap()
     delay = executor.t0 - time.monotonic()
     if delay > 0:
@@ -190,14 +220,20 @@ async def main_async() -> int:
     prober = asyncio.create_task(_probe_loop_lag(recorder))
     runner = asyncio.create_task(executor.run())
 
+    malformed: list[WireError] = []
+
     async def control() -> None:
         while True:
-            c = await commands.get()
-            if c.get("cmd") in ("stop", "eof"):
+            try:
+                c = await _next_command(lines)
+            except WireError as exc:  # stop, report what was measured, then say why
+                malformed.append(exc)
+                c = None
+            if c is None or isinstance(c, Stop):
                 executor.stopping.set()
                 return
-            if c.get("cmd") == "level":
-                executor.set_level(float(c["value"]))
+            if isinstance(c, SetLevel):
+                executor.set_level(c.value)
 
     controller = asyncio.create_task(control())
     try:
@@ -207,9 +243,10 @@ async def main_async() -> int:
         done.set()
         await reporter
         controller.cancel()
-        reader_task.cancel()
-    _write({"type": "done", "errors": [[cls, status, msg, n] for (cls, status), (msg, n)
-                                       in recorder.error_samples.items()]})
+    _write(Done(errors=tuple((cls, status, str(msg), int(n)) for (cls, status), (msg, n)
+                             in recorder.error_samples.items())))
+    if malformed:
+        raise malformed[0]
     return 0
 
 

@@ -24,27 +24,17 @@ import csv
 import io
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from lab.analysis.thresholds import figure_text
+from lab.metrics import CACHE_HIT, MARKDOWN_COLUMNS, Metric
 from lab.report.json_report import client_of, dumps, generator_workers_of, load_source_of, series_json
-from lab.report.table import (
-    MISSING,
-    DeltaKind,
-    fmt_cpu,
-    fmt_ms,
-    fmt_rate,
-    format_delta,
-    strip_ansi,
-)
+from lab.report.table import format_delta, strip_ansi
 
 if TYPE_CHECKING:
     from lab.analysis.thresholds import ThresholdResult
     from lab.figures import Summary
     from lab.store import IntervalRow, ResourceRow, RunRecord
-    from lab.thresholds import Kind
 
 # --------------------------------------------------------------------------- shared helpers
 
@@ -75,17 +65,9 @@ def _one_line(text: str, limit: int = REASON_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _figure(kind: Kind, value: float | None) -> str:
-    """A threshold figure in the metric's base unit, as people read it: ``61.2 ms``,
-    ``1.5 %`` (ratios), ``1,234 req/s``; ``not measured`` for None."""
-    return "not measured" if value is None else figure_text(kind, value)
-
-
 def _shown_actual(result: ThresholdResult) -> str:
     """The run's figure of a threshold result (``61.2 ms``), as ``describe()`` says it."""
-    prefix = result.threshold.expression + ": "
-    text = result.describe()
-    return text[len(prefix):] if text.startswith(prefix) else _figure(result.threshold.kind, result.actual)
+    return result.metric.text(result.actual)
 
 
 def _results_of(run: RunRecord, results: Sequence[ThresholdResult]) -> list[ThresholdResult]:
@@ -168,34 +150,6 @@ def to_csv(runs: Sequence[RunRecord]) -> str:
 # --------------------------------------------------------------------------- markdown
 
 
-@dataclass(frozen=True)
-class _MdColumn:
-    header: str
-    get: Callable[[Summary], float | None]
-    fmt: Callable[[float | None], str]
-    delta: DeltaKind
-
-
-def _pct2(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.2f}"
-
-
-def _pct1(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.1f}"
-
-
-_MD_COLUMNS = (
-    _MdColumn("req/s", lambda s: s.throughput_rps, fmt_rate, "relative"),
-    _MdColumn("p50 ms", lambda s: _latency(s, "p50"), fmt_ms, "relative"),
-    _MdColumn("p95 ms", lambda s: _latency(s, "p95"), fmt_ms, "relative"),
-    _MdColumn("p99 ms", lambda s: _latency(s, "p99"), fmt_ms, "relative"),
-    _MdColumn("err %", lambda s: s.error_rate * 100, _pct2, "points"),
-    _MdColumn("CPU s/1k", lambda s: s.target_cpu_s_per_1k, fmt_cpu, "relative"),
-)
-_MD_CACHE = _MdColumn(
-    "cache %", lambda s: None if s.cache_hit_ratio is None else s.cache_hit_ratio * 100, _pct1, "points")
-
-
 def _md_text(text: str) -> str:
     """Text that GitHub shows as written: ``<``, ``>`` and ``&`` as entities (a reason
     like ``in <module>`` would otherwise lose its tag-like part), line breaks as spaces."""
@@ -208,12 +162,12 @@ def md_escape(text: str) -> str:
     return _md_text(text.replace("\\", "\\\\").replace("|", "\\|"))
 
 
-def _md_cell(column: _MdColumn, summary: Summary | None, base: Summary | None) -> str:
-    value = column.get(summary) if summary is not None else None
-    text = column.fmt(value)
+def _md_cell(column: Metric, summary: Summary | None, base: Summary | None) -> str:
+    value = column.shown(summary) if summary is not None else None
+    text = column.format(value)
     if value is None or base is None or summary is base:
         return text
-    base_value = column.get(base)
+    base_value = column.shown(base)
     if base_value is None:
         return text
     delta = format_delta(float(value), float(base_value), column.delta)
@@ -251,9 +205,9 @@ def to_markdown(title: str, runs: Sequence[RunRecord], results: Sequence[Thresho
     """
     base_run = runs[0] if runs else None
     base = base_run.summary if base_run is not None else None
-    columns = list(_MD_COLUMNS)
+    columns = list(MARKDOWN_COLUMNS)
     if any(run.summary is not None and run.summary.cache_hit_ratio is not None for run in runs):
-        columns.append(_MD_CACHE)
+        columns.append(CACHE_HIT)
 
     lines = [f"### {' '.join(title.split()) or 'runs'}", ""]
     failed = [r for r in results if not r.passed]
@@ -351,7 +305,7 @@ def _suite_properties(run: RunRecord) -> list[tuple[str, str]]:
 def _threshold_failure_text(run: RunRecord, result: ThresholdResult) -> str:
     t = result.threshold
     actual = _shown_actual(result)
-    limit = _figure(t.kind, t.limit)
+    limit = result.metric.text(t.limit)
     return (f"run #{run.id} {run.experiment}/{run.variant} ({run.status}): {t.metric} was {actual}; "
             f"the threshold requires {t.metric} {t.op} {limit}")
 

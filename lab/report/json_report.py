@@ -51,14 +51,12 @@ EMPTY_SUMMARY = Summary(
 
 def client_of(run: RunRecord) -> str | None:
     """The client engine a run used (``httpx`` or ``fast``), from its stored config."""
-    load = run.config.get("load") if isinstance(run.config, dict) else None
-    return load.get("client") if isinstance(load, dict) else None
+    return run.settings.load.client
 
 
 def generator_workers_of(run: RunRecord) -> int | None:
     """How many generator worker processes a run used, from its stored config."""
-    load = run.config.get("load") if isinstance(run.config, dict) else None
-    return load.get("workers") if isinstance(load, dict) else None
+    return run.settings.load.workers
 
 
 def client_label(client: str | None, http2: bool = False, follow_redirects: bool = False) -> str:
@@ -73,13 +71,11 @@ def load_source_of(run: RunRecord) -> str:
     workers``, ``httpx client (HTTP/2), 1 generator worker``; with why fewer workers ran
     than were asked for, when that happened (``httpx client, 1 generator worker
     (connections = 1 is a total, not split over 2 workers)``)."""
-    workers = generator_workers_of(run)
-    plural = "s" if workers != 1 else ""
-    config = run.config if isinstance(run.config, dict) else {}
-    load = config.get("load") if isinstance(config.get("load"), dict) else {}
-    client = client_label(client_of(run), bool(load.get("http2")), bool(load.get("follow_redirects")))
-    text = f"{client}, {workers or '?'} generator worker{plural}"
-    note = config.get("generator_workers_note")
+    load = run.settings.load
+    plural = "s" if load.workers != 1 else ""
+    client = client_label(load.client, load.http2, load.follow_redirects)
+    text = f"{client}, {load.workers or '?'} generator worker{plural}"
+    note = run.settings.generator_workers_note
     return f"{text} ({note})" if note else text
 
 

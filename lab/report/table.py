@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -20,6 +19,21 @@ from rich.text import Text
 
 from lab.analysis.summary import nothing_served
 from lab.events import ERROR_CLASSES
+from lab.metrics import (
+    CACHE_HIT,
+    COMPARISON_COLUMNS,
+    MISSING,
+    NOISE_FIGURES,
+    DeltaKind,
+    Metric,
+    fmt_cpu,
+    fmt_int,
+    fmt_mib,
+    fmt_ms,
+    fmt_percent,
+    fmt_rate,
+    fmt_seconds,
+)
 
 if TYPE_CHECKING:
     from lab.analysis.noise import Change, Spread
@@ -28,15 +42,9 @@ if TYPE_CHECKING:
     from lab.figures import Summary
     from lab.store import ErrorRow, IntervalRow, RunRecord
 
-MISSING = "–"
-"""Shown for a value that was not measured."""
 MINUS = "−"
 """Typographic minus sign used in deltas."""
-MIB = 1024 * 1024
 STATUS_STYLE = {"completed": "green", "failed": "red", "aborted": "yellow", "running": "cyan"}
-
-DeltaKind = Literal["relative", "points", "absolute"]
-
 
 # --------------------------------------------------------------------------- formatting
 
@@ -45,56 +53,6 @@ def strip_ansi(text: str) -> str:
     """``text`` without terminal escape sequences (a target's coloured stderr, a plot),
     decoded by rich rather than by a pattern of our own."""
     return Text.from_ansi(text).plain
-
-
-def fmt_ms(value: float | None) -> str:
-    """Milliseconds, precision to suit the size: ``0.412``, ``4.12``, ``41.2``, ``412``."""
-    if value is None:
-        return MISSING
-    if value < 1:
-        return f"{value:.3f}"
-    if value < 10:
-        return f"{value:.2f}"
-    if value < 100:
-        return f"{value:.1f}"
-    return f"{value:,.0f}"
-
-
-def fmt_rate(value: float | None) -> str:
-    """Requests per second: one decimal below 1,000, whole numbers with separators above."""
-    if value is None:
-        return MISSING
-    return f"{value:.1f}" if value < 1000 else f"{value:,.0f}"
-
-
-def fmt_seconds(value: float | None) -> str:
-    """Seconds with one decimal."""
-    return MISSING if value is None else f"{value:,.1f}"
-
-
-def fmt_int(value: int | None) -> str:
-    """An integer count with thousands separators."""
-    return MISSING if value is None else f"{value:,}"
-
-
-def fmt_mib(value_bytes: float | None) -> str:
-    """Bytes shown as MiB."""
-    if value_bytes is None:
-        return MISSING
-    mib = value_bytes / MIB
-    return f"{mib:.1f}" if mib < 100 else f"{mib:,.0f}"
-
-
-def fmt_percent(ratio: float | None, digits: int = 2) -> str:
-    """A 0..1 ratio shown as a percent number (without the ``%`` sign)."""
-    return MISSING if ratio is None else f"{ratio * 100:.{digits}f}"
-
-
-def fmt_cpu(value: float | None) -> str:
-    """CPU-seconds (per 1,000 requests) with three significant-ish decimals."""
-    if value is None:
-        return MISSING
-    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
 
 
 def _signed(number: float, text: str) -> str:
@@ -135,33 +93,8 @@ def format_delta(value: float, base: float, kind: DeltaKind) -> tuple[str, float
     return _signed(diff, f"{abs(round(diff)):,}"), diff
 
 
-@dataclass(frozen=True)
-class _Metric:
-    header: str
-    get: Callable[[Summary], float | None]
-    fmt: Callable[[float | None], str]
-    higher_is_better: bool
-    delta: DeltaKind
-
-
-def _ratio_pct(ratio: float | None) -> float | None:
-    return None if ratio is None else ratio * 100
-
-
 def _pct(value: float | None) -> str:
     return MISSING if value is None else f"{value:.2f}"
-
-
-def _pct1(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.1f}"
-
-
-def _mib(value: float | None) -> str:
-    return fmt_mib(value)
-
-
-def _int(value: float | None) -> str:
-    return MISSING if value is None else f"{int(value):,}"
 
 
 def _lat(summary: Summary, key: str) -> float | None:
@@ -169,26 +102,12 @@ def _lat(summary: Summary, key: str) -> float | None:
     return getattr(summary.latency_ms, key) if summary.latency_ms.count else None
 
 
-_METRICS = (
-    _Metric("req/s", lambda s: s.throughput_rps, fmt_rate, True, "relative"),
-    _Metric("p50\nms", lambda s: _lat(s, "p50"), fmt_ms, False, "relative"),
-    _Metric("p95\nms", lambda s: _lat(s, "p95"), fmt_ms, False, "relative"),
-    _Metric("p99\nms", lambda s: _lat(s, "p99"), fmt_ms, False, "relative"),
-    _Metric("max\nms", lambda s: _lat(s, "max"), fmt_ms, False, "relative"),
-    _Metric("err\n%", lambda s: s.error_rate * 100, _pct, False, "points"),
-    _Metric("drop", lambda s: s.dropped, _int, False, "absolute"),
-    _Metric("CPU\ns/1k", lambda s: s.target_cpu_s_per_1k, fmt_cpu, False, "relative"),
-    _Metric("RSS\nMiB", lambda s: s.target_peak_rss_bytes, _mib, False, "relative"),
-)
-_CACHE_METRIC = _Metric("cache\n%", lambda s: _ratio_pct(s.cache_hit_ratio), _pct1, True, "points")
-
-
-def _cell(metric: _Metric, summary: Summary | None, base: Summary | None) -> Text:
-    value = metric.get(summary) if summary is not None else None
-    text = Text(metric.fmt(value))
+def _cell(metric: Metric, summary: Summary | None, base: Summary | None) -> Text:
+    value = metric.shown(summary) if summary is not None else None
+    text = Text(metric.format(value))
     if value is None or base is None or summary is base:
         return text
-    base_value = metric.get(base)
+    base_value = metric.shown(base)
     if base_value is None:
         return text
     delta = format_delta(float(value), float(base_value), metric.delta)
@@ -269,9 +188,9 @@ def comparison_table(runs: Sequence[RunRecord], baseline: int = 0) -> Table:
         raise IndexError(f"baseline {baseline} is outside the {len(runs)} runs")
     base_run = runs[baseline] if runs else None
     base = base_run.summary if base_run is not None else None
-    metrics = list(_METRICS)
+    metrics = list(COMPARISON_COLUMNS)
     if any(run.summary is not None and run.summary.cache_hit_ratio is not None for run in runs):
-        metrics.append(_CACHE_METRIC)
+        metrics.append(CACHE_HIT)
 
     rows = [[_cell(metric, run.summary, base) for metric in metrics] for run in runs]
     notes = []
@@ -300,7 +219,7 @@ def comparison_table(runs: Sequence[RunRecord], baseline: int = 0) -> Table:
     table.add_column("variant", overflow="fold", min_width=variant_width)
     table.add_column("status", min_width=max((len(run.status) for run in runs), default=6))
     for metric in metrics:
-        table.add_column(metric.header, justify="right")
+        table.add_column(metric.header.replace(" ", "\n"), justify="right")
     for run, cells in zip(runs, rows, strict=True):
         table.add_row(
             str(run.id),
@@ -318,8 +237,8 @@ def sweep_label(run: RunRecord) -> str:
     ``USL_SERIAL_MS``), so the cell stays narrow."""
     if run.sweep_id is None:
         return ""
-    sweep = run.config.get("sweep") if isinstance(run.config, dict) else None
-    parameter = str(sweep.get("parameter", "")) if isinstance(sweep, dict) else ""
+    sweep = run.settings.sweep
+    parameter = sweep.parameter if sweep is not None else ""
     level = "" if run.sweep_level is None else f"{run.sweep_level:g}"
     name = parameter.rsplit(".", 1)[-1] or "level"
     return f"{run.sweep_id} · {name}={level}" if level else str(run.sweep_id)
@@ -643,7 +562,7 @@ def stages_table(run: RunRecord, stages: Sequence[StageFigures]) -> Table:
     offered load and why it has no figures. A last row ``drain`` holds the intervals
     that lie mostly after the schedule's end (requests still in flight then, answered
     after it), apart from the last stage."""
-    open_model = (run.config.get("load") or {}).get("model") == "open"
+    open_model = run.settings.load.model == "open"
     caption = ("offered: scheduled over the same seconds (none after the schedule's end). "
                "in flight: measured by the "
                "generator (and the target's own gauge) / predicted by Little's law L = X·W "
@@ -741,28 +660,27 @@ def _spread_cell(value: Spread | None, fmt: Callable[[float | None], str]) -> st
 
 
 def _figure_fmt(name: str) -> Callable[[float | None], str]:
-    if name == "throughput_rps":
-        return fmt_rate
-    if name == "error_rate":
-        return lambda v: MISSING if v is None else f"{v * 100:.2f}%"
-    return fmt_ms
+    """A noise figure (base unit) as its table cell: ``1,234``, ``4.12``, ``1.50%``."""
+    metric = next(m for m in NOISE_FIGURES if m.name == name)
+    percent = "%" if metric.kind == "ratio" else ""
+    return lambda v: MISSING if v is None else metric.format(metric.scale(v)) + percent
 
 
 def repeats_table(groups: Sequence[Sequence[RunRecord]],
                   intervals: dict[int, list[IntervalRow]]) -> Table:
     """Repeated variants: the median of each figure and, in brackets, its range (min–max
     over the repetitions)."""
-    from lab.analysis.noise import FIGURES, spread
+    from lab.analysis.noise import spread
 
     table = _compact_table("repeats: median \\[min–max]")
     table.add_column("variant")
     table.add_column("runs", justify="right")
-    for fig in FIGURES:
+    for fig in NOISE_FIGURES:
         table.add_column(fig.name.replace("_rps", " req/s").replace("_ms", " ms").replace("_", " "),
                          justify="right")
     for group in groups:
         row = [group[0].variant, ", ".join(str(r.id) for r in group)]
-        for fig in FIGURES:
+        for fig in NOISE_FIGURES:
             row.append(_spread_cell(spread(fig, group, intervals), _figure_fmt(fig.name)))
         table.add_row(*row)
     return table

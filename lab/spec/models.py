@@ -315,11 +315,6 @@ class RequestSpec(BaseModel):
                 raise FieldError("header names and values cannot contain line breaks", ("headers", name))
         return self
 
-    @property
-    def placeholders(self) -> list[str]:
-        """Names of the ``{placeholders}`` in ``path``, in order."""
-        return _PLACEHOLDER_RE.findall(self.path)
-
 
 MAX_STAGES = 1000
 """Stages a load profile may have: a typo or a generated file must not ask for 100,000

@@ -42,6 +42,7 @@ run's events as they arrive).
 """
 
 from lab.errors import StoreError, UnknownRunError
+from lab.run_config import LoadSettings, RunConfig
 from lab.store.database import DatabaseGoneError, Store, open_store
 from lab.store.recorder import RecordingProblem, StoreRecorder
 from lab.store.records import (
@@ -65,8 +66,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "ErrorRow",
     "IntervalRow",
+    "LoadSettings",
     "RecordingProblem",
     "ResourceRow",
+    "RunConfig",
     "RunEventRow",
     "RunRecord",
     "Store",

@@ -48,6 +48,7 @@ from lab.store.records import (
     ErrorRow,
     IntervalRow,
     ResourceRow,
+    RunConfig,
     RunEventRow,
     RunRecord,
     SweepRecord,
@@ -57,7 +58,7 @@ from lab.store.records import (
 from lab.store.rows import dumps, loads, run_record, summary_row
 from lab.store.schema import CHILD_TABLES, MIGRATIONS, SCHEMA_VERSION
 
-SummariseAbandoned = Callable[["Store", int, dict[str, Any]], tuple[str, Summary | None]]
+SummariseAbandoned = Callable[["Store", int, RunConfig], tuple[str, Summary | None]]
 """``(store, run_id, the run's config) → (what its reason says of the figures, its summary
 or None)``, for a run whose lab process was killed mid-run."""
 
@@ -475,7 +476,8 @@ class Store:
         reason = f"killed: the lab process (pid {row.get('lab_pid')}) ended without finishing this run"
         if self._summarise_abandoned is None:
             return reason, None
-        what, summary = self._summarise_abandoned(self, int(row["id"]), loads(row["config"]))
+        config = RunConfig.from_dict(loads(row["config"]))
+        what, summary = self._summarise_abandoned(self, int(row["id"]), config)
         return f"{reason}; {what}", summary
 
     def _kept_elsewhere(self, run_key: str) -> Path | None:

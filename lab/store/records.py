@@ -9,10 +9,12 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from lab.figures import Summary
+from lab.run_config import RunConfig
 
 RUN_STATUSES = ("running", "completed", "failed", "aborted")
 """The values of ``runs.status``."""
@@ -66,7 +68,8 @@ class RunRecord:
     duration_s: float | None
     """Wall-clock seconds from start to end; None when not ended."""
     config: dict[str, Any]
-    """The resolved run configuration (``RunPlan.config()``)."""
+    """The resolved run configuration (``RunPlan.config()``) as stored and as ``lab run
+    --format json`` gives it; read its fields through ``settings``."""
     lab_version: str
     """Version of the lab that recorded the run."""
     host: dict[str, Any]
@@ -89,6 +92,11 @@ class RunRecord:
     """The swept parameter's value in this run."""
     ended_at_unix: float | None = None
     """End, Unix seconds; None when not ended."""
+
+    @cached_property
+    def settings(self) -> RunConfig:
+        """``config`` as typed fields."""
+        return RunConfig.from_dict(self.config if isinstance(self.config, dict) else {})
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from lab.events import (
     ErrorSample,
     Event,
+    GeneratorBound,
     IntervalStats,
     LoadChanged,
     ResourceSample,
@@ -27,12 +28,6 @@ from lab.events import (
 
 if TYPE_CHECKING:
     from lab.figures import Summary
-
-GENERATOR_BOUND_CPU = 90.0
-"""A generator process at or above this CPU percent (of one core) is saturated."""
-GENERATOR_BOUND_S = 3
-"""For at least this many consecutive one-second samples: results may describe the
-generator, not the target."""
 
 Phase = Literal["waiting", "starting", "running", "finished"]
 
@@ -104,10 +99,10 @@ class LiveSnapshot:
     system_cpu: float | None = None
     """Sum over all cores (100 per busy core)."""
     cores: int = 0
-    generator_streak: dict[int, int] = field(default_factory=dict)
-    """Consecutive samples at or above ``GENERATOR_BOUND_CPU``, per generator process."""
     generator_bound_at: float | None = None
-    """When the generator was first seen saturated for ``GENERATOR_BOUND_S`` seconds."""
+    """When the engine found the generator limiting the run (``GeneratorBound``)."""
+    generator_bound_headline: str = ""
+    """Why, as a short banner (``GeneratorBound.headline``)."""
     # The end.
     status: str | None = None
     reason: str | None = None
@@ -117,7 +112,7 @@ class LiveSnapshot:
 
     @property
     def generator_bound(self) -> bool:
-        """Whether a generator process stayed saturated long enough to matter."""
+        """Whether the generator limits the run (the rule of ``lab.analysis.bound``)."""
         return self.generator_bound_at is not None
 
     @property
@@ -160,6 +155,9 @@ class LiveBridge:
             s.markers.append(Marker(event.t_s, event.level, event.reason))
             s.level = event.level
             s.stage = event.stage
+        elif isinstance(event, GeneratorBound):
+            if s.generator_bound_at is None:
+                s.generator_bound_at, s.generator_bound_headline = event.t_s, event.headline
         elif isinstance(event, ErrorSample):
             # The per-interval counts already hold every error; samples only add text.
             return
@@ -216,7 +214,3 @@ class LiveBridge:
             if r.cpu_percent is None:
                 return  # the priming reading says nothing yet
             s.generator_cpu[r.pid] = r.cpu_percent
-            streak = s.generator_streak.get(r.pid, 0) + 1 if r.cpu_percent >= GENERATOR_BOUND_CPU else 0
-            s.generator_streak[r.pid] = streak
-            if streak >= GENERATOR_BOUND_S and s.generator_bound_at is None:
-                s.generator_bound_at = r.t_s

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import re
 import signal
@@ -17,10 +18,20 @@ from typing import Any
 import pytest
 
 from lab.engine import RunControl, run_plan
-from lab.events import Event, IntervalStats, LoadChanged, ResourceSample, RunFinished, RunStarted
+from lab.events import (
+    Event,
+    GeneratorBound,
+    IntervalStats,
+    LoadChanged,
+    ResourceSample,
+    RunFinished,
+    RunStarted,
+)
 from lab.plan import plan_runs
+from lab.progress import ProgressPrinter
 from lab.spec import Experiment
 from lab.store import Store, StoreRecorder
+from lab.tui.live_model import LiveBridge
 from tests.conftest import leaves_no_processes
 
 
@@ -217,10 +228,15 @@ async def test_a_generator_starved_of_cpu_is_flagged_and_a_free_one_is_not(tmp_p
             for task in starving:
                 task.cancel()
 
+    free_events: list[Event] = []
+    starved_events: list[Event] = []
+    progress = io.StringIO()
     with Store(tmp_path / "r.db") as store:
-        free = await run_plan(plan, [StoreRecorder(store)], RunControl())
+        free = await run_plan(plan, [StoreRecorder(store), free_events.append], RunControl())
         try:
-            starved = await run_plan(plan, [StoreRecorder(store), starve_the_generator], RunControl())
+            starved = await run_plan(plan, [StoreRecorder(store), starve_the_generator,
+                                            starved_events.append, ProgressPrinter(progress)],
+                                     RunControl())
         finally:
             for task in starving:
                 task.cancel()
@@ -234,3 +250,14 @@ async def test_a_generator_starved_of_cpu_is_flagged_and_a_free_one_is_not(tmp_p
     assert starved_run.summary.generator_bound, starved_run.summary
     reason = starved_run.summary.generator_bound_reason or ""
     assert re.fullmatch(r"generator event-loop lag p99 [\d.]+ ms > 10 ms", reason), reason
+    # Warned about live too, by the same rule: one GeneratorBound before the run ended,
+    # which the TUI's live model and the headless progress both show.
+    warned = [e for e in starved_events if isinstance(e, GeneratorBound)]
+    assert len(warned) == 1 and isinstance(starved_events[-1], RunFinished), starved_events[-3:]
+    assert re.fullmatch(r"generator event-loop lag p99 [\d.]+ ms > 10 ms", warned[0].reason), warned
+    assert not any(isinstance(e, GeneratorBound) for e in free_events)
+    assert f"warning at {warned[0].t_s:.0f}s: generator-bound ({warned[0].reason})" in progress.getvalue()
+    bridge = LiveBridge()
+    for event in starved_events:
+        bridge(event)
+    assert bridge.snapshot.generator_bound and "loop lag p99" in bridge.snapshot.generator_bound_headline

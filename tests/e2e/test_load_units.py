@@ -139,7 +139,8 @@ async def test_in_flight_mean_follows_littles_law(load: dict[str, Any]) -> None:
     import uvicorn
 
     from lab.events import IntervalStats
-    from lab.pool import GeneratorPool
+    from lab.load.wire import Done, IntervalReport, Start, WorkerConfig
+    from lab.pool import Exited, GeneratorPool
     from lab.spec import LoadSpec
 
     server = uvicorn.Server(uvicorn.Config(_fixed_latency_app, host="127.0.0.1", port=0,
@@ -152,18 +153,18 @@ async def test_in_flight_mean_follows_littles_law(load: dict[str, Any]) -> None:
     port = server.servers[0].sockets[0].getsockname()[1]
     spec = LoadSpec.model_validate({"duration": 3.0, "timeout": 2.0, "client": "fast",
                                     "requests": [{"path": "/"}], **load})
-    pool = GeneratorPool({"base_url": f"http://127.0.0.1:{port}", "seed": 1, "interval_s": 1.0,
-                          "load": spec.model_dump(mode="json")}, workers=2)
+    pool = GeneratorPool(WorkerConfig(base_url=f"http://127.0.0.1:{port}", seed=1, interval_s=1.0,
+                                      load=spec.model_dump(mode="json")), workers=2)
     merger = IntervalMerger("k", workers=2)
     try:
         await pool.start()
-        pool.broadcast({"cmd": "start", "t0": time.monotonic() + 0.1})
+        pool.broadcast(Start(t0=time.monotonic() + 0.1))
         ended: set[int] = set()
         while len(ended) < 2:
             m = await asyncio.wait_for(pool.messages.get(), 20)
-            if m.msg.get("type") == "interval":
+            if isinstance(m.msg, IntervalReport):
                 merger.add(m.msg, m.index)
-            elif m.msg.get("type") in ("done", "exit"):
+            elif isinstance(m.msg, Done | Exited):
                 ended.add(m.index)
                 merger.finished(m.index)
     finally:

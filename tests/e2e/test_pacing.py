@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from lab.pool import GeneratorPool
+from lab.load.wire import Done, Start, WorkerConfig
+from lab.pool import Exited, GeneratorPool
 from lab.spec import LoadSpec
 from tests.e2e.servers import serve_asgi
 
@@ -45,16 +46,16 @@ async def _run_closed(base_url: str, workers: int, **load: Any) -> float:
     """Run the closed model with ``workers`` generator processes; return its t0."""
     spec = LoadSpec.model_validate({"timeout": 2.0, "client": "fast",
                                     "requests": [{"path": "/"}], **load})
-    pool = GeneratorPool({"base_url": base_url, "seed": 1, "interval_s": 1.0,
-                          "load": spec.model_dump(mode="json")}, workers=workers)
+    pool = GeneratorPool(WorkerConfig(base_url=base_url, seed=1, interval_s=1.0,
+                                      load=spec.model_dump(mode="json")), workers=workers)
     try:
         await pool.start()
         t0 = time.monotonic() + 0.2
-        pool.broadcast({"cmd": "start", "t0": t0})
+        pool.broadcast(Start(t0=t0))
         ended: set[int] = set()
         while len(ended) < workers:
             m = await asyncio.wait_for(pool.messages.get(), 20)
-            if m.msg.get("type") in ("done", "exit"):
+            if isinstance(m.msg, Done | Exited):
                 ended.add(m.index)
     finally:
         await pool.close()

@@ -171,7 +171,7 @@ def _stored_run(db: Path, seconds: int, ok_per_s: int = 100) -> int:
         rec(RunStarted(key, _Plan(), 1_800_000_000.0, HOST, "0.1.0"))  # type: ignore[arg-type]
         for t in range(seconds):
             hist = LatencyHistogram()
-            hist.record_us(2000, ok_per_s)
+            hist.add_counts({2000: ok_per_s})
             blob = hist.encode()
             rec(IntervalStats(key, t_s=float(t), duration_s=1.0, requests=ok_per_s, ok=ok_per_s,
                               errors=0, errors_by_class={}, bytes=0, dropped=0, interrupted=0,

@@ -9,6 +9,7 @@ import errno
 import random
 import time
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -18,12 +19,13 @@ from lab.load.histogram import LatencyHistogram
 from lab.load.outcome import classify_exception, status_class
 from lab.load.profile import LoadProfile, split_evenly
 from lab.load.recorder import IntervalAccumulator, StatsRecorder, count_us
+from lab.load.wire import IntervalReport, WorkerConfig, decode_report, encode
 from lab.load.workload import RequestPicker
 from lab.pool import IntervalMerger
 from lab.spec import RequestSpec
 
 
-def _report(index: int, latencies_ms: list[float]) -> dict[str, object]:
+def _report(index: int, latencies_ms: list[float]) -> IntervalReport:
     acc = IntervalAccumulator(index)
     for ms in latencies_ms:
         acc.ok += 1
@@ -198,23 +200,21 @@ def test_generator_bound_needs_three_busy_seconds_in_a_row() -> None:
 
 
 def test_recorder_keeps_all_attempts_and_service_time_apart() -> None:
-    import json
-
     closed = StatsRecorder(t0=0.0, interval_s=1.0, total_s=2.0, service_is_latency=True)
     closed.record(0.5, 0.010, 0.010, 10, None, 200, None)
     closed.record(0.6, 0.900, 0.900, 0, "timeout", None, "timeout")
     rep = closed.pop(0).report(0.0, 1.0, 1, 0.0, 0)
-    assert LatencyHistogram.decode(rep["histogram"].encode()).count == 1
-    everything = LatencyHistogram.decode(rep["histogram_all"].encode())
+    assert LatencyHistogram.decode(rep.histogram.encode()).count == 1
+    everything = LatencyHistogram.decode(rep.histogram_all.encode())
     assert everything.count == 2 and everything.max_ms() == pytest.approx(900, rel=0.01)
-    assert rep["histogram_service"] == rep["histogram"]
+    assert rep.histogram_service == rep.histogram
     opened = StatsRecorder(t0=0.0, interval_s=1.0, total_s=2.0)
     opened.record(0.5, 0.800, 0.005, 10, None, 200, None)  # waited 795 ms for a connection
     rep = opened.pop(0).report(0.0, 1.0, 0, 10.0, 0)
-    assert LatencyHistogram.decode(rep["histogram"].encode()).max_ms() == pytest.approx(800, rel=0.01)
-    assert LatencyHistogram.decode(rep["histogram_service"].encode()).max_ms() == pytest.approx(5, rel=0.01)
-    assert rep["histogram_all"] == rep["histogram"]
-    json.dumps(rep)
+    assert LatencyHistogram.decode(rep.histogram.encode()).max_ms() == pytest.approx(800, rel=0.01)
+    assert LatencyHistogram.decode(rep.histogram_service.encode()).max_ms() == pytest.approx(5, rel=0.01)
+    assert rep.histogram_all == rep.histogram
+    assert decode_report(encode(rep)) == rep  # survives the trip to the engine
 
 
 @pytest.mark.parametrize("client", ["fast", "httpx"])
@@ -222,24 +222,28 @@ def test_keep_alive_reaches_the_engine(client: str) -> None:
     from lab.load.worker import build_executor
 
     for keep_alive in (True, False):
-        config = {"base_url": "http://127.0.0.1:9", "index": 0, "workers": 1, "seed": 1,
-                  "load": {"vus": 1, "duration": 1.0, "client": client, "keep_alive": keep_alive,
-                           "requests": [{"path": "/"}]}}
+        config = WorkerConfig(base_url="http://127.0.0.1:9", index=0, workers=1, seed=1,
+                              load={"vus": 1, "duration": 1.0, "client": client,
+                                    "keep_alive": keep_alive, "requests": [{"path": "/"}]})
         executor, _ = build_executor(config, 0.0)
         assert executor.engine.keep_alive is keep_alive  # type: ignore[attr-defined]
 
 
-def test_quantize_us_is_the_lowest_value_of_the_hdr_bucket() -> None:
+def test_count_us_counts_the_lowest_value_of_the_hdr_bucket() -> None:
     from hdrh.histogram import HdrHistogram
 
-    from lab.load.histogram import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS, quantize_us
+    from lab.load.histogram import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS
 
     h = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
     rng = random.Random(5)
     values = list(range(1, 5000)) + [rng.randint(1, HIGHEST_US) for _ in range(50_000)]
     values += [2**k + d for k in range(11, 32) for d in (-1, 0, 1)]
     for us in values:
-        assert quantize_us(us) == h.get_lowest_equivalent_value(us), us
+        seconds = us / 1_000_000
+        counts: dict[int, int] = {}
+        count_us(counts, seconds)
+        exact = int(seconds * 1_000_000)  # what the recorder reads of a float duration
+        assert list(counts) == [h.get_lowest_equivalent_value(exact)], us
 
 
 def _latencies(rng: random.Random, n: int) -> list[float]:
@@ -271,20 +275,20 @@ def test_counted_latencies_give_the_same_histograms_as_recording_each() -> None:
     rec.record(101.5, 0.003, 0.001, 1, None, 200, None)
     second = rec.pop(1).report(1.0, 1.0, 0, 1.0, 0, scratch=rec.scratch)
     for key, want in direct.items():
-        got = LatencyHistogram.decode(str(first[key]).encode())
-        assert first[key] == want.encode().decode(), key  # the very same encoding
+        got = LatencyHistogram.decode(getattr(first, key).encode())
+        assert getattr(first, key) == want.encode().decode(), key  # the very same encoding
         assert got.count == want.count
         for p in (0, 1, 50, 90, 99, 99.9, 100):
             assert got.percentile_ms(p) == want.percentile_ms(p), (key, p)
         assert (got.max_ms(), got.mean_ms()) == (want.max_ms(), want.mean_ms())
-    assert LatencyHistogram.decode(str(second["histogram"]).encode()).count == 1
-    assert second["histogram_lag"] == "" and second["histogram_all"] == second["histogram"]
+    assert LatencyHistogram.decode(str(second.histogram).encode()).count == 1
+    assert second.histogram_lag == "" and second.histogram_all == second.histogram
 
 
 def test_a_reset_histogram_is_as_good_as_new() -> None:
     h = LatencyHistogram()
     for us in (1, 500, 10_000, 3_000_000):
-        h.record_us(us, 3)
+        h.add_counts({us: 3})
     h.reset()
     assert h.count == 0 and h.max_ms() == 0.0 and h.encode() == b""
     fresh = LatencyHistogram()
@@ -350,17 +354,15 @@ def test_in_flight_mean_is_the_area_under_the_in_flight_curve() -> None:
     rec.begin(12.5)
     rec.interrupt(12.7)  # cancelled at the end: no longer in flight
     third = rec.pop(2).report(2.0, 1.0, 0, 0.0, 0)
-    assert first["in_flight_mean"] == pytest.approx(0.7)
-    assert second["in_flight_mean"] == pytest.approx(0.5 + 0.1)
-    assert third["in_flight_mean"] == pytest.approx(0.2)
-    assert third["interrupted"] == 1
+    assert first.in_flight_mean == pytest.approx(0.7)
+    assert second.in_flight_mean == pytest.approx(0.5 + 0.1)
+    assert third.in_flight_mean == pytest.approx(0.2)
+    assert third.interrupted == 1
 
 
 def test_in_flight_mean_is_summed_across_workers() -> None:
-    def report(index: int, in_flight: float, duration_s: float = 1.0) -> dict[str, object]:
-        rep = _report(index, [1.0])
-        rep["in_flight_mean"], rep["duration_s"] = in_flight, duration_s
-        return rep
+    def report(index: int, in_flight: float, duration_s: float = 1.0) -> IntervalReport:
+        return replace(_report(index, [1.0]), in_flight_mean=in_flight, duration_s=duration_s)
 
     merger = IntervalMerger("k", workers=2)
     merger.add(report(0, 3.0), 0)
@@ -369,8 +371,7 @@ def test_in_flight_mean_is_summed_across_workers() -> None:
     merger.add(report(1, 2.0, 0.5), 0)  # a last interval: the workers ended apart
     [last] = merger.add(report(1, 2.0, 0.4), 1)
     assert last.in_flight_mean == pytest.approx((2.0 * 0.5 + 2.0 * 0.4) / 0.5)
-    old = _report(2, [1.0])
-    old.pop("in_flight_mean")
+    old = replace(_report(2, [1.0]), in_flight_mean=None)
     solo = IntervalMerger("k", workers=1)
     [iv] = solo.add(old, 0)
     assert iv.in_flight_mean is None  # from a worker that does not report it

@@ -78,8 +78,8 @@ def gather(store: Store, run_ids: Sequence[int], source: str = "") -> ReportData
         intervals[run.id] = store.intervals(run.id)
         resources[run.id] = store.resources(run.id, role="target")
         errors[run.id] = store.errors(run.id)
-        load = run.config.get("load") or {}
-        if len(load.get("stages") or []) > 1:
+        load = run.settings.load
+        if len(load.stages) > 1:
             user_levels = [(e.t_s, e.level) for e in store.run_events(run.id) if e.reason == "user"]
             stages[run.id] = stage_figures(intervals[run.id], load, user_levels=user_levels)
     sweep_ids = store.sweep_ids_of([run.id for run in runs])

@@ -51,8 +51,8 @@ def run_label(run: RunRecord) -> str:
     did not complete."""
     label = f"{run.id} {run.variant}"
     if run.sweep_id is not None and run.sweep_level is not None:
-        parameter = (run.config.get("sweep") or {}).get("parameter") if isinstance(
-            run.config.get("sweep"), dict) else None
+        sweep = run.settings.sweep
+        parameter = sweep.parameter if sweep is not None else None
         label += f" {parameter or 'level'}={run.sweep_level:g}"
     if run.status != "completed":
         label += f" ({run.status})"
@@ -60,23 +60,22 @@ def run_label(run: RunRecord) -> str:
 
 
 def _load_text(run: RunRecord) -> str:
-    load = run.config.get("load") or {}
-    if not isinstance(load, dict) or not load:
+    load = run.settings.load
+    if not load.table:
         return MISSING
-    model = load.get("model", "closed")
-    parts = [str(model)]
-    if load.get("stages"):
-        parts.append(f"{len(load['stages'])} stages")
-    elif model == "open" and load.get("rate") is not None:
-        parts.append(f"{float(load['rate']):g} req/s")
-    elif load.get("vus") is not None:
-        parts.append(f"{load['vus']} VU{'' if load['vus'] == 1 else 's'}")
-    if load.get("duration") is not None and not load.get("stages"):
-        parts.append(f"{float(load['duration']):g} s")
-    if load.get("warmup"):
-        parts.append(f"warm-up {float(load['warmup']):g} s")
-    workers = load.get("workers")
-    note = run.config.get("generator_workers_note")
+    parts = [load.model]
+    if load.stages:
+        parts.append(f"{len(load.stages)} stages")
+    elif load.model == "open" and load.rate is not None:
+        parts.append(f"{load.rate:g} req/s")
+    elif load.vus is not None:
+        parts.append(f"{load.vus} VU{'' if load.vus == 1 else 's'}")
+    if load.duration_s is not None and not load.stages:
+        parts.append(f"{load.duration_s:g} s")
+    if load.warmup_s:
+        parts.append(f"warm-up {load.warmup_s:g} s")
+    workers = load.workers
+    note = run.settings.generator_workers_note
     if note:
         parts.append(f"{workers} generator worker{'' if workers == 1 else 's'} ({note})")
     elif workers and workers != 1:
@@ -175,7 +174,7 @@ def _comparison_section(data: ReportData) -> str:
 
 
 def _warmup_shade(runs: Sequence[RunRecord]) -> tuple[float, float, str] | None:
-    warmups = {float((run.config.get("load") or {}).get("warmup") or 0.0) for run in runs}
+    warmups = {run.settings.load.warmup_s for run in runs}
     if len(warmups) == 1:
         w = math.ceil(warmups.pop() - 1e-9)
         if w > 0:

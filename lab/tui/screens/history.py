@@ -90,13 +90,12 @@ def sweep_warning(run: RunRecord, runs: list[RunRecord]) -> str | None:
     """
     if run.sweep_id is None:
         return None
-    sweep = run.config.get("sweep") if isinstance(run.config, dict) else None
-    sweep = sweep if isinstance(sweep, dict) else {}
-    parameter = str(sweep.get("parameter", "level"))
+    sweep = run.settings.sweep
+    parameter = sweep.parameter if sweep is not None and sweep.parameter else "level"
     value = "?" if run.sweep_level is None else f"{run.sweep_level:g}"
     where = f"level {parameter}={value}"
-    if isinstance(sweep.get("index"), int) and sweep.get("levels"):
-        where = f"level {sweep['index'] + 1} of {len(sweep['levels'])} ({parameter}={value})"
+    if sweep is not None and sweep.index is not None and sweep.levels:
+        where = f"level {sweep.index + 1} of {len(sweep.levels)} ({parameter}={value})"
     head = f"Run {run.id} is {where} of sweep {run.sweep_id}"
     siblings = [r for r in runs if r.sweep_id == run.sweep_id and r.id != run.id]
     if not siblings:

@@ -28,7 +28,7 @@ from lab.events import ERROR_CLASSES, Listener
 from lab.plan import RunPlan
 from lab.report.table import fmt_mib, fmt_ms, fmt_rate
 from lab.store import StoreRecorder
-from lab.tui.live_model import GENERATOR_BOUND_CPU, GENERATOR_BOUND_S, LiveBridge, LiveSnapshot
+from lab.tui.live_model import LiveBridge, LiveSnapshot
 from lab.tui.messages import OpenCompare, OpenHistory, OpenSweeps, RunsFinished
 from lab.tui.screens.base import LabScreen, controls
 from lab.tui.widgets.chart import ChartData, Series, TimeChart
@@ -336,8 +336,7 @@ class LiveScreen(LabScreen[None]):
         self.query_one("#run-clock", Static).update(clock, layout=False)
         warning = self.query_one("#generator-warning", Static)
         if s.generator_bound:
-            warning.update(f"⚠ generator ≥ {GENERATOR_BOUND_CPU:.0f}% CPU for {GENERATOR_BOUND_S} s: "
-                           f"{GENERATOR_WARNING}")
+            warning.update(f"⚠ {s.generator_bound_headline}: {GENERATOR_WARNING}")
             warning.display = True
         elif s.summary is not None and s.summary.load_not_achieved:
             warning.update(f"⚠ offered load not achieved: {s.summary.load_not_achieved_reason}")
