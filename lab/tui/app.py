@@ -20,10 +20,10 @@ from textual.app import App
 from textual.binding import Binding
 
 from lab.engine import run_plan
-from lab.errors import ExitCode, UnknownVariantError
-from lab.plan import RunPlan, check_plans, plan_runs
+from lab.errors import ExitCode, LabError
 from lab.results import open_results
-from lab.spec import SpecError, find_experiment, load_experiment
+from lab.session import PreparedRuns, check_targets, prepare
+from lab.spec import find_experiment, load_experiment
 from lab.store import Store, StoreError
 from lab.tui.messages import OpenCompare, OpenHistory, OpenSweeps, StartRuns
 from lab.tui.screens.compare import CompareScreen
@@ -77,6 +77,7 @@ class LabApp(App[None]):
         self.run_plan_fn: RunPlanFn = run_plan_fn or run_plan
         self.handle_signals = handle_signals
         self._store: Store | None = None
+        self._starting = False
         self.live: LiveScreen | None = None
         """The Live screen of the latest runs, if any."""
         self.terminal_gone = False
@@ -98,12 +99,11 @@ class LabApp(App[None]):
         name, _, variant = spec.partition(":")
         try:
             exp = load_experiment(find_experiment(name, self.experiments_dir))
-            plans = plan_runs(exp, [variant] if variant else None)
-            check_plans(exp, plans)
-        except (SpecError, UnknownVariantError, ValueError) as exc:
+            prepared = prepare(exp, variants=[variant] if variant else None)
+        except LabError as exc:
             self.notify(f"{AUTORUN_ENV}={spec}: {exc}", severity="error", timeout=15)
             return
-        self.start_runs(plans, exit_when_done=self.exit_when_done)
+        self.start_runs(prepared, exit_when_done=self.exit_when_done)
 
     def recording_store(self) -> Store:
         """The store the Live screen's ``StoreRecorder`` writes to (opened on first use).
@@ -199,15 +199,38 @@ class LabApp(App[None]):
             return set()
         return self.live.active_run_ids()
 
-    def start_runs(self, plans: Sequence[RunPlan], exit_when_done: bool = False) -> None:
-        """Open the Live screen on these plans, unless a run is already going on (or the
-        lab is view-only)."""
+    def start_runs(self, prepared: PreparedRuns, exit_when_done: bool = False) -> None:
+        """Run prepared runs on the Live screen, unless a run is already going on (or the
+        lab is view-only).
+
+        As ``lab run`` does: each variant set aside for a missing service is one warning
+        with the reason; then the results database is opened and the target's import
+        checked (in a thread) before the Live screen opens, and a failure of either is one
+        error notification, with no run started.
+        """
         if self.refuse_in_view_only("start runs"):
             return
-        if self.live is not None and self.live.running:
+        if self._starting or (self.live is not None and self.live.running):
             self.notify("A run is going on: stop it (s) before starting another.", severity="warning")
             return
-        self.live = LiveScreen(plans, self.run_plan_fn, exit_when_done=exit_when_done)
+        for skip in prepared.skipped:
+            self.notify(f"skipping variant {skip.variant}: {skip.reason}", severity="warning", timeout=15)
+        if not prepared.plans:
+            return
+        self._starting = True
+        self.run_worker(self._check_then_run(prepared, exit_when_done), group="start",
+                        name="pre-flight", exit_on_error=False)
+
+    async def _check_then_run(self, prepared: PreparedRuns, exit_when_done: bool) -> None:
+        try:
+            self.recording_store()
+            await asyncio.to_thread(check_targets, prepared)
+        except LabError as exc:
+            self.notify(str(exc), severity="error", timeout=15)
+            return
+        finally:
+            self._starting = False
+        self.live = LiveScreen(prepared, self.run_plan_fn, exit_when_done=exit_when_done)
         self.push_screen(self.live)
 
     def open_history(self) -> None:
@@ -226,7 +249,7 @@ class LabApp(App[None]):
 
     @on(StartRuns)
     def _on_start_runs(self, message: StartRuns) -> None:
-        self.start_runs(message.plans, exit_when_done=message.exit_when_done)
+        self.start_runs(message.prepared, exit_when_done=message.exit_when_done)
 
     @on(OpenHistory)
     def _on_open_history(self, message: OpenHistory) -> None:

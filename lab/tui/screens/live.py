@@ -2,9 +2,11 @@
 
 The runs execute in this app's event loop (an async worker), with two listeners on the
 engine's events: the store ``StoreRecorder`` and a ``LiveBridge`` that only updates a plain
-snapshot. The load itself comes from the engine's generator worker processes, so the
-UI never competes with the measurement loop inside one process. A timer redraws from
-the snapshot at most four times a second, and only when it changed.
+snapshot. When they have ended, ``lab.session.conclude`` stores their sweep fits and
+checks their thresholds, as ``lab run`` does, and the screen shows what it found. The
+load itself comes from the engine's generator worker processes, so the UI never competes
+with the measurement loop inside one process. A timer redraws from the snapshot at most
+four times a second, and only when it changed.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from lab.engine import RunControl, RunOutcome
+from lab.errors import LabError
 from lab.events import ERROR_CLASSES, Listener
 from lab.plan import RunPlan
 from lab.report.table import fmt_mib, fmt_ms, fmt_rate
+from lab.session import PreparedRuns, RunReport, conclude
 from lab.store import StoreRecorder
 from lab.tui.live_model import GENERATOR_BOUND_CPU, GENERATOR_BOUND_S, LiveBridge, LiveSnapshot
 from lab.tui.messages import OpenCompare, OpenHistory, OpenSweeps, RunsFinished
@@ -81,7 +85,7 @@ class LiveScreen(LabScreen[None]):
     """Runs plans one after the other and shows charts, counters and resources live.
 
     Args:
-        plans: the runs to execute in turn (one per variant).
+        prepared: the runs to execute in turn (``lab.session.prepare``).
         run_plan_fn: the engine entry point (tests inject a fake event source).
         exit_when_done: quit the app when the last run has ended (benchmarks).
     """
@@ -97,10 +101,11 @@ class LiveScreen(LabScreen[None]):
     ]
     HELP = "Watch a run. + / - change the load by a quarter of the plan; the change is marked on the charts."
 
-    def __init__(self, plans: Sequence[RunPlan], run_plan_fn: RunPlanFn,
+    def __init__(self, prepared: PreparedRuns, run_plan_fn: RunPlanFn,
                  exit_when_done: bool = False) -> None:
         super().__init__()
-        self.plans = list(plans)
+        self.prepared = prepared
+        self.plans = list(prepared.plans)
         self.run_plan_fn = run_plan_fn
         self.exit_when_done = exit_when_done
         self.bridge = LiveBridge(LiveSnapshot(count=len(self.plans)))
@@ -109,6 +114,8 @@ class LiveScreen(LabScreen[None]):
         """Stored ids of the runs so far, in order."""
         self.outcomes: list[tuple[str, RunOutcome]] = []
         """``(variant, outcome)`` of every finished run."""
+        self.report: RunReport | None = None
+        """What the runs add up to, once they have ended (``lab.session.conclude``)."""
         self.running = False
         """Whether runs are still going (the worker has not ended)."""
         self._halt = False
@@ -187,9 +194,27 @@ class LiveScreen(LabScreen[None]):
                     self.notify(problem.describe().removeprefix("lab: "), severity="error",
                                 timeout=60)
                     break
+            if not recorder.problems:
+                self._conclude(recorder)
         finally:
             self.running = False
         self.post_message(RunsFinished(self.run_ids))
+
+    def _conclude(self, recorder: StoreRecorder) -> None:
+        """Store the sweep fits and check the thresholds of the runs made, as ``lab run``
+        does; say what it found."""
+        if not self.run_ids:
+            return
+        try:
+            report = self.report = conclude(recorder.store, self.prepared, self.run_ids)
+        except LabError as exc:
+            self.notify(str(exc), severity="error", timeout=30)
+            return
+        for line in report.warnings:
+            self.notify(line.removeprefix("lab: "), severity="warning", timeout=30)
+        failed = report.thresholds_line()
+        if failed:
+            self.notify(failed, severity="error", timeout=30)
 
     def active_run_ids(self) -> set[int]:
         """Stored ids of this screen's runs while they go on (empty once they ended)."""
@@ -310,7 +335,7 @@ class LiveScreen(LabScreen[None]):
         self.query_one("#counters", Static).update(self._counters(s))
         self.query_one("#resources", Static).update(self._resources(s))
         outcomes = self.query_one("#outcomes", Static)
-        outcomes.display = bool(self.outcomes)
+        outcomes.display = bool(self.outcomes or self.prepared.skipped)
         outcomes.update(self._outcomes())
 
     def _draw_head(self, s: LiveSnapshot, plan: RunPlan) -> None:
@@ -404,9 +429,13 @@ class LiveScreen(LabScreen[None]):
         return Group(title, grid, Text(""), Text("Target reports", style="bold"), gauges)
 
     def _outcomes(self) -> Group | Text:
+        lines: list[Text] = []
+        for skip in self.prepared.skipped:
+            lines.append(Text.assemble((skip.variant, "bold"), " ", ("skipped", "yellow")))
+            lines.append(Text(f"  {skip.reason}", style="italic"))
         if not self.outcomes:
-            return Text("")
-        lines: list[Text] = [Text("Finished runs", style="bold")]
+            return Group(*lines, Text("")) if lines else Text("")
+        lines.append(Text("Finished runs", style="bold"))
         for variant, outcome in self.outcomes:
             style = {"completed": "green", "failed": "red", "aborted": "yellow"}.get(outcome.status, "")
             lines.append(Text.assemble((variant, "bold"), " ", (outcome.status, style)))
@@ -415,5 +444,11 @@ class LiveScreen(LabScreen[None]):
                                   f"p95 {fmt_ms(outcome.summary.latency_ms.p95)} ms"))
             if outcome.reason:
                 lines.append(Text(f"  {outcome.reason}", style="italic"))
+        if self.report is not None and self.report.thresholds:
+            failed = self.report.failed_thresholds
+            met = len(self.report.thresholds) - len(failed)
+            lines.append(Text(f"thresholds: {met} of {len(self.report.thresholds)} met",
+                              style="red" if failed else "green"))
+            lines += [Text(f"  {r.variant}: {r.describe()}", style="red") for r in failed[:5]]
         lines.append(Text(""))
         return Group(*lines)
