@@ -3,8 +3,9 @@
 A front end turns what the user asked for into ``PreparedRuns`` with ``prepare`` (thresholds
 parsed, runs planned with their overrides and repeats, variants whose services are missing
 set aside, the experiment's code and the machine checked), checks that the target imports
-with ``check_targets`` once the results database is open, runs the plans through the engine
-with its own listeners, and hands the stored run ids to ``conclude``, which stores each
+with ``check_targets`` once the results database is open, runs the plans in a
+``RunSequence`` (the store's recorder plus its own listeners), and hands the stored run ids
+to ``conclude``, which stores each
 sweep's analysis and fits and returns one frozen ``RunReport``: what every renderer (the
 table, JSON, CSV, Markdown, JUnit) and the TUI show, and the exit code it adds up to.
 
@@ -15,7 +16,7 @@ Nothing here prints, imports Textual or knows which front end called it; errors 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +32,14 @@ if TYPE_CHECKING:
     from lab.analysis.stages import StageFigures
     from lab.analysis.sweep import SweepAnalysis
     from lab.analysis.thresholds import ThresholdResult
-    from lab.store import IntervalRow, RunRecord, Store
+    from lab.engine import RunControl, RunOutcome
+    from lab.events import Listener
+    from lab.store import IntervalRow, RecordingProblem, RunRecord, Store
     from lab.topology.services import Component
+
+
+RunPlanFn = Callable[[RunPlan, Sequence["Listener"], "RunControl"], Awaitable["RunOutcome"]]
+"""``lab.engine.run_plan``'s shape; tests pass a fake that emits synthetic events."""
 
 
 @dataclass(frozen=True)
@@ -229,6 +236,89 @@ def _overridden(plan: RunPlan, path: str, overrides: LoadOverrides) -> RunPlan:
     return dataclasses.replace(plan, load=load, **fresh)
 
 
+class RunSequence:
+    """Prepared runs, one after the other, each recorded into the results database.
+
+    The front end adds its own listeners (a progress printer, the TUI's live model) and
+    steers the sequence: ``stop`` ends the current run and starts no other (Ctrl-C, the
+    TUI's ``s`` and ``q``), ``skip`` ends only the current one (the TUI's ``n``), and
+    ``control`` changes the current run's load. A run the database did not take in full
+    (``problems``) ends the sequence: no run starts into a database that stopped taking
+    writes.
+
+    Args:
+        prepared: the runs (``prepare``).
+        store: the results database, open for writing.
+        listeners: more subscribers to the engine's events, after the store's recorder.
+        run_plan_fn: the engine's ``run_plan`` (tests pass a fake event source).
+    """
+
+    def __init__(self, prepared: PreparedRuns, store: Store, listeners: Sequence[Listener] = (),
+                 run_plan_fn: RunPlanFn | None = None) -> None:
+        from lab.engine import RunControl, run_plan
+        from lab.store import StoreRecorder
+
+        self.prepared = prepared
+        self.recorder = StoreRecorder(store)
+        """Writes every event of every run to the store."""
+        self.listeners: list[Listener] = [self.recorder, *listeners]
+        self.run_plan_fn: RunPlanFn = run_plan_fn or run_plan
+        self.control = RunControl()
+        """Steers the current run (a fresh one for each run)."""
+        self.run_ids: list[int] = []
+        """Stored ids of the finished runs, in the order they ran."""
+        self.outcomes: list[tuple[RunPlan, RunOutcome]] = []
+        """Each finished run's plan and outcome."""
+        self.index = 0
+        """The position of the current (or last) run in ``prepared.plans``."""
+        self.halted = False
+        """``stop`` was called: no other run starts."""
+
+    @property
+    def problems(self) -> list[RecordingProblem]:
+        """Runs the database did not take in full, with the line that says where their data is."""
+        return self.recorder.problems
+
+    @property
+    def current_run_id(self) -> int | None:
+        """The stored id of the run being recorded (or the last one recorded)."""
+        return self.recorder.last_run_id
+
+    def stop(self, reason: str) -> None:
+        """End the current run (stored as aborted, data kept) and start no other."""
+        self.halted = True
+        self.control.stop(reason)
+
+    def skip(self, reason: str) -> None:
+        """End the current run (stored as aborted, data kept); the next one starts."""
+        self.control.stop(reason)
+
+    async def run(self, on_start: Callable[[int, RunPlan], None] | None = None,
+                  on_end: Callable[[RunPlan, RunOutcome], None] | None = None) -> None:
+        """Run the plans in turn until the last has ended, ``stop`` was called, or the
+        database stopped taking writes; ``on_start(index, plan)`` before each run starts,
+        ``on_end(plan, outcome)`` after it has ended and been stored."""
+        from lab.engine import RunControl
+
+        for index, plan in enumerate(self.prepared.plans):
+            if self.halted:
+                break
+            self.index = index
+            self.control = RunControl()
+            if on_start is not None:
+                on_start(index, plan)
+            outcome = await self.run_plan_fn(plan, self.listeners, self.control)
+            try:
+                self.run_ids.append(self.recorder.run_id_for(outcome.run_key))
+            except KeyError:
+                pass  # RunStarted never reached the store: nothing of it is stored
+            self.outcomes.append((plan, outcome))
+            if on_end is not None:
+                on_end(plan, outcome)
+            if self.recorder.problem_of(outcome.run_key) is not None:
+                break
+
+
 @dataclass(frozen=True)
 class RunReport:
     """Runs and everything worked out from them: what the renderers and the TUI show.
@@ -261,6 +351,8 @@ class RunReport:
     """A line above the table (runs of different experiments)."""
     warnings: tuple[str, ...] = ()
     """Lines for stderr: completed runs in which no request succeeded."""
+    stopped: bool = False
+    """The user stopped the runs (Ctrl-C, SIGTERM, the TUI's ``s`` or ``q``)."""
 
     @property
     def statuses(self) -> tuple[str, ...]:
@@ -274,9 +366,9 @@ class RunReport:
 
     @property
     def exit_code(self) -> ExitCode:
-        """How ``lab run`` ends: 130 a run was interrupted, 1 a run failed or a threshold
-        was missed, else 0."""
-        if "aborted" in self.statuses:
+        """How ``lab run`` ends: 130 the runs were stopped (a run was interrupted), 1 a run
+        failed or a threshold was missed, else 0."""
+        if self.stopped or "aborted" in self.statuses:
             return ExitCode.INTERRUPTED
         if "failed" in self.statuses or self.failed_thresholds:
             return ExitCode.RUN_FAILED
@@ -291,7 +383,8 @@ class RunReport:
                 + "; ".join(f"run {r.run_id} ({r.variant}) {r.describe()}" for r in failed[:5]))
 
 
-def conclude(store: Store, prepared: PreparedRuns, run_ids: Sequence[int]) -> RunReport:
+def conclude(store: Store, prepared: PreparedRuns, run_ids: Sequence[int],
+             stopped: bool = False) -> RunReport:
     """Work out and store what the finished runs add up to.
 
     Reads the runs back, works out per-stage figures, analyses every sweep they are
@@ -303,6 +396,7 @@ def conclude(store: Store, prepared: PreparedRuns, run_ids: Sequence[int]) -> Ru
         store: the results database the runs were recorded into (writable).
         prepared: what was run.
         run_ids: the stored runs, in the order they ran.
+        stopped: the user stopped the runs (``RunSequence.halted``).
 
     Raises:
         StoreError: the database cannot be read or written.
@@ -323,6 +417,7 @@ def conclude(store: Store, prepared: PreparedRuns, run_ids: Sequence[int]) -> Ru
         thresholds=tuple(_check_thresholds(runs, prepared)),
         repeat_intervals=intervals,
         warnings=tuple(_nothing_served_warnings(store, runs)),
+        stopped=stopped,
     )
 
 

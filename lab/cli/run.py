@@ -2,8 +2,8 @@
 print them side by side.
 
 A thin front end over ``lab.session``, as the TUI is: ``prepare`` plans and checks the
-runs, ``check_targets`` imports the target once the database is open, the engine runs
-the plans with a progress printer on stderr, and ``conclude`` stores the sweep fits and
+runs, ``check_targets`` imports the target once the database is open, a ``RunSequence``
+runs the plans with a progress printer on stderr, and ``conclude`` stores the sweep fits and
 returns the report this command prints and takes its exit code from.
 """
 
@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,8 +22,20 @@ from lab.cli.common import db_option, lab_command, open_writable, run_format_opt
 from lab.cli.output import print_runs
 from lab.errors import ExitCode
 from lab.plan import RunPlan
-from lab.session import LoadOverrides, check_targets, conclude, parse_thresholds, prepare
+from lab.session import (
+    LoadOverrides,
+    PreparedRuns,
+    RunSequence,
+    check_targets,
+    conclude,
+    parse_thresholds,
+    prepare,
+)
 from lab.spec import experiment_dirs, find_experiment, load_experiment
+
+if TYPE_CHECKING:
+    from lab.engine import RunOutcome
+    from lab.store import Store
 
 
 @lab_command()
@@ -79,62 +91,50 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
                 click.echo(info.description.strip(), err=True)
         for skip in prepared.skipped:
             click.echo(f"lab: skipping variant {skip.variant}: {skip.reason}", err=True)
-        ids, problems = (asyncio.run(_run_plans(prepared.plans, store, not show_progress))
-                         if prepared.plans else ([], []))
-        if problems:
+        runs = asyncio.run(_run(prepared, store, not show_progress)) if prepared.plans else None
+        if runs is not None and runs.problems:
             # The runs went on, but the database did not take all of it: say where it is.
-            for problem in problems:
+            for problem in runs.problems:
                 click.echo(problem.describe(), err=True)
             sys.exit(ExitCode.RUN_FAILED)
-        report = conclude(store, prepared, ids)
+        report = conclude(store, prepared, runs.run_ids if runs else [],
+                          stopped=runs is not None and runs.halted)
     print_runs(report, fmt)
     for line in report.warnings:
         click.echo(line, err=True)
     # The exit code says how the runs went, whether or not the reader of stdout stayed
     # to the end (`lab run ... | head` closes it early: that fails nothing).
     code = report.exit_code
-    if code == ExitCode.RUN_FAILED and not {"failed", "aborted"} & set(report.statuses):
+    if code == ExitCode.RUN_FAILED and "failed" not in report.statuses:
         click.echo(f"lab: {report.thresholds_line()}", err=True)
     if code != ExitCode.OK:
         sys.exit(code)
 
 
-async def _run_plans(plans: Sequence[RunPlan], store: Any,
-                     quiet: bool) -> tuple[list[int], list[Any]]:
-    """Run the plans in turn into ``store``: the stored ids of the runs, and the
-    ``RecordingProblem`` of a run the database did not take in full (no run starts after
-    one)."""
-    from lab.engine import RunControl, run_plan
+async def _run(prepared: PreparedRuns, store: Store, quiet: bool) -> RunSequence:
+    """Run the prepared runs in turn into ``store``, with progress on stderr unless
+    ``quiet``; Ctrl-C or SIGTERM stops the current run (kept as aborted) and starts no
+    other."""
     from lab.progress import ProgressPrinter
-    from lab.store import StoreRecorder
 
-    control = RunControl()
+    runs = RunSequence(prepared, store, [] if quiet else [ProgressPrinter()])
     loop = asyncio.get_running_loop()
 
     def stop(reason: str) -> None:
-        if not control.stop_requested.is_set():
+        if not runs.halted:
             click.echo("lab: stopping; the run is kept as aborted with what it measured", err=True)
-        control.stop(reason)
+        runs.stop(reason)
+
+    def said_why(plan: RunPlan, outcome: RunOutcome) -> None:
+        if quiet and outcome.status == "failed" and not runs.problems:
+            # --quiet silences progress, not the reason a run failed.
+            click.echo(f"lab: {plan.variant}: failed: {outcome.reason}", err=True)
 
     loop.add_signal_handler(signal.SIGINT, stop, "interrupted by user (SIGINT)")
     loop.add_signal_handler(signal.SIGTERM, stop, "terminated (SIGTERM)")
-    recorder = StoreRecorder(store)
-    listeners: list[Any] = [recorder]
-    if not quiet:
-        listeners.append(ProgressPrinter())
-    ids: list[int] = []
     try:
-        for plan in plans:
-            outcome = await run_plan(plan, listeners, control)
-            if recorder.problems:
-                break
-            ids.append(recorder.run_id_for(outcome.run_key))
-            if quiet and outcome.status == "failed":
-                # --quiet silences progress, not the reason a run failed.
-                click.echo(f"lab: {plan.variant}: failed: {outcome.reason}", err=True)
-            if outcome.status == "aborted":
-                break
+        await runs.run(on_end=said_why)
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
-    return ids, list(recorder.problems)
+    return runs

@@ -22,7 +22,7 @@ from textual.binding import Binding
 from lab.engine import run_plan
 from lab.errors import ExitCode, LabError
 from lab.results import open_results
-from lab.session import PreparedRuns, check_targets, prepare
+from lab.session import PreparedRuns, RunPlanFn, prepare
 from lab.spec import find_experiment, load_experiment
 from lab.store import Store, StoreError
 from lab.tui.messages import OpenCompare, OpenHistory, OpenSweeps, StartRuns
@@ -31,7 +31,7 @@ from lab.tui.screens.confirm import ConfirmScreen
 from lab.tui.screens.experiments import ExperimentsScreen
 from lab.tui.screens.help import HelpScreen
 from lab.tui.screens.history import HistoryScreen
-from lab.tui.screens.live import LiveScreen, RunPlanFn
+from lab.tui.screens.live import LiveScreen
 from lab.tui.screens.sweep import SweepScreen
 
 AUTORUN_ENV = "LAB_TUI_AUTORUN"
@@ -77,7 +77,6 @@ class LabApp(App[None]):
         self.run_plan_fn: RunPlanFn = run_plan_fn or run_plan
         self.handle_signals = handle_signals
         self._store: Store | None = None
-        self._starting = False
         self.live: LiveScreen | None = None
         """The Live screen of the latest runs, if any."""
         self.terminal_gone = False
@@ -201,35 +200,17 @@ class LabApp(App[None]):
 
     def start_runs(self, prepared: PreparedRuns, exit_when_done: bool = False) -> None:
         """Run prepared runs on the Live screen, unless a run is already going on (or the
-        lab is view-only).
-
-        As ``lab run`` does: each variant set aside for a missing service is one warning
-        with the reason; then the results database is opened and the target's import
-        checked (in a thread) before the Live screen opens, and a failure of either is one
-        error notification, with no run started.
-        """
+        lab is view-only); each variant set aside for a missing service is one warning
+        with the reason, as ``lab run`` prints it."""
         if self.refuse_in_view_only("start runs"):
             return
-        if self._starting or (self.live is not None and self.live.running):
+        if self.live is not None and self.live.running:
             self.notify("A run is going on: stop it (s) before starting another.", severity="warning")
             return
         for skip in prepared.skipped:
             self.notify(f"skipping variant {skip.variant}: {skip.reason}", severity="warning", timeout=15)
         if not prepared.plans:
             return
-        self._starting = True
-        self.run_worker(self._check_then_run(prepared, exit_when_done), group="start",
-                        name="pre-flight", exit_on_error=False)
-
-    async def _check_then_run(self, prepared: PreparedRuns, exit_when_done: bool) -> None:
-        try:
-            self.recording_store()
-            await asyncio.to_thread(check_targets, prepared)
-        except LabError as exc:
-            self.notify(str(exc), severity="error", timeout=15)
-            return
-        finally:
-            self._starting = False
         self.live = LiveScreen(prepared, self.run_plan_fn, exit_when_done=exit_when_done)
         self.push_screen(self.live)
 

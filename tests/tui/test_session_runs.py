@@ -55,6 +55,11 @@ MEASURED = {
     ("errors", "*"),  # a request that failed by chance
     ("summaries", "generator_bound_reason"),  # set when the generator ran short of CPU
     ("summaries", "load_not_achieved_reason"),
+    # Set when a resource sample (one a second) falls inside a level's 0.6 s window.
+    ("summaries", "generator_peak_cpu_percent"),
+    ("summaries", "generator_cpu_s_per_1k"),
+    ("summaries", "target_cpu_s_per_1k"),
+    ("summaries", "target_peak_rss_bytes"),
     ("fits", "n_star"),  # a peak exists only when the fitted κ > 0
     ("fits", "kappa_stderr"),  # no spread of a parameter fitted at its bound (κ = 0)
     ("fits", "sigma_stderr"),
@@ -121,7 +126,9 @@ async def test_one_experiment_run_both_ways_stores_the_same_rows(tmp_path: Path)
     assert tui_fits == cli_fits == ["usl", "amdahl"]
     tables = _tables(cli_db)
     assert {"runs", "summaries", "intervals", "resources", "sweeps", "fits"} <= set(tables)
-    assert _tables(tui_db) == tables
+    tui_tables = _tables(tui_db)
+    assert tui_tables == tables, {t: (tables.get(t, set()) ^ tui_tables.get(t, set()))
+                                  for t in set(tables) | set(tui_tables)}
     # What the CLI printed is what it stored.
     doc = json.loads(res.stdout)
     assert [r["variant"] for r in doc["runs"]] == ["only"] * 6 and doc["sweeps"][0]["fit"] is not None

@@ -3,17 +3,28 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from lab.errors import ExitCode, InputError
-from lab.session import LoadOverrides, RunReport, SkippedVariant, conclude, parse_thresholds, prepare
+from lab.session import (
+    LoadOverrides,
+    RunReport,
+    RunSequence,
+    SkippedVariant,
+    conclude,
+    parse_thresholds,
+    prepare,
+)
 from lab.spec import load_experiment
 from lab.store import Store
 from lab.topology.services import Component
 from tests.conftest import REPO, write_experiment
 from tests.synthetic import record_synthetic_sweeps
+from tests.tui.conftest import FakeEngine
 
 TWO = f"""
 [experiment]
@@ -95,3 +106,34 @@ def test_conclude_stores_the_fits_and_checks_the_thresholds(tmp_path: Path) -> N
 def test_the_exit_code_a_report_adds_up_to() -> None:
     assert RunReport("x", ()).exit_code == ExitCode.OK
     assert RunReport("x", ()).thresholds_line() is None
+
+
+THREE = TWO.replace('services.redis = "required"\n', '[[variants]]\nname = "third"\n')
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the sequence never got there")
+
+
+async def test_a_sequence_skips_one_run_or_stops_them_all(tmp_path: Path) -> None:
+    prepared = prepare(load_experiment(write_experiment(tmp_path, THREE)))
+    assert [p.variant for p in prepared.plans] == ["plain", "with-redis", "third"]
+    engine = FakeEngine(seconds=2)  # each run goes on until it is stopped
+    with Store(tmp_path / "r.db") as store:
+        runs = RunSequence(prepared, store, run_plan_fn=engine)
+        task = asyncio.create_task(runs.run())
+        await _until(lambda: engine.started == ["plain"])
+        runs.skip("skipped to the next variant by user")
+        await _until(lambda: engine.started == ["plain", "with-redis"])
+        runs.stop("stopped by user")
+        await task
+        stored = [(r.variant, r.status, r.reason) for r in store.get_runs(runs.run_ids)]
+    assert engine.started == ["plain", "with-redis"] and runs.halted
+    assert stored == [("plain", "aborted", "skipped to the next variant by user"),
+                      ("with-redis", "aborted", "stopped by user")]
+    assert [(plan.variant, outcome.status) for plan, outcome in runs.outcomes] == [
+        ("plain", "aborted"), ("with-redis", "aborted")]

@@ -11,9 +11,9 @@ four times a second, and only when it changed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
-from collections.abc import Awaitable, Callable, Sequence
 
 from rich.console import Group
 from rich.table import Table
@@ -25,20 +25,16 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
-from lab.engine import RunControl, RunOutcome
+from lab.engine import RunOutcome
 from lab.errors import LabError
-from lab.events import ERROR_CLASSES, Listener
+from lab.events import ERROR_CLASSES
 from lab.plan import RunPlan
 from lab.report.table import fmt_mib, fmt_ms, fmt_rate
-from lab.session import PreparedRuns, RunReport, conclude
-from lab.store import StoreRecorder
+from lab.session import PreparedRuns, RunPlanFn, RunReport, RunSequence, check_targets, conclude
 from lab.tui.live_model import GENERATOR_BOUND_CPU, GENERATOR_BOUND_S, LiveBridge, LiveSnapshot
 from lab.tui.messages import OpenCompare, OpenHistory, OpenSweeps, RunsFinished
 from lab.tui.screens.base import LabScreen, controls
 from lab.tui.widgets.chart import ChartData, Series, TimeChart
-
-RunPlanFn = Callable[[RunPlan, Sequence[Listener], RunControl], Awaitable[RunOutcome]]
-"""``lab.engine.run_plan``'s shape; tests pass a fake that emits synthetic events."""
 
 REFRESH_S = 0.25
 """Redraw period: at most four redraws a second, whatever the event rate."""
@@ -109,20 +105,26 @@ class LiveScreen(LabScreen[None]):
         self.run_plan_fn = run_plan_fn
         self.exit_when_done = exit_when_done
         self.bridge = LiveBridge(LiveSnapshot(count=len(self.plans)))
-        self.control = RunControl()
-        self.run_ids: list[int] = []
-        """Stored ids of the runs so far, in order."""
-        self.outcomes: list[tuple[str, RunOutcome]] = []
-        """``(variant, outcome)`` of every finished run."""
+        self.runs: RunSequence | None = None
+        """The runs going on (once the screen has started them)."""
         self.report: RunReport | None = None
         """What the runs add up to, once they have ended (``lab.session.conclude``)."""
         self.running = False
         """Whether runs are still going (the worker has not ended)."""
-        self._halt = False
+        self._stopped_before_start: str | None = None
         self._drawn_version = -1
         self._drawn_points = (-1, -1)
         self._run_worker: Worker[None] | None = None
-        self._recorder: StoreRecorder | None = None
+
+    @property
+    def run_ids(self) -> list[int]:
+        """Stored ids of the runs so far, in order."""
+        return self.runs.run_ids if self.runs is not None else []
+
+    @property
+    def outcomes(self) -> list[tuple[str, RunOutcome]]:
+        """``(variant, outcome)`` of every finished run."""
+        return [(plan.variant, outcome) for plan, outcome in self.runs.outcomes] if self.runs else []
 
     @property
     def snapshot(self) -> LiveSnapshot:
@@ -170,43 +172,47 @@ class LiveScreen(LabScreen[None]):
     # ------------------------------------------------------------------ the runs
 
     async def _run_all(self) -> None:
-        """Execute the plans in turn; the only code that talks to the engine."""
-        recorder = self._recorder = StoreRecorder(self.lab.recording_store())
-        listeners: list[Listener] = [recorder, self.bridge]
+        """Check the target imports, execute the plans in turn, then conclude them
+        (``lab.session``): the only code that talks to the engine."""
+        store = self.lab.recording_store()
         try:
-            for index, plan in enumerate(self.plans):
-                if self._halt:
-                    break
-                self.control = RunControl()
-                self.bridge.snapshot = LiveSnapshot(index=index, count=len(self.plans))
-                outcome = await self.run_plan_fn(plan, listeners, self.control)
-                try:
-                    run_id = recorder.run_id_for(outcome.run_key)
-                except KeyError:
-                    run_id = None
-                if run_id is not None:
-                    self.run_ids.append(run_id)
-                self.outcomes.append((plan.variant, outcome))
-                self.bridge.snapshot.version += 1
-                problem = recorder.problem_of(outcome.run_key)
-                if problem is not None:
-                    # The database stopped taking writes: no other run starts into it.
-                    self.notify(problem.describe().removeprefix("lab: "), severity="error",
-                                timeout=60)
-                    break
-            if not recorder.problems:
-                self._conclude(recorder)
+            # As `lab run` does, once the database is open and before anything starts;
+            # in a thread: an import can take seconds.
+            await asyncio.to_thread(check_targets, self.prepared)
+        except LabError as exc:
+            self.running = False
+            self.notify(str(exc), severity="error", timeout=15)
+            self.dismiss()  # nothing ran: back to the experiments
+            return
+        runs = self.runs = RunSequence(self.prepared, store, [self.bridge], self.run_plan_fn)
+        if self._stopped_before_start is not None:
+            runs.stop(self._stopped_before_start)
+        try:
+            await runs.run(on_start=self._run_starts, on_end=self._run_ended)
+            if not runs.problems:
+                self._conclude(runs)
         finally:
             self.running = False
-        self.post_message(RunsFinished(self.run_ids))
+        self.post_message(RunsFinished(runs.run_ids))
 
-    def _conclude(self, recorder: StoreRecorder) -> None:
+    def _run_starts(self, index: int, plan: RunPlan) -> None:
+        self.bridge.snapshot = LiveSnapshot(index=index, count=len(self.plans))
+
+    def _run_ended(self, plan: RunPlan, outcome: RunOutcome) -> None:
+        self.bridge.snapshot.version += 1
+        problem = self.runs.recorder.problem_of(outcome.run_key) if self.runs is not None else None
+        if problem is not None:
+            # The database stopped taking writes: no other run starts into it.
+            self.notify(problem.describe().removeprefix("lab: "), severity="error", timeout=60)
+
+    def _conclude(self, runs: RunSequence) -> None:
         """Store the sweep fits and check the thresholds of the runs made, as ``lab run``
         does; say what it found."""
-        if not self.run_ids:
+        if not runs.run_ids:
             return
         try:
-            report = self.report = conclude(recorder.store, self.prepared, self.run_ids)
+            report = self.report = conclude(self.lab.recording_store(), self.prepared, runs.run_ids,
+                                            stopped=runs.halted)
         except LabError as exc:
             self.notify(str(exc), severity="error", timeout=30)
             return
@@ -218,15 +224,20 @@ class LiveScreen(LabScreen[None]):
 
     def active_run_ids(self) -> set[int]:
         """Stored ids of this screen's runs while they go on (empty once they ended)."""
-        if not self.running or self._recorder is None or self._recorder.last_run_id is None:
+        if not self.running or self.runs is None or self.runs.current_run_id is None:
             return set()
-        return {*self.run_ids, self._recorder.last_run_id}
+        return {*self.run_ids, self.runs.current_run_id}
+
+    def _stop(self, reason: str) -> None:
+        if self.runs is not None:
+            self.runs.stop(reason)
+        else:
+            self._stopped_before_start = reason
 
     async def stop_and_wait(self, reason: str = "stopped by user") -> None:
         """Stop the current run (stored as aborted), start no other, and wait for the
         engine to end every child process."""
-        self._halt = True
-        self.control.stop(reason)
+        self._stop(reason)
         if self._run_worker is not None:
             # A failed worker was reported already (LabScreen); quitting goes on.
             with contextlib.suppress(WorkerFailed, WorkerCancelled):
@@ -268,7 +279,8 @@ class LiveScreen(LabScreen[None]):
         if new == s.level:
             self.notify(f"Already at the lowest level ({new:g} {_unit(s.model)}).")
             return
-        self.control.set_level(new)
+        if self.runs is not None:
+            self.runs.control.set_level(new)
 
     @controls("change the load")
     def action_more(self) -> None:
@@ -283,14 +295,14 @@ class LiveScreen(LabScreen[None]):
     @controls("stop runs")
     def action_stop(self) -> None:
         """Stop the run now (stored as aborted, data kept) and run no other variant."""
-        self._halt = True
-        self.control.stop("stopped by user")
+        self._stop("stopped by user")
 
     @controls("stop runs")
     def action_next(self) -> None:
         """End this variant's run now (stored as aborted) and start the next one."""
         last = self.snapshot.index >= len(self.plans) - 1
-        self.control.stop("skipped to the next variant by user" if not last else "stopped by user")
+        if self.runs is not None:
+            self.runs.skip("skipped to the next variant by user" if not last else "stopped by user")
 
     def action_compare(self) -> None:
         """Compare the runs just made (a sweep's runs: show the sweep curves)."""
