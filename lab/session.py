@@ -1,13 +1,13 @@
 """Prepare and conclude runs: the one path ``lab run`` and the TUI both take.
 
-A front end turns what the user asked for into ``PreparedRuns`` with ``prepare`` (thresholds
-parsed, runs planned with their overrides and repeats, variants whose services are missing
-set aside, the experiment's code and the machine checked), checks that the target imports
-with ``check_targets`` once the results database is open, runs the plans in a
-``RunSequence`` (the store's recorder plus its own listeners), and hands the stored run ids
-to ``conclude``, which stores each
-sweep's analysis and fits and returns one frozen ``RunReport``: what every renderer (the
-table, JSON, CSV, Markdown, JUnit) and the TUI show, and the exit code it adds up to.
+A front end turns what the user asked for into ``PreparedRuns`` with ``prepare``
+(thresholds parsed, runs planned with their overrides and repeats, variants whose services
+are missing set aside, the experiment's code and the machine checked), checks that the
+target imports with ``check_targets`` once the results database is open, runs the plans in
+a ``RunSequence`` (the store's recorder plus its own listeners), and hands the stored run
+ids to ``conclude``, which stores each sweep's analysis and fits and returns one frozen
+``RunReport``: what every renderer (the table, JSON, CSV, Markdown, JUnit) and the TUI
+show, and the exit code it adds up to.
 
 Nothing here prints, imports Textual or knows which front end called it; errors are
 ``LabError``s (bad input: exit code 2) whose message is the one line to show.

@@ -3,7 +3,7 @@
 ``lab`` (or ``lab tui``) calls ``run_tui``. The app is one more subscriber to the
 engine's events (see ``lab.tui.screens.live``); it reads the database only from thread
 workers, each with its own connection, and writes it only through the engine's
-``StoreRecorder`` during a run.
+``StoreRecorder`` during a run (``lab.session.RunSequence``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from textual import on
 from textual.app import App
 from textual.binding import Binding
 
-from lab.engine import run_plan
 from lab.errors import ExitCode, LabError
 from lab.results import open_results
 from lab.session import PreparedRuns, RunPlanFn, prepare
@@ -48,7 +47,7 @@ class LabApp(App[None]):
         experiments_dir: where the experiment files are listed from.
         autorun: ``EXPERIMENT`` or ``EXPERIMENT:VARIANT`` to start at once, or None.
         exit_when_done: with ``autorun``, quit once its runs have ended.
-        run_plan_fn: the engine's ``run_plan`` (tests inject a fake event source).
+        run_plan_fn: the engine's ``run_plan`` when None (tests inject a fake event source).
         handle_signals: stop a run cleanly on SIGTERM / SIGHUP (the real terminal app;
             tests leave their event loop's signal handling alone).
     """
@@ -74,7 +73,7 @@ class LabApp(App[None]):
         deletes a run, and the results database is only read."""
         self.autorun = autorun
         self.exit_when_done = exit_when_done
-        self.run_plan_fn: RunPlanFn = run_plan_fn or run_plan
+        self.run_plan_fn = run_plan_fn
         self.handle_signals = handle_signals
         self._store: Store | None = None
         self.live: LiveScreen | None = None

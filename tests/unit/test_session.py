@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from lab.spec import load_experiment
 from lab.store import Store
 from lab.topology.services import Component
 from tests.conftest import REPO, write_experiment
-from tests.synthetic import record_synthetic_sweeps
+from tests.synthetic import QUICK, T0, record, record_synthetic_sweeps, summary_of, synthetic_events
 from tests.tui.conftest import FakeEngine
 
 TWO = f"""
@@ -137,3 +138,18 @@ async def test_a_sequence_skips_one_run_or_stops_them_all(tmp_path: Path) -> Non
                       ("with-redis", "aborted", "stopped by user")]
     assert [(plan.variant, outcome.status) for plan, outcome in runs.outcomes] == [
         ("plain", "aborted"), ("with-redis", "aborted")]
+
+
+def test_conclude_warns_of_a_completed_run_in_which_every_request_failed(tmp_path: Path) -> None:
+    prepared = prepare(load_experiment(write_experiment(tmp_path, QUICK, "quick")))
+    (plan,) = prepared.plans
+    events = synthetic_events(plan, "failing", 100, 20.0, 3, T0)
+    served = summary_of(events, 0, 0.5, 60_000_000, None)
+    failed = replace(served, ok=0, errors=served.requests, errors_by_class={"timeout": served.requests},
+                     error_rate=1.0)
+    with Store(tmp_path / "r.db") as store:
+        record(store, events, "completed", None, T0 + 4, failed)
+        report = conclude(store, prepared, [1])
+    assert report.warnings == (f"lab: warning: run 1 (default) completed, but every request failed: "
+                               f"{served.requests:,} errors ({served.requests:,} timeout)",)
+    assert report.exit_code == ExitCode.OK  # a warning, as lab run has always made it

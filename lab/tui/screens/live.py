@@ -82,7 +82,7 @@ class LiveScreen(LabScreen[None]):
 
     Args:
         prepared: the runs to execute in turn (``lab.session.prepare``).
-        run_plan_fn: the engine entry point (tests inject a fake event source).
+        run_plan_fn: the engine's ``run_plan`` when None (tests inject a fake event source).
         exit_when_done: quit the app when the last run has ended (benchmarks).
     """
 
@@ -97,7 +97,7 @@ class LiveScreen(LabScreen[None]):
     ]
     HELP = "Watch a run. + / - change the load by a quarter of the plan; the change is marked on the charts."
 
-    def __init__(self, prepared: PreparedRuns, run_plan_fn: RunPlanFn,
+    def __init__(self, prepared: PreparedRuns, run_plan_fn: RunPlanFn | None = None,
                  exit_when_done: bool = False) -> None:
         super().__init__()
         self.prepared = prepared
