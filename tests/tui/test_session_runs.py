@@ -17,8 +17,8 @@ from lab.topology.services import find_components
 from lab.tui.app import LabApp
 from lab.tui.screens.experiments import ExperimentsScreen
 from lab.tui.screens.live import LiveScreen
-from tests.conftest import REPO, run_lab, write_experiment
-from tests.synthetic import USL_DEMO
+from tests.conftest import run_lab, write_experiment
+from tests.synthetic import NEEDS_REDIS, USL_DEMO
 from tests.tui.conftest import FakeEngine
 from tests.tui.test_screens import plain
 from tests.tui.waits import settle, wait_until
@@ -134,30 +134,13 @@ async def test_one_experiment_run_both_ways_stores_the_same_rows(tmp_path: Path)
     assert [r["variant"] for r in doc["runs"]] == ["only"] * 6 and doc["sweeps"][0]["fit"] is not None
 
 
-MISSING_SERVICE = f"""
-[experiment]
-title = "skip"
-[target]
-app = "targets.testing:app"
-app_dir = "{REPO}"
-[load]
-vus = 1
-duration = "1s"
-[[load.requests]]
-path = "/fast"
-[[variants]]
-name = "plain"
-[[variants]]
-name = "with-redis"
-services.redis = "required"
-"""
 
 
 async def test_the_tui_skips_a_variant_whose_service_is_missing_as_the_cli_does(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "experiments"
     folder.mkdir()
-    path = write_experiment(folder, MISSING_SERVICE, "skip")
+    path = write_experiment(folder, NEEDS_REDIS, "skip")
     # A PATH without redis-server: the lab looks it up there.
     no_redis = str(Path(sys.executable).parent)
     res = run_lab("run", str(path), "--db", str(tmp_path / "cli.db"), "--format", "json",

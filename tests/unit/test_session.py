@@ -23,28 +23,17 @@ from lab.session import (
 from lab.spec import load_experiment
 from lab.store import Store
 from lab.topology.services import Component
-from tests.conftest import REPO, write_experiment
-from tests.synthetic import QUICK, T0, record, record_synthetic_sweeps, summary_of, synthetic_events
+from tests.conftest import write_experiment
+from tests.synthetic import (
+    NEEDS_REDIS,
+    QUICK,
+    T0,
+    record,
+    record_synthetic_sweeps,
+    summary_of,
+    synthetic_events,
+)
 from tests.tui.conftest import FakeEngine
-
-TWO = f"""
-[experiment]
-title = "two"
-[target]
-app = "targets.testing:app"
-app_dir = "{REPO}"
-[load]
-vus = 2
-duration = "4s"
-warmup = "1s"
-[[load.requests]]
-path = "/fast"
-[[variants]]
-name = "plain"
-[[variants]]
-name = "with-redis"
-services.redis = "required"
-"""
 
 
 def _components(redis_problem: str | None) -> dict[str, Component]:
@@ -55,7 +44,7 @@ def _components(redis_problem: str | None) -> dict[str, Component]:
 
 
 def test_prepare_sets_aside_a_variant_whose_service_is_missing(tmp_path: Path) -> None:
-    exp = load_experiment(write_experiment(tmp_path, TWO))
+    exp = load_experiment(write_experiment(tmp_path, NEEDS_REDIS))
     why = "redis-server is not installed; install it with: apt-get install redis-server"
     prepared = prepare(exp, components=_components(why))
     assert [p.variant for p in prepared.plans] == ["plain"]
@@ -66,7 +55,7 @@ def test_prepare_sets_aside_a_variant_whose_service_is_missing(tmp_path: Path) -
 
 
 def test_prepare_applies_overrides_and_names_the_option_it_refuses(tmp_path: Path) -> None:
-    path = write_experiment(tmp_path, TWO)
+    path = write_experiment(tmp_path, NEEDS_REDIS)
     exp = load_experiment(path)
     prepared = prepare(exp, variants=["plain"], overrides=LoadOverrides(duration="2s", vus=3))
     (plan,) = prepared.plans
@@ -109,7 +98,7 @@ def test_the_exit_code_a_report_adds_up_to() -> None:
     assert RunReport("x", ()).thresholds_line() is None
 
 
-THREE = TWO.replace('services.redis = "required"\n', '[[variants]]\nname = "third"\n')
+THREE = NEEDS_REDIS.replace('services.redis = "required"\n', '[[variants]]\nname = "third"\n')
 
 
 async def _until(condition: Callable[[], bool]) -> None:
