@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -248,7 +249,8 @@ def run_tui(db_path: Path, experiments_dir: Path, view_only: bool = False) -> No
     """Run the terminal UI until the user quits (``lab`` / ``lab tui``).
 
     Two environment variables start a run at once, for demos and the TUI-versus-headless
-    benchmark: ``LAB_TUI_AUTORUN=EXPERIMENT[:VARIANT]`` and ``LAB_TUI_EXIT_WHEN_DONE=1``.
+    benchmark: ``LAB_TUI_AUTORUN=EXPERIMENT[:VARIANT]`` and ``LAB_TUI_EXIT_WHEN_DONE=1``
+    (with which a target that does not import ends the app with its line and exit code 2).
 
     Args:
         db_path: the results database.
@@ -264,3 +266,7 @@ def run_tui(db_path: Path, experiments_dir: Path, view_only: bool = False) -> No
         view_only=view_only,
     )
     app.run()
+    if app.exit_when_done and app.return_code:
+        # Nobody watched the auto-run: its refusal (a target that does not import) ends
+        # the process with the exit code `lab run` gives it.
+        sys.exit(app.return_code)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Static
 
+from lab.errors import ExitCode
 from lab.store import Store
 from lab.topology.services import find_components
 from lab.tui.app import LabApp
@@ -170,14 +171,15 @@ async def test_the_tui_skips_a_variant_whose_service_is_missing_as_the_cli_does(
     assert [s["variant"] for s in json.loads(res.stdout)["skipped"]] == ["with-redis"]
 
 
-async def test_the_tui_refuses_a_target_that_does_not_import_as_the_cli_does(tmp_path: Path) -> None:
+def _does_not_import(tmp_path: Path) -> tuple[Path, Path]:
+    """An experiment folder whose one experiment's target app is found where its process
+    looks (the cheap check passes) but fails to import; and the experiment's path."""
     code = tmp_path / "code"
     code.mkdir()
-    # Found where the target's process looks (the cheap check passes), but fails to import.
     (code / "broken_app.py").write_text('raise RuntimeError("broken on purpose")\n')
     folder = tmp_path / "experiments"
     folder.mkdir()
-    path = write_experiment(folder, f"""
+    return folder, write_experiment(folder, f"""
         [experiment]
         title = "does not import"
         [target]
@@ -189,6 +191,10 @@ async def test_the_tui_refuses_a_target_that_does_not_import_as_the_cli_does(tmp
         [[load.requests]]
         path = "/"
     """, "broken")
+
+
+async def test_the_tui_refuses_a_target_that_does_not_import_as_the_cli_does(tmp_path: Path) -> None:
+    folder, path = _does_not_import(tmp_path)
     res = run_lab("run", str(path), "--db", str(tmp_path / "cli.db"))
     assert res.returncode == 2 and res.stdout == ""
     (cli_line,) = res.stderr.splitlines()
@@ -206,3 +212,13 @@ async def test_the_tui_refuses_a_target_that_does_not_import_as_the_cli_does(tmp
     assert messages == [cli_line] and engine.started == []
     with Store(tmp_path / "tui.db", readonly=True) as store:
         assert store.list_runs() == []
+
+
+async def test_an_auto_run_that_exits_when_done_ends_on_a_target_that_does_not_import(
+        tmp_path: Path) -> None:
+    folder, _path = _does_not_import(tmp_path)
+    engine = FakeEngine(hold=False)
+    app = LabApp(tmp_path / "tui.db", folder, run_plan_fn=engine, autorun="broken", exit_when_done=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: app.return_code is not None, "the app to exit")
+    assert app.return_code == ExitCode.BAD_INPUT and engine.started == []

@@ -181,6 +181,9 @@ class LiveScreen(LabScreen[None]):
             await asyncio.to_thread(check_targets, self.prepared)
         except LabError as exc:
             self.running = False
+            if self.exit_when_done:  # nobody is watching: end as `lab run` would
+                self.app.exit(return_code=exc.exit_code, message=str(exc))
+                return
             self.notify(str(exc), severity="error", timeout=15)
             self.dismiss()  # nothing ran: back to the experiments
             return
