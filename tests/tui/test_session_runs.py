@@ -38,8 +38,9 @@ name = "only"
 """The smallest sweep that gets a fit: six levels of 0.6 s on the usl-demo target."""
 
 
-async def _run_all_from_the_tui(folder: Path, db: Path, within_s: float = 120) -> LiveScreen:
-    """Open the TUI on ``folder``, run every variant of its one experiment, wait for the end."""
+async def _run_all_from_the_tui(folder: Path, db: Path, within_s: float = 120) -> tuple[LiveScreen, str]:
+    """Open the TUI on ``folder``, run every variant of its one experiment, wait for the end;
+    the Live screen and what its "Finished runs" panel shows."""
     app = LabApp(db, folder)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
@@ -49,7 +50,7 @@ async def _run_all_from_the_tui(folder: Path, db: Path, within_s: float = 120) -
         assert isinstance(live, LiveScreen)
         await wait_until(pilot, lambda: not live.running, "the runs to end", within_s)
         await settle(pilot, app)
-    return live
+        return live, plain(live.query_one("#outcomes", Static).content)
 
 
 MEASURED = {
@@ -92,7 +93,7 @@ async def test_a_sweep_run_from_the_tui_stores_its_fits(tmp_path: Path) -> None:
     folder.mkdir()
     write_experiment(folder, SWEEP, "sweep")
     db = tmp_path / "results.db"
-    live = await _run_all_from_the_tui(folder, db)
+    live, outcomes = await _run_all_from_the_tui(folder, db)
     assert [outcome.status for _variant, outcome in live.outcomes] == ["completed"] * 6
     with Store(db, readonly=True) as store:
         (sweep,) = store.list_sweeps()
@@ -100,6 +101,7 @@ async def test_a_sweep_run_from_the_tui_stores_its_fits(tmp_path: Path) -> None:
     assert [fit["model"] for fit in stored.fits] == ["usl", "amdahl"]
     assert stored.report, "the sweep's analysis is stored with its fits"
     assert live.report is not None and [variant for _id, variant, _a in live.report.sweeps] == ["only"]
+    assert "sweep only: USL fit stored (σ " in outcomes
 
 
 async def test_one_experiment_run_both_ways_stores_the_same_rows(tmp_path: Path) -> None:

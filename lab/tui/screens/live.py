@@ -459,6 +459,11 @@ class LiveScreen(LabScreen[None]):
                                   f"p95 {fmt_ms(outcome.summary.latency_ms.p95)} ms"))
             if outcome.reason:
                 lines.append(Text(f"  {outcome.reason}", style="italic"))
+        for _sweep_id, variant, analysis in self.report.sweeps if self.report is not None else ():
+            fit = analysis.usl
+            lines.append(Text(f"sweep {variant}: " + (
+                f"USL fit stored (σ {fit.sigma:.3g}, κ {fit.kappa:.3g}, R² {fit.r2:.3f}); c shows it"
+                if fit is not None else (analysis.fit_note or "no fit"))))
         if self.report is not None and self.report.thresholds:
             failed = self.report.failed_thresholds
             met = len(self.report.thresholds) - len(failed)
