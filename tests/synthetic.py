@@ -85,6 +85,26 @@ USL_DEMO = f"""
 """The usl-demo target at 20 ms of work per request, closed model, 10 s; add a sweep."""
 
 
+NEEDS_REDIS = f"""
+[experiment]
+title = "skip"
+[target]
+app = "targets.testing:app"
+app_dir = "{REPO}"
+[load]
+vus = 1
+duration = "1s"
+[[load.requests]]
+path = "/fast"
+[[variants]]
+name = "plain"
+[[variants]]
+name = "with-redis"
+services.redis = "required"
+"""
+"""Two variants on the test target; the second requires redis (skipped where it is missing)."""
+
+
 def synthetic_events(plan: RunPlan, key: str, base_rps: int, p95_ms: float, seconds: int,
                      started_at: float, *, user_change_at: int | None = None,
                      generator_cpu: float = 60.0, errors_every: int = 0) -> list[Event]:

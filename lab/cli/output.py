@@ -9,25 +9,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lab.cli.common import StdoutClosed, stdout_console, stdout_to_devnull
 
-
-def stages_of(store: Any, runs: Sequence[Any]) -> dict[int, list[Any]]:
-    """Per-stage figures of the runs whose load has more than one stage."""
-    from lab.analysis.stages import stage_figures
-
-    out = {}
-    for run in runs:
-        load = run.settings.load
-        if len(load.stages) > 1:
-            user_levels = [(e.t_s, e.level) for e in store.run_events(run.id) if e.reason == "user"]
-            out[run.id] = stage_figures(store.intervals(run.id), load, store.target_samples(run.id),
-                                        user_levels)
-    return out
+if TYPE_CHECKING:
+    from lab.session import RunReport
 
 
 def repeat_groups(runs: Sequence[Any]) -> list[list[Any]]:
@@ -66,34 +55,23 @@ def print_sweeps(sweeps: Sequence[tuple[int, str, Any]]) -> None:
     click.echo(sweep_plot(pairs, width=max(width, 40), height=20, color=sys.stdout.isatty()))
 
 
-def print_runs(experiment: str, runs: Sequence[Any], fmt: str,
-                skipped: Sequence[dict[str, str]] = (), look_for: str = "",
-                stages: dict[int, list[Any]] | None = None,
-                sweeps: Sequence[tuple[int, str, Any]] = (),
-                results: Sequence[Any] = (),
-                repeat_intervals: dict[int, list[Any]] | None = None,
-                changes: Sequence[tuple[Any, list[Any]]] = (), note: str = "") -> None:
-    """Print runs in ``fmt`` on stdout (see ``write_runs``); ``note``: a line above the
-    table (table format only).
+def print_runs(report: RunReport, fmt: str) -> None:
+    """Print the report's runs in ``fmt`` on stdout (see ``write_runs``).
 
     A reader that closes stdout early (``lab run ... | head -40``) ends the output, not
     the command: the rest is dropped and the caller goes on to the exit code its runs and
     thresholds give. (click turns a BrokenPipeError it sees into exit 1, "a run failed".)
     """
     try:
-        write_runs(experiment, runs, fmt, skipped, look_for, stages, sweeps, results,
-                    repeat_intervals, changes, note)
+        write_runs(report, fmt)
     except (BrokenPipeError, StdoutClosed):
         stdout_to_devnull()
 
 
-def write_runs(experiment: str, runs: Sequence[Any], fmt: str,
-                skipped: Sequence[dict[str, str]], look_for: str,
-                stages: dict[int, list[Any]] | None,
-                sweeps: Sequence[tuple[int, str, Any]],
-                results: Sequence[Any],
-                repeat_intervals: dict[int, list[Any]] | None,
-                changes: Sequence[tuple[Any, list[Any]]], note: str = "") -> None:
+def write_runs(report: RunReport, fmt: str) -> None:
+    """Write the report on stdout: ``json`` (the ``lab run --format json`` document),
+    ``csv``, ``markdown``, ``junit``, or ``table`` (the side-by-side table with the stage,
+    repeat, change, threshold and skipped-variant tables under it; ``report.note`` above)."""
     from lab.report.json_report import experiment_json, stages_json
     from lab.report.table import (
         comparison_table,
@@ -103,45 +81,49 @@ def write_runs(experiment: str, runs: Sequence[Any], fmt: str,
         target_table,
     )
 
-    stages = stages or {}
+    runs = list(report.runs)
+    stages = report.stages
+    skipped = [skip.as_dict() for skip in report.skipped]
+    results = list(report.thresholds)
+    repeat_intervals = report.repeat_intervals
     if fmt == "json":
-        doc = experiment_json(experiment, list(runs))
+        doc = experiment_json(report.experiment, runs)
         for entry in doc["runs"]:
             if entry["id"] in stages:
                 entry["stages"] = stages_json(stages[entry["id"]])
         if skipped:
-            doc["skipped"] = list(skipped)
-        if sweeps:
+            doc["skipped"] = skipped
+        if report.sweeps:
             doc["sweeps"] = [{"id": sweep_id, "variant": variant, **analysis.as_dict()}
-                             for sweep_id, variant, analysis in sweeps]
+                             for sweep_id, variant, analysis in report.sweeps]
         if results:
             doc["thresholds"] = [r.as_dict() for r in results]
             doc["thresholds_passed"] = all(r.passed for r in results)
         if repeat_intervals is not None:
             doc["repeats"] = [repeat_json(group, repeat_intervals) for group in repeat_groups(runs)]
-        if changes:
+        if report.changes:
             doc["changes"] = [{"run_ids": [r.id for r in group], "variant": group[0].variant,
-                               "figures": [c.as_dict() for c in found]} for group, found in changes]
+                               "figures": [c.as_dict() for c in found]} for group, found in report.changes]
         click.echo(json.dumps(doc, indent=2))
         return
     if fmt in ("csv", "markdown", "junit"):
         from lab.report import formats
 
         if fmt == "csv":
-            click.echo(formats.to_csv(list(runs)), nl=False)
+            click.echo(formats.to_csv(runs), nl=False)
         elif fmt == "markdown":
-            click.echo(formats.to_markdown(experiment, list(runs), list(results)), nl=False)
+            click.echo(formats.to_markdown(report.experiment, runs, results), nl=False)
         else:
-            click.echo(formats.to_junit(experiment, list(runs), list(results)), nl=False)
+            click.echo(formats.to_junit(report.experiment, runs, results), nl=False)
         return
     console = stdout_console()
-    if note:
-        console.print(note, highlight=False, markup=False)
-    if sweeps:
-        print_sweeps(sweeps)
+    if report.note:
+        console.print(report.note, highlight=False, markup=False)
+    if report.sweeps:
+        print_sweeps(report.sweeps)
     elif runs:
-        console.print(comparison_table(list(runs)))
-        extra = target_table(list(runs))
+        console.print(comparison_table(runs))
+        extra = target_table(runs)
         if extra is not None:
             console.print(extra)
         for run in runs:
@@ -151,7 +133,7 @@ def write_runs(experiment: str, runs: Sequence[Any], fmt: str,
         from lab.report.table import repeats_table
 
         console.print(repeats_table(repeat_groups(runs), repeat_intervals))
-    for group, found in changes:
+    for group, found in report.changes:
         from lab.report.table import changes_table
 
         console.print(changes_table(group, found))
@@ -161,5 +143,5 @@ def write_runs(experiment: str, runs: Sequence[Any], fmt: str,
         console.print(thresholds_text(results))
     if skipped:
         console.print(skipped_text(skipped))
-    if look_for and runs:
-        console.print(look_for_text(look_for))
+    if report.look_for and runs:
+        console.print(look_for_text(report.look_for))

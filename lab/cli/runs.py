@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from lab import session
 from lab.cli.common import (
     db_option,
     fail,
@@ -19,7 +20,7 @@ from lab.cli.common import (
     run_format_option,
     stdout_console,
 )
-from lab.cli.output import print_runs, repeat_groups, stages_of
+from lab.cli.output import print_runs, repeat_groups
 from lab.errors import ExitCode, UnknownRunError
 from lab.ids import RUN_ID
 
@@ -73,7 +74,7 @@ def show(run_id: int, db_path: str, fmt: str) -> None:
         intervals = store.intervals(run_id)
         errors = store.errors(run_id)
         samples = store.target_samples(run_id)
-        stages = stages_of(store, [run_rec]).get(run_id)
+        stages = session.stages_of(store, [run_rec]).get(run_id)
     if fmt == "json":
         doc = series_json(run_rec, intervals, samples)
         if stages:
@@ -106,14 +107,8 @@ def compare(run_ids: Sequence[int], baseline_id: int | None, thresholds: Sequenc
     figure against the baseline's measured spread: better, worse, or within noise.
     """
     from lab.analysis.thresholds import evaluate
-    from lab.thresholds import parse_threshold
 
-    checks = []
-    for text in thresholds:
-        try:
-            checks.append(parse_threshold(text))
-        except ValueError as exc:
-            fail(f"--threshold: {exc}")
+    checks = session.parse_thresholds(thresholds)
     if not run_ids and baseline_id is None:
         fail("lab compare: give RUN_IDs to compare (and/or --baseline RUN_ID)")
     with open_readonly(db_path) as store:
@@ -129,7 +124,7 @@ def compare(run_ids: Sequence[int], baseline_id: int | None, thresholds: Sequenc
             runs = store.get_runs(ids)
         except UnknownRunError as exc:
             fail(f"{db_path}: {exc}")
-        stages = stages_of(store, runs)
+        stages = session.stages_of(store, runs)
         changes: list[tuple[Any, list[Any]]] = []
         if baseline_id is not None:
             from lab.analysis.noise import compare as noise_compare
@@ -150,8 +145,8 @@ def compare(run_ids: Sequence[int], baseline_id: int | None, thresholds: Sequenc
                 + "; ".join(f"{name}: run{'s' if len(ids) > 1 else ''} {', '.join(ids)}"
                             for name, ids in ids_of.items())
                 + "): their targets and loads may differ, so a change is not the variant's alone")
-    print_runs(" vs ".join(names), runs, fmt, stages=stages, results=results, changes=changes,
-                note=note)
+    print_runs(session.RunReport(" vs ".join(names), tuple(runs), stages=stages, thresholds=tuple(results),
+                                 changes=tuple(changes), note=note), fmt)
     if any(not r.passed for r in results):
         sys.exit(ExitCode.RUN_FAILED)
     if fail_on_regression and any(c.verdict == "worse" for _g, found in changes for c in found):

@@ -3,7 +3,7 @@
 ``lab`` (or ``lab tui``) calls ``run_tui``. The app is one more subscriber to the
 engine's events (see ``lab.tui.screens.live``); it reads the database only from thread
 workers, each with its own connection, and writes it only through the engine's
-``StoreRecorder`` during a run.
+``StoreRecorder`` during a run (``lab.session.RunSequence``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,11 +21,10 @@ from textual.app import App
 from textual.binding import Binding
 from textual.driver import Driver
 
-from lab.engine import run_plan
-from lab.errors import ExitCode, UnknownVariantError
-from lab.plan import RunPlan, check_plans, plan_runs
+from lab.errors import ExitCode, LabError
 from lab.results import open_results
-from lab.spec import SpecError, find_experiment, load_experiment
+from lab.session import PreparedRuns, RunPlanFn, prepare
+from lab.spec import find_experiment, load_experiment
 from lab.store import Store, StoreError
 from lab.tui.browser_driver import BrowserSessionDriver, ViewerGone
 from lab.tui.messages import OpenCompare, OpenHistory, OpenSweeps, StartRuns
@@ -33,7 +33,7 @@ from lab.tui.screens.confirm import ConfirmScreen
 from lab.tui.screens.experiments import ExperimentsScreen
 from lab.tui.screens.help import HelpScreen
 from lab.tui.screens.history import HistoryScreen
-from lab.tui.screens.live import LiveScreen, RunPlanFn
+from lab.tui.screens.live import LiveScreen
 from lab.tui.screens.sweep import SweepScreen
 
 AUTORUN_ENV = "LAB_TUI_AUTORUN"
@@ -50,7 +50,7 @@ class LabApp(App[None]):
         experiments_dir: where the experiment files are listed from.
         autorun: ``EXPERIMENT`` or ``EXPERIMENT:VARIANT`` to start at once, or None.
         exit_when_done: with ``autorun``, quit once its runs have ended.
-        run_plan_fn: the engine's ``run_plan`` (tests inject a fake event source).
+        run_plan_fn: the engine's ``run_plan`` when None (tests inject a fake event source).
         handle_signals: stop a run cleanly on SIGTERM / SIGHUP (the real terminal app;
             tests leave their event loop's signal handling alone).
     """
@@ -76,7 +76,7 @@ class LabApp(App[None]):
         deletes a run, and the results database is only read."""
         self.autorun = autorun
         self.exit_when_done = exit_when_done
-        self.run_plan_fn: RunPlanFn = run_plan_fn or run_plan
+        self.run_plan_fn = run_plan_fn
         self.handle_signals = handle_signals
         self._store: Store | None = None
         self.live: LiveScreen | None = None
@@ -100,12 +100,11 @@ class LabApp(App[None]):
         name, _, variant = spec.partition(":")
         try:
             exp = load_experiment(find_experiment(name, self.experiments_dir))
-            plans = plan_runs(exp, [variant] if variant else None)
-            check_plans(exp, plans)
-        except (SpecError, UnknownVariantError, ValueError) as exc:
+            prepared = prepare(exp, variants=[variant] if variant else None)
+        except LabError as exc:
             self.notify(f"{AUTORUN_ENV}={spec}: {exc}", severity="error", timeout=15)
             return
-        self.start_runs(plans, exit_when_done=self.exit_when_done)
+        self.start_runs(prepared, exit_when_done=self.exit_when_done)
 
     def recording_store(self) -> Store:
         """The store the Live screen's ``StoreRecorder`` writes to (opened on first use).
@@ -225,15 +224,20 @@ class LabApp(App[None]):
             return set()
         return self.live.active_run_ids()
 
-    def start_runs(self, plans: Sequence[RunPlan], exit_when_done: bool = False) -> None:
-        """Open the Live screen on these plans, unless a run is already going on (or the
-        lab is view-only)."""
+    def start_runs(self, prepared: PreparedRuns, exit_when_done: bool = False) -> None:
+        """Run prepared runs on the Live screen, unless a run is already going on (or the
+        lab is view-only); each variant set aside for a missing service is one warning
+        with the reason, as ``lab run`` prints it."""
         if self.refuse_in_view_only("start runs"):
             return
         if self.live is not None and self.live.running:
             self.notify("A run is going on: stop it (s) before starting another.", severity="warning")
             return
-        self.live = LiveScreen(plans, self.run_plan_fn, exit_when_done=exit_when_done)
+        for skip in prepared.skipped:
+            self.notify(f"skipping variant {skip.variant}: {skip.reason}", severity="warning", timeout=15)
+        if not prepared.plans:
+            return
+        self.live = LiveScreen(prepared, self.run_plan_fn, exit_when_done=exit_when_done)
         self.push_screen(self.live)
 
     def open_history(self) -> None:
@@ -252,7 +256,7 @@ class LabApp(App[None]):
 
     @on(StartRuns)
     def _on_start_runs(self, message: StartRuns) -> None:
-        self.start_runs(message.plans, exit_when_done=message.exit_when_done)
+        self.start_runs(message.prepared, exit_when_done=message.exit_when_done)
 
     @on(OpenHistory)
     def _on_open_history(self, message: OpenHistory) -> None:
@@ -271,7 +275,8 @@ def run_tui(db_path: Path, experiments_dir: Path, view_only: bool = False) -> No
     """Run the terminal UI until the user quits (``lab`` / ``lab tui``).
 
     Two environment variables start a run at once, for demos and the TUI-versus-headless
-    benchmark: ``LAB_TUI_AUTORUN=EXPERIMENT[:VARIANT]`` and ``LAB_TUI_EXIT_WHEN_DONE=1``.
+    benchmark: ``LAB_TUI_AUTORUN=EXPERIMENT[:VARIANT]`` and ``LAB_TUI_EXIT_WHEN_DONE=1``
+    (with which a target that does not import ends the app with its line and exit code 2).
 
     Args:
         db_path: the results database.
@@ -287,3 +292,7 @@ def run_tui(db_path: Path, experiments_dir: Path, view_only: bool = False) -> No
         view_only=view_only,
     )
     app.run()
+    if app.exit_when_done and app.return_code:
+        # Nobody watched the auto-run: its refusal (a target that does not import) ends
+        # the process with the exit code `lab run` gives it.
+        sys.exit(app.return_code)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from textual.message import Message
 
 from lab.analysis.sweep import SweepAnalysis
-from lab.plan import RunPlan
+from lab.session import PreparedRuns
 from lab.store import IntervalRow, RunRecord
 from lab.tui.catalog import ExperimentEntry
 
@@ -84,13 +84,13 @@ class SweepsLoaded(Message):
 
 
 class StartRuns(Message):
-    """Run these plans in turn on the Live screen (unless a run is going on, or the lab is
-    view-only)."""
+    """Run these prepared runs in turn on the Live screen (unless a run is going on, or
+    the lab is view-only)."""
 
-    def __init__(self, plans: Sequence[RunPlan], exit_when_done: bool = False) -> None:
+    def __init__(self, prepared: PreparedRuns, exit_when_done: bool = False) -> None:
         super().__init__()
-        self.plans = list(plans)
-        """The runs, in order."""
+        self.prepared = prepared
+        """The runs, planned and checked (``lab.session.prepare``)."""
         self.exit_when_done = exit_when_done
         """Quit the app once they have ended."""
 

@@ -27,6 +27,7 @@ from lab.spec import Experiment, load_experiment
 from lab.store import Store
 from lab.topology.services import OWNER_FILE, PG_DIR_PREFIX, find_components, remove_orphaned_dirs
 from tests.conftest import REPO, run_lab, still_running, write_experiment
+from tests.synthetic import NEEDS_REDIS
 
 COMPONENTS = find_components()
 
@@ -107,24 +108,7 @@ def test_services_start_serve_the_target_and_stop_with_the_run(tmp_path: Path) -
 
 
 def test_variant_needing_a_missing_service_is_skipped_with_the_reason(tmp_path: Path) -> None:
-    body = f"""
-        [experiment]
-        title = "skip"
-        [target]
-        app = "targets.testing:app"
-        app_dir = "{REPO}"
-        [load]
-        vus = 1
-        duration = "1s"
-        [[load.requests]]
-        path = "/fast"
-        [[variants]]
-        name = "plain"
-        [[variants]]
-        name = "with-redis"
-        services.redis = "required"
-    """
-    path = write_experiment(tmp_path, body, name="skip")
+    path = write_experiment(tmp_path, NEEDS_REDIS, name="skip")
     # A PATH without redis-server: the lab looks it up there.
     env = {"PATH": str(Path(sys.executable).parent)}
     res = run_lab("run", str(path), "--db", str(tmp_path / "r.db"), "--format", "json", env=env)

@@ -154,6 +154,13 @@ RULES = [
     ("lab.analysis", "lab.tui"),
     ("lab.report", "lab.cli"),
     ("lab.report", "lab.tui"),
+    # The session is the one path both front ends take: it knows neither, and nothing
+    # below it (engine, store, analysis) knows it.
+    ("lab.session", "lab.cli"),
+    ("lab.session", "lab.tui"),
+    ("lab.engine", "lab.session"),
+    ("lab.store", "lab.session"),
+    ("lab.analysis", "lab.session"),
 ]
 
 

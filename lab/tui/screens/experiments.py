@@ -12,9 +12,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 
-from lab.errors import UnknownVariantError
-from lab.plan import RunPlan, check_plans, plan_runs
-from lab.spec import SpecError
+from lab.errors import LabError
+from lab.session import PreparedRuns, prepare
 from lab.tui.catalog import ExperimentEntry, discover
 from lab.tui.messages import ExperimentsLoaded, OpenHistory, StartRuns
 from lab.tui.screens.base import LabScreen, controls
@@ -171,7 +170,7 @@ class ExperimentsScreen(LabScreen[None]):
         if self.current is not None and self.current.valid:
             self.query_one("#variant-list", OptionList).focus()
 
-    def _plans(self, variant: str | None) -> list[RunPlan] | None:
+    def _prepare(self, variant: str | None) -> PreparedRuns | None:
         entry = self.current
         if entry is None:
             return None
@@ -179,24 +178,19 @@ class ExperimentsScreen(LabScreen[None]):
             self.notify(f"{entry.name} is invalid: {entry.error}", severity="error")
             return None
         try:
-            plans = plan_runs(entry.experiment, [variant] if variant else None)
-            # Cores and app modules, as `lab run` checks them: a mistake is a
-            # notification here rather than a failed run stored in the history.
-            check_plans(entry.experiment, plans)
-        except SpecError as exc:
+            # As `lab run` prepares them: a mistake is a notification here rather than
+            # a failed run stored in the history.
+            return prepare(entry.experiment, variants=[variant] if variant else None)
+        except LabError as exc:
             self.notify(str(exc), severity="error", timeout=10)
             return None
-        except (UnknownVariantError, ValueError) as exc:
-            self.notify(f"{entry.name}: {exc}", severity="error")
-            return None
-        return plans
 
     @controls("start runs")
     def action_run_all(self) -> None:
         """Run every variant of the highlighted experiment in turn."""
-        plans = self._plans(None)
-        if plans:
-            self.post_message(StartRuns(plans))
+        prepared = self._prepare(None)
+        if prepared is not None:
+            self.post_message(StartRuns(prepared))
 
     @controls("start runs")
     def action_run_variant(self) -> None:
@@ -206,9 +200,9 @@ class ExperimentsScreen(LabScreen[None]):
             self.action_run_all()
             return
         option = variants.get_option_at_index(variants.highlighted)
-        plans = self._plans(option.id)
-        if plans:
-            self.post_message(StartRuns(plans))
+        prepared = self._prepare(option.id)
+        if prepared is not None:
+            self.post_message(StartRuns(prepared))
 
     def action_next_variant(self) -> None:
         """Highlight the next variant (wrapping round)."""

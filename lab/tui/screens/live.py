@@ -2,16 +2,18 @@
 
 The runs execute in this app's event loop (an async worker), with two listeners on the
 engine's events: the store ``StoreRecorder`` and a ``LiveBridge`` that only updates a plain
-snapshot. The load itself comes from the engine's generator worker processes, so the
-UI never competes with the measurement loop inside one process. A timer redraws from
-the snapshot at most four times a second, and only when it changed.
+snapshot. When they have ended, ``lab.session.conclude`` stores their sweep fits and
+checks their thresholds, as ``lab run`` does, and the screen shows what it found. The
+load itself comes from the engine's generator worker processes, so the UI never competes
+with the measurement loop inside one process. A timer redraws from the snapshot at most
+four times a second, and only when it changed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
-from collections.abc import Awaitable, Callable, Sequence
 
 from rich.console import Group
 from rich.table import Table
@@ -23,18 +25,16 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
-from lab.engine import RunControl, RunOutcome
-from lab.events import ERROR_CLASSES, Listener
+from lab.engine import RunOutcome
+from lab.errors import LabError
+from lab.events import ERROR_CLASSES
 from lab.plan import RunPlan
 from lab.report.table import fmt_mib, fmt_ms, fmt_rate
-from lab.store import StoreRecorder
+from lab.session import PreparedRuns, RunPlanFn, RunReport, RunSequence, check_targets, conclude
 from lab.tui.live_model import LiveBridge, LiveSnapshot
 from lab.tui.messages import OpenCompare, OpenHistory, OpenSweeps, RunsFinished
 from lab.tui.screens.base import LabScreen, controls
 from lab.tui.widgets.chart import ChartData, Series, TimeChart
-
-RunPlanFn = Callable[[RunPlan, Sequence[Listener], RunControl], Awaitable[RunOutcome]]
-"""``lab.engine.run_plan``'s shape; tests pass a fake that emits synthetic events."""
 
 REFRESH_S = 0.25
 """Redraw period: at most four redraws a second, whatever the event rate."""
@@ -81,8 +81,8 @@ class LiveScreen(LabScreen[None]):
     """Runs plans one after the other and shows charts, counters and resources live.
 
     Args:
-        plans: the runs to execute in turn (one per variant).
-        run_plan_fn: the engine entry point (tests inject a fake event source).
+        prepared: the runs to execute in turn (``lab.session.prepare``).
+        run_plan_fn: the engine's ``run_plan`` when None (tests inject a fake event source).
         exit_when_done: quit the app when the last run has ended (benchmarks).
     """
 
@@ -97,26 +97,35 @@ class LiveScreen(LabScreen[None]):
     ]
     HELP = "Watch a run. + / - change the load by a quarter of the plan; the change is marked on the charts."
 
-    def __init__(self, plans: Sequence[RunPlan], run_plan_fn: RunPlanFn,
+    def __init__(self, prepared: PreparedRuns, run_plan_fn: RunPlanFn | None = None,
                  exit_when_done: bool = False) -> None:
         super().__init__()
-        self.plans = list(plans)
+        self.prepared = prepared
+        self.plans = list(prepared.plans)
         self.run_plan_fn = run_plan_fn
         self.exit_when_done = exit_when_done
         self.bridge = LiveBridge(LiveSnapshot(count=len(self.plans)))
-        self.control = RunControl()
-        self.run_ids: list[int] = []
-        """Stored ids of the runs so far, in order."""
-        self.outcomes: list[tuple[str, RunOutcome]] = []
-        """``(variant, outcome)`` of every finished run."""
+        self.runs: RunSequence | None = None
+        """The runs going on (once the screen has started them)."""
+        self.report: RunReport | None = None
+        """What the runs add up to, once they have ended (``lab.session.conclude``)."""
         self.running = False
         """Whether runs are still going (the worker has not ended)."""
-        self._halt = False
+        self._stopped_before_start: str | None = None
         self._drawn_version = -1
         self._drawn_points = (-1, -1)
         self._run_worker: Worker[None] | None = None
-        self._recorder: StoreRecorder | None = None
         self._problems_told = 0
+
+    @property
+    def run_ids(self) -> list[int]:
+        """Stored ids of the runs so far, in order."""
+        return self.runs.run_ids if self.runs is not None else []
+
+    @property
+    def outcomes(self) -> list[tuple[str, RunOutcome]]:
+        """``(variant, outcome)`` of every finished run."""
+        return [(plan.variant, outcome) for plan, outcome in self.runs.outcomes] if self.runs else []
 
     @property
     def snapshot(self) -> LiveSnapshot:
@@ -164,54 +173,82 @@ class LiveScreen(LabScreen[None]):
     # ------------------------------------------------------------------ the runs
 
     async def _run_all(self) -> None:
-        """Execute the plans in turn; the only code that talks to the engine."""
-        recorder = self._recorder = StoreRecorder(self.lab.recording_store())
-        listeners: list[Listener] = [recorder, self.bridge]
+        """Check the target imports, execute the plans in turn, then conclude them
+        (``lab.session``): the only code that talks to the engine."""
+        store = self.lab.recording_store()
         try:
-            for index, plan in enumerate(self.plans):
-                if self._halt:
-                    break
-                self.control = RunControl()
-                self.bridge.snapshot = LiveSnapshot(index=index, count=len(self.plans))
-                outcome = await self.run_plan_fn(plan, listeners, self.control)
-                try:
-                    run_id = recorder.run_id_for(outcome.run_key)
-                except KeyError:
-                    run_id = None
-                if run_id is not None:
-                    self.run_ids.append(run_id)
-                self.outcomes.append((plan.variant, outcome))
-                self.bridge.snapshot.version += 1
-                if self._tell_problems(recorder):
-                    break  # the database stopped taking writes: no other run starts into it
-            else:
-                # A database deleted after the last run's end took the finished runs with it.
-                recorder.keep_if_gone()
-                self._tell_problems(recorder)
+            # As `lab run` does, once the database is open and before anything starts;
+            # in a thread: an import can take seconds.
+            await asyncio.to_thread(check_targets, self.prepared)
+        except LabError as exc:
+            self.running = False
+            if self.exit_when_done:  # nobody is watching: end as `lab run` would
+                self.app.exit(return_code=exc.exit_code, message=str(exc))
+                return
+            self.notify(str(exc), severity="error", timeout=15)
+            self.dismiss()  # nothing ran: back to the experiments
+            return
+        runs = self.runs = RunSequence(self.prepared, store, [self.bridge], self.run_plan_fn)
+        if self._stopped_before_start is not None:
+            runs.stop(self._stopped_before_start)
+        try:
+            await runs.run(on_start=self._run_starts, on_end=self._run_ended)
+            self._tell_problems(runs)  # runs kept elsewhere when the file went after the last
+            if not runs.problems:
+                self._conclude(runs)
         finally:
             self.running = False
-        self.post_message(RunsFinished(self.run_ids))
+        self.post_message(RunsFinished(runs.run_ids))
 
-    def _tell_problems(self, recorder: StoreRecorder) -> bool:
-        """Notify each run the database did not take in full that was not told yet (one
-        line each: where it is kept); whether there was any."""
-        new = recorder.problems[self._problems_told:]
-        self._problems_told = len(recorder.problems)
+    def _run_starts(self, index: int, plan: RunPlan) -> None:
+        self.bridge.snapshot = LiveSnapshot(index=index, count=len(self.plans))
+
+    def _run_ended(self, plan: RunPlan, outcome: RunOutcome) -> None:
+        self.bridge.snapshot.version += 1
+        if self.runs is not None:
+            self._tell_problems(self.runs)
+
+    def _tell_problems(self, runs: RunSequence) -> None:
+        """Notify each run the database did not take in full (it stopped taking writes, or
+        its file was deleted) that was not told yet: one line each, where it is kept."""
+        new = runs.problems[self._problems_told:]
+        self._problems_told = len(runs.problems)
         for problem in new:
             self.notify(problem.describe().removeprefix("lab: "), severity="error", timeout=60)
-        return bool(new)
+
+    def _conclude(self, runs: RunSequence) -> None:
+        """Store the sweep fits and check the thresholds of the runs made, as ``lab run``
+        does; say what it found."""
+        if not runs.run_ids:
+            return
+        try:
+            report = self.report = conclude(self.lab.recording_store(), self.prepared, runs.run_ids,
+                                            stopped=runs.halted)
+        except LabError as exc:
+            self.notify(str(exc), severity="error", timeout=30)
+            return
+        for line in report.warnings:
+            self.notify(line.removeprefix("lab: "), severity="warning", timeout=30)
+        failed = report.thresholds_line()
+        if failed:
+            self.notify(failed, severity="error", timeout=30)
 
     def active_run_ids(self) -> set[int]:
         """Stored ids of this screen's runs while they go on (empty once they ended)."""
-        if not self.running or self._recorder is None or self._recorder.last_run_id is None:
+        if not self.running or self.runs is None or self.runs.current_run_id is None:
             return set()
-        return {*self.run_ids, self._recorder.last_run_id}
+        return {*self.run_ids, self.runs.current_run_id}
+
+    def _stop(self, reason: str) -> None:
+        if self.runs is not None:
+            self.runs.stop(reason)
+        else:
+            self._stopped_before_start = reason
 
     async def stop_and_wait(self, reason: str = "stopped by user") -> None:
         """Stop the current run (stored as aborted), start no other, and wait for the
         engine to end every child process."""
-        self._halt = True
-        self.control.stop(reason)
+        self._stop(reason)
         if self._run_worker is not None:
             # A failed worker was reported already (LabScreen); quitting goes on.
             with contextlib.suppress(WorkerFailed, WorkerCancelled):
@@ -253,7 +290,8 @@ class LiveScreen(LabScreen[None]):
         if new == s.level:
             self.notify(f"Already at the lowest level ({new:g} {_unit(s.model)}).")
             return
-        self.control.set_level(new)
+        if self.runs is not None:
+            self.runs.control.set_level(new)
 
     @controls("change the load")
     def action_more(self) -> None:
@@ -268,14 +306,14 @@ class LiveScreen(LabScreen[None]):
     @controls("stop runs")
     def action_stop(self) -> None:
         """Stop the run now (stored as aborted, data kept) and run no other variant."""
-        self._halt = True
-        self.control.stop("stopped by user")
+        self._stop("stopped by user")
 
     @controls("stop runs")
     def action_next(self) -> None:
         """End this variant's run now (stored as aborted) and start the next one."""
         last = self.snapshot.index >= len(self.plans) - 1
-        self.control.stop("skipped to the next variant by user" if not last else "stopped by user")
+        if self.runs is not None:
+            self.runs.skip("skipped to the next variant by user" if not last else "stopped by user")
 
     def action_compare(self) -> None:
         """Compare the runs just made (a sweep's runs: show the sweep curves)."""
@@ -320,7 +358,7 @@ class LiveScreen(LabScreen[None]):
         self.query_one("#counters", Static).update(self._counters(s))
         self.query_one("#resources", Static).update(self._resources(s))
         outcomes = self.query_one("#outcomes", Static)
-        outcomes.display = bool(self.outcomes)
+        outcomes.display = bool(self.outcomes or self.prepared.skipped)
         outcomes.update(self._outcomes())
 
     def _draw_head(self, s: LiveSnapshot, plan: RunPlan) -> None:
@@ -413,9 +451,13 @@ class LiveScreen(LabScreen[None]):
         return Group(title, grid, Text(""), Text("Target reports", style="bold"), gauges)
 
     def _outcomes(self) -> Group | Text:
+        lines: list[Text] = []
+        for skip in self.prepared.skipped:
+            lines.append(Text.assemble((skip.variant, "bold"), " ", ("skipped", "yellow")))
+            lines.append(Text(f"  {skip.reason}", style="italic"))
         if not self.outcomes:
-            return Text("")
-        lines: list[Text] = [Text("Finished runs", style="bold")]
+            return Group(*lines, Text("")) if lines else Text("")
+        lines.append(Text("Finished runs", style="bold"))
         for variant, outcome in self.outcomes:
             style = {"completed": "green", "failed": "red", "aborted": "yellow"}.get(outcome.status, "")
             lines.append(Text.assemble((variant, "bold"), " ", (outcome.status, style)))
@@ -424,5 +466,16 @@ class LiveScreen(LabScreen[None]):
                                   f"p95 {fmt_ms(outcome.summary.latency_ms.p95)} ms"))
             if outcome.reason:
                 lines.append(Text(f"  {outcome.reason}", style="italic"))
+        for _sweep_id, variant, analysis in self.report.sweeps if self.report is not None else ():
+            fit = analysis.usl
+            lines.append(Text(f"sweep {variant}: " + (
+                f"USL fit stored (σ {fit.sigma:.3g}, κ {fit.kappa:.3g}, R² {fit.r2:.3f}); c shows it"
+                if fit is not None else (analysis.fit_note or "no fit"))))
+        if self.report is not None and self.report.thresholds:
+            failed = self.report.failed_thresholds
+            met = len(self.report.thresholds) - len(failed)
+            lines.append(Text(f"thresholds: {met} of {len(self.report.thresholds)} met",
+                              style="red" if failed else "green"))
+            lines += [Text(f"  {r.variant}: {r.describe()}", style="red") for r in failed[:5]]
         lines.append(Text(""))
         return Group(*lines)
