@@ -88,7 +88,9 @@ async def test_closed_model_ramps_vus_linearly() -> None:
     events = await _run(_plan({"stages": [{"duration": "2s", "target": 6}, {"duration": "1s", "target": 6}],
                                "think_time": "20ms", "requests": [{"path": "/fast"}]}))
     vus = [iv.active_vus for iv in _of(events, IntervalStats)]
-    assert vus[0] in (2, 3, 4)  # halfway up the ramp at the end of the first second
+    # Partway up the ramp at the end of the first second (3 when the interval closes on
+    # time; a busy machine closes it a little late): a ramp, not a step to 6.
+    assert 0 < vus[0] < 6, vus
     assert vus[1:] == [6, 6]
     stages = [e.stage for e in _of(events, LoadChanged)]
     assert stages == [0, 1]

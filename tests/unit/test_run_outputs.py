@@ -24,7 +24,7 @@ from lab.tui.screens.confirm import ConfirmScreen
 from lab.tui.screens.history import HistoryScreen
 from tests.conftest import write_experiment
 from tests.synthetic import QUICK, T0, record, summary_of, synthetic_events
-from tests.tui.waits import settle
+from tests.tui.waits import settle, wait_until
 
 # ------------------------------------------------------------------ the run table's captions
 
@@ -76,10 +76,10 @@ async def test_history_keeps_the_cursor_row_after_a_delete(tmp_path: Path) -> No
             record(store, events, "completed", None, T0 + 100 * k + 4, summary_of(events, 0, 0.5, 1, None))
     app = LabApp(db, experiments)
     async with app.run_test(size=(100, 32)) as pilot:
-        await app.workers.wait_for_complete()
+        await settle(pilot, app)
         await pilot.press("h")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen), "the History screen")
+        await settle(pilot, app)
         history = app.screen
         assert isinstance(history, HistoryScreen)
         table = history.query_one("#runs-table", DataTable)
@@ -87,9 +87,9 @@ async def test_history_keeps_the_cursor_row_after_a_delete(tmp_path: Path) -> No
 
         async def delete_at_cursor() -> None:
             await pilot.press("d")
-            await pilot.pause()
-            assert isinstance(app.screen, ConfirmScreen)
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the delete question")
             await pilot.press("y")
+            await wait_until(pilot, lambda: app.screen is history, "the History screen again")
             await settle(pilot, app)
 
         await pilot.press("down")

@@ -50,8 +50,9 @@ def test_async_queue_experiment_defers_the_work(db_path: Path) -> None:
     a, b = inline["summary"], queued["summary"]
     assert a["error_rate"] == 0 and b["error_rate"] == 0
     # Measured on 2 cores over the full 16 s profile (burst included): p50 722 -> 1.3 ms,
-    # p95 2,445 -> 5.1 ms. The 4 s version has a shorter burst; the work alone is ~30 ms.
-    assert a["latency_ms"]["p50"] >= 20
+    # p95 2,445 -> 5.1 ms. The 4 s version has a shorter burst. The work (~30 ms, a CPU loop
+    # calibrated when the target starts) took 18 ms once beside four test suites, so the
+    # variants are held against each other, not against a floor.
     assert b["latency_ms"]["p50"] * 3 <= a["latency_ms"]["p50"], (a, b)
     assert b["latency_ms"]["p95"] * 3 <= a["latency_ms"]["p95"], (a, b)
     # The work is deferred, not gone: one job enqueued per request (counted with its
