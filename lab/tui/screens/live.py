@@ -229,9 +229,8 @@ class LiveScreen(LabScreen[None]):
             return
         for line in report.warnings:
             self.notify(line.removeprefix("lab: "), severity="warning", timeout=30)
-        failed = report.thresholds_line()
-        if failed:
-            self.notify(failed, severity="error", timeout=30)
+        if report.failed_thresholds:
+            self.notify(report.thresholds_line(), severity="error", timeout=30)
 
     def active_run_ids(self) -> set[int]:
         """Stored ids of this screen's runs while they go on (empty once they ended)."""
