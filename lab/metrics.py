@@ -154,6 +154,8 @@ _BASE_UNIT: dict[Kind, str] = {"latency": "ms", "ratio": "", "rate": "req/s", "c
 _SHOWN_UNIT: dict[Kind, str] = {"latency": "ms", "ratio": "%", "rate": "req/s", "count": "",
                                 "cpu": "s/1k", "bytes": "MiB"}
 _SCALE: dict[Kind, float] = {"ratio": 100.0}
+_HIGHEST: dict[Kind, float] = {"ratio": 1.0}
+"""A share is at most 1; every kind has 0 as its lowest value (no figure is negative)."""
 _FORMAT: dict[Kind, Callable[[float | None], str]] = {
     "latency": fmt_ms, "ratio": _pct2, "rate": fmt_rate, "count": fmt_int, "cpu": fmt_cpu,
     "bytes": fmt_mib,
@@ -195,6 +197,12 @@ class Metric:
     def scale(self, value: float) -> float:
         """A value in the base unit as a table shows it (a share as a percent)."""
         return value * _SCALE.get(self.kind, 1.0)
+
+    def clamp(self, value: float) -> float:
+        """``value`` (base unit) held to the values the figure can take: never below 0
+        (a latency, rate, count, byte or CPU figure), a share never above 1. For ranges
+        computed around a figure (± standard errors) that would otherwise cross them."""
+        return min(max(value, 0.0), _HIGHEST.get(self.kind, math.inf))
 
     def shown(self, summary: Summary) -> float | None:
         """The figure as a table shows it (a share as a percent)."""

@@ -78,6 +78,15 @@ class RunPlan:
             object.__setattr__(self, "load", self.load.model_copy(update={"workers": cap[0]}))
 
     @property
+    def run_name(self) -> str:
+        """How a person tells this run from the others of one ``lab run``: the variant, and
+        for a run of a sweep its level (``lru``, ``default vus=8``). A dotted parameter
+        shows its last part (``env.USL_SERIAL_MS=2``), as ``lab runs`` shows it."""
+        if self.sweep is None:
+            return self.variant
+        return f"{self.variant} {self.sweep.parameter.rsplit('.', 1)[-1]}={self.sweep.level:g}"
+
+    @property
     def generator_workers_note(self) -> str:
         """Why fewer generator workers run than were asked for, e.g. ``connections = 1 is a
         total, not split over 2 workers``; empty when they all run."""

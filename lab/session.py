@@ -378,11 +378,16 @@ class RunReport:
             return ExitCode.RUN_FAILED
         return ExitCode.OK
 
-    def thresholds_line(self) -> str | None:
-        """One line naming the missed thresholds (the first five), or None when all were met."""
+    def thresholds_line(self) -> str:
+        """One line on the threshold checks: the missed ones named (the first five), else
+        ``all 6 threshold checks passed``, or ``no thresholds checked`` when there were none.
+        Whether any was missed is ``failed_thresholds``."""
         failed = self.failed_thresholds
+        if not self.thresholds:
+            return "no thresholds checked"
         if not failed:
-            return None
+            n = len(self.thresholds)
+            return "the 1 threshold check passed" if n == 1 else f"all {n} threshold checks passed"
         return (f"{len(failed)} threshold check{'s' if len(failed) != 1 else ''} failed: "
                 + "; ".join(f"run {r.run_id} ({r.variant}) {r.describe()}" for r in failed[:5]))
 

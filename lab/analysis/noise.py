@@ -4,7 +4,8 @@ A group is one run, or the repetitions of one variant (``lab run --repeat N``). 
 range for a figure is, with several runs, their minimum to maximum around the median;
 with one run, the run's figure ± two standard errors of its one-second intervals
 (the per-interval values' standard deviation / √intervals), a 95 % band when the
-intervals are roughly independent. A change is flagged only when the two ranges do not
+intervals are roughly independent, cut at the values the figure can take (a latency is
+never below 0 ms, a share never above 100 %). A change is flagged only when the two ranges do not
 overlap; otherwise it is "within noise".
 """
 
@@ -85,7 +86,7 @@ def spread(figure: Metric, runs: Sequence[RunRecord],
     half = 0.0
     if len(per_interval) >= 2:
         half = 2 * statistics.stdev(per_interval) / math.sqrt(len(per_interval))
-    return Spread(values[0], values[0] - half, values[0] + half, 1, "intervals")
+    return Spread(values[0], figure.clamp(values[0] - half), figure.clamp(values[0] + half), 1, "intervals")
 
 
 def compare(baseline: Sequence[RunRecord], candidate: Sequence[RunRecord],

@@ -109,6 +109,8 @@ def compare(run_ids: Sequence[int], baseline_id: int | None, thresholds: Sequenc
     from lab.analysis.thresholds import evaluate
 
     checks = session.parse_thresholds(thresholds)
+    if fail_on_regression and baseline_id is None:
+        fail("lab compare: --fail-on-regression needs --baseline RUN_ID (the run to check others against)")
     if not run_ids and baseline_id is None:
         fail("lab compare: give RUN_IDs to compare (and/or --baseline RUN_ID)")
     with open_readonly(db_path) as store:

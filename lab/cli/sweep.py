@@ -40,7 +40,8 @@ def sweep(sweep_ids: Sequence[int], db_path: str, fmt: str) -> None:
             from lab.analysis.sweep import MIN_FIT_LEVELS
 
             table = Table(title="sweeps", show_edge=False, title_style="bold")
-            for column in ("id", "experiment", "variant", "parameter", "levels", "runs", "N*"):
+            columns = ("id", "experiment", "variant", "parameter", "levels", "runs", "N*", "σ", "κ", "R²")
+            for column in columns:
                 table.add_column(column)
             for r in records:
                 usl = next((f for f in r.fits if f["model"] == "usl"), None)
@@ -54,8 +55,12 @@ def sweep(sweep_ids: Sequence[int], db_path: str, fmt: str) -> None:
                     # A deleted (or never run) level: the fit, if any, is of the levels left.
                     runs = (f"{len(r.runs)} of {len(r.levels)}, missing "
                             + ", ".join(f"{v:g}" for v in r.missing_levels))
+                # N* is – both without a fit and for a fit that never peaks (κ = 0): σ, κ and
+                # R² tell the two apart.
+                fit_cells = (("–",) * 3 if usl is None else
+                             (f"{usl['sigma']:.3g}", f"{usl['kappa']:.3g}", f"{usl['r2']:.3f}"))
                 table.add_row(str(r.id), r.experiment, r.variant, r.parameter,
-                              ", ".join(f"{v:g}" for v in r.levels), runs, n_star)
+                              ", ".join(f"{v:g}" for v in r.levels), runs, n_star, *fit_cells)
             if any(r.missing_levels for r in records):
                 table.caption = (f"missing: levels without a stored run (deleted, or not run); N* is "
                                  f"fitted from the levels left, – with fewer than {MIN_FIT_LEVELS}")

@@ -33,7 +33,7 @@ class RecordingProblem:
     run_key: str
     """The engine's key of the run."""
     variant: str
-    """The run's variant."""
+    """The run's variant (with its sweep level for a run of a sweep: ``default vus=8``)."""
     run_id: int | None
     """The run's id in the results database; None when not even its start was stored."""
     since_s: float | None
@@ -79,6 +79,11 @@ class RecordingProblem:
                            f"p95 {self.summary.latency_ms.p95:.3g} ms")
             kept = f"what it measured from then on is lost ({self.kept_error}){figures}"
         return f"lab: {self.error}; {which}: " + (f"{stored}; {kept}" if stored else kept)
+
+
+def _run_name(plan: object) -> str:
+    """The variant of a ``RunStarted`` plan, with its sweep level (``RunPlan.run_name``)."""
+    return str(getattr(plan, "run_name", getattr(plan, "variant", "")))
 
 
 def store_event(store: Store, run_id: int, event: Event) -> None:
@@ -150,7 +155,7 @@ class StoreRecorder:
         key = event.run_key
         if isinstance(event, RunStarted):
             self._started[key] = event
-            self._variants[key] = str(getattr(event.plan, "variant", ""))
+            self._variants[key] = _run_name(event.plan)
             try:
                 run_id = self.store.insert_run(event)
             except StoreError as exc:
@@ -223,7 +228,7 @@ class StoreRecorder:
                 self.store.finish_run(run_id, replace(finished, status="failed", reason=reason,
                                                       summary=None))
         self.problems.append(RecordingProblem(
-            run_key=key, variant=str(getattr(started.plan, "variant", "")), run_id=run_id,
+            run_key=key, variant=_run_name(started.plan), run_id=run_id,
             since_s=since_s, error=error, kept_in=kept_in, kept_whole=kept_whole,
             kept_error=kept_error, summary=finished.summary,
             db_gone=isinstance(exc, DatabaseGoneError)))

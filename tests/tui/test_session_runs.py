@@ -4,6 +4,7 @@ sets aside or refuses variants exactly as the CLI does."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import sys
@@ -21,7 +22,7 @@ from lab.tui.screens.live import LiveScreen
 from tests.conftest import run_lab, write_experiment
 from tests.synthetic import NEEDS_REDIS, USL_DEMO
 from tests.tui.conftest import FakeEngine
-from tests.tui.test_screens import plain
+from tests.tui.test_screens import _text, plain
 from tests.tui.waits import settle, wait_until
 
 SIZE = (100, 32)
@@ -224,3 +225,31 @@ async def test_an_auto_run_that_exits_when_done_ends_on_a_target_that_does_not_i
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: app.return_code is not None, "the app to exit")
     assert app.return_code == ExitCode.BAD_INPUT and engine.started == []
+
+
+async def test_the_live_screen_names_each_sweep_level(tmp_path: Path) -> None:
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    write_experiment(folder, SWEEP.replace("[1, 2, 3, 4, 5, 6]", "[2, 4, 8]"), "sweep")
+    gate = asyncio.Event()
+    engine = FakeEngine(seconds=2, hold=False, gate=gate)
+    app = LabApp(tmp_path / "tui.db", folder, run_plan_fn=engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await pilot.press("a")
+        await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), "the Live screen")
+        live = app.screen
+        assert isinstance(live, LiveScreen)
+        # Held mid-run: the first level's run is on screen, named with its level.
+        await wait_until(pilot, lambda: bool(live.snapshot.t), "the first interval")
+        await wait_until(pilot, lambda: "(run 1 of 3)" in _text(app, "#run-title"), "the heading")
+        assert "sweep / only vus=2" in _text(app, "#run-title")
+        assert "variant" not in _text(app, "#run-title")
+        gate.set()
+        await wait_until(pilot, lambda: not live.running, "the runs to end")
+        await settle(pilot, app)
+        outcomes = _text(app, "#outcomes")
+    assert engine.started == ["only"] * 3
+    assert [name for name, _outcome in live.outcomes] == ["only vus=2", "only vus=4", "only vus=8"]
+    for level in (2, 4, 8):
+        assert f"only vus={level} completed" in outcomes, outcomes

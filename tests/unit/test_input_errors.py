@@ -127,6 +127,11 @@ def test_good_ids_still_work(lab: Lab, stored: Path) -> None:
     assert [r["id"] for r in json.loads(res.out)["runs"]] == [1, 2]
 
 
+def test_fail_on_regression_without_a_baseline(lab: Lab, stored: Path) -> None:
+    line = lab("compare", "1", "2", "--fail-on-regression", "--db", str(stored)).one_line_error()
+    assert line.startswith("lab compare: --fail-on-regression needs --baseline RUN_ID"), line
+
+
 # ----------------------------------------------- 9: cores and app modules, before any run
 
 

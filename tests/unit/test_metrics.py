@@ -12,7 +12,7 @@ from lab.report.formats import to_junit, to_markdown
 from lab.report.table import comparison_table, render, thresholds_text
 from lab.store import RunRecord
 from lab.thresholds import parse_threshold
-from tests.unit.test_formats import _run, _summary
+from tests.unit.test_formats import _latency, _run, _summary
 
 
 def _fast_run() -> list[RunRecord]:
@@ -69,3 +69,24 @@ def test_significant_figures_never_use_an_exponent(value: float, shown: str) -> 
     from lab.metrics import fmt_significant
 
     assert fmt_significant(value) == shown
+
+
+def test_a_noise_range_never_goes_below_zero() -> None:
+    from lab.analysis.noise import spread
+    from lab.store import IntervalRow
+
+    # One run whose per-interval p99 swings wildly: ± 2 standard errors would reach below 0 ms.
+    p99s = [0.2, 0.3, 9.0, 0.25, 0.2]
+    run = _run(1, "spiky", summary=_summary(latency_ms=_latency(0.5, 0.8, 1.0, 1.48, 9.0, 0.6, 500),
+                                            error_rate=0.9))
+    intervals = {1: [IntervalRow(1, float(t), 1.0, 100, 10 if t % 2 else 100, 90 if t % 2 else 0, 0, 0, 0,
+                                 1, 0.0, 0, {}, b"", b"", b"", p, p, p, p, p)
+                     for t, p in enumerate(p99s)]}
+    by_name = {f.name: f for f in FIGURES}
+    p99 = spread(by_name["p99_ms"], [run], intervals)
+    assert p99 is not None and p99.median == 1.48
+    assert p99.low == 0.0 and p99.high > 1.48  # the low end is cut at 0, the high end kept
+    errors = spread(by_name["error_rate"], [run], intervals)
+    assert errors is not None and errors.high == 1.0 and 0 < errors.low < 0.9
+    throughput = spread(by_name["throughput_rps"], [run], intervals)
+    assert throughput is not None and throughput.low >= 0

@@ -95,7 +95,23 @@ def test_conclude_stores_the_fits_and_checks_the_thresholds(tmp_path: Path) -> N
 
 def test_the_exit_code_a_report_adds_up_to() -> None:
     assert RunReport("x", ()).exit_code == ExitCode.OK
-    assert RunReport("x", ()).thresholds_line() is None
+    assert RunReport("x", ()).thresholds_line() == "no thresholds checked"
+
+
+def test_the_thresholds_line_says_when_every_check_passed() -> None:
+    from lab.analysis.thresholds import ThresholdResult
+    from lab.thresholds import parse_threshold
+
+    def result(run_id: int, passed: bool) -> ThresholdResult:
+        return ThresholdResult(run_id, "only", parse_threshold("p95<200ms"), 12.3, passed)
+
+    report = RunReport("x", (), thresholds=(result(1, True), result(2, True)))
+    assert report.exit_code == ExitCode.OK and report.failed_thresholds == ()
+    assert report.thresholds_line() == "all 2 threshold checks passed"
+    one = RunReport("x", (), thresholds=(result(1, True),))
+    assert one.thresholds_line() == "the 1 threshold check passed"
+    missed = RunReport("x", (), thresholds=(result(1, True), result(2, False)))
+    assert missed.thresholds_line() == "1 threshold check failed: run 2 (only) p95<200ms: 12.3 ms"
 
 
 THREE = NEEDS_REDIS.replace('services.redis = "required"\n', '[[variants]]\nname = "third"\n')

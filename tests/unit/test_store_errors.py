@@ -138,6 +138,32 @@ def test_a_database_replaced_mid_run_is_not_written_and_the_run_is_kept(tmp_path
         assert len(spare.intervals(run.id)) == 4
 
 
+def test_runs_of_a_sweep_kept_elsewhere_are_named_with_their_level(tmp_path: Path) -> None:
+    from lab.events import RunFinished
+    from lab.plan import plan_runs
+    from lab.spec import load_experiment
+    from lab.store import StoreRecorder
+    from tests.synthetic import USL_DEMO
+
+    db = tmp_path / "results.db"
+    body = USL_DEMO + '[sweep]\nparameter = "vus"\nlevels = [2, 8]\nduration = "1s"\n'
+    plans = plan_runs(load_experiment(write_experiment(tmp_path, body, "levels")))
+    with Store(db) as store:
+        recorder = StoreRecorder(store)
+        for n, plan in enumerate(plans):
+            events = synthetic_events(plan, f"level-{n}", 500, 3.0, 2, T0 + 10 * n)
+            for event in events:
+                recorder(event)
+            recorder(RunFinished(f"level-{n}", "completed", None, T0 + 10 * n + 3,
+                                 summary_of(events, 0, 0.5, 1, None)))
+        db.unlink()  # `rm results.db` once the sweep's runs ended
+        recorder.keep_if_gone()
+        lines = [p.describe() for p in recorder.problems]
+    assert len(lines) == 2
+    assert "; the default vus=2 run: all of it is kept in " in lines[0], lines[0]
+    assert "; the default vus=8 run: all of it is kept in " in lines[1], lines[1]
+
+
 def test_a_database_deleted_after_the_last_run_ended_still_keeps_the_run(tmp_path: Path) -> None:
     from lab.plan import plan_runs
     from lab.spec import load_experiment

@@ -135,6 +135,26 @@ def test_deleting_a_level_refits_the_sweep_or_drops_its_fit(tmp_path: Path) -> N
     assert code == 0 and "this sweep has 5" in out and "no stored run for level 8" in out
 
 
+def test_the_sweep_list_tells_a_fit_without_a_peak_from_no_fit(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    # Sweep 1: κ = 0, so the USL curve never peaks and N* is –; sweep 2: too short to fit.
+    record_synthetic_sweeps(tmp_path, db, {"no-peak": (100.0, 0.05, 0.0)})
+    record_synthetic_sweeps(tmp_path, db, {"short": (100.0, 0.02, 0.001)}, levels=(1, 4))
+    code, out, err = _lab("sweep", "--db", str(db))
+    assert code == 0, err
+    cells = [line.translate(str.maketrans("┃│", "  ")).split() for line in out.splitlines()]
+    assert next(c for c in cells if "N*" in c)[-4:] == ["N*", "σ", "κ", "R²"]
+    rows = {c[0]: c for c in cells if c and c[0].isdigit()}
+    n_star, sigma, kappa, r2 = rows["1"][-4:]
+    assert n_star == "–" and float(sigma) == pytest.approx(0.05, rel=0.05)
+    assert float(kappa) == pytest.approx(0.0, abs=1e-4) and float(r2) > 0.99
+    assert rows["2"][-4:] == ["–"] * 4
+    listing = json.loads(_lab("sweep", "--db", str(db), "--format", "json")[1])
+    fits = next(sw["fits"] for sw in listing["sweeps"] if sw["id"] == 1)
+    usl = next(f for f in fits if f["model"] == "usl")
+    assert f"{usl['sigma']:.3g}" == sigma and f"{usl['r2']:.3f}" == r2
+
+
 def test_deleting_a_sweeps_last_run_removes_the_sweep(tmp_path: Path) -> None:
     db = tmp_path / "r.db"
     record_synthetic_sweeps(tmp_path, db, {"only": (100.0, 0.02, 0.001)}, levels=(1, 2))

@@ -52,14 +52,15 @@ def level_step(plan: RunPlan) -> float:
 
 
 def run_title(plan: RunPlan, index: int, count: int, width: int) -> Text:
-    """The run's one-line heading: title, experiment / variant, "variant k of n".
+    """The run's one-line heading: title, experiment / variant (and sweep level), "run k of n".
 
     A title too long for ``width`` cells ends in "…" so that which experiment and variant
     run stays on the line; with no room at all for it, the title is left out.
     """
-    where = Text(f"{plan.experiment} / {plan.variant}")
+    where = Text(f"{plan.experiment} / {plan.run_name}")
     if count > 1:
-        where.append(f"  (variant {index + 1} of {count})", style="dim")
+        # Runs, not variants: a sweep is one variant run at each level, --repeat runs it again.
+        where.append(f"  (run {index + 1} of {count})", style="dim")
     title = Text(plan.title, style="bold")
     room = width - where.cell_len - 2
     if width > 0 and title.cell_len > room:
@@ -124,8 +125,9 @@ class LiveScreen(LabScreen[None]):
 
     @property
     def outcomes(self) -> list[tuple[str, RunOutcome]]:
-        """``(variant, outcome)`` of every finished run."""
-        return [(plan.variant, outcome) for plan, outcome in self.runs.outcomes] if self.runs else []
+        """``(name, outcome)`` of every finished run: its variant, with the sweep level for a
+        run of a sweep (``default vus=8``)."""
+        return [(plan.run_name, outcome) for plan, outcome in self.runs.outcomes] if self.runs else []
 
     @property
     def snapshot(self) -> LiveSnapshot:
@@ -229,9 +231,8 @@ class LiveScreen(LabScreen[None]):
             return
         for line in report.warnings:
             self.notify(line.removeprefix("lab: "), severity="warning", timeout=30)
-        failed = report.thresholds_line()
-        if failed:
-            self.notify(failed, severity="error", timeout=30)
+        if report.failed_thresholds:
+            self.notify(report.thresholds_line(), severity="error", timeout=30)
 
     def active_run_ids(self) -> set[int]:
         """Stored ids of this screen's runs while they go on (empty once they ended)."""
