@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import uuid
 from collections.abc import Sequence
@@ -70,8 +71,9 @@ class RunPlan:
     reset it to None with a new ``load`` whose workers were asked for anew."""
 
     def __post_init__(self) -> None:
-        # A total the user sets (connections, max_in_flight) is never exceeded: each worker
-        # needs at least one of each, so no more workers run than the smallest of them.
+        # A total the user sets (connections, max_in_flight, VUs) is never exceeded nor
+        # left unsent: each worker needs at least one of each, so no more workers run than
+        # the smallest of them.
         cap = generator_worker_cap(self.load)
         if cap is not None and (self.load.workers or 1) > cap[0]:
             object.__setattr__(self, "generator_workers_asked", self.load.workers)
@@ -121,16 +123,22 @@ class RunPlan:
 
 
 def generator_worker_cap(load: LoadSpec) -> tuple[int, str] | None:
-    """The most generator workers ``load`` can be split over without exceeding a total it
-    sets, and that total as written (``connections = 1``); None when any number will do.
+    """The most generator workers ``load`` can be split over without losing or exceeding a
+    total it sets, and that total as written (``connections = 1``); None when any number
+    will do.
 
     Open model: every worker holds at least one connection and one request in flight, so
     ``connections`` and ``max_in_flight`` over more workers than their value would be
-    exceeded. VUs, ``rate`` and ``max_rps`` are split exactly (a worker may get none, or a
-    fraction of a request per second), so they set no cap.
+    exceeded. Closed model: a worker with no VU sends nothing, so its share of ``max_rps``
+    would never be sent; no more workers run than the most VUs of the run (over its
+    stages). A ``rate`` is split exactly (a worker may get a fraction of a request per
+    second), so it sets no cap.
     """
-    if load.model != "open":
-        return None
+    if load.model == "closed":
+        peak = max(1, math.ceil(load.peak_level))
+        if not load.stages or peak == load.vus:
+            return peak, f"vus = {peak}"
+        return peak, f"the stages' peak of {peak} VUs"
     caps = [(load.max_in_flight, f"max_in_flight = {load.max_in_flight}")]
     if load.connections is not None:
         caps.append((load.connections, f"connections = {load.connections}"))

@@ -7,6 +7,7 @@ completed attempt in a ``StatsRecorder``.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -50,6 +51,13 @@ one interval, caps of 1,000 and 3,000 req/s sent 979 and 2,359 req/s to a fake 2
 server; with this, 1,000 and 3,000), and the bucket stays small: after an idle spell
 at most ``1 + PACER_CATCH_UP_S · rate`` requests go out back to back, so one alone
 below 200 req/s."""
+
+END_CATCH_UP_S = 0.5
+"""How long past the run's end the open model's scheduler may still send arrivals that
+fell due before it: a timer or a busy moment costs no request at the end (without it, a
+loaded machine dropped the last few of a 2,000-arrival schedule), while a loop that has
+fallen seconds behind its schedule stops there and counts the rest as dropped instead
+of running on as long as it is behind."""
 
 IDLE_RETIRE_S = 2.0
 """An open-model connection idle this long is closed (its sender ends), so the pool
@@ -465,6 +473,12 @@ class OpenExecutor(Executor):
                     # The timer fires about its slack late: aim that much early.
                     await nap(min(intended - TIMER_SLACK_S, now + SLEEP_CHUNK_S))
                     continue
+                if now >= self.end + END_CATCH_UP_S:
+                    # A loop too busy to keep up is still behind well after the run's end:
+                    # sending the rest would run past the end by as much as it is behind.
+                    # They were never sent: dropped, as over max_in_flight.
+                    self._drop_unsent()
+                    return
                 self._n += 1
                 self._set_next()
                 if self._outstanding >= self.max_in_flight:
@@ -523,8 +537,31 @@ class OpenExecutor(Executor):
                 self._outstanding -= len(self._queue)
                 self._queue.clear()
 
+    def _drop_unsent(self) -> None:
+        """Count every arrival of the schedule from ``_n`` on as dropped, each in the
+        interval it was due in, without walking them one by one (a starved loop can be
+        a million behind)."""
+        rec, interval_s, total_s = self.recorder, self.recorder.interval_s, self.profile.total_s
+        done = round(self._n - self.phase)  # arrivals already sent or dropped
+        first = self._due(self._n)
+        k = int((first or 0.0) / interval_s)
+        while k * interval_s < total_s:
+            edge = min((k + 1) * interval_s, total_s)
+            # Arrival n (phase, phase + 1, ...) is due before ``edge`` when the schedule's
+            # count there exceeds n; the small margin keeps float error from adding one.
+            due_before = max(0, math.ceil(self._count_at(edge) - self.phase - 1e-9))
+            if due_before > done:
+                rec.drop(self.t0 + (k + 0.5) * interval_s, due_before - done)
+                done = due_before
+            k += 1
+        self._n = self.phase + done
+        self._next_at = _INF
+
     def _count_now(self) -> float:
-        t = self.elapsed()
+        return self._count_at(self.elapsed())
+
+    def _count_at(self, t: float) -> float:
+        """Arrivals the schedule holds ``t`` seconds after t0 (fractional)."""
         for seg in self.profile.segments:
             if t < seg.t1:
                 return seg.count_at(max(t, seg.t0))

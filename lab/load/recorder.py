@@ -291,9 +291,10 @@ class StatsRecorder:
         else:
             sample[1] += 1
 
-    def drop(self, intended: float) -> None:
-        """An open-model arrival due at monotonic ``intended`` was not sent (in-flight cap)."""
-        self.acc(self.index_at(intended)).dropped += 1
+    def drop(self, intended: float, count: int = 1) -> None:
+        """``count`` open-model arrivals due at monotonic ``intended`` (or within its
+        interval) were not sent: the in-flight cap was reached, or the run ended first."""
+        self.acc(self.index_at(intended)).dropped += count
 
     def lag(self, now: float, lag_s: float) -> None:
         """Count a lag of ``lag_s`` seconds observed at monotonic ``now``: a late wake-up

@@ -50,6 +50,9 @@ def _string_map(value: object) -> object:
 
 StringMap = Annotated[dict[str, str], BeforeValidator(_string_map)]
 
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+"""A number that is neither inf nor nan (TOML writes both; a rate of inf is no rate)."""
+
 
 
 
@@ -179,7 +182,7 @@ class Stage(BaseModel):
 
     duration: PositiveDuration
     """Seconds."""
-    target: float = Field(ge=0)
+    target: float = Field(ge=0, allow_inf_nan=False)
     """VUs (closed model) or requests per second (open model) at the end of the stage."""
 
 
@@ -205,13 +208,13 @@ class ParamSpec(BaseModel):
     distribution: Literal["zipf", "uniform", "sequence", "choice"]
     n: int | None = Field(None, ge=1, le=1_000_000, strict=True)
     """Zipf: distinct values 1..n (at most 1,000,000: the sampler keeps a table of n)."""
-    s: float = Field(1.1, gt=0)
+    s: float = Field(1.1, gt=0, allow_inf_nan=False)
     low: int | None = None
     high: int | None = None
     start: int = 1
     stop: int | None = None
     values: list[str | int | float] | None = None
-    weights: list[float] | None = None
+    weights: list[FiniteFloat] | None = None
 
     @model_validator(mode="after")
     def _fields_fit_distribution(self) -> ParamSpec:
@@ -263,7 +266,7 @@ class RequestSpec(BaseModel):
     method: str = "GET"
     path: UrlPath
     """Starts with '/'; ``{name}`` placeholders are filled from ``params``."""
-    weight: float = Field(1.0, gt=0)
+    weight: float = Field(1.0, gt=0, allow_inf_nan=False)
     """Relative share of the mix."""
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     headers: StringMap = Field(default_factory=dict)
@@ -335,7 +338,7 @@ class LoadSpec(BaseModel):
     model: Literal["closed", "open"] = "closed"
     vus: int | None = Field(None, ge=1, le=100_000, strict=True)
     """Virtual users (closed model)."""
-    rate: float | None = Field(None, gt=0, le=1_000_000)
+    rate: float | None = Field(None, gt=0, le=1_000_000, allow_inf_nan=False)
     """Requests per second (open model)."""
     duration: PositiveDuration = 20.0
     """Seconds, when there are no stages."""
@@ -352,7 +355,7 @@ class LoadSpec(BaseModel):
     """Open model: connections the generator may hold (default: ``max_in_flight``). A due
     request waits for a free connection; that wait counts in latency (measured from the
     intended send time) but not in service time, as with wrk2's fixed connections."""
-    max_rps: float | None = Field(None, gt=0)
+    max_rps: float | None = Field(None, gt=0, allow_inf_nan=False)
     """Closed model: cap on total requests per second."""
     workers: int | None = Field(None, ge=1, le=64, strict=True)
     """Load generator worker processes; None: one per core left after the target's
@@ -542,7 +545,7 @@ class SweepSpec(BaseModel):
     """Seconds per level (default: ``[load] duration``)."""
     warmup: NonNegativeDuration | None = None
     """Seconds at the start of each level excluded from its figures (default: ``[load] warmup``)."""
-    slo_p99_ms: float = Field(100.0, gt=0)
+    slo_p99_ms: float = Field(100.0, gt=0, allow_inf_nan=False)
     """Open-model rate sweeps: the p99 latency (ms) under which a level meets the SLO."""
 
     @field_validator("levels", mode="before")

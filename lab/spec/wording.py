@@ -137,6 +137,29 @@ _COMPARISONS = {
 }
 
 
+def _bounds_text(kinds: list[Any], loc: tuple[Any, ...]) -> str:
+    """The range a model field's number must lie in, as `` > 0 and <= 1000000``; empty for
+    a field without bounds or a value that is not a model field (a list item)."""
+    parent = _unwrap(kinds[-2]) if len(kinds) >= 2 else None
+    if not loc or not isinstance(loc[-1], str) or not _is_model(parent):
+        return ""
+    field = parent.model_fields.get(loc[-1])
+    parts: list[str] = []
+    for item in field.metadata if field is not None else ():
+        for key, symbol in _COMPARISONS.values():
+            limit = getattr(item, key, None)
+            if isinstance(limit, int | float):
+                parts.append(f"{symbol} {_number_text(limit)}")
+    return " " + " and ".join(parts) if parts else ""
+
+
+def _number_text(limit: float) -> str:
+    # "1e+06" would hide a limit of a million: whole numbers are shown in full.
+    if isinstance(limit, float):
+        return f"{int(limit)}" if limit.is_integer() else f"{limit:g}"
+    return str(limit)
+
+
 def describe_error(err: Any, root: type[BaseModel]) -> tuple[tuple[Any, ...], str]:
     """Turn one pydantic error dict into (field loc, human message)."""
     loc, kinds = _clean_loc(root, tuple(err.get("loc", ())))
@@ -170,10 +193,7 @@ def describe_error(err: Any, root: type[BaseModel]) -> tuple[tuple[Any, ...], st
     if kind in _COMPARISONS:
         key, symbol = _COMPARISONS[kind]
         limit = ctx.get(key)
-        shown = limit
-        if isinstance(limit, float):
-            # "1e+06" would hide a limit of a million: whole numbers are shown in full.
-            shown = f"{int(limit)}" if limit.is_integer() else f"{limit:g}"
+        shown = _number_text(limit) if isinstance(limit, int | float) else limit
         return loc, f"must be {symbol} {shown} (got {show_value(value)})"
     if kind == "too_short":
         if ctx.get("min_length") == 1:
@@ -184,7 +204,8 @@ def describe_error(err: Any, root: type[BaseModel]) -> tuple[tuple[Any, ...], st
     if kind in _TYPE_WORDS:
         return loc, f"must be {_TYPE_WORDS[kind]} (got {show_value(value)})"
     if kind == "finite_number":
-        return loc, f"must be a finite number (got {show_value(value)})"
+        bounds = _bounds_text(kinds, loc)
+        return loc, f"must be a finite number{bounds} (got {show_value(value)})"
     message = str(err.get("msg", "invalid value"))
     return loc, message[:1].lower() + message[1:]
 

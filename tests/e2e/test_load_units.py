@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from lab.load.executors import OpenExecutor
+from lab.load.executors import END_CATCH_UP_S, OpenExecutor
 from lab.load.histogram import LatencyHistogram
 from lab.load.outcome import Outcome
 from lab.load.profile import LoadProfile
@@ -247,6 +247,46 @@ def test_open_model_drops_beyond_max_in_flight() -> None:
     assert totals.ok + totals.dropped == 100
     # 5 go out per 0.3 s at the most: 4 waves in the 1 s schedule (measured 80 dropped).
     assert 5 <= totals.ok <= 20 and totals.dropped >= 80, totals
+
+
+class _CpuBoundEngine(_FakeEngine):
+    """Spends ``steps`` loop turns of ``cpu_s`` of the event loop's own time on every
+    request, as httpx does (about 1 ms a request, over many awaits): the more requests
+    are outstanding, the longer each loop turn. Notes when each request was sent."""
+
+    def __init__(self, cpu_s: float, steps: int) -> None:
+        super().__init__(0.0)
+        self.cpu_s = cpu_s
+        self.steps = steps
+        self.sent_at: list[float] = []
+
+    async def send(self, client: object, req: Request) -> Outcome:
+        self.sent_at.append(time.monotonic())
+        for _ in range(self.steps):
+            began = time.monotonic()
+            while time.monotonic() - began < self.cpu_s:
+                pass
+            await asyncio.sleep(0)
+        return Outcome(200, 2, None)
+
+
+def test_open_model_drops_what_a_starved_loop_could_not_send_before_the_end() -> None:
+    # 20,000 req/s for 0.5 s against a loop that does 2,000 at the most (10 turns of 50 µs
+    # per request). The scheduler hands out its arrivals a few dozen per loop turn and
+    # each turn lasts as long as the requests outstanding take, so it falls ever further
+    # behind without reaching max_in_flight. The arrivals it has not reached soon after the
+    # end are never sent: they count as dropped (as over max_in_flight), every scheduled
+    # arrival is counted once, and the run ends on time instead of seconds late.
+    engine = _CpuBoundEngine(0.00005, steps=10)
+    ex, rec = _open(engine, 20_000.0, 0.5, max_in_flight=1000, connections=1000)
+    asyncio.run(ex.run())
+    totals = _totals(rec)
+    assert totals.ok + totals.interrupted + totals.dropped == 10_000, totals
+    assert totals.dropped > totals.ok > 0
+    # Past the end, the scheduler catches up for END_CATCH_UP_S at the most; after that
+    # only a request it handed to a sender before may go out: one per in-flight slot.
+    late = sum(t >= ex.end + END_CATCH_UP_S for t in engine.sent_at)
+    assert late <= 1000, (late, len(engine.sent_at))
 
 
 def test_open_model_stop_interrupts_and_level_changes_the_rate() -> None:

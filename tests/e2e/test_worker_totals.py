@@ -115,3 +115,18 @@ def test_workers_from_the_command_line_are_capped_too(tmp_path: Path) -> None:
     run = json.loads(res.stdout)["runs"][0]
     assert run["generator_workers"] == 2
     assert run["config"]["generator_workers_note"] == "connections = 2 is a total, not split over 6 workers"
+
+
+async def test_max_rps_is_sent_in_full_when_there_are_fewer_vus_than_workers(
+        counting: _CountingServer, tmp_path: Path) -> None:
+    # 10 req/s for 3 s is 30 slots before the end (the next falls on the end). Split over 3
+    # workers, the one without a VU would hold a third of the cap and never send it.
+    plan = plan_runs(_experiment({"vus": 2, "max_rps": 10, "duration": "3s", "workers": 3},
+                                 counting.url))[0]
+    assert plan.load.workers == 2
+    assert plan.generator_workers_note == "vus = 2 is a total, not split over 3 workers"
+    events: list[Event] = []
+    await run_plan(plan, [events.append])
+    finished = [e for e in events if isinstance(e, RunFinished)][0]
+    assert finished.status == "completed", finished.reason
+    assert counting.served == 30

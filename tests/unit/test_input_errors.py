@@ -300,6 +300,41 @@ def test_documented_limits_hold_for_command_line_overrides(lab: Lab, tmp_path: P
     assert line.endswith(f"{message} (after command-line overrides)"), line
 
 
+# ------------------------------------------------- numbers that are not finite
+
+_ZIPF_S = 'path = "/p/{id}"\nparams.id = { distribution = "zipf", n = 10, s = %s }'
+_CHOICE = 'path = "/p/{id}"\nparams.id = { distribution = "choice", values = ["a", "b"], weights = [1, %s] }'
+
+
+@pytest.mark.parametrize(("old", "new", "field", "message"), [
+    ("vus = 1", "vus = 1\nmax_rps = inf", "load.max_rps", "must be a finite number > 0 (got inf)"),
+    # TOML reads a float too large for a double as inf.
+    ("vus = 1", "vus = 1\nmax_rps = 1e400", "load.max_rps", "must be a finite number > 0 (got inf)"),
+    ("vus = 1", "vus = 1\nmax_rps = nan", "load.max_rps", "must be a finite number > 0 (got nan)"),
+    ("vus = 1", 'model = "open"\nrate = nan', "load.rate",
+     "must be a finite number > 0 and <= 1000000 (got nan)"),
+    ('duration = "1s"', 'stages = [{ duration = "1s", target = inf }]', "load.stages[0].target",
+     "must be a finite number >= 0 (got inf)"),
+    ('path = "/fast"', 'path = "/fast"\nweight = -inf', "load.requests[0].weight",
+     "must be a finite number > 0 (got -inf)"),
+    ('path = "/fast"', _ZIPF_S % "nan", "load.requests[0].params.id.s",
+     "must be a finite number > 0 (got nan)"),
+    ('path = "/fast"', _CHOICE % "inf", "load.requests[0].params.id.weights[1]",
+     "must be a finite number (got inf)"),
+])
+def test_load_numbers_that_are_not_finite_are_one_line(lab: Lab, tmp_path: Path, old: str, new: str,
+                                                       field: str, message: str) -> None:
+    body = BASE.replace(old, new)
+    line = _bad_run(lab, tmp_path, body)
+    assert line == f"{tmp_path / 'exp.toml'}:{_line_of(body, new.splitlines()[-1])}: {field}: {message}"
+
+
+def test_a_rate_of_inf_from_the_command_line_is_one_line(lab: Lab, tmp_path: Path) -> None:
+    line = _bad_run(lab, tmp_path, BASE.replace("vus = 1", 'model = "open"\nrate = 1'), "--rate", "inf")
+    assert line.endswith("load.rate: must be a finite number > 0 and <= 1000000 (got inf) "
+                         "(after command-line overrides)"), line
+
+
 # ------------------------------------------------- 12d: shares stay within 0-100 %
 
 
@@ -344,8 +379,8 @@ def test_share_thresholds_from_the_command_line_and_the_file(lab: Lab, tmp_path:
     ("{start = 1, stop = 8, factor = 0}", "sweep.levels.factor", "must be > 1 (got 0)"),
     ("{start = 1, stop = 8, factor = -1}", "sweep.levels.factor", "must be > 1 (got -1)"),
     ('{start = 1, stop = 8, factor = "x"}', "sweep.levels.factor", "must be a number (got 'x')"),
-    ("{start = 1, stop = 8, factor = inf}", "sweep.levels.factor", "must be a finite number (got inf)"),
-    ("{start = 1, stop = 8, factor = nan}", "sweep.levels.factor", "must be a finite number (got nan)"),
+    ("{start = 1, stop = 8, factor = inf}", "sweep.levels.factor", "must be a finite number > 1 (got inf)"),
+    ("{start = 1, stop = 8, factor = nan}", "sweep.levels.factor", "must be a finite number > 1 (got nan)"),
     ("{start = 1, stop = 8, step = 0}", "sweep.levels.step", "must be > 0 (got 0)"),
     ("{start = 0, stop = 8, step = 1}", "sweep.levels.start", "must be > 0 (got 0)"),
     ("{start = 8, stop = 1, step = 1}", "sweep.levels.stop", "must be >= start (8) (got 1)"),
