@@ -430,6 +430,24 @@ def conclude(store: Store, prepared: PreparedRuns, run_ids: Sequence[int],
     )
 
 
+def stored_report(store: Store, run_ids: Sequence[int]) -> RunReport:
+    """A report of stored runs, worked out as ``conclude`` works out a session's (stage
+    figures, the sweeps the runs are levels of with their fits) without writing anything:
+    what ``lab compare`` and ``lab report`` render.
+
+    Raises:
+        UnknownRunError: ``no run with id N`` for the first unknown id.
+        StoreError: the database cannot be read.
+    """
+    from lab.analysis.sweep import analyse_stored
+
+    runs = store.get_runs(list(run_ids))
+    names = sorted({r.experiment for r in runs})
+    sweeps = analyse_stored(store, store.sweep_ids_of([run.id for run in runs]), save=False)
+    return RunReport(experiment=" vs ".join(names), runs=tuple(runs), stages=stages_of(store, runs),
+                     sweeps=tuple(sweeps))
+
+
 def stages_of(store: Store, runs: Sequence[RunRecord]) -> dict[int, list[StageFigures]]:
     """Per-stage figures of the runs whose load has more than one stage."""
     from lab.analysis.stages import stage_figures

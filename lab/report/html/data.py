@@ -1,5 +1,6 @@
-"""What the HTML report shows, read from stored runs through the ``Store`` API: the runs,
-their series, resources, errors and stages, and the sweeps they belong to.
+"""What the HTML report shows: the runs, their stages and sweeps as ``lab.session``'s
+``RunReport`` of stored runs gives every renderer, and their series, resources and errors
+read through the ``Store`` API.
 """
 
 from __future__ import annotations
@@ -64,27 +65,23 @@ def gather(store: Store, run_ids: Sequence[int], source: str = "") -> ReportData
     Raises:
         UnknownRunError: ``no run with id N`` for the first unknown id.
     """
-    from lab.analysis.stages import stage_figures
-    from lab.analysis.sweep import analyse_stored
+    from lab.session import stored_report
 
-    runs = store.get_runs(list(run_ids))
+    # The runs, their stages and their sweeps as every other renderer gets them.
+    report = stored_report(store, run_ids)
+    runs = list(report.runs)
     intervals: dict[int, list[IntervalRow]] = {}
     resources: dict[int, list[ResourceRow]] = {}
     errors: dict[int, list[ErrorRow]] = {}
-    stages: dict[int, list[StageFigures]] = {}
     for run in runs:
         if run.id in intervals:
             continue
         intervals[run.id] = store.intervals(run.id)
         resources[run.id] = store.resources(run.id, role="target")
         errors[run.id] = store.errors(run.id)
-        load = run.settings.load
-        if len(load.stages) > 1:
-            user_levels = [(e.t_s, e.level) for e in store.run_events(run.id) if e.reason == "user"]
-            stages[run.id] = stage_figures(intervals[run.id], load, user_levels=user_levels)
-    sweep_ids = store.sweep_ids_of([run.id for run in runs])
+    stages: dict[int, list[StageFigures]] = dict(report.stages)
     sweeps = [SweepEntry(sweep_id, store.get_sweep(sweep_id).experiment, variant, analysis)
-              for sweep_id, variant, analysis in analyse_stored(store, sweep_ids, save=False)]
+              for sweep_id, variant, analysis in report.sweeps]
     return ReportData(runs=runs, intervals=intervals, target_resources=resources, errors=errors,
                       stages=stages, sweeps=sweeps, source=source, generated_at=time.time())
 
