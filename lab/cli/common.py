@@ -134,6 +134,25 @@ def open_readonly(db_path: str) -> Store:
     return open_results(db_path, readonly=True)
 
 
+def check_before_ui(db_path: str) -> None:
+    """Refuse, before the TUI starts (``lab tui``, ``lab web``), a results database it could
+    not use, as ``lab run`` does before a run: a directory, a file that is not a results
+    database, one written by a newer lab, or a damaged one (every page read; nothing is
+    written to it, nor made beside it). A missing or empty file is fine: the first run
+    creates it.
+
+    Raises:
+        StoreError: that problem, one line naming the file (exit 2).
+    """
+    from pathlib import Path
+
+    from lab.results import open_results
+
+    path = Path(db_path)
+    if not db_path or path.is_dir() or (path.is_file() and path.stat().st_size > 0):
+        open_results(db_path, readonly=True, check=True).close()
+
+
 def lab_command(name: str | None = None, **attrs: Any) -> Callable[[Callable[..., Any]], LabCommand]:
     """``click.command`` for a ``lab`` command: a ``LabCommand``."""
     return click.command(name, cls=LabCommand, **attrs)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from lab.cli.common import db_option, fail, lab_command
+from lab.cli.common import check_before_ui, db_option, fail, lab_command
 
 
 @lab_command()
@@ -20,6 +20,7 @@ def tui(db_path: str, experiments_dir: str, view_only: bool) -> None:
     """Open the terminal UI: pick an experiment, watch it live, browse and compare runs."""
     from lab.tui.app import run_tui
 
+    check_before_ui(db_path)
     run_tui(db_path=Path(db_path), experiments_dir=Path(experiments_dir), view_only=view_only)
 
 
@@ -47,5 +48,6 @@ def web(db_path: str, experiments_dir: str, host: str, port: int, view_only: boo
 
     if view_only and control:
         fail("lab web: --view-only and --control exclude each other")
+    check_before_ui(db_path)
     serve(db_path=Path(db_path), experiments_dir=Path(experiments_dir), host=host, port=port,
           control=True if control else (False if view_only else None))

@@ -56,6 +56,7 @@ from lab.store.records import (
     SweepRecord,
     default_db_path,
     iso_utc,
+    unsaved_beside,
 )
 from lab.store.schema import SCHEMA_VERSION
 
@@ -80,5 +81,6 @@ __all__ = [
     "default_db_path",
     "iso_utc",
     "open_store",
+    "unsaved_beside",
 ]
 

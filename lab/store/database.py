@@ -82,6 +82,8 @@ def _sqlite_problem(path: Path, doing: str, exc: sqlite3.Error) -> str:
     lowered = reason.lower()
     if "malformed" in lowered or "corrupt" in lowered:
         hint = "; the file is damaged" + DAMAGED_HINT.format(path=path)
+    elif "not a database" in lowered:
+        hint = "; it is not a SQLite file (pass --db with a results database, or a path to create one)"
     elif "readonly" in lowered or "read-only" in lowered:
         hint = "; it cannot be written here (pass --db with a file this user can write)"
     elif "disk is full" in lowered:
@@ -131,21 +133,87 @@ def open_store(db_path: str | Path, *, readonly: bool = False, check: bool = Fal
         raise StoreError(f"{text}: no such results database (run an experiment first, or pass --db)")
     if path.is_dir():
         raise StoreError(f"{text}: is a directory, not a results database (pass --db with a file)")
+    leftovers = _absent_companions(path)
     try:
-        store = Store(path, readonly=readonly, summarise_abandoned=summarise_abandoned)
+        if check and path.is_file() and path.stat().st_size > 0:
+            # Read-only first: a writable connection on a damaged file in WAL mode would
+            # leave its -wal and -shm beside it, and nothing may be written to it.
+            check_readonly(path)
+        return Store(path, readonly=readonly, summarise_abandoned=summarise_abandoned)
     except OSError as exc:
+        _remove_empty(leftovers)
         raise StoreError(f"{text}: cannot open results database: {exc.strerror or exc}") from exc
-    if check:
-        try:
-            problems = store.check()
-        except BaseException:
-            store.close()
-            raise
+    except StoreError:
+        _remove_empty(leftovers)
+        raise
+
+
+def check_readonly(db_path: str | Path) -> None:
+    """Check an existing results database without writing anything: that it is one, of a
+    schema this lab reads, and sound in every page (``Store.check``). A damaged file is
+    left as it was, with no -wal or -shm file made beside it.
+
+    Raises:
+        StoreError: the file is missing, not a results database, written by a newer lab,
+            damaged, or cannot be read.
+    """
+    path = Path(db_path)
+    leftovers = _absent_companions(path)
+    try:
+        with translated(path, "open"):
+            conn = _connect_readonly(path)
+            try:
+                rows = conn.execute("PRAGMA quick_check(10)").fetchall()
+            finally:
+                conn.close()
+        problems = _problems(rows)
         if problems:
-            store.close()
-            raise StoreError(f"{text}: the results database is damaged: {problems[0]}"
-                             f"{DAMAGED_HINT.format(path=text)}")
-    return store
+            raise StoreError(f"{db_path}: the results database is damaged: {problems[0]}"
+                             f"{DAMAGED_HINT.format(path=db_path)}")
+    except StoreError:
+        _remove_empty(leftovers)
+        raise
+
+
+def _problems(rows: list[Any]) -> list[str]:
+    """The problems in the rows of ``PRAGMA quick_check``, one line each; empty when sound."""
+    # SQLite may put several lines in one row ("*** in database main ***\nPage 6: ...").
+    problems = [" ".join(str(row[0]).split()) for row in rows]
+    return [] if problems == ["ok"] else problems
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection to ``path`` (SQLite's errors as they are)."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        # A WAL database in a directory we cannot write (no -shm file can be made):
+        # read it as an immutable snapshot.
+        conn.close()
+        conn = sqlite3.connect(uri.replace("mode=ro", "immutable=1"), uri=True,
+                               check_same_thread=False)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _absent_companions(path: Path) -> list[Path]:
+    """The -wal and -shm files SQLite may make beside ``path`` that are not there now."""
+    return [p for p in (Path(f"{path}-wal"), Path(f"{path}-shm")) if not p.exists()]
+
+
+def _remove_empty(made: list[Path]) -> None:
+    """Remove the -wal and -shm files a connection that failed made beside a damaged file.
+    A read-only or failed connection writes no page to its -wal (one that holds pages is
+    left alone); the -shm is only the -wal's index."""
+    wal = [p for p in made if p.name.endswith("-wal")]
+    if any(p.exists() and p.stat().st_size > 0 for p in wal):
+        return
+    for p in made:
+        p.unlink(missing_ok=True)
 
 
 class Store:
@@ -192,7 +260,7 @@ class Store:
             if not self.path.is_file():
                 raise StoreError(f"{path}: no such results database")
             with translated(self.path, "open"):
-                conn = self._connect_readonly()
+                conn = _connect_readonly(self.path)
         else:
             if str(path) != ":memory:" and not self.path.parent.is_dir():
                 raise StoreError(f"{path}: directory {str(self.path.parent)!r} does not exist")
@@ -260,23 +328,7 @@ class Store:
         """
         with self._lock, translated(self.path, "check"):
             rows = self._db.execute("PRAGMA quick_check(10)").fetchall()
-        # SQLite may put several lines in one row ("*** in database main ***\nPage 6: ...").
-        problems = [" ".join(str(row[0]).split()) for row in rows]
-        return [] if problems == ["ok"] else problems
-
-    def _connect_readonly(self) -> sqlite3.Connection:
-        uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
-                               check_same_thread=False)
-        try:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.OperationalError:
-            # A WAL database in a directory we cannot write (no -shm file can be made):
-            # read it as an immutable snapshot.
-            conn.close()
-            conn = sqlite3.connect(uri.replace("mode=ro", "immutable=1"), uri=True,
-                                   check_same_thread=False)
-        return conn
+        return _problems(rows)
 
     def _check_is_ours(self) -> None:
         """Refuse a SQLite file that holds other data, rather than add tables to it."""

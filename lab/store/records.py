@@ -36,6 +36,12 @@ def unsaved_run_paths(db_path: Path, run_key: str) -> tuple[Path, Path]:
     return db_path.parent / name, Path(tempfile.gettempdir()) / name
 
 
+def unsaved_beside(db_path: Path) -> list[Path]:
+    """The results databases beside ``db_path`` that hold runs it stopped taking
+    (``<stem>.unsaved-KEY.db``, see ``unsaved_run_paths``), by name."""
+    return sorted(db_path.parent.glob(f"{db_path.stem}.unsaved-*.db"))
+
+
 def iso_utc(unix_s: float) -> str:
     """Format Unix seconds as ISO-8601 UTC text with milliseconds.
 

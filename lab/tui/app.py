@@ -25,7 +25,7 @@ from lab.errors import ExitCode, LabError
 from lab.results import open_results
 from lab.session import PreparedRuns, RunPlanFn, prepare
 from lab.spec import find_experiment, load_experiment
-from lab.store import Store, StoreError
+from lab.store import DatabaseGoneError, Store, StoreError, unsaved_beside
 from lab.tui.browser_driver import BrowserSessionDriver, ViewerGone
 from lab.tui.messages import OpenCompare, OpenHistory, OpenSweeps, StartRuns
 from lab.tui.screens.compare import CompareScreen
@@ -79,6 +79,7 @@ class LabApp(App[None]):
         self.run_plan_fn = run_plan_fn
         self.handle_signals = handle_signals
         self._store: Store | None = None
+        self._db_seen = self.db_path.exists()
         self.live: LiveScreen | None = None
         """The Live screen of the latest runs, if any."""
         self.terminal_gone = False
@@ -120,6 +121,7 @@ class LabApp(App[None]):
             raise StoreError(f"{self.db_path}: view-only: this view does not write the results database")
         if self._store is None:
             self._store = open_results(self.db_path, check=True)
+            self._db_seen = True
         return self._store
 
     def reading_store(self) -> Store | None:
@@ -127,11 +129,24 @@ class LabApp(App[None]):
         caller closes it); None while no database exists (nothing stored yet).
 
         Raises:
+            DatabaseGoneError: the database was deleted while the lab was open (it is not
+                empty: its runs are gone); the message names the files that keep the runs
+                stored since.
             StoreError: the file is not a results database, or cannot be read.
         """
         if not self.db_path.exists():
+            if self._db_seen:
+                raise DatabaseGoneError(self._gone_message())
             return None
+        self._db_seen = True
         return open_results(self.db_path, readonly=True)
+
+    def _gone_message(self) -> str:
+        kept = unsaved_beside(self.db_path)
+        where = (f"the runs kept since are in {', '.join(str(p) for p in kept)} (lab runs --db FILE)"
+                 if kept else "no run has been kept elsewhere since")
+        return (f"{self.db_path}: the results database was deleted while the lab was open; "
+                f"its runs are gone, {where}")
 
     def refuse_in_view_only(self, what: str) -> bool:
         """In a view-only lab, say that this view cannot do ``what`` and return True."""

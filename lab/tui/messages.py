@@ -32,10 +32,13 @@ class ExperimentsLoaded(Message):
 class RunsLoaded(Message):
     """The stored runs were read."""
 
-    def __init__(self, runs: Sequence[RunRecord]) -> None:
+    def __init__(self, runs: Sequence[RunRecord], problem: str | None = None) -> None:
         super().__init__()
         self.runs = list(runs)
         """Every stored run, newest first."""
+        self.problem = problem
+        """Why there are no runs to show although the database held some (it was deleted
+        while the lab was open), one line; None otherwise."""
 
 
 class RunDeleted(Message):

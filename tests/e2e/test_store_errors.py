@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -313,3 +314,41 @@ async def test_the_tui_says_where_a_run_went_when_the_database_stops_taking_writ
     with Store(spares[0], readonly=True) as store:
         (run,) = store.list_runs()
         assert len(store.intervals(run.id)) == 6 and run.status == "aborted"
+
+
+def _spoiled(tmp_path: Path, how: str) -> Path:
+    """A results database spoiled ``how``, alone in a folder of its own."""
+    folder = tmp_path / "db"
+    folder.mkdir()
+    db = folder / f"{how}.db"
+    if how == "garbage":
+        db.write_bytes(b"not a database at all\n" * 200)
+    else:
+        stored = _stored_db(tmp_path)
+        if how == "damaged":
+            _damage(stored, None)
+            db.write_bytes(stored.read_bytes())
+        else:  # truncated: a copy cut short, as by a full disk or an interrupted copy
+            db.write_bytes(stored.read_bytes()[: stored.stat().st_size // 2])
+    return db
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncated", "damaged"])
+@pytest.mark.parametrize("command", ["tui", "web", "run", "runs"])
+def test_a_spoiled_database_is_refused_before_the_lab_starts_and_nothing_is_left_beside_it(
+        tmp_path: Path, command: str, how: str) -> None:
+    db = _spoiled(tmp_path, how)
+    before = db.read_bytes()
+    exp, marker = _experiment_with_marker(tmp_path)
+    with socket.socket() as probe:  # a port nobody listens on, were the web lab to start
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    args = {"tui": ("tui",), "web": ("web", "--port", port), "run": ("run", str(exp), "-q"),
+            "runs": ("runs",)}[command]
+    res = run_lab(*args, "--db", str(db), cwd=tmp_path, timeout=30)
+    line = one_line_error(res.returncode, res.stdout, res.stderr)
+    assert line.startswith(f"{db}: cannot open the results database: "), line
+    assert ("not a SQLite file" if how == "garbage" else f"lab doctor --db {db}") in line, line
+    assert sorted(p.name for p in db.parent.iterdir()) == [db.name]
+    assert db.read_bytes() == before
+    assert not marker.exists()

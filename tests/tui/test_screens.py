@@ -289,3 +289,36 @@ async def test_history_of_an_empty_database(tmp_path: Path, experiments_dir: Pat
         await pilot.press("c", "d", "space")  # nothing to act on: no crash
         await pilot.pause()
         assert isinstance(app.screen, HistoryScreen)
+
+
+async def test_history_and_compare_after_the_database_was_deleted_say_so(
+        fixture_db: Path, experiments_dir: Path) -> None:
+    app = LabApp(fixture_db, experiments_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await _settle(pilot, app)
+        await pilot.press("h")
+        await _settle(pilot, app)
+        assert app.screen.query_one("#runs-table", DataTable).row_count == 4
+        await pilot.press("escape")
+        await _settle(pilot, app)
+        await asyncio.to_thread(fixture_db.unlink)
+        await pilot.press("h")
+        await _settle(pilot, app)
+        status = " ".join(_text(app, "#history-status").split())
+        assert f"{fixture_db}: the results database was deleted while the lab was open" in status, status
+        assert "no run has been kept elsewhere since" in status, status
+        assert "No runs stored yet" not in status
+        # A run recorded since was kept beside it (the recorder's keep_if_gone): named.
+        spare = fixture_db.with_name(f"{fixture_db.stem}.unsaved-0123456789ab.db")
+        with Store(spare):
+            pass
+        await pilot.press("escape")
+        await _settle(pilot, app)
+        await pilot.press("h")
+        await _settle(pilot, app)
+        status = " ".join(_text(app, "#history-status").split())
+        assert f"the runs kept since are in {spare}" in status, status
+        app.open_compare([1, 2])
+        await _settle(pilot, app)
+        shown = " ".join(_text(app, "#compare-table").split())
+        assert "deleted while the lab was open" in shown and str(spare) in shown, shown

@@ -18,7 +18,7 @@ from textual.widgets import Footer, Header, Static
 
 from lab.errors import UnknownRunError
 from lab.report.table import comparison_table, fmt_cpu, fmt_mib
-from lab.store import IntervalRow, RunRecord
+from lab.store import DatabaseGoneError, IntervalRow, RunRecord
 from lab.tui.messages import ComparisonLoaded
 from lab.tui.screens.base import LabScreen
 from lab.tui.widgets.chart import PALETTE, ChartData, Series, TimeChart
@@ -102,7 +102,11 @@ class CompareScreen(LabScreen[None]):
     @work(thread=True, exclusive=True, group="compare", exit_on_error=False, name="reading runs")
     def load_runs(self) -> None:
         """Read the runs and their intervals (a thread, a fresh read-only connection)."""
-        store = self.lab.reading_store()
+        try:
+            store = self.lab.reading_store()
+        except DatabaseGoneError as exc:
+            self.post_message(ComparisonLoaded([], {}, str(exc)))
+            return
         if store is None:
             self.post_message(ComparisonLoaded([], {}, f"{self.lab.db_path}: no runs stored yet"))
             return

@@ -16,7 +16,7 @@ from lab.analysis.sweep import MIN_FIT_LEVELS, delete_run_and_refit, fit_levels
 from lab.errors import UnknownRunError
 from lab.report.table import STATUS_STYLE, fmt_int, fmt_ms, fmt_rate, fmt_seconds, sweep_label
 from lab.results import open_results
-from lab.store import RunRecord
+from lab.store import DatabaseGoneError, RunRecord
 from lab.tui.messages import OpenCompare, OpenSweeps, RunDeleted, RunsLoaded
 from lab.tui.screens.base import LabScreen, controls
 from lab.tui.screens.confirm import ConfirmScreen
@@ -149,6 +149,8 @@ class HistoryScreen(LabScreen[None]):
         super().__init__()
         self.runs: list[RunRecord] = []
         """Every stored run (unfiltered), as last read."""
+        self.problem: str | None = None
+        """Why the stored runs could not be read (``RunsLoaded.problem``), as last read."""
         self.selected: list[int] = []
         """Selected run ids, in the order they were selected."""
         self.experiment_filter: str | None = None
@@ -199,7 +201,11 @@ class HistoryScreen(LabScreen[None]):
     def load_runs(self) -> None:
         """Read every stored run (a thread: a fresh, read-only connection, never the UI's)."""
         runs: list[RunRecord] = []
-        store = self.lab.reading_store()
+        try:
+            store = self.lab.reading_store()
+        except DatabaseGoneError as exc:
+            self.post_message(RunsLoaded([], problem=str(exc)))
+            return
         if store is not None:
             with store:
                 runs = store.list_runs()
@@ -208,6 +214,7 @@ class HistoryScreen(LabScreen[None]):
     @on(RunsLoaded)
     def _runs_loaded(self, message: RunsLoaded) -> None:
         self.runs = message.runs
+        self.problem = message.problem
         known = {r.id for r in self.runs}
         self.selected = [i for i in self.selected if i in known]
         self._fill()
@@ -248,7 +255,9 @@ class HistoryScreen(LabScreen[None]):
         ]
         if self.selected:
             parts.append(f"selected {', '.join(str(i) for i in self.selected)}")
-        if not self.runs:
+        if self.problem is not None:
+            parts = [self.problem]
+        elif not self.runs:
             parts = ["No runs stored yet: the presenter's runs appear here (ctrl+r reads them again)."
                      if self.lab.view_only else
                      "No runs stored yet: pick an experiment and run it (esc, then a)."]

@@ -16,6 +16,7 @@ from textual.widgets import Footer, Header, Static
 from lab.analysis.sweep import analyse_stored
 from lab.errors import UnknownRunError
 from lab.report.sweep_report import fits_table, levels_table, verdicts
+from lab.store import DatabaseGoneError
 from lab.tui.messages import SweepsLoaded
 from lab.tui.screens.base import LabScreen
 from lab.tui.widgets.sweep_chart import SweepChart
@@ -64,7 +65,11 @@ class SweepScreen(LabScreen[None]):
     @work(thread=True, exclusive=True, group="sweep", exit_on_error=False, name="reading sweeps")
     def load_sweeps(self) -> None:
         """Read and analyse the sweeps (a thread, a fresh read-only connection)."""
-        store = self.lab.reading_store()
+        try:
+            store = self.lab.reading_store()
+        except DatabaseGoneError as exc:
+            self.post_message(SweepsLoaded([], str(exc)))
+            return
         if store is None:
             self.post_message(SweepsLoaded([], f"{self.lab.db_path}: no runs stored yet"))
             return
