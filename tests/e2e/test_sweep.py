@@ -54,7 +54,7 @@ def test_usl_fit_of_a_real_sweep_follows_the_targets_knobs(tmp_path: Path) -> No
         target.env = { USL_SERIAL_MS = "0.2", USL_CROSSTALK_MS = "0" }
         [[variants]]
         name = "high"
-        target.env = { USL_SERIAL_MS = "1.0", USL_CROSSTALK_MS = "0.08" }
+        target.env = { USL_SERIAL_MS = "1.0", USL_CROSSTALK_MS = "0.3" }
     """)
     res = run_lab("run", str(path), "--db", str(db), "--format", "json", timeout=240)
     assert res.returncode == 0, res.stderr
@@ -66,9 +66,14 @@ def test_usl_fit_of_a_real_sweep_follows_the_targets_knobs(tmp_path: Path) -> No
     # Closed model, no think time: N ≈ X·R at every level.
     assert all(lv["little_ok"] for lv in low["levels"] + high["levels"]), low["levels"]
     lf, hf = low["fit"], high["fit"]
-    # Measured: low σ ≈ 0.001, κ = 0; high σ ≈ 0.01, κ ≈ 0.003 with N* ≈ 17. With these
-    # 0.6 s levels, all measured (16 s for the 12 runs on 2 cores; three runs): low σ
-    # 0.003–0.008, κ = 0, R² ≥ 0.999; high σ 0–0.04, κ 0.0021–0.0027, N* 19–22, R² ≥ 0.997.
+    # The high variant's crosstalk (0.3 ms per other request in the serial section) makes
+    # X(N) fall after N ≈ 11, in the measured points themselves and not only in the fit's
+    # curvature: beside a busy machine, a subtler 0.08 ms fell within the noise and fitted
+    # κ = 0. Measured with these 0.6 s levels beside a running test suite (two runs):
+    # low σ 0.002–0.004, κ 0–0.00003, R² ≥ 0.998, X 47 → 1,250 req/s; high σ 0–0.03,
+    # κ 0.0074–0.0084, N* 10.9–11.4, R² ≥ 0.987, X 45 → 243 (N = 8) → 140 req/s (N = 32).
+    high_x = [lv["throughput_rps"] for lv in high["levels"]]
+    assert high_x[-1] < 0.8 * max(high_x), high_x  # retrograde in the data, not only the fit
     assert hf["sigma"] + 30 * hf["kappa"] > lf["sigma"] + 30 * lf["kappa"]
     assert hf["kappa"] > lf["kappa"]
     assert hf["n_star"] is not None and 5 < hf["n_star"] < 64
