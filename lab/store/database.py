@@ -213,7 +213,10 @@ def _remove_empty(made: list[Path]) -> None:
     if any(p.exists() and p.stat().st_size > 0 for p in wal):
         return
     for p in made:
-        p.unlink(missing_ok=True)
+        try:
+            p.unlink(missing_ok=True)
+        except OSError:
+            pass  # nothing was made there (its folder is a file, or cannot be written)
 
 
 class Store:
