@@ -353,7 +353,12 @@ def test_a_generator_worker_that_dies_fails_the_run_with_exit_1(tmp_path: Path, 
         deadline = time.monotonic() + 30
         worker = None
         while worker is None:
-            assert time.monotonic() < deadline, "the run never produced an interval"
+            if proc.poll() is not None or time.monotonic() > deadline:
+                if proc.poll() is None:
+                    proc.kill()
+                out, err = proc.communicate(timeout=30)
+                pytest.fail(f"the run never produced an interval (lab exit {proc.returncode}); "
+                            f"stderr: {err[-2000:]!r}; stdout: {out[-2000:]!r}")
             time.sleep(0.2)
             try:
                 with Store(db_path, readonly=True) as store:
