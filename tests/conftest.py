@@ -10,6 +10,7 @@ import textwrap
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -140,6 +141,21 @@ def write_experiment(directory: Path, body: str, name: str = "exp") -> Path:
     path = directory / f"{name}.toml"
     path.write_text(textwrap.dedent(body))
     return path
+
+
+def plan_against_testing(load: dict[str, Any], target: dict[str, Any] | None = None, name: str = "t") -> Any:
+    """The first ``RunPlan`` of an inline experiment against ``targets.testing:app``:
+    ``load`` and ``target`` are the experiment's tables as dicts (timeout 2 s unless given)."""
+    from lab.plan import plan_runs
+    from lab.spec import Experiment
+
+    exp = Experiment.model_validate({
+        "experiment": {"title": "t"},
+        "target": {"app": "targets.testing:app", **(target or {})},
+        "load": {"timeout": "2s", **load},
+    })
+    exp.name = name
+    return plan_runs(exp)[0]
 
 
 def run_lab(*args: str, cwd: Path | None = None, timeout: float = 120,

@@ -27,22 +27,14 @@ from lab.events import (
     RunFinished,
     RunStarted,
 )
-from lab.plan import plan_runs
 from lab.progress import ProgressPrinter
-from lab.spec import Experiment
 from lab.store import Store, StoreRecorder
 from lab.tui.live_model import LiveBridge
-from tests.conftest import leaves_no_processes
+from tests.conftest import leaves_no_processes, plan_against_testing
 
 
 def _plan(load: dict[str, Any], target: dict[str, Any] | None = None):
-    exp = Experiment.model_validate({
-        "experiment": {"title": "t"},
-        "target": {"app": "targets.testing:app", **(target or {})},
-        "load": {"timeout": "2s", **load},
-    })
-    exp.name = "t"
-    return plan_runs(exp)[0]
+    return plan_against_testing(load, target, name="t")
 
 
 async def _run(plan, control: RunControl | None = None) -> list[Event]:

@@ -28,21 +28,14 @@ from lab.events import (
     RunStarted,
 )
 from lab.load.histogram import LatencyHistogram
-from lab.plan import plan_runs
 from lab.report import comparison_table, experiment_json, render, run_details
 from lab.results import open_results as Store  # the store as lab run and the TUI open it
-from lab.spec import Experiment
 from lab.store import StoreRecorder
+from tests.conftest import plan_against_testing
 
 
 def _plan(load: dict[str, Any], target: dict[str, Any] | None = None):
-    exp = Experiment.model_validate({
-        "experiment": {"title": "t"},
-        "target": {"app": "targets.testing:app", **(target or {})},
-        "load": {"timeout": "2s", **load},
-    })
-    exp.name = "endings"
-    return plan_runs(exp)[0]
+    return plan_against_testing(load, target, name="endings")
 
 
 async def _run_stopping_at(plan, stop_at_s: float | None, db: Path) -> tuple[Any, list[Event]]:
