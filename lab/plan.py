@@ -13,11 +13,15 @@ from typing import Any
 from lab.errors import UnknownVariantError
 from lab.load.engines import choose_client
 from lab.spec import (
+    AutoscaleSpec,
+    BalancerSpec,
     Experiment,
+    FaultSpec,
     LoadSpec,
     ResolvedVariant,
     ServicesSpec,
     TargetSpec,
+    initial_replicas,
     located_error,
     module_problem,
     sweep_variant,
@@ -65,6 +69,12 @@ class RunPlan:
     """0-based repetition of this variant (``lab run --repeat N``)."""
     repeat_group: str = ""
     """Shared by the repetitions of one variant in one ``lab run --repeat N``."""
+    balancer: BalancerSpec | None = None
+    """nginx in front of the target's replicas (``[balancer]``), or None."""
+    autoscale: AutoscaleSpec | None = None
+    """The HPA-style autoscaler (``[autoscale]``), or None: a fixed replica count."""
+    faults: tuple[FaultSpec, ...] = ()
+    """Failures the lab causes during the run (``[[faults]]``)."""
     generator_workers_asked: int | None = None
     """Set when fewer generator workers run than ``load.workers`` asked for (or its
     default gave): the number asked. Set by the plan itself (see ``__post_init__``);
@@ -78,6 +88,11 @@ class RunPlan:
         if cap is not None and (self.load.workers or 1) > cap[0]:
             object.__setattr__(self, "generator_workers_asked", self.load.workers)
             object.__setattr__(self, "load", self.load.model_copy(update={"workers": cap[0]}))
+
+    @property
+    def replicas(self) -> int:
+        """Replicas at the start of the run (1 for a target without ``replicas``)."""
+        return initial_replicas(self.target, self.autoscale)
 
     @property
     def run_name(self) -> str:
@@ -107,6 +122,10 @@ class RunPlan:
             "target": self.target.model_dump(mode="json"),
             "load": self.load.model_dump(mode="json"),
             "services": self.services.model_dump(mode="json"),
+            **({"balancer": self.balancer.model_dump(mode="json")} if self.balancer else {}),
+            **({"autoscale": self.autoscale.model_dump(mode="json")} if self.autoscale else {}),
+            **({"faults": [f.model_dump(mode="json") for f in self.faults]} if self.faults else {}),
+            **({"replicas": self.replicas} if self.balancer else {}),
             **({"thresholds": list(self.thresholds)} if self.thresholds else {}),
             **({"repeat": self.repeat, "repeat_group": self.repeat_group}
                if self.repeat_group else {}),
@@ -207,6 +226,9 @@ def plan_runs(experiment: Experiment, variants: list[str] | None = None) -> list
             look_for=experiment.experiment.look_for,
             sweep=sweep,
             thresholds=tuple(f"{metric}{cond}" for metric, cond in v.thresholds.items()),
+            balancer=v.balancer,
+            autoscale=v.autoscale,
+            faults=v.faults,
         )
 
     if experiment.sweep is None:

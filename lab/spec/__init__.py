@@ -34,12 +34,30 @@ from lab.spec.models import (
     SweepSpec,
     TargetSpec,
     VariantSpec,
+    initial_replicas,
     sweep_variant,
 )
 from lab.spec.preflight import check_target_importable, module_problem
+from lab.spec.scaling import (
+    AUTOSCALE_METRICS,
+    BALANCER_METHODS,
+    MAX_REPLICAS,
+    AutoscaleSpec,
+    BalancerSpec,
+    FaultSpec,
+    PolicySpec,
+)
 from lab.spec.wording import describe_error, dotted_path, located_error
 
 __all__ = [
+    "AUTOSCALE_METRICS",
+    "BALANCER_METHODS",
+    "MAX_REPLICAS",
+    "AutoscaleSpec",
+    "BalancerSpec",
+    "FaultSpec",
+    "PolicySpec",
+    "initial_replicas",
     "EXPERIMENTS_ENV",
     "MAX_DURATION_S",
     "AppServiceSpec",

@@ -9,8 +9,10 @@ validated with the file, so a mistake is reported before anything starts.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from pathlib import Path
@@ -30,6 +32,7 @@ from pydantic import (
 )
 
 from lab.spec.durations import MAX_DURATION_S, NonNegativeDuration, PositiveDuration, seconds_text
+from lab.spec.scaling import MAX_REPLICAS, AutoscaleSpec, BalancerSpec, FaultSpec
 from lab.spec.wording import FieldError, describe_error, show_value
 
 
@@ -133,6 +136,10 @@ class TargetSpec(BaseModel):
     cpus: int | None = Field(None, ge=1, le=1024, strict=True)
     """Pin the target's processes to this many CPU cores (the first ones; the load
     generator is then pinned to the rest, when any are left). None: no pinning."""
+    replicas: int | None = Field(None, ge=0, le=MAX_REPLICAS, strict=True)
+    """Copies of the app, one uvicorn process each on its own loopback port, behind the
+    ``[balancer]`` (more than one needs one). With ``[autoscale]``: the count at the start
+    (default: ``min_replicas``, at least 1). None: one process, no balancer unless asked."""
 
     @field_validator("url")
     @classmethod
@@ -166,7 +173,7 @@ class TargetSpec(BaseModel):
         if self.url is not None:
             # These only shape a process the lab starts; silently ignoring them would
             # let a user believe they changed an external target.
-            for name in ("app_dir", "env", "workers", "cpus"):
+            for name in ("app_dir", "env", "workers", "cpus", "replicas"):
                 if name in self.model_fields_set and getattr(self, name) not in (None, {}, 1):
                     raise FieldError(
                         "applies only to 'app' targets the lab starts, not to a 'url' target",
@@ -521,10 +528,10 @@ class LevelRange(BaseModel):
         return out
 
 
-_SWEEP_INT_FIELDS = {"vus", "workers", "cpus", "max_in_flight", "connections"}
+_SWEEP_INT_FIELDS = {"vus", "workers", "cpus", "max_in_flight", "connections", "replicas"}
 _SWEEP_LOAD_FIELDS = {"vus", "rate", "think_time", "max_rps", "max_in_flight", "connections",
                       "workers", "timeout"}
-_SWEEP_TARGET_FIELDS = {"workers", "cpus"}
+_SWEEP_TARGET_FIELDS = {"workers", "cpus", "replicas"}
 
 
 class SweepSpec(BaseModel):
@@ -703,6 +710,13 @@ class VariantSpec(BaseModel):
     thresholds: dict[str, str] = Field(default_factory=dict)
     """Thresholds for this variant's runs, added to (or replacing, metric by metric) the
     experiment's."""
+    balancer: dict[str, Any] | Literal[False] | None = None
+    """Overrides of ``[balancer]`` fields (a whole table when the experiment has none), or
+    ``false``: this variant runs without a balancer."""
+    autoscale: dict[str, Any] | Literal[False] | None = None
+    """Overrides of ``[autoscale]`` fields, or ``false``: a fixed number of replicas."""
+    faults: list[dict[str, Any]] | None = None
+    """Replaces the experiment's ``[[faults]]`` (``[]``: none)."""
 
     @field_validator("thresholds")
     @classmethod
@@ -731,6 +745,9 @@ class ResolvedVariant:
     services: ServicesSpec = dataclass_field(default_factory=lambda: ServicesSpec())
     thresholds: dict[str, str] = dataclass_field(default_factory=dict)
     """``metric → condition``: the experiment's, with the variant's on top."""
+    balancer: BalancerSpec | None = None
+    autoscale: AutoscaleSpec | None = None
+    faults: tuple[FaultSpec, ...] = ()
 
 
 # A variant setting the key drops these from the base (unless it sets them too): they
@@ -775,6 +792,9 @@ class Experiment(BaseModel):
     sweep: SweepSpec | None = None
     thresholds: dict[str, str] = Field(default_factory=dict)
     """``metric = "<condition>"``, e.g. ``p95 = "<200ms"``: checked against every run."""
+    balancer: BalancerSpec | None = None
+    autoscale: AutoscaleSpec | None = None
+    faults: list[FaultSpec] = Field(default_factory=list)
     variants: list[VariantSpec] = Field(default_factory=list)
 
     @field_validator("thresholds")
@@ -827,7 +847,10 @@ class Experiment(BaseModel):
                 except ValidationError as exc:
                     loc, message = describe_error(exc.errors()[0], type(base))
                     raise FieldError(message, ("variants", i, part, *loc)) from None
+        for i in range(max(len(self.variants), 1)):
+            self._resolve_scaling(i)
         for i, variant in enumerate(self.resolved_variants()):
+            _check_scaling(variant, self._scaling_loc(i))
             if variant.target.app and variant.load.http2:
                 where: tuple[str | int, ...] = (
                     ("variants", i, "load", "http2") if i < len(self.variants)
@@ -853,6 +876,57 @@ class Experiment(BaseModel):
                         raise FieldError(message, ("sweep", where)) from None
         return self
 
+    def _scaling_loc(self, i: int) -> Callable[[str], tuple[str | int, ...]]:
+        """Where a scaling field of variant ``i`` was written: the variant, else the base."""
+        variant = self.variants[i] if i < len(self.variants) else None
+
+        def loc(part: str) -> tuple[str | int, ...]:
+            head, _, rest = part.partition(".")
+            if variant is not None:
+                over = getattr(variant, head, None) if head != "target" else variant.target
+                if head == "target" and rest in over:
+                    return ("variants", i, "target", rest)
+                if head != "target" and over is not None:
+                    return ("variants", i, head, *(rest.split(".") if rest else ()))
+            return (head, *(rest.split(".") if rest else ()))
+        return loc
+
+    def _resolve_scaling(self, i: int) -> tuple[BalancerSpec | None, AutoscaleSpec | None,
+                                                tuple[FaultSpec, ...]]:
+        """The balancer, autoscaler and faults of variant ``i`` (0 without variants).
+
+        Raises:
+            FieldError: an override does not validate (located in the variant).
+        """
+        variant = self.variants[i] if i < len(self.variants) else None
+        parts: list[Any] = []
+        for name, base, model in (("balancer", self.balancer, BalancerSpec),
+                                  ("autoscale", self.autoscale, AutoscaleSpec)):
+            over = getattr(variant, name) if variant is not None else None
+            if over is None:
+                parts.append(base)
+                continue
+            if over is False:
+                parts.append(None)
+                continue
+            data = {**(base.model_dump(exclude_unset=True) if base is not None else {}), **over}
+            try:
+                parts.append(model.model_validate(data))
+            except ValidationError as exc:
+                loc, message = describe_error(exc.errors()[0], model)
+                raise FieldError(message, ("variants", i, name, *loc)) from None
+        faults: tuple[FaultSpec, ...] = tuple(self.faults)
+        if variant is not None and variant.faults is not None:
+            checked = []
+            for k, raw in enumerate(variant.faults):
+                try:
+                    checked.append(FaultSpec.model_validate(raw))
+                except ValidationError as exc:
+                    loc, message = describe_error(exc.errors()[0], FaultSpec)
+                    raise FieldError(message, ("variants", i, "faults", k, *loc)) from None
+            faults = tuple(checked)
+        return parts[0], parts[1], faults
+
     def resolved_variants(self) -> list[ResolvedVariant]:
         """The variants with their overrides applied, in file order.
 
@@ -867,19 +941,73 @@ class Experiment(BaseModel):
                 loaded with `load_experiment` have been checked already.
         """
         if not self.variants:
+            balancer, autoscale, faults = self._resolve_scaling(0)
             return [ResolvedVariant("default", "", self.target, self.load, self.services,
-                                    dict(self.thresholds))]
-        return [
-            ResolvedVariant(
+                                    dict(self.thresholds), balancer, autoscale, faults)]
+        out = []
+        for i, variant in enumerate(self.variants):
+            balancer, autoscale, faults = self._resolve_scaling(i)
+            out.append(ResolvedVariant(
                 name=variant.name,
                 description=variant.description,
                 target=_override(self.target, variant.target, _TARGET_REPLACES),
                 load=_override(self.load, variant.load, _LOAD_REPLACES),
                 services=_override(self.services, variant.services, {}),
                 thresholds={**self.thresholds, **variant.thresholds},
-            )
-            for variant in self.variants
-        ]
+                balancer=balancer, autoscale=autoscale, faults=faults,
+            ))
+        return out
+
+
+def initial_replicas(target: TargetSpec, autoscale: AutoscaleSpec | None) -> int:
+    """How many replicas a run starts with: ``replicas``, else ``min_replicas`` (at least
+    1) with an autoscaler, else 1."""
+    if target.replicas is not None:
+        return target.replicas
+    return max(autoscale.min_replicas, 1) if autoscale is not None else 1
+
+
+def _check_scaling(variant: ResolvedVariant, loc: Callable[[str], tuple[str | int, ...]]) -> None:
+    """The rules between ``[target] replicas``, ``[balancer]``, ``[autoscale]`` and
+    ``[[faults]]`` that no single table can check.
+
+    Raises:
+        FieldError: located where the offending value was written.
+    """
+    target, balancer, autoscale = variant.target, variant.balancer, variant.autoscale
+    if target.url is not None:
+        for name, value in (("balancer", balancer), ("autoscale", autoscale),
+                            ("faults", variant.faults)):
+            if value:
+                raise FieldError("applies only to 'app' targets the lab starts, not to a 'url' "
+                                 "target", loc(name))
+        return
+    if autoscale is not None and balancer is None:
+        raise FieldError("an autoscaler needs a [balancer] in front of the replicas it changes "
+                         "(e.g. [balancer] method = \"least_conn\")", loc("autoscale"))
+    replicas = target.replicas
+    if replicas is not None and replicas > 1 and balancer is None:
+        raise FieldError(f"{replicas} replicas need a [balancer] to spread the load over them "
+                         "(e.g. [balancer] method = \"round_robin\")", loc("target.replicas"))
+    if replicas == 0 and (autoscale is None or autoscale.min_replicas > 0):
+        raise FieldError("0 replicas serve nothing; 0 is allowed only with [autoscale] "
+                         "min_replicas = 0 (scale from zero)", loc("target.replicas"))
+    if autoscale is not None and replicas is not None and not (
+            autoscale.min_replicas <= replicas <= autoscale.max_replicas):
+        raise FieldError(f"must be within [autoscale] min_replicas..max_replicas "
+                         f"({autoscale.min_replicas}..{autoscale.max_replicas}); got {replicas}",
+                         loc("target.replicas"))
+    most = autoscale.max_replicas if autoscale is not None else initial_replicas(target, None)
+    total = variant.load.total_duration_s
+    for k, fault in enumerate(variant.faults):
+        if balancer is None:
+            raise FieldError("kill_replica needs replicas behind a [balancer]", (*loc("faults"), k))
+        if fault.replica >= most:
+            raise FieldError(f"there is no replica {fault.replica}: the run has at most {most} "
+                             f"(indexes 0..{most - 1})", (*loc("faults"), k, "replica"))
+        if fault.at >= total:
+            raise FieldError(f"must be before the end of the load ({total:g}s); got {fault.at:g}s",
+                             (*loc("faults"), k, "at"))
 
 
 def sweep_variant(variant: ResolvedVariant, sweep: SweepSpec, level: float) -> ResolvedVariant:
@@ -895,13 +1023,10 @@ def sweep_variant(variant: ResolvedVariant, sweep: SweepSpec, level: float) -> R
         load_over = {**load_over, "duration": sweep.duration, "stages": []}
     if sweep.warmup is not None:
         load_over = {**load_over, "warmup": sweep.warmup}
-    return ResolvedVariant(
-        name=variant.name,
-        description=variant.description,
+    return dataclasses.replace(
+        variant,
         target=_override(variant.target, target_over, _TARGET_REPLACES),
         load=_override(variant.load, load_over, _LOAD_REPLACES),
-        services=variant.services,
-        thresholds=variant.thresholds,
     )
 
 
