@@ -33,6 +33,9 @@ from lab.events import (
     IntervalStats,
     Listener,
     LoadChanged,
+    ReplicaChanged,
+    ReplicaCount,
+    ReplicaTraffic,
     ResourceSample,
     RunFinished,
     RunStarted,
@@ -47,13 +50,18 @@ from lab.load.wire import Done, IntervalReport, SetLevel, Start, Stop, WorkerCon
 from lab.monitor import ResourceSampler
 from lab.plan import RunPlan
 from lab.pool import Exited, GeneratorPool, IntervalMerger, Malformed
+from lab.topology.fleet import Fleet, FleetStats, ReplicaInfo
 from lab.topology.services import ServiceSet, remove_orphaned_dirs
 from lab.topology.targets import NOTHING_LISTENS_S, StatsReader, TargetProcess, wait_ready
+from lab.topology.traffic import TrafficSplitter
 
 START_DELAY_S = 0.1
 """Between the start command and t0, so every worker begins on the same instant."""
 FINISH_SLACK_S = 15.0
 """How long past its planned end plus the request deadline a run may take to wrap up."""
+LOG_FLUSH_S = 1.5
+"""How long after an interval's end the balancer's access log is read for it: nginx
+writes its buffered lines at least once a second."""
 STATS_ON_TIME_S = 0.25
 """A gauge reading sent and answered within this of its schedule is stamped with it (the
 middle of the interval it describes); a later one with the moment halfway between sending
@@ -215,8 +223,13 @@ class _Run:
         self.sample_every_s = sample_every_s
         self.key = uuid.uuid4().hex
         self.target: TargetProcess | None = None
+        self.fleet: Fleet | None = None
+        self.splitter: TrafficSplitter | None = None
+        self.replica_changes: list[ReplicaInfo] = []
+        """Replica changes before the load began, emitted once t0 is known."""
+        self.desired_replicas = plan.replicas
         self.services: ServiceSet | None = None
-        self.stats: StatsReader | None = None
+        self.stats: StatsReader | FleetStats | None = None
         self.gauge_samples: list[TargetSample] = []
         self.pool: GeneratorPool | None = None
         self.sampler: ResourceSampler | None = None
@@ -277,7 +290,11 @@ class _Run:
         problem = fd_budget_problem(load)  # also raises the limit the workers inherit
         if problem:
             return "failed", problem
-        if plan.target.app:
+        if plan.target.app and plan.balancer is not None:
+            self.fleet = Fleet(plan.target, plan.balancer, self.services.env,
+                               on_change=self._on_replica)
+            self.base_url = self.fleet.url
+        elif plan.target.app:
             self.target = TargetProcess(plan.target, extra_env=self.services.env)
             self.base_url = self.target.url
         self.pool = GeneratorPool(WorkerConfig(base_url=self.base_url, load=load.model_dump(mode="json"),
@@ -285,7 +302,16 @@ class _Run:
         # The workers import while the target starts (they touch it only on "start").
         pool_start = asyncio.ensure_future(self.pool.start())
         try:
-            if self.target is not None:
+            if self.fleet is not None:
+                t_start = time.monotonic()
+                try:
+                    if not await self._until_stopped(self.fleet.start(plan.replicas)):
+                        return "aborted", control.stop_reason
+                except (TargetError, ServiceError) as exc:
+                    return "failed", str(exc)
+                self.emit(TargetReady(self.key, self.base_url, self.fleet.balancer_pid,
+                                      time.monotonic() - t_start))
+            elif self.target is not None:
                 try:
                     if not await self._until_stopped(self.target.start()):
                         return "aborted", control.stop_reason
@@ -322,10 +348,16 @@ class _Run:
             for pid in self.pool.pids:
                 with contextlib.suppress(psutil.Error):
                     psutil.Process(pid).cpu_affinity(rest)
+        fleet = self.fleet
         self.sampler = ResourceSampler(self.key, self.target.pid if self.target else None,
-                                       self.pool.pids, service_pids=self.services.pids)
-        self.stats = StatsReader(self.base_url, plan.target.stats_path,
-                                 stats_port=self.target.stats_port if self.target else None)
+                                       self.pool.pids, service_pids=self.services.pids,
+                                       replica_pids=(lambda: fleet.pids) if fleet else None,
+                                       balancer_pid=fleet.balancer_pid if fleet else None)
+        if fleet is not None:
+            self.stats = FleetStats(fleet, plan.target.stats_path)
+        else:
+            self.stats = StatsReader(self.base_url, plan.target.stats_path,
+                                     stats_port=self.target.stats_port if self.target else None)
         if load.warmup <= 0:
             self.stats_start = await self.stats.read()
         self.t0 = time.monotonic() + START_DELAY_S
@@ -333,12 +365,22 @@ class _Run:
         self._sample(0.0)  # priming reading: CPU counters start here
         helpers = [asyncio.create_task(self._sample_loop()),
                    asyncio.create_task(self._stats_loop())]
+        if fleet is not None:
+            self.splitter = TrafficSplitter(time.time() + (self.t0 - time.monotonic()))
+            for info in self.replica_changes:
+                self._emit_replica(info)
+            self.replica_changes.clear()
+            helpers += [asyncio.create_task(self._fleet_loop()),
+                        *(asyncio.create_task(self._fault(f.at, f.replica)) for f in plan.faults)]
         try:
             status, reason = await self._consume()
         finally:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+        if fleet is not None:
+            await self._take_traffic(final=True)
+            self._count_replicas(self.elapsed())
         if self.target is None or not self.target.exited:
             # A fresh connection: the loop's may have been cut mid-request when it was
             # cancelled. Failing that, the loop's last good reading is the end.
@@ -424,6 +466,58 @@ class _Run:
             # A loop that woke late skips the ticks it missed rather than reading twice in
             # a row (a CPU percent over a few milliseconds is noise, reported as None).
             k = max(k + 1, math.floor(self.elapsed() / self.sample_every_s) + 1)
+
+    def _on_replica(self, info: ReplicaInfo) -> None:
+        if not self.t0:
+            self.replica_changes.append(info)
+        else:
+            self._emit_replica(info)
+
+    def _emit_replica(self, info: ReplicaInfo) -> None:
+        def rel(mono: float | None) -> float | None:
+            return None if mono is None else round(mono - self.t0, 3)
+
+        self.emit(ReplicaChanged(self.key, info.index, info.pid, info.address, info.state,
+                                 rel(info.started_s) or 0.0, rel(info.ready_s), rel(info.ended_s)))
+
+    def _count_replicas(self, t_s: float) -> None:
+        assert self.fleet is not None
+        live = self.fleet.live()
+        self.emit(ReplicaCount(self.key, round(t_s, 3), self.desired_replicas,
+                               sum(1 for r in live if r.state == "ready"),
+                               sum(1 for r in live if r.state == "starting"),
+                               sum(1 for r in live if r.state == "draining")))
+
+    async def _take_traffic(self, final: bool = False) -> None:
+        """Hand the balancer's log lines to the splitter and emit the intervals it has
+        finished (all of them when ``final``: the load is over)."""
+        fleet, splitter = self.fleet, self.splitter
+        if fleet is None or splitter is None or fleet.nginx is None:
+            return
+        if final:
+            await fleet.nginx.flush_log()
+        splitter.add(fleet.nginx.take_log(), fleet.address_index())
+        before = None if final else self.elapsed() - LOG_FLUSH_S
+        for sl in splitter.take(before):
+            self.emit(ReplicaTraffic(self.key, sl.t_s, sl.duration_s, sl.replica, sl.requests,
+                                     sl.errors, sl.histogram))
+
+    async def _fleet_loop(self) -> None:
+        """Once an interval: the replicas' traffic, the replica count, and replicas that
+        exited on their own (taken out of the balancer)."""
+        assert self.fleet is not None
+        k = 1
+        while True:
+            await asyncio.sleep(max(0.0, self.t0 + k * self.sample_every_s - time.monotonic()))
+            await self.fleet.check_exited()
+            self._count_replicas(k * self.sample_every_s)
+            await self._take_traffic()
+            k = max(k + 1, math.floor(self.elapsed() / self.sample_every_s) + 1)
+
+    async def _fault(self, at_s: float, replica: int) -> None:
+        assert self.fleet is not None
+        await asyncio.sleep(max(0.0, self.t0 + at_s - time.monotonic()))
+        await self.fleet.kill(replica)
 
     def _on_interval(self, iv: IntervalStats) -> None:
         if iv.stage != self.last_stage and self.level_override is None:
@@ -528,6 +622,8 @@ class _Run:
             ending.append(self.pool.close())
         if self.target is not None:
             ending.append(self.target.stop())
+        if self.fleet is not None:
+            ending.append(self.fleet.stop())
         for result in await asyncio.gather(*ending, return_exceptions=True):
             if isinstance(result, BaseException) and not isinstance(result, Exception):
                 raise result

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from lab.plan import RunPlan
 
 RunStatus = Literal["running", "completed", "failed", "aborted"]
-ResourceRole = Literal["target", "generator", "lab", "system", "service"]
+ResourceRole = Literal["target", "generator", "lab", "system", "service", "replica", "balancer"]
+"""``target``: the target's process tree (with replicas: all of them together);
+``replica``: one replica's tree (``detail["replica"]`` its index); ``balancer``: nginx."""
 ERROR_CLASSES = ("timeout", "connect", "reset", "http_4xx", "http_5xx", "redirects", "generator")
 """Error classes, in display order. ``redirects``: more redirects than are followed (a
 redirect loop). ``generator`` errors are the lab's own (for example too many open files)
@@ -234,6 +236,76 @@ class GeneratorBound:
     """The reason as a short banner, e.g. ``generator ≥ 90% CPU for 3 s``."""
 
 
+@dataclass(frozen=True)
+class ReplicaChanged:
+    """A replica was started, became ready, began draining, or ended."""
+
+    run_key: str
+    replica: int
+    """Its index: 0, 1, 2, ... never reused within a run."""
+    pid: int | None
+    address: str
+    """``127.0.0.1:PORT``."""
+    state: str
+    """``starting``, ``ready``, ``draining``, ``stopped``, ``killed``, ``exited`` or ``failed``."""
+    started_s: float
+    """Seconds since the load began (negative: before it)."""
+    ready_s: float | None
+    ended_s: float | None
+
+
+@dataclass(frozen=True)
+class ReplicaTraffic:
+    """What one replica served in one interval, from the balancer's access log."""
+
+    run_key: str
+    t_s: float
+    duration_s: float
+    replica: int
+    """Its index; -1 for requests the balancer answered with no replica to send them to."""
+    requests: int
+    errors: int
+    """Answers of status 500 and above (the balancer's own 502/503/504 included)."""
+    histogram: bytes
+    """Encoded HDR histogram (microseconds) of the replica's response time as the
+    balancer measured it (``$upstream_response_time``)."""
+
+
+@dataclass(frozen=True)
+class ReplicaCount:
+    """How many replicas there were at the end of one interval."""
+
+    run_key: str
+    t_s: float
+    desired: int
+    """What the autoscaler (or the fixed count) asks for."""
+    ready: int
+    starting: int
+    draining: int
+
+
+@dataclass(frozen=True)
+class ScaleDecision:
+    """One decision of the autoscaler (``lab.autoscale``), taken every sync period."""
+
+    run_key: str
+    t_s: float
+    current: int
+    metric: str
+    metric_value: float | None
+    """The mean per replica the rule used (None: no metric could be read)."""
+    ratio: float | None
+    recommended: int
+    desired: int
+    applied: bool
+    """Whether the replica count was changed."""
+    reason: str
+    inputs: dict[str, Any]
+    """Everything the decision was computed from (per-replica readings, readiness,
+    demand), so a stored run can be replayed through the rule."""
+
+
 Event = (RunStarted | ServicesReady | TargetReady | IntervalStats | ResourceSample | TargetSample
-         | ErrorSample | LoadChanged | GeneratorBound | RunFinished)
+         | ErrorSample | LoadChanged | GeneratorBound | RunFinished | ReplicaChanged | ReplicaTraffic
+         | ReplicaCount | ScaleDecision)
 Listener = Callable[[Event], None]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import psutil
@@ -105,13 +105,22 @@ class ResourceSampler:
         lab_pid: the lab's own process (default: this process).
         service_pids: name → root PID of each backing service (redis, postgres, apps);
             each tree is reported as role ``service`` with ``detail["service"]``.
+        replica_pids: called at each reading: index → root PID of every replica that has
+            a process now. Each tree is reported as role ``replica`` with
+            ``detail["replica"]``, and all of them together as role ``target`` (whose CPU
+            keeps what replicas that have ended spent, so it never falls).
+        balancer_pid: the balancer's master process; its tree is role ``balancer``.
     """
 
     def __init__(self, run_key: str, target_pid: int | None, generator_pids: list[int],
-                 lab_pid: int | None = None, service_pids: dict[str, int] | None = None) -> None:
+                 lab_pid: int | None = None, service_pids: dict[str, int] | None = None,
+                 replica_pids: Callable[[], dict[int, int]] | None = None,
+                 balancer_pid: int | None = None) -> None:
         self.run_key = run_key
         self.service_pids = dict(service_pids or {})
         self.target_pid = target_pid
+        self.replica_pids = replica_pids
+        self.balancer_pid = balancer_pid
         self.generator_pids = list(generator_pids)
         self.lab_pid = lab_pid or os.getpid()
         self._accounts: dict[str, _Account] = {}
@@ -119,14 +128,18 @@ class ResourceSampler:
         self.cores = psutil.cpu_count() or 1
         psutil.cpu_percent(percpu=True)  # prime the system counters
 
-    def _role(self, t_s: float, role: ResourceRole, root_pid: int, now: float, key: str,
-              tree: bool, detail: dict[str, object] | None = None) -> ResourceSample | None:
-        """One role's reading: ``root_pid`` and, for a ``tree`` role, its descendants."""
+    def _role(self, t_s: float, role: ResourceRole, root_pid: int | Sequence[int], now: float,
+              key: str, tree: bool, detail: dict[str, object] | None = None) -> ResourceSample | None:
+        """One role's reading: ``root_pid`` (or several roots) and, for a ``tree`` role,
+        their descendants."""
         acc = self._accounts.setdefault(key, _Account())
         procs: list[psutil.Process] = []
-        with contextlib.suppress(psutil.Error):
-            root = psutil.Process(root_pid)
-            procs = [root, *(root.children(recursive=True) if tree else [])]
+        roots = [root_pid] if isinstance(root_pid, int) else list(root_pid)
+        for pid in roots:
+            with contextlib.suppress(psutil.Error):
+                root = psutil.Process(pid)
+                procs += [root, *(root.children(recursive=True) if tree else [])]
+        shown_pid = root_pid if isinstance(root_pid, int) else None
         cpu_total, memory = self._account(acc, procs, tree)
         if not memory:
             return None
@@ -138,7 +151,7 @@ class ResourceSampler:
             pct = max(0.0, cpu_total - (acc.total_s or 0.0)) / (now - acc.at) * 100.0
             acc.total_s, acc.at = cpu_total, now
         return ResourceSample(
-            run_key=self.run_key, t_s=round(t_s, 3), role=role, pid=root_pid,
+            run_key=self.run_key, t_s=round(t_s, 3), role=role, pid=shown_pid,
             cpu_percent=None if pct is None else round(pct, 2),
             cpu_seconds=round(cpu_total, 4), rss_bytes=sum(m.rss for m in memory),
             num_threads=sum(m.threads for m in memory), num_fds=sum(m.fds for m in memory),
@@ -234,6 +247,15 @@ class ResourceSampler:
         out: list[ResourceSample | None] = []
         if self.target_pid is not None:
             out.append(self._role(t_s, "target", self.target_pid, now, "target", tree=True))
+        if self.replica_pids is not None:
+            replicas = self.replica_pids()
+            for index, rpid in sorted(replicas.items()):
+                out.append(self._role(t_s, "replica", rpid, now, f"replica:{index}", tree=True,
+                                      detail={"replica": index}))
+            out.append(self._role(t_s, "target", list(replicas.values()), now, "target", tree=True,
+                                  detail={"replicas": len(replicas)}))
+        if self.balancer_pid is not None:
+            out.append(self._role(t_s, "balancer", self.balancer_pid, now, "balancer", tree=True))
         for name, spid in self.service_pids.items():
             out.append(self._role(t_s, "service", spid, now, f"service:{name}", tree=True,
                                   detail={"service": name}))

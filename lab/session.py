@@ -155,11 +155,12 @@ def prepare(experiment: Experiment, *, source: str | None = None,
         plans = [_overridden(plan, path, overrides) for plan in plans]
     plans = repeat_plans(plans, repeat)
     skipped: list[SkippedVariant] = []
-    if any(p.services.redis == "required" or p.services.postgres == "required" for p in plans):
+    if any(p.services.redis == "required" or p.services.postgres == "required"
+           or p.balancer is not None for p in plans):
         found = dict(components) if components is not None else find_components()
         kept = []
         for plan in plans:
-            why = missing_required(plan.services, found)
+            why = missing_required(plan.services, found, balancer=plan.balancer is not None)
             if why:
                 skipped.append(SkippedVariant(plan.variant, why))
             else:

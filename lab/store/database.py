@@ -33,9 +33,13 @@ from lab.events import (
     ErrorSample,
     IntervalStats,
     LoadChanged,
+    ReplicaChanged,
+    ReplicaCount,
+    ReplicaTraffic,
     ResourceSample,
     RunFinished,
     RunStarted,
+    ScaleDecision,
     ServicesReady,
     TargetReady,
     TargetSample,
@@ -45,8 +49,12 @@ from lab.procs import owner_alive, this_lab
 from lab.store.records import (
     BUSY_TIMEOUT_MS,
     RUN_STATUSES,
+    AutoscaleEventRow,
     ErrorRow,
     IntervalRow,
+    ReplicaCountRow,
+    ReplicaIntervalRow,
+    ReplicaRow,
     ResourceRow,
     RunConfig,
     RunEventRow,
@@ -622,9 +630,44 @@ class Store:
             "num_fds": event.num_fds,
             "processes": event.processes,
             "detail": dumps(event.detail),
+            "replica": event.detail.get("replica") if event.role == "replica" else None,
         }
         with self._write():
             self._table("resources").insert(row)
+
+    def set_replica(self, run_id: int, event: ReplicaChanged) -> None:
+        """Keep a replica's latest state (one row per replica of a run)."""
+        row = {"run_id": run_id, "replica": event.replica, "pid": event.pid,
+               "address": event.address, "state": event.state, "started_s": event.started_s,
+               "ready_s": event.ready_s, "ended_s": event.ended_s}
+        with self._write() as db:
+            db.execute("DELETE FROM replicas WHERE run_id = ? AND replica = ?",
+                               [run_id, event.replica])
+            self._table("replicas").insert(row)
+
+    def add_replica_traffic(self, run_id: int, event: ReplicaTraffic) -> None:
+        """Append what one replica served in one interval."""
+        row = {"run_id": run_id, "t_s": event.t_s, "duration_s": event.duration_s,
+               "replica": event.replica, "requests": event.requests, "errors": event.errors,
+               "histogram": event.histogram}
+        with self._write():
+            self._table("replica_intervals").insert(row)
+
+    def add_replica_count(self, run_id: int, event: ReplicaCount) -> None:
+        """Append the replica count at the end of one interval."""
+        row = {"run_id": run_id, "t_s": event.t_s, "desired": event.desired, "ready": event.ready,
+               "starting": event.starting, "draining": event.draining}
+        with self._write():
+            self._table("replica_counts").insert(row)
+
+    def add_scale_decision(self, run_id: int, event: ScaleDecision) -> None:
+        """Append one autoscaler decision with its inputs."""
+        row = {"run_id": run_id, "t_s": event.t_s, "current": event.current, "metric": event.metric,
+               "metric_value": event.metric_value, "ratio": event.ratio,
+               "recommended": event.recommended, "desired": event.desired,
+               "applied": int(event.applied), "reason": event.reason, "inputs": dumps(event.inputs)}
+        with self._write():
+            self._table("autoscale_events").insert(row)
 
     def add_error(self, run_id: int, event: ErrorSample) -> None:
         """Append the errors of one class and status of a run."""
@@ -882,6 +925,42 @@ class Store:
         rows = self._query("SELECT t_s, name, value FROM target_samples WHERE run_id = ? "
                            "ORDER BY t_s, rowid", [run_id])
         return [(r["t_s"], r["name"], r["value"]) for r in rows]
+
+    def replicas(self, run_id: int) -> list[ReplicaRow]:
+        """A run's replicas by index (none for a run without a balancer)."""
+        rows = self._query("SELECT * FROM replicas WHERE run_id = ? ORDER BY replica", [run_id])
+        return [ReplicaRow(run_id=r["run_id"], replica=r["replica"], pid=r["pid"],
+                           address=r["address"] or "", state=r["state"] or "",
+                           started_s=r["started_s"] or 0.0, ready_s=r["ready_s"], ended_s=r["ended_s"])
+                for r in rows]
+
+    def replica_intervals(self, run_id: int) -> list[ReplicaIntervalRow]:
+        """What each replica served per interval, in time then replica order."""
+        rows = self._query("SELECT * FROM replica_intervals WHERE run_id = ? "
+                           "ORDER BY t_s, replica, rowid", [run_id])
+        return [ReplicaIntervalRow(run_id=r["run_id"], t_s=r["t_s"], duration_s=r["duration_s"],
+                                   replica=r["replica"], requests=r["requests"] or 0,
+                                   errors=r["errors"] or 0, histogram=r["histogram"] or b"")
+                for r in rows]
+
+    def replica_counts(self, run_id: int) -> list[ReplicaCountRow]:
+        """The replica count per interval, in time order."""
+        rows = self._query("SELECT * FROM replica_counts WHERE run_id = ? ORDER BY t_s, rowid",
+                           [run_id])
+        return [ReplicaCountRow(run_id=r["run_id"], t_s=r["t_s"], desired=r["desired"] or 0,
+                                ready=r["ready"] or 0, starting=r["starting"] or 0,
+                                draining=r["draining"] or 0) for r in rows]
+
+    def autoscale_events(self, run_id: int) -> list[AutoscaleEventRow]:
+        """Every autoscaler decision of a run, in time order."""
+        rows = self._query("SELECT * FROM autoscale_events WHERE run_id = ? ORDER BY t_s, rowid",
+                           [run_id])
+        return [AutoscaleEventRow(run_id=r["run_id"], t_s=r["t_s"], current=r["current"] or 0,
+                                  metric=r["metric"] or "", metric_value=r["metric_value"],
+                                  ratio=r["ratio"], recommended=r["recommended"] or 0,
+                                  desired=r["desired"] or 0, applied=bool(r["applied"]),
+                                  reason=r["reason"] or "", inputs=loads(r["inputs"]) or {})
+                for r in rows]
 
     def interval_counts(self, run_id: int) -> list[IntervalCounts]:
         """A run's intervals as ``summarise()`` input, in time order."""

@@ -14,9 +14,13 @@ from lab.events import (
     Event,
     IntervalStats,
     LoadChanged,
+    ReplicaChanged,
+    ReplicaCount,
+    ReplicaTraffic,
     ResourceSample,
     RunFinished,
     RunStarted,
+    ScaleDecision,
     ServicesReady,
     TargetReady,
     TargetSample,
@@ -102,6 +106,14 @@ def store_event(store: Store, run_id: int, event: Event) -> None:
         store.add_target_sample(run_id, event)
     elif isinstance(event, ServicesReady):
         store.set_services(run_id, event)
+    elif isinstance(event, ReplicaChanged):
+        store.set_replica(run_id, event)
+    elif isinstance(event, ReplicaTraffic):
+        store.add_replica_traffic(run_id, event)
+    elif isinstance(event, ReplicaCount):
+        store.add_replica_count(run_id, event)
+    elif isinstance(event, ScaleDecision):
+        store.add_scale_decision(run_id, event)
     elif isinstance(event, RunFinished):
         store.finish_run(run_id, event)
 

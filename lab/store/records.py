@@ -251,3 +251,66 @@ class RunEventRow:
     """``stage`` or ``user``."""
 
 
+
+
+@dataclass(frozen=True)
+class ReplicaRow:
+    """One replica of a run behind a balancer, as it ended (see ``lab.events.ReplicaChanged``)."""
+
+    run_id: int
+    replica: int
+    """Its index within the run (0, 1, 2, ... never reused)."""
+    pid: int | None
+    address: str
+    """``127.0.0.1:PORT``."""
+    state: str
+    """Its last state: ``stopped``, ``killed``, ``exited`` or ``failed`` after a run."""
+    started_s: float
+    """Seconds after the load began (negative: started before it)."""
+    ready_s: float | None
+    ended_s: float | None
+
+
+@dataclass(frozen=True)
+class ReplicaIntervalRow:
+    """What one replica served in one interval (see ``lab.events.ReplicaTraffic``)."""
+
+    run_id: int
+    t_s: float
+    duration_s: float
+    replica: int
+    """-1: requests the balancer answered itself, with no replica to send them to."""
+    requests: int
+    errors: int
+    histogram: bytes
+    """Encoded HDR histogram (µs) of the replica's response time (``$upstream_response_time``)."""
+
+
+@dataclass(frozen=True)
+class ReplicaCountRow:
+    """Replicas at the end of one interval (see ``lab.events.ReplicaCount``)."""
+
+    run_id: int
+    t_s: float
+    desired: int
+    ready: int
+    starting: int
+    draining: int
+
+
+@dataclass(frozen=True)
+class AutoscaleEventRow:
+    """One autoscaler decision (see ``lab.events.ScaleDecision``)."""
+
+    run_id: int
+    t_s: float
+    current: int
+    metric: str
+    metric_value: float | None
+    ratio: float | None
+    recommended: int
+    desired: int
+    applied: bool
+    reason: str
+    inputs: dict[str, Any]
+    """What the decision was computed from: enough to replay it through ``lab.autoscale``."""

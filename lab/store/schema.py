@@ -204,6 +204,39 @@ def _m007_offered_load(db: Database) -> None:
     summaries.add_column("load_not_achieved_reason", str)
 
 
+def _m008_replicas(db: Database) -> None:
+    """Replicas behind a balancer: each replica of a run, its traffic per interval (from
+    the balancer's log), the replica count per interval, every autoscaler decision, and
+    the replica a resource reading belongs to."""
+    fk_run = [("run_id", "runs", "id")]
+    db.table("resources").add_column("replica", int)
+    db["replicas"].create(
+        {"run_id": int, "replica": int, "pid": int, "address": str, "state": str,
+         "started_s": float, "ready_s": float, "ended_s": float},
+        foreign_keys=fk_run, not_null=["run_id", "replica"],
+    )
+    db["replicas"].create_index(["run_id"])
+    db["replica_intervals"].create(
+        {"run_id": int, "t_s": float, "duration_s": float, "replica": int, "requests": int,
+         "errors": int, "histogram": bytes},
+        foreign_keys=fk_run, not_null=["run_id", "t_s", "replica"],
+    )
+    db["replica_intervals"].create_index(["run_id"])
+    db["replica_counts"].create(
+        {"run_id": int, "t_s": float, "desired": int, "ready": int, "starting": int,
+         "draining": int},
+        foreign_keys=fk_run, not_null=["run_id", "t_s"],
+    )
+    db["replica_counts"].create_index(["run_id"])
+    db["autoscale_events"].create(
+        {"run_id": int, "t_s": float, "current": int, "metric": str, "metric_value": float,
+         "ratio": float, "recommended": int, "desired": int, "applied": int, "reason": str,
+         "inputs": str},
+        foreign_keys=fk_run, not_null=["run_id", "t_s"],
+    )
+    db["autoscale_events"].create_index(["run_id"])
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _m001_initial,
     _m002_lab_process,
@@ -212,13 +245,15 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _m005_sweeps,
     _m006_lab_process_start,
     _m007_offered_load,
+    _m008_replicas,
 )
 """Schema steps in order; step ``n`` (1-based) brings ``PRAGMA user_version`` to ``n``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
 """The schema version this code writes."""
 
-CHILD_TABLES = ("intervals", "resources", "errors", "run_events", "summaries", "target_samples")
+CHILD_TABLES = ("intervals", "resources", "errors", "run_events", "summaries", "target_samples",
+                "replicas", "replica_intervals", "replica_counts", "autoscale_events")
 """Tables whose rows belong to one run (``run_id``); ``sweeps`` and ``fits`` belong to a
 sweep: deleting one of its runs removes the sweep's fits (see ``Store.delete_run``)."""
 

@@ -125,12 +125,16 @@ def find_components() -> dict[str, Component]:
 
 
 def missing_required(services: ServicesSpec,
-                     components: dict[str, Component] | None = None) -> str | None:
-    """Why a run with these services cannot start (a required program is missing), or None."""
+                     components: dict[str, Component] | None = None,
+                     balancer: bool = False) -> str | None:
+    """Why a run with these services (and a balancer, when ``balancer``) cannot start: a
+    required program is missing; else None."""
     components = components or find_components()
     for name in ("redis", "postgres"):
         if getattr(services, name) == "required" and not components[name].usable:
             return components[name].problem
+    if balancer and not components["nginx"].usable:
+        return components["nginx"].problem
     return None
 
 
