@@ -116,6 +116,12 @@ class RunConfig:
     thresholds: tuple[str, ...] = ()
     generator_workers_note: str | None = None
     """Why fewer generator workers ran than were asked for, if they did."""
+    balancer_method: str | None = None
+    """The ``[balancer]`` method of a run with replicas behind nginx; None without one."""
+    replicas: int | None = None
+    """Replicas at the start of a run behind a balancer."""
+    autoscale: dict[str, Any] | None = None
+    """The ``[autoscale]`` table as the run used it (time constants in seconds)."""
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> RunConfig:
@@ -135,4 +141,7 @@ class RunConfig:
             repeat_group=_str(config.get("repeat_group")) or None,
             thresholds=tuple(t for t in config.get("thresholds") or [] if isinstance(t, str)),
             generator_workers_note=_str(config.get("generator_workers_note")) or None,
+            balancer_method=_str(_dict(config.get("balancer")).get("method")) or None,
+            replicas=_int(config.get("replicas")),
+            autoscale=dict(config["autoscale"]) if isinstance(config.get("autoscale"), dict) else None,
         )

@@ -29,12 +29,13 @@ from lab.thresholds import Threshold, parse_threshold
 
 if TYPE_CHECKING:
     from lab.analysis.noise import Change
+    from lab.analysis.replicas import FleetFigures
     from lab.analysis.stages import StageFigures
     from lab.analysis.sweep import SweepAnalysis
     from lab.analysis.thresholds import ThresholdResult
     from lab.engine import RunControl, RunOutcome
     from lab.events import Listener
-    from lab.store import IntervalRow, RecordingProblem, RunRecord, Store
+    from lab.store import AutoscaleEventRow, IntervalRow, RecordingProblem, ReplicaCountRow, RunRecord, Store
     from lab.topology.services import Component
 
 
@@ -358,6 +359,8 @@ class RunReport:
     """Lines for stderr: completed runs in which no request succeeded."""
     stopped: bool = False
     """The user stopped the runs (Ctrl-C, SIGTERM, the TUI's ``s`` or ``q``)."""
+    fleets: Mapping[int, FleetReport] = field(default_factory=dict)
+    """Run id → its replicas' figures and autoscaler decisions, for runs behind a balancer."""
 
     @property
     def statuses(self) -> tuple[str, ...]:
@@ -415,6 +418,7 @@ def conclude(store: Store, prepared: PreparedRuns, run_ids: Sequence[int],
 
     runs = store.get_runs(list(run_ids))
     stages = stages_of(store, runs)
+    fleets = fleets_of(store, runs)
     sweeps = analyse_stored(store, store.sweep_ids_of(list(run_ids)), save=True)
     intervals = {run.id: store.intervals(run.id) for run in runs} if prepared.repeat > 1 else None
     return RunReport(
@@ -428,6 +432,7 @@ def conclude(store: Store, prepared: PreparedRuns, run_ids: Sequence[int],
         repeat_intervals=intervals,
         warnings=tuple(_nothing_served_warnings(store, runs)),
         stopped=stopped,
+        fleets=fleets,
     )
 
 
@@ -446,7 +451,40 @@ def stored_report(store: Store, run_ids: Sequence[int]) -> RunReport:
     names = sorted({r.experiment for r in runs})
     sweeps = analyse_stored(store, store.sweep_ids_of([run.id for run in runs]), save=False)
     return RunReport(experiment=" vs ".join(names), runs=tuple(runs), stages=stages_of(store, runs),
-                     sweeps=tuple(sweeps))
+                     sweeps=tuple(sweeps), fleets=fleets_of(store, runs))
+
+
+@dataclass(frozen=True)
+class FleetReport:
+    """A run's replicas: their figures over the measured window, and every autoscaler
+    decision with the per-interval replica counts."""
+
+    figures: FleetFigures
+    decisions: tuple[AutoscaleEventRow, ...]
+    counts: tuple[ReplicaCountRow, ...]
+
+
+def fleets_of(store: Store, runs: Sequence[RunRecord]) -> dict[int, FleetReport]:
+    """The replicas' figures of the runs that had replicas behind a balancer."""
+    from lab.analysis.replicas import fleet_figures
+
+    out = {}
+    for run in runs:
+        replicas = store.replicas(run.id)
+        if not replicas:
+            continue
+        warmup = run.settings.load.warmup
+        counts = store.replica_counts(run.id)
+        if run.summary is not None:
+            start, end = warmup, warmup + run.summary.window_s
+        else:
+            start, end = 0.0, max([c.t_s for c in counts] or [0.0])
+        readings = [r for r in store.resources(run.id) if r.role in ("replica", "balancer")]
+        figures = fleet_figures(replicas, store.replica_intervals(run.id), readings,
+                                [c.ready for c in counts if start - 1e-9 <= c.t_s <= end + 1e-9],
+                                start, end)
+        out[run.id] = FleetReport(figures, tuple(store.autoscale_events(run.id)), tuple(counts))
+    return out
 
 
 def stages_of(store: Store, runs: Sequence[RunRecord]) -> dict[int, list[StageFigures]]:

@@ -72,6 +72,7 @@ def write_runs(report: RunReport, fmt: str) -> None:
     """Write the report on stdout: ``json`` (the ``lab run --format json`` document),
     ``csv``, ``markdown``, ``junit``, or ``table`` (the side-by-side table with the stage,
     repeat, change, threshold and skipped-variant tables under it; ``report.note`` above)."""
+    from lab.report.fleet import decisions_table, fleet_json, replicas_table
     from lab.report.json_report import experiment_json, stages_json
     from lab.report.table import (
         comparison_table,
@@ -91,6 +92,8 @@ def write_runs(report: RunReport, fmt: str) -> None:
         for entry in doc["runs"]:
             if entry["id"] in stages:
                 entry["stages"] = stages_json(stages[entry["id"]])
+            if entry["id"] in report.fleets:
+                entry.update(fleet_json(report.fleets[entry["id"]]))
         if skipped:
             doc["skipped"] = skipped
         if report.sweeps:
@@ -129,6 +132,11 @@ def write_runs(report: RunReport, fmt: str) -> None:
         for run in runs:
             if stages.get(run.id):
                 console.print(stages_table(run, stages[run.id]))
+            fleet = report.fleets.get(run.id)
+            if fleet is not None:
+                console.print(replicas_table(run, fleet))
+                if fleet.decisions:
+                    console.print(decisions_table(run, fleet.decisions))
     if repeat_intervals is not None:
         from lab.report.table import repeats_table
 

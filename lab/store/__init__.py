@@ -48,8 +48,12 @@ from lab.store.recorder import RecordingProblem, StoreRecorder
 from lab.store.records import (
     BUSY_TIMEOUT_MS,
     RUN_STATUSES,
+    AutoscaleEventRow,
     ErrorRow,
     IntervalRow,
+    ReplicaCountRow,
+    ReplicaIntervalRow,
+    ReplicaRow,
     ResourceRow,
     RunEventRow,
     RunRecord,
@@ -61,6 +65,10 @@ from lab.store.records import (
 from lab.store.schema import SCHEMA_VERSION
 
 __all__ = [
+    "AutoscaleEventRow",
+    "ReplicaCountRow",
+    "ReplicaIntervalRow",
+    "ReplicaRow",
     "BUSY_TIMEOUT_MS",
     "DatabaseGoneError",
     "RUN_STATUSES",
