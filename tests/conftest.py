@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -39,12 +41,16 @@ def _lab_children() -> set[int]:
     if not os.path.isdir("/proc/self"):
         return _lab_children_psutil()
     found = set()
+    nginx: dict[int, bytes] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open(f"/proc/{name}/cmdline", "rb") as f:
                 cmd = f.read()
+            if cmd.startswith(b"nginx: "):
+                nginx[int(name)] = cmd
+                continue
             if not any(m in cmd for m in _MARKERS_B):
                 continue
             with open(f"/proc/{name}/environ", "rb") as f:
@@ -52,7 +58,43 @@ def _lab_children() -> set[int]:
                     found.add(int(name))
         except OSError:  # gone meanwhile, or not ours to read
             continue
-    return found
+    return found | _lab_nginx(nginx)
+
+
+_NGINX_PREFIX = re.compile(rb" -p (\S*/lab-nginx-[^/\s]+)")
+
+
+def _lab_nginx(nginx: dict[int, bytes]) -> set[int]:
+    """The nginx processes (``lab.topology.balancer``) of this test session's labs, among
+    ``nginx`` (pid → command line). nginx clears its environment, so the session marker is
+    read from the lab that owns the master's directory (its owner file), and workers are
+    the masters' children. A master whose lab is gone is not recognised (the test that kills
+    a lab checks its nginx itself)."""
+    masters = set()
+    for pid, cmd in nginx.items():
+        prefix = _NGINX_PREFIX.search(cmd)
+        if not cmd.startswith(b"nginx: master") or prefix is None:
+            continue
+        try:
+            with open(os.path.join(prefix.group(1).decode(), "lab-owner.json"), "rb") as f:
+                owner = json.loads(f.read())["pid"]
+            if owner != os.getpid():
+                with open(f"/proc/{owner}/environ", "rb") as f:
+                    if _SESSION_ENTRY not in f.read().split(b"\0"):
+                        continue
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        masters.add(pid)
+    workers = set()
+    for pid in nginx:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid in masters:
+            workers.add(pid)
+    return masters | workers
 
 
 def _lab_children_psutil() -> set[int]:

@@ -36,6 +36,10 @@ from lab.topology.targets import TargetProcess, free_port
 READY_TIMEOUT_S = 20.0
 PG_DIR_PREFIX = "lab-pg-"
 """Name prefix of a throw-away PostgreSQL cluster's directory, in the temporary directory."""
+NGINX_DIR_PREFIX = "lab-nginx-"
+"""Name prefix of a lab-started nginx's directory (``lab.topology.balancer``), beside them."""
+SERVICE_DIR_PREFIXES = (PG_DIR_PREFIX, NGINX_DIR_PREFIX)
+"""The directories ``remove_orphaned_dirs`` looks after."""
 OWNER_FILE = "lab-owner.json"
 """In such a directory: the lab process that made it (``pid``, ``started_at_unix``,
 ``host``), so a later lab can tell a directory left by a killed lab from one in use."""
@@ -305,7 +309,7 @@ class PostgresService(_Process):
 
 
 def _orphaned(path: Path, now: float) -> bool:
-    """Whether a cluster directory was left by a lab that is gone (see ``OWNER_FILE``)."""
+    """Whether a service's directory was left by a lab that is gone (see ``OWNER_FILE``)."""
     try:
         owner = json.loads((path / OWNER_FILE).read_text())
     except FileNotFoundError:
@@ -320,8 +324,8 @@ def _orphaned(path: Path, now: float) -> bool:
             return False
         return not owner_alive(pid, float(started))
     # No owner file: a lab from before owner files, or one between mkdtemp and writing
-    # it. Old enough and with no process working in it (initdb and postgres run with
-    # their working directory there), it is left over.
+    # it. Old enough and with no process working in it (initdb, postgres and nginx run
+    # with their working directory there), it is left over.
     try:
         st = path.stat()
     except OSError:
@@ -337,7 +341,8 @@ def _orphaned(path: Path, now: float) -> bool:
 
 
 def remove_orphaned_dirs(base: str | Path | None = None) -> list[Path]:
-    """Remove the throw-away PostgreSQL directories that labs killed mid-run left behind.
+    """Remove the directories of throw-away PostgreSQL clusters and nginx balancers
+    (``SERVICE_DIR_PREFIXES``) that labs killed mid-run left behind.
 
     A directory is removed when its owner file names a lab process on this host that is
     gone (no process with that pid and start time); a directory of a lab that runs is
@@ -352,7 +357,8 @@ def remove_orphaned_dirs(base: str | Path | None = None) -> list[Path]:
     folder = Path(base or tempfile.gettempdir())
     removed = []
     now = time.time()
-    for path in sorted(folder.glob(PG_DIR_PREFIX + "*")):
+    paths = sorted(p for prefix in SERVICE_DIR_PREFIXES for p in folder.glob(prefix + "*"))
+    for path in paths:
         if not path.is_dir() or path.is_symlink() or not _orphaned(path, now):
             continue
         shutil.rmtree(path, ignore_errors=True)
