@@ -22,6 +22,7 @@ SAMPLE_TARGETS = [
     ("targets.jobs:app", {"WORK_MS": "1"}),
     ("targets.orm:app", {"AUTHORS": "20"}),
     ("targets.pooling:app", {"ACCOUNTS": "50", "SQLITE_APP_TABLES": "2"}),
+    ("targets.replicas:app", {}),
     ("targets.sharding:app", {}),
     ("targets.shared_state:app", {}),
     ("targets.shedding:app", {}),
