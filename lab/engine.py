@@ -379,7 +379,6 @@ class _Run:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
         if fleet is not None:
-            await self._take_traffic(final=True)
             self._count_replicas(self.elapsed())
         if self.target is None or not self.target.exited:
             # A fresh connection: the loop's may have been cut mid-request when it was
@@ -488,14 +487,12 @@ class _Run:
                                sum(1 for r in live if r.state == "starting"),
                                sum(1 for r in live if r.state == "draining")))
 
-    async def _take_traffic(self, final: bool = False) -> None:
+    def _take_traffic(self, final: bool = False) -> None:
         """Hand the balancer's log lines to the splitter and emit the intervals it has
-        finished (all of them when ``final``: the load is over)."""
+        finished (all of them when ``final``: nginx has stopped and written its log out)."""
         fleet, splitter = self.fleet, self.splitter
         if fleet is None or splitter is None or fleet.nginx is None:
             return
-        if final:
-            await fleet.nginx.flush_log()
         splitter.add(fleet.nginx.take_log(), fleet.address_index())
         before = None if final else self.elapsed() - LOG_FLUSH_S
         for sl in splitter.take(before):
@@ -511,7 +508,7 @@ class _Run:
             await asyncio.sleep(max(0.0, self.t0 + k * self.sample_every_s - time.monotonic()))
             await self.fleet.check_exited()
             self._count_replicas(k * self.sample_every_s)
-            await self._take_traffic()
+            self._take_traffic()
             k = max(k + 1, math.floor(self.elapsed() / self.sample_every_s) + 1)
 
     async def _fault(self, at_s: float, replica: int) -> None:
@@ -627,6 +624,9 @@ class _Run:
         for result in await asyncio.gather(*ending, return_exceptions=True):
             if isinstance(result, BaseException) and not isinstance(result, Exception):
                 raise result
+        if self.fleet is not None:
+            with contextlib.suppress(Exception):
+                self._take_traffic(final=True)  # the lines nginx wrote out as it stopped
         if self.services is not None:
             await self.services.stop()
 

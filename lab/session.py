@@ -473,7 +473,7 @@ def fleets_of(store: Store, runs: Sequence[RunRecord]) -> dict[int, FleetReport]
         replicas = store.replicas(run.id)
         if not replicas:
             continue
-        warmup = run.settings.load.warmup
+        warmup = run.settings.load.warmup_s
         counts = store.replica_counts(run.id)
         if run.summary is not None:
             start, end = warmup, warmup + run.summary.window_s

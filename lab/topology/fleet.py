@@ -305,7 +305,8 @@ class FleetStats:
     Counters are summed over every replica the run had, each at its latest reading (a
     replica that has ended keeps its last one, so a sum never falls); gauges over the
     replicas read now: fractions (``utilization``) averaged, levels (``in_flight``,
-    ``busy``...) summed. ``info`` is the first replica's. Reads like `StatsReader`.
+    ``busy``...) summed. ``info`` keeps what every replica says alike. Reads like
+    `StatsReader`.
     """
 
     def __init__(self, fleet: Fleet, path: str | None) -> None:
@@ -338,9 +339,18 @@ class FleetStats:
         if gauges:
             out["gauges"] = {name: (sum(v) / len(v) if name in _MEAN_GAUGES else sum(v))
                              for name, v in gauges.items()}
-        first = self._latest[min(self._latest)].get("info")
-        if isinstance(first, dict):
-            out["info"] = dict(first)
+        infos = [d.get("info") for d in self._latest.values()]
+        if infos and all(isinstance(i, dict) for i in infos):
+            # What every replica says alike (its mode, its slots); a replica's own pid or
+            # index is no figure of the service.
+            first = infos[0]
+            assert isinstance(first, dict)
+            common = {k: v for k, v in first.items()
+                      if all(isinstance(i, dict) and i.get(k) == v for i in infos[1:])}
+            if len(infos) > 1:
+                common = {k: v for k, v in common.items() if k not in ("pid", "replica")}
+            if common:
+                out["info"] = common
         return out
 
     async def close(self) -> None:

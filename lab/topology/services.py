@@ -46,6 +46,8 @@ OWNER_FILE = "lab-owner.json"
 UNMARKED_AGE_S = 600.0
 """A directory without an owner file (made by a lab before there were owner files) is
 removed only when older than this and no process works in it."""
+NGINX_ENV = "LAB_NGINX"
+"""The nginx binary to use, when not the one on PATH (or Debian's /usr/sbin/nginx)."""
 _PG_USER = "postgres"  # PostgreSQL refuses to run as root; Debian's package creates this user
 
 INSTALL_HINTS = {
@@ -121,10 +123,16 @@ def find_components() -> dict[str, Component]:
     out["postgres"] = Component(
         "postgres", str(bindir / "postgres") if bindir else None,
         _version([str(bindir / "postgres"), "--version"]) if bindir else None, problem)
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    out["nginx"] = Component(
-        "nginx", nginx, _version([nginx, "-v"]) if nginx else None,
-        None if nginx else f"nginx is not installed; {INSTALL_HINTS['nginx']}")
+    chosen = os.environ.get(NGINX_ENV)
+    if chosen:
+        nginx = chosen if os.access(chosen, os.X_OK) and Path(chosen).is_file() else None
+        problem = None if nginx else (f"{NGINX_ENV}={chosen} is not an executable file; point it "
+                                      f"at an nginx binary, or unset it ({INSTALL_HINTS['nginx']})")
+    else:
+        # Debian installs it in /usr/sbin, which is not on every user's PATH.
+        nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+        problem = None if nginx else f"nginx is not installed; {INSTALL_HINTS['nginx']}"
+    out["nginx"] = Component("nginx", nginx, _version([nginx, "-v"]) if nginx else None, problem)
     return out
 
 
