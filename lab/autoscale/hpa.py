@@ -186,6 +186,33 @@ class HpaSettings:
         return max((p.period_s for p in self.scale_up_policies + self.scale_down_policies), default=0.0)
 
 
+LAB_SYNC_PERIOD_S = 1.0
+"""The lab's default sync period: the HPA's 15 s would leave a one-minute run four decisions."""
+LAB_SCALE_DOWN_WINDOW_S = 30.0
+"""The lab's default scale-down window: the HPA's 300 s is longer than most lab runs."""
+LAB_SCALE_UP_POLICIES = (ScalingPolicy("percent", 100, LAB_SYNC_PERIOD_S),
+                         ScalingPolicy("pods", 4, LAB_SYNC_PERIOD_S))
+"""The HPA's default scale-up policies with their 15 s period (one default sync) shortened to
+one lab sync, so they still mean "per sync"."""
+LAB_SCALE_DOWN_POLICIES = (ScalingPolicy("percent", 100, LAB_SYNC_PERIOD_S),)
+
+
+def lab_settings(metric: str, target: float, min_replicas: int, max_replicas: int,
+                 **overrides: object) -> HpaSettings:
+    """``HpaSettings`` with the lab's shortened time constants (sync 1 s, scale-down window
+    30 s, policy periods 1 s); ``overrides`` set any other field.
+
+    Raises:
+        ValueError: as ``HpaSettings``.
+    """
+    fields: dict[str, object] = dict(sync_period_s=LAB_SYNC_PERIOD_S,
+                                     scale_down_window_s=LAB_SCALE_DOWN_WINDOW_S,
+                                     scale_up_policies=LAB_SCALE_UP_POLICIES,
+                                     scale_down_policies=LAB_SCALE_DOWN_POLICIES)
+    fields.update(overrides)
+    return HpaSettings(metric, target, min_replicas, max_replicas, **fields)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class ReplicaMetric:
     """What one replica reported at a sync.

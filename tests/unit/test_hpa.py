@@ -22,6 +22,7 @@ from lab.autoscale import (
     ReplicaMetric,
     ScalingPolicy,
     desired_replicas,
+    lab_settings,
     replay,
     scale_down_limit,
     scale_up_limit,
@@ -348,6 +349,16 @@ def test_bad_policies_and_values_are_refused() -> None:
     scaler.decide(5, 1, ready(100))
     with pytest.raises(ValueError, match="back in time"):
         scaler.decide(4, 1, ready(100))
+
+
+def test_lab_settings_shorten_only_the_time_constants() -> None:
+    s = lab_settings("utilization", 0.6, 1, 6)
+    assert (s.sync_period_s, s.scale_down_window_s, s.scale_up_window_s, s.tolerance) == (1.0, 30.0, 0.0, 0.1)
+    assert [(p.type, p.value, p.period_s) for p in s.scale_up_policies] == [("percent", 100, 1.0),
+                                                                           ("pods", 4, 1.0)]
+    assert lab_settings("rps", 50, 0, 4, scale_down_window_s=0.0).scale_down_window_s == 0.0
+    with pytest.raises(ValueError, match="^min_replicas: "):
+        lab_settings("rps", 50, 5, 4)
 
 
 # --- replay and properties -----------------------------------------------------------------------
