@@ -40,6 +40,7 @@ from lab.events import (
     RunFinished,
     RunStarted,
     RunStatus,
+    ScaleDecision,
     ServicesReady,
     TargetReady,
     TargetSample,
@@ -228,6 +229,9 @@ class _Run:
         self.replica_changes: list[ReplicaInfo] = []
         """Replica changes before the load began, emitted once t0 is known."""
         self.desired_replicas = plan.replicas
+        self.served_by: dict[int, int] = {}
+        """Replica index → requests the balancer's log showed it answering so far (-1: none
+        to send them to), for the autoscaler's ``rps`` metric and its demand signal."""
         self.services: ServiceSet | None = None
         self.stats: StatsReader | FleetStats | None = None
         self.gauge_samples: list[TargetSample] = []
@@ -372,6 +376,8 @@ class _Run:
             self.replica_changes.clear()
             helpers += [asyncio.create_task(self._fleet_loop()),
                         *(asyncio.create_task(self._fault(f.at, f.replica)) for f in plan.faults)]
+            if plan.autoscale is not None:
+                helpers.append(asyncio.create_task(self._autoscale_loop()))
         try:
             status, reason = await self._consume()
         finally:
@@ -493,7 +499,12 @@ class _Run:
         fleet, splitter = self.fleet, self.splitter
         if fleet is None or splitter is None or fleet.nginx is None:
             return
-        splitter.add(fleet.nginx.take_log(), fleet.address_index())
+        entries = fleet.nginx.take_log()
+        addresses = fleet.address_index()
+        for e in entries:
+            index = addresses.get(e.upstream, -1) if e.upstream else -1
+            self.served_by[index] = self.served_by.get(index, 0) + 1
+        splitter.add(entries, addresses)
         before = None if final else self.elapsed() - LOG_FLUSH_S
         for sl in splitter.take(before):
             self.emit(ReplicaTraffic(self.key, sl.t_s, sl.duration_s, sl.replica, sl.requests,
@@ -510,6 +521,63 @@ class _Run:
             self._count_replicas(k * self.sample_every_s)
             self._take_traffic()
             k = max(k + 1, math.floor(self.elapsed() / self.sample_every_s) + 1)
+
+    async def _autoscale_loop(self) -> None:
+        """Every sync period: read each replica's metric, let the HPA rule decide, apply
+        the count it wants, and emit the decision with everything it was computed from."""
+        from lab.autoscale import Autoscaler, DecisionInput, ReplicaMetric
+        from lab.autoscale.stored import inputs_json, settings_of
+
+        fleet, spec = self.fleet, self.plan.autoscale
+        assert fleet is not None and spec is not None
+        scaler = Autoscaler(settings_of(spec.model_dump(mode="json")))
+        every = spec.sync_period
+        last_served: dict[int, int] = {}
+        last_t = 0.0
+        k = 1
+        while True:
+            await asyncio.sleep(max(0.0, self.t0 + k * every - time.monotonic()))
+            t_s = round(self.elapsed(), 3)
+            self._take_traffic()
+            stats = await fleet.read_stats() if spec.metric in ("utilization", "in_flight") else {}
+            cpu = self._latest_replica_cpu() if spec.metric == "cpu" else {}
+            span = max(t_s - last_t, 1e-3)
+            metrics = []
+            for info in fleet.live():
+                if info.state == "draining":
+                    continue  # being deleted: the HPA ignores it
+                ready = info.state == "ready"
+                value: float | None = None
+                if ready and spec.metric in ("utilization", "in_flight"):
+                    gauges = stats.get(info.index, {}).get("gauges")
+                    raw = gauges.get(spec.metric) if isinstance(gauges, dict) else None
+                    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw):
+                        value = max(0.0, float(raw))
+                elif ready and spec.metric == "cpu":
+                    value = cpu.get(info.index)
+                elif ready:
+                    value = (self.served_by.get(info.index, 0) - last_served.get(info.index, 0)) / span
+                metrics.append(ReplicaMetric(info.index, value, ready))
+            demand = self.served_by.get(-1, 0) > last_served.get(-1, 0)
+            last_served, last_t = dict(self.served_by), t_s
+            inp = DecisionInput(t_s, self.desired_replicas, tuple(metrics), demand)
+            d = scaler.decide_input(inp)
+            applied = d.desired != self.desired_replicas
+            if applied:
+                self.desired_replicas = d.desired
+                fleet.scale_to(d.desired, spec.drain_timeout)
+            self.emit(ScaleDecision(self.key, t_s, d.current, spec.metric, d.metric_value, d.ratio,
+                                    d.recommended, d.desired, applied, d.reason, inputs_json(inp)))
+            k = max(k + 1, math.floor(self.elapsed() / every) + 1)
+
+    def _latest_replica_cpu(self) -> dict[int, float]:
+        """Each replica's latest CPU percent (of one core), from the sampler's readings."""
+        out: dict[int, float] = {}
+        for sample in reversed(self.samples):
+            index = sample.detail.get("replica") if sample.role == "replica" else None
+            if isinstance(index, int) and index not in out and sample.cpu_percent is not None:
+                out[index] = sample.cpu_percent
+        return out
 
     async def _fault(self, at_s: float, replica: int) -> None:
         assert self.fleet is not None
