@@ -265,7 +265,8 @@ class ReplicaTraffic:
     """Its index; -1 for requests the balancer answered with no replica to send them to."""
     requests: int
     errors: int
-    """Answers of status 500 and above (the balancer's own 502/503/504 included)."""
+    """Answers of status 500 and above (the balancer's own 502/503/504 included), and
+    requests the client gave up on before the answer (nginx's 499)."""
     histogram: bytes
     """Encoded HDR histogram (microseconds) of the replica's response time as the
     balancer measured it (``$upstream_response_time``)."""

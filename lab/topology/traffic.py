@@ -17,6 +17,9 @@ from typing import Protocol
 
 from lab.load.histogram import LatencyHistogram
 
+CLIENT_CLOSED = 499
+"""nginx's status for a request whose client closed the connection before the answer (the
+generator gave up on it: a timeout): not served, so counted as an error of the replica."""
 NO_REPLICA = -1
 """The replica index of requests the balancer answered itself (no upstream to try)."""
 
@@ -45,7 +48,7 @@ class ReplicaSlice:
     replica: int
     requests: int
     errors: int
-    """Answers with status 500 or above."""
+    """Answers with status 500 or above, and requests the client gave up on (499)."""
     histogram: bytes
     """Encoded HDR histogram (µs) of the response time nginx measured for the replica."""
 
@@ -89,7 +92,7 @@ class TrafficSplitter:
             if bucket is None:
                 bucket = self._buckets[(k, index)] = _Bucket()
             bucket.requests += 1
-            if e.status >= 500:
+            if e.status >= 500 or e.status == CLIENT_CLOSED:
                 bucket.errors += 1
             ms = e.upstream_time_ms if e.upstream_time_ms is not None else e.request_time_ms
             bucket.hist.record_s(ms / 1000.0)
