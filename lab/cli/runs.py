@@ -63,6 +63,7 @@ def runs_cmd(experiment: str | None, limit: int | None, db_path: str, fmt: str) 
 @format_option
 def show(run_id: int, db_path: str, fmt: str) -> None:
     """Show one run: its facts, summary, errors, stages and per-second series."""
+    from lab.report.fleet import decisions_table, fleet_json, replicas_table
     from lab.report.json_report import series_json, stages_json
     from lab.report.table import run_details, series_table, stages_table
 
@@ -75,17 +76,25 @@ def show(run_id: int, db_path: str, fmt: str) -> None:
         errors = store.errors(run_id)
         samples = store.target_samples(run_id)
         stages = session.stages_of(store, [run_rec]).get(run_id)
+        fleet = session.fleets_of(store, [run_rec]).get(run_id)
     if fmt == "json":
         doc = series_json(run_rec, intervals, samples)
         if stages:
             doc["stages"] = stages_json(stages)
+        if fleet is not None:
+            doc.update(fleet_json(fleet))
         click.echo(json.dumps(doc, indent=2))
         return
     console = stdout_console()
     console.print(run_details(run_rec, errors))
     if stages:
         console.print(stages_table(run_rec, stages))
-    console.print(series_table(run_rec, intervals, samples))
+    if fleet is not None:
+        console.print(replicas_table(run_rec, fleet))
+        if fleet.decisions:
+            console.print(decisions_table(run_rec, fleet.decisions))
+    console.print(series_table(run_rec, intervals, samples,
+                               replica_counts=fleet.counts if fleet is not None else ()))
 
 
 @lab_command()

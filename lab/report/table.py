@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from lab.analysis.stages import StageFigures
     from lab.analysis.thresholds import ThresholdResult
     from lab.figures import Summary
-    from lab.store import ErrorRow, IntervalRow, RunRecord
+    from lab.store import ErrorRow, IntervalRow, ReplicaCountRow, RunRecord
 
 MINUS = "−"
 """Typographic minus sign used in deltas."""
@@ -298,15 +298,18 @@ def gauges_by_interval(intervals: Sequence[IntervalRow],
 
 
 def series_table(run: RunRecord, intervals: Sequence[IntervalRow],
-                 samples: Sequence[tuple[float, str, float]] = ()) -> Table:
+                 samples: Sequence[tuple[float, str, float]] = (),
+                 replica_counts: Sequence[ReplicaCountRow] = ()) -> Table:
     """One row per interval of a run (for ``lab show``).
 
     Columns: start (s after the load began), completed requests, ok, errors, goodput
     (req/s), p50/p95/p99/max latency of successful requests (ms), dropped requests, the
     load level: active VUs (closed model) or scheduled arrival rate in req/s (open
-    model, when any interval has a rate), and one column per target gauge (its last
-    reading in the interval), when the target reported any.
+    model, when any interval has a rate), the replicas ready / desired at the interval's
+    end (runs behind a balancer), and one column per target gauge (its last reading in
+    the interval), when the target reported any.
     """
+    counts = {round(c.t_s, 3): c for c in replica_counts}
     open_model = any(iv.target_rate > 0 for iv in intervals)
     gauges = gauges_by_interval(intervals, samples)
     names = list(dict.fromkeys(name for _t, name, _v in samples))
@@ -315,9 +318,13 @@ def series_table(run: RunRecord, intervals: Sequence[IntervalRow],
         table.add_column(header, justify="right")
     table.add_column("dropped", justify="right")
     table.add_column("rate" if open_model else "VUs", justify="right")
+    if counts:
+        table.add_column("replicas\nready/want", justify="right")
     for name in names:
         table.add_column(name.replace("_", " "), justify="right")
     for iv, ivg in zip(intervals, gauges, strict=True):
+        count = counts.get(round(iv.t_s + iv.duration_s, 3))
+        replica_cell = ([f"{count.ready}/{count.desired}" if count else MISSING] if counts else [])
         table.add_row(
             f"{iv.t_s:g}",
             fmt_int(iv.requests),
@@ -330,6 +337,7 @@ def series_table(run: RunRecord, intervals: Sequence[IntervalRow],
             fmt_ms(iv.max_ms),
             fmt_int(iv.dropped),
             fmt_rate(iv.target_rate) if open_model else fmt_int(iv.active_vus),
+            *replica_cell,
             *(MISSING if name not in ivg else _fmt_figure(ivg[name]) for name in names),
         )
     return table
