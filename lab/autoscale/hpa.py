@@ -26,7 +26,8 @@ One sync of the controller, as this module applies it (``Autoscaler.decide``):
 3. **Policies and bounds** (``scale_up_limit``, ``scale_down_limit``): each policy allows
    ``pods`` replicas or ``percent`` % of the replicas at the start of its period
    (the replicas now, less what was added and plus what was removed in the last
-   ``period_s``); ``select_policy = "max"`` takes the policy that allows the most change;
+   ``period_s``); ``scale_up_select``/``scale_down_select`` ``"max"`` (the HPA's
+   ``selectPolicy: Max``) takes the policy that allows the most change;
    then the count is clamped to ``[min_replicas, max_replicas]``.
 
 Where the lab differs from the controller, and why:
