@@ -34,7 +34,7 @@ async def test_each_vu_logs_in_once_and_keeps_its_session(client: str) -> None:
     events: list[Event] = []
     await run_plan(plan, [events.append])
     stats = _finished(events).target_stats
-    assert stats["requests"] > 10 * VUS, stats  # many requests per VU, one login each
+    assert stats["requests"] > 3 * VUS, stats  # several requests per VU, one login each
     assert (stats["logins"], stats["rejected_401"], stats["users"]) == (VUS, 0, VUS), stats
     assert stats["served"] == stats["requests"], stats
 

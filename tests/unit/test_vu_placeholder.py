@@ -89,8 +89,11 @@ class _Engine:
 
     def __init__(self) -> None:
         self.users: set[str] = set()
+        self.clients = 0
+        """VUs started (each makes one client)."""
 
     def new_client(self) -> object:
+        self.clients += 1
         return self
 
     async def aclose(self) -> None:
@@ -118,3 +121,16 @@ async def test_vu_numbers_are_one_to_n_across_workers(vus: int, workers: int) ->
         assert len(numbers) == split_evenly(vus, index, workers)
         seen += numbers
     assert sorted(seen) == list(range(1, vus + 1))
+
+
+async def test_a_vu_started_after_a_ramp_down_takes_the_lowest_number_free() -> None:
+    engine = _Engine()
+    t0 = time.monotonic()
+    # 4 VUs, down to 1, back up to 4: the new VUs take numbers 2..4 again, never 5 and up.
+    profile = LoadProfile([(0.3, 4.0), (0.3, 1.0), (0.3, 1.0), (0.3, 4.0), (0.3, 4.0)], 4.0, 1.5)
+    executor = ClosedExecutor(engine, RequestPicker([RequestSpec(path="/u/{vu}")]),
+                              StatsRecorder(t0, 1.0, 1.5), profile, t0, 1.0, worker_index=0,
+                              workers=1, think_time_s=0.0, max_rps=None)
+    await executor.run()
+    assert sorted(int(path.rsplit("/", 1)[1]) for path in engine.users) == [1, 2, 3, 4]
+    assert engine.clients > 4  # VUs were retired and new ones started
