@@ -61,7 +61,8 @@ def choose_client(requested: str, base_url: str, needs_httpx: bool = False) -> s
 
 
 def make_engine(name: str, base_url: str, timeout_s: float, keep_alive: bool = True,
-                http2: bool = False, follow_redirects: bool = False) -> ClientEngine:
+                http2: bool = False, follow_redirects: bool = False,
+                cookies: bool = True) -> ClientEngine:
     """Build the named engine for one generator worker.
 
     Args:
@@ -71,6 +72,8 @@ def make_engine(name: str, base_url: str, timeout_s: float, keep_alive: bool = T
         keep_alive: reuse connections; ``False`` opens a new one for every request.
         http2: send HTTP/2 only (httpx).
         follow_redirects: follow 3xx redirects (httpx).
+        cookies: each client (a VU) keeps the cookies its responses set and sends them
+            back; off, no client keeps any.
 
     Raises:
         ValueError: ``http2`` or ``follow_redirects`` asked of the fast engine.
@@ -80,5 +83,6 @@ def make_engine(name: str, base_url: str, timeout_s: float, keep_alive: bool = T
             raise ValueError("the fast client engine speaks HTTP/1.1 and follows no redirects")
         from lab.load.fast_engine import FastEngine
 
-        return FastEngine(base_url, timeout_s, keep_alive)
-    return HttpxEngine(base_url, timeout_s, keep_alive, http2=http2, follow_redirects=follow_redirects)
+        return FastEngine(base_url, timeout_s, keep_alive, cookies=cookies)
+    return HttpxEngine(base_url, timeout_s, keep_alive, http2=http2, follow_redirects=follow_redirects,
+                       cookies=cookies)

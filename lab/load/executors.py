@@ -7,6 +7,7 @@ completed attempt in a ``StatsRecorder``.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 import time
 from collections import deque
@@ -207,6 +208,12 @@ class Pacer:
 class ClosedExecutor(Executor):
     """N VUs each looping request → response → think time; ramps change N linearly.
 
+    Each VU has a number, unique across the run's generator workers and 1-based, as k6's
+    ``__VU`` (the ``{vu}`` placeholder): worker ``i`` of ``n`` gives its VUs the local
+    numbers 0, 1, 2, … and VU ``local`` is number ``local × n + i + 1``. As the VU total is
+    split with the first workers taking one more, N VUs are numbered exactly 1..N. A VU
+    keeps its number for its life; a new VU takes the lowest local number free.
+
     Args:
         worker_index, workers: this worker's place, for an exact split of the VU total.
         think_time_s: pause after each response.
@@ -226,6 +233,9 @@ class ClosedExecutor(Executor):
                       if max_rps else None)
         self._vus: list[tuple[asyncio.Task[None], asyncio.Event]] = []
         self._last_wanted = 0
+        self._free_numbers: list[int] = []
+        """Local VU numbers given back by VUs that ended (a heap: the lowest first)."""
+        self._next_number = 0
 
     def active_vus(self) -> int:
         if time.monotonic() >= self.end or self.stopping.is_set():
@@ -236,8 +246,20 @@ class ClosedExecutor(Executor):
         # The closed model's profile holds the total; VUs are whole, so split exactly.
         return split_evenly(round(self.profile.level_at(t)), self.worker_index, self.workers)
 
-    async def _vu(self, retire: asyncio.Event) -> None:
+    def _take_number(self) -> int:
+        """A local VU number: the lowest one free."""
+        if self._free_numbers:
+            return heapq.heappop(self._free_numbers)
+        self._next_number += 1
+        return self._next_number - 1
+
+    def vu_number(self, local: int) -> int:
+        """The run-wide, 1-based number of this worker's VU ``local``."""
+        return local * self.workers + self.worker_index + 1
+
+    async def _vu(self, retire: asyncio.Event, local: int) -> None:
         engine, picker, rec = self.engine, self.picker, self.recorder
+        number = self.vu_number(local)
         client = engine.new_client()
         try:
             now = time.monotonic()
@@ -245,7 +267,7 @@ class ClosedExecutor(Executor):
                 if self.pacer is not None and not await self.pacer.take(
                         self._sleep_until, lambda: not retire.is_set(), self.end):
                     break
-                req = picker.pick()
+                req = picker.pick(number)
                 start = time.monotonic()
                 rec.begin(start)
                 try:
@@ -269,6 +291,7 @@ class ClosedExecutor(Executor):
                         break
                     now = time.monotonic()
         finally:
+            heapq.heappush(self._free_numbers, local)
             await client.aclose()
 
     async def run(self) -> None:
@@ -281,7 +304,7 @@ class ClosedExecutor(Executor):
             if len(live) < wanted:
                 for _ in range(wanted - len(live)):
                     retire = asyncio.Event()
-                    task = asyncio.create_task(self._vu(retire))
+                    task = asyncio.create_task(self._vu(retire, self._take_number()))
                     self._vus.append((task, retire))
             elif len(live) > wanted:
                 # Retire the newest VUs after their current request: never cut one short.

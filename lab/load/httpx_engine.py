@@ -4,16 +4,24 @@ Measured on a 2-core machine: one ``httpx.AsyncClient`` shared by 50 concurrent 
 costs about 4.5 ms of CPU per request, and its pool slows down as connections grow; fifty
 clients of one connection each cost about 1 ms per request. So every VU (closed model) or
 in-flight slot (open model) owns a client limited to one connection.
+
+A client keeps the cookies its responses set (httpx's ``Cookies``, on the standard
+library's ``http.cookiejar``), so each VU has its own jar; with ``cookies`` off (the open
+model) every client's jar refuses them all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 
 import httpx
 
 from lab.load.outcome import Outcome, classify_exception, status_class
 from lab.load.workload import Request
+
+_NO_COOKIES = http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+"""A policy that accepts no cookie from any domain (and so never sends one)."""
 
 
 class HttpxEngine:
@@ -34,17 +42,20 @@ class HttpxEngine:
             it fails the requests, so every response counted came over HTTP/2.
         follow_redirects: follow 3xx redirects (httpx's limit: 20); a chain is one
             request, with the final response's status and body bytes.
+        cookies: each client keeps the cookies its responses set and sends them back
+            (a ``Cookie`` header given in a request's own headers is sent instead).
     """
 
     name = "httpx"
 
     def __init__(self, base_url: str, timeout_s: float, keep_alive: bool = True,
-                 http2: bool = False, follow_redirects: bool = False) -> None:
+                 http2: bool = False, follow_redirects: bool = False, cookies: bool = True) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.keep_alive = keep_alive
         self.http2 = http2
         self.follow_redirects = follow_redirects
+        self.cookies = cookies
         # The per-operation timeout only matters if the deadline cannot fire (it always
         # can); keep it a little longer so the deadline is what users see.
         self._httpx_timeout = httpx.Timeout(timeout_s + 1.0)
@@ -60,6 +71,7 @@ class HttpxEngine:
 
     def new_client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
+            cookies=None if self.cookies else http.cookiejar.CookieJar(_NO_COOKIES),
             base_url=self.base_url,
             limits=self._limits,
             timeout=self._httpx_timeout,

@@ -57,8 +57,11 @@ def build_executor(config: WorkerConfig, t0: float) -> tuple[Executor, StatsReco
     # Closed model: a request goes out when its VU sends it, so service time = latency.
     recorder = StatsRecorder(t0, config.interval_s, total_s,
                              service_is_latency=load.model == "closed")
+    # A VU keeps its cookies as a browser does; the open model has no VUs, and each
+    # arrival is a new visitor who brings none.
     engine = make_engine(load.client, config.base_url, load.timeout, load.keep_alive,
-                         http2=load.http2, follow_redirects=load.follow_redirects)
+                         http2=load.http2, follow_redirects=load.follow_redirects,
+                         cookies=load.model == "closed")
     picker = RequestPicker(load.requests, seed=config.seed * 1000 + index)
     common: dict[str, Any] = {
         "engine": engine,

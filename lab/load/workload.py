@@ -64,32 +64,74 @@ def param_sampler(spec: ParamSpec, rng: random.Random) -> Callable[[], object]:
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
+_VU = "vu"  # lab.spec's VU_PLACEHOLDER (the spec is imported for types only)
+_VU_TOKEN = "{vu}"
+
+
 class _Template:
-    """A request spec compiled for fast repeated sampling."""
+    """A request spec compiled for fast repeated sampling.
+
+    A request without placeholders is one ``Request`` object, sent again and again; one
+    whose only placeholder is ``{vu}`` is one object per VU, made on its first use; only
+    parameters drawn from distributions make a new one per send.
+    """
 
     def __init__(self, spec: RequestSpec, rng: random.Random) -> None:
         self.method = spec.method
         self.parts = _PLACEHOLDER.split(spec.path)  # literal, name, literal, name, …
         self.samplers = {name: param_sampler(p, rng) for name, p in spec.params.items()}
         self.headers = dict(spec.headers) or None
+        self.body_text = spec.body
         self.body = spec.body.encode() if spec.body is not None else None
         self.expect = frozenset(spec.expect_status)
         self.idempotent = spec.method in _IDEMPOTENT
+        self.vu_headers = any(_VU_TOKEN in value for value in (self.headers or {}).values())
+        self.vu_body = spec.body is not None and _VU_TOKEN in spec.body
+        names = set(self.parts[1::2])
+        self.uses_vu = _VU in names or self.vu_headers or self.vu_body
         self.static = None
-        if len(self.parts) == 1:
-            self.static = self._make(spec.path)
+        self.per_vu: dict[int, Request] | None = None
+        if not names - {_VU}:
+            if self.uses_vu:
+                self.per_vu = {}
+            else:
+                self.static = self._make(spec.path)
 
-    def _make(self, path: str) -> Request:
-        return Request(self.method, path, self.headers, self.body, self.expect, self.idempotent)
+    def _make(self, path: str, vu: int = 0) -> Request:
+        if not self.uses_vu:
+            return Request(self.method, path, self.headers, self.body, self.expect, self.idempotent)
+        number = str(vu)
+        headers = self.headers
+        if self.vu_headers and headers is not None:
+            headers = {name: value.replace(_VU_TOKEN, number) for name, value in headers.items()}
+        body = self.body
+        if self.vu_body and self.body_text is not None:
+            body = self.body_text.replace(_VU_TOKEN, number).encode()
+        return Request(self.method, path, headers, body, self.expect, self.idempotent)
 
-    def build(self) -> Request:
-        if self.static is not None:
-            return self.static
+    def _path(self, vu: int) -> str:
         parts = self.parts
         out = []
         for i, part in enumerate(parts):
-            out.append(str(self.samplers[part]()) if i % 2 else part)
-        return self._make("".join(out))
+            if i % 2 == 0:
+                out.append(part)
+            elif part == _VU:
+                out.append(str(vu))
+            else:
+                out.append(str(self.samplers[part]()))
+        return "".join(out)
+
+    def build(self, vu: int = 0) -> Request:
+        """A request to send; ``vu`` is the sending VU's number (0: no VU, open model)."""
+        if self.static is not None:
+            return self.static
+        per_vu = self.per_vu
+        if per_vu is not None:
+            req = per_vu.get(vu)
+            if req is None:
+                req = per_vu[vu] = self._make(self._path(vu), vu)
+            return req
+        return self._make(self._path(vu), vu)
 
 
 class RequestPicker:
@@ -106,8 +148,9 @@ class RequestPicker:
         self._cum = list(itertools.accumulate(s.weight for s in specs))
         self._total = self._cum[-1]
 
-    def pick(self) -> Request:
+    def pick(self, vu: int = 0) -> Request:
+        """The next request; ``vu`` is the sending VU's number, for ``{vu}`` (closed model)."""
         if len(self._templates) == 1:
-            return self._templates[0].build()
+            return self._templates[0].build(vu)
         i = bisect.bisect_right(self._cum, self._rng.random() * self._total)
-        return self._templates[min(i, len(self._templates) - 1)].build()
+        return self._templates[min(i, len(self._templates) - 1)].build(vu)

@@ -63,6 +63,9 @@ _APP_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w
 _VARIANT_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 _PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+VU_PLACEHOLDER = "vu"
+"""``{vu}``: the built-in placeholder for the VU's number (closed model), 1..VUs across every
+generator worker, as k6's ``__VU``; usable in a request's path, header values and body."""
 
 
 def _app_ref(value: str) -> str:
@@ -272,7 +275,8 @@ class RequestSpec(BaseModel):
     """Label in reports; defaults to ``METHOD path`` where a consumer needs one."""
     method: str = "GET"
     path: UrlPath
-    """Starts with '/'; ``{name}`` placeholders are filled from ``params``."""
+    """Starts with '/'; ``{name}`` placeholders are filled from ``params``, ``{vu}`` with
+    the VU's number."""
     weight: float = Field(1.0, gt=0, allow_inf_nan=False)
     """Relative share of the mix."""
     params: dict[str, ParamSpec] = Field(default_factory=dict)
@@ -301,11 +305,26 @@ class RequestSpec(BaseModel):
                 raise ValueError(f"HTTP statuses are 100..599 (got {status})")
         return value
 
+    def vu_fields(self) -> list[tuple[str, ...]]:
+        """Where this request uses ``{vu}``: ``("path",)``, ``("headers", NAME)``, ``("body",)``."""
+        token = "{" + VU_PLACEHOLDER + "}"
+        where: list[tuple[str, ...]] = [("path",)] if token in self.path else []
+        where += [("headers", name) for name, value in self.headers.items() if token in value]
+        if self.body is not None and token in self.body:
+            where.append(("body",))
+        return where
+
     @model_validator(mode="after")
     def _placeholders_have_params(self) -> RequestSpec:
+        if VU_PLACEHOLDER in self.params:
+            raise FieldError(f"'{VU_PLACEHOLDER}' is the built-in placeholder {{{VU_PLACEHOLDER}}} "
+                             "(the VU's number); give the parameter another name",
+                             ("params", VU_PLACEHOLDER))
         for name in _PLACEHOLDER_RE.findall(self.path):
             if not name.isidentifier():
                 raise FieldError(f"placeholder {{{name}}} must be a name like {{id}}", ("path",))
+            if name == VU_PLACEHOLDER:
+                continue
             if name not in self.params:
                 raise FieldError(
                     f"placeholder {{{name}}} has no entry in params; add "
@@ -440,6 +459,14 @@ class LoadSpec(BaseModel):
                 raise FieldError(
                     "the open model needs 'rate' (requests per second) or 'stages'", ("rate",)
                 )
+            for i, request in enumerate(self.requests):
+                for where in request.vu_fields():
+                    raise FieldError(
+                        f"{{{VU_PLACEHOLDER}}} is a VU's number, and the open model has no VUs "
+                        "(each arrival is a new visitor); use the closed model, or a params "
+                        "placeholder",
+                        ("requests", i, *where),
+                    )
         total = self.total_duration_s
         if total > MAX_DURATION_S:
             raise FieldError(f"add up to {total / 3600:g}h; a run lasts at most 24h", ("stages",))

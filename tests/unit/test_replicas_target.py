@@ -60,7 +60,7 @@ def test_config_from_env_and_capacity() -> None:
 def test_bad_settings_name_the_variable(bad: dict[str, str]) -> None:
     with pytest.raises(ValueError) as err:
         replicas.ReplicaConfig.from_env(bad)
-    assert next(iter(bad)).split("_")[0] in str(err.value) or "REDIS_URL" in str(err.value)
+    assert next(iter(bad)) in str(err.value)
 
 
 async def test_bad_settings_fail_the_start(replica_env, capsys: pytest.CaptureFixture[str]) -> None:
