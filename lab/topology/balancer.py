@@ -13,9 +13,10 @@ replica served it (``$upstream_addr``), when, with what status and how long it t
 how a run counts each replica's share of the traffic.
 
 Measured on the lab's 2-core VM (nginx 1.22.1): a reload is applied (new worker serving,
-old one no longer accepting) 20-150 ms after the SIGHUP; the old worker closes the
-clients' idle keep-alive connections, so every client reconnects once per reload (a
-request sent on such a connection as it closes fails; see README, "Replicas and a balancer").
+old one no longer accepting) 125-140 ms after the SIGHUP; the old worker closes the
+clients' idle keep-alive connections, so every client reconnects once per reload, and a
+request sent on such a connection as it closes fails (0-3 of 8 httpx clients' requests
+per reload; docs/services.md, "The balancer").
 """
 
 from __future__ import annotations
@@ -284,6 +285,10 @@ def render_upstreams(port: int, upstreams: Sequence[str], method: str, hash_key:
     empty ``upstream`` block, and a group of only ``down`` servers would answer 502, which
     says a replica is broken, not that there is none.
 
+    No ``X-Forwarded-For``: uvicorn trusts it from 127.0.0.1 and would then build each
+    request's client address anew from it, so a replica could no longer tell requests on
+    one kept-alive connection from requests on new ones (``targets.echo`` counts them).
+
     Args:
         upstreams: ``normalize_upstream`` addresses.
         method, hash_key, keepalive: as ``check_settings`` accepts them.
@@ -297,8 +302,7 @@ def render_upstreams(port: int, upstreams: Sequence[str], method: str, hash_key:
         location = (f"        proxy_pass http://{UPSTREAM_NAME};\n"
                     "        proxy_http_version 1.1;\n"
                     "        proxy_set_header Connection \"\";\n"
-                    "        proxy_set_header Host $http_host;\n"
-                    "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n")
+                    "        proxy_set_header Host $http_host;\n")
         group = _upstream_block(upstreams, method, hash_key, keepalive)
     return (group + "server {\n"
             f"    listen 127.0.0.1:{port};\n"
