@@ -235,7 +235,12 @@ def _overridden(plan: RunPlan, path: str, overrides: LoadOverrides) -> RunPlan:
     # Workers asked for anew are capped anew (RunPlan.__post_init__); otherwise the plan
     # keeps what its own workers were capped from.
     fresh = {"generator_workers_asked": None} if overrides.workers is not None else {}
-    return dataclasses.replace(plan, load=load, **fresh)
+    faults = plan.faults
+    if overrides.duration is not None and faults:
+        # A fault keeps its place in the run, as the stages keep their shape.
+        scale = load.total_duration_s / plan.load.total_duration_s
+        faults = tuple(f.model_copy(update={"at": round(f.at * scale, 3)}) for f in faults)
+    return dataclasses.replace(plan, load=load, faults=faults, **fresh)
 
 
 class RunSequence:
@@ -462,6 +467,9 @@ class FleetReport:
     figures: FleetFigures
     decisions: tuple[AutoscaleEventRow, ...]
     counts: tuple[ReplicaCountRow, ...]
+    session_lost: int = 0
+    """Answers 401 over the whole run: with a target that answers 401 to a session it does
+    not know (``targets.replicas``), each is a user sent back to log in again."""
 
 
 def fleets_of(store: Store, runs: Sequence[RunRecord]) -> dict[int, FleetReport]:
@@ -483,7 +491,8 @@ def fleets_of(store: Store, runs: Sequence[RunRecord]) -> dict[int, FleetReport]
         figures = fleet_figures(replicas, store.replica_intervals(run.id), readings,
                                 [c.ready for c in counts if start - 1e-9 <= c.t_s <= end + 1e-9],
                                 start, end)
-        out[run.id] = FleetReport(figures, tuple(store.autoscale_events(run.id)), tuple(counts))
+        lost = sum(e.count for e in store.errors(run.id) if e.status == 401)
+        out[run.id] = FleetReport(figures, tuple(store.autoscale_events(run.id)), tuple(counts), lost)
     return out
 
 

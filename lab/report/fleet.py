@@ -33,6 +33,8 @@ def replicas_table(run: RunRecord, fleet: FleetReport) -> Table:
     caption_bits = [f"balancer: nginx {run.settings.balancer_method or '?'}",
                     f"replica-seconds {f.replica_seconds:,.1f}",
                     f"balancer CPU {fmt_cpu(f.balancer_cpu_s_per_1k)} s/1k req"]
+    if fleet.session_lost:
+        caption_bits.append(f"{fleet.session_lost:,} answers 401 (sessions lost)")
     if f.unrouted:
         caption_bits.append(f"{f.unrouted:,} requests answered by nginx with no replica ready (503)")
     table = _table(f"run {run.id} ({run.variant}) by replica", caption=" · ".join(caption_bits))
@@ -74,7 +76,8 @@ def fleet_json(fleet: FleetReport) -> dict[str, Any]:
     ``ended_s`` (s after the load began), ``requests``, ``share`` (0..1), ``errors``,
     ``p50_ms``, ``p99_ms``, ``mean_ms``, ``cpu_s``, ``cpu_s_per_1k``, ``peak_rss_bytes``,
     ``alive_s``. ``fleet``: ``replica_seconds``, ``unrouted``, ``balancer_cpu_s``,
-    ``balancer_cpu_s_per_1k``, ``max_ready``, ``replica_counts`` (``t_s``, ``desired``,
+    ``balancer_cpu_s_per_1k``, ``max_ready``, ``session_lost`` (answers 401 over the run),
+    ``replica_counts`` (``t_s``, ``desired``,
     ``ready``, ``starting``, ``draining`` per interval). Each decision: ``t_s``,
     ``current``, ``metric``, ``metric_value``, ``ratio``, ``recommended``, ``desired``,
     ``applied``, ``reason``, ``inputs``.
@@ -89,6 +92,7 @@ def fleet_json(fleet: FleetReport) -> dict[str, Any]:
             "balancer_cpu_s_per_1k": (None if f.balancer_cpu_s_per_1k is None
                                       else round(f.balancer_cpu_s_per_1k, 4)),
             "max_ready": f.max_ready,
+            "session_lost": fleet.session_lost,
             "replica_counts": [{"t_s": c.t_s, "desired": c.desired, "ready": c.ready,
                                 "starting": c.starting, "draining": c.draining}
                                for c in fleet.counts],

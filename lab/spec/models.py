@@ -936,7 +936,10 @@ class Experiment(BaseModel):
             if over is False:
                 parts.append(None)
                 continue
-            data = {**(base.model_dump(exclude_unset=True) if base is not None else {}), **over}
+            data = base.model_dump(exclude_unset=True) if base is not None else {}
+            if name == "balancer" and "method" in over and "hash_key" not in over:
+                data.pop("hash_key", None)  # the key belongs to the base's hash method
+            data = {**data, **over}
             try:
                 parts.append(model.model_validate(data))
             except ValidationError as exc:
