@@ -296,7 +296,8 @@ class _Run:
             return "failed", problem
         if plan.target.app and plan.balancer is not None:
             self.fleet = Fleet(plan.target, plan.balancer, self.services.env,
-                               on_change=self._on_replica)
+                               on_change=self._on_replica,
+                               activator=plan.autoscale is not None and plan.autoscale.min_replicas == 0)
             self.base_url = self.fleet.url
         elif plan.target.app:
             self.target = TargetProcess(plan.target, extra_env=self.services.env)
@@ -353,8 +354,11 @@ class _Run:
                 with contextlib.suppress(psutil.Error):
                     psutil.Process(pid).cpu_affinity(rest)
         fleet = self.fleet
+        service_pids = dict(self.services.pids)
+        if fleet is not None and fleet.activator is not None and fleet.activator.pid is not None:
+            service_pids["activator"] = fleet.activator.pid
         self.sampler = ResourceSampler(self.key, self.target.pid if self.target else None,
-                                       self.pool.pids, service_pids=self.services.pids,
+                                       self.pool.pids, service_pids=service_pids,
                                        replica_pids=(lambda: fleet.pids) if fleet else None,
                                        balancer_pid=fleet.balancer_pid if fleet else None)
         if fleet is not None:
@@ -533,6 +537,7 @@ class _Run:
         scaler = Autoscaler(settings_of(spec.model_dump(mode="json")))
         every = spec.sync_period
         last_served: dict[int, int] = {}
+        last_arrived = 0
         last_t = 0.0
         k = 1
         while True:
@@ -558,7 +563,12 @@ class _Run:
                 elif ready:
                     value = (self.served_by.get(info.index, 0) - last_served.get(info.index, 0)) / span
                 metrics.append(ReplicaMetric(info.index, value, ready))
-            demand = self.served_by.get(-1, 0) > last_served.get(-1, 0)
+            held = await fleet.activator_stats()
+            # Requests wait at the activator (scaled to zero), or nginx answered some with
+            # no replica to send them to.
+            demand = (held.get("waiting", 0) > 0 or held.get("arrived", 0) > last_arrived
+                      or self.served_by.get(-1, 0) > last_served.get(-1, 0))
+            last_arrived = held.get("arrived", last_arrived)
             last_served, last_t = dict(self.served_by), t_s
             inp = DecisionInput(t_s, self.desired_replicas, tuple(metrics), demand)
             d = scaler.decide_input(inp)

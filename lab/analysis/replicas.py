@@ -103,7 +103,11 @@ class FleetFigures:
 
     replicas: tuple[ReplicaFigures, ...]
     unrouted: int
-    """Requests the balancer answered itself in the window (no replica ready: 503)."""
+    """Requests that arrived in the window while no replica was ready: answered 503 by
+    nginx, or held by the activator until one was (scale from zero)."""
+    unrouted_p50_ms: float | None
+    unrouted_max_ms: float | None
+    """Their latency as nginx measured it: with an activator, the cold start they waited."""
     replica_seconds: float
     balancer_cpu_s: float | None
     balancer_cpu_s_per_1k: float | None
@@ -142,8 +146,7 @@ def fleet_figures(replicas: Sequence[_Replica], slices: Iterable[_Slice],
             continue
         requests[sl.replica] = requests.get(sl.replica, 0) + sl.requests
         errors[sl.replica] = errors.get(sl.replica, 0) + sl.errors
-        if sl.replica != NO_REPLICA:
-            hists.setdefault(sl.replica, LatencyHistogram()).merge_encoded(sl.histogram)
+        hists.setdefault(sl.replica, LatencyHistogram()).merge_encoded(sl.histogram)
     served = sum(n for index, n in requests.items() if index != NO_REPLICA)
     by_replica: dict[int, list[_Reading]] = {}
     balancer: list[_Reading] = []
@@ -177,8 +180,12 @@ def fleet_figures(replicas: Sequence[_Replica], slices: Iterable[_Slice],
     total = sum(requests.values())
     bal_cpu = _cpu_in_window(balancer, start_s, end_s)
     counts = list(ready_counts)
+    cold = hists.get(NO_REPLICA)
+    warm = cold is not None and cold.count > 0
     return FleetFigures(
         replicas=tuple(out), unrouted=requests.get(NO_REPLICA, 0),
+        unrouted_p50_ms=cold.percentile_ms(50) if warm and cold else None,
+        unrouted_max_ms=cold.max_ms() if warm and cold else None,
         replica_seconds=sum(r.alive_s for r in out),
         balancer_cpu_s=bal_cpu,
         balancer_cpu_s_per_1k=(bal_cpu / total * 1000) if bal_cpu is not None and total else None,

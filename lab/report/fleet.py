@@ -36,7 +36,8 @@ def replicas_table(run: RunRecord, fleet: FleetReport) -> Table:
     if fleet.session_lost:
         caption_bits.append(f"{fleet.session_lost:,} answers 401 (sessions lost)")
     if f.unrouted:
-        caption_bits.append(f"{f.unrouted:,} requests answered by nginx with no replica ready (503)")
+        caption_bits.append(f"{f.unrouted:,} requests arrived with no replica ready (p50 "
+                            f"{fmt_ms(f.unrouted_p50_ms)} ms, max {fmt_ms(f.unrouted_max_ms)} ms)")
     table = _table(f"run {run.id} ({run.variant}) by replica", caption=" · ".join(caption_bits))
     for name in ("replica", "share\n%", "requests", "errors", "p50\nms", "p99\nms",
                  "CPU s\n/1k req", "peak RSS\nMiB", "start\ns", "ready\ns", "end\ns"):
@@ -75,7 +76,8 @@ def fleet_json(fleet: FleetReport) -> dict[str, Any]:
     Each replica: ``replica``, ``pid``, ``address``, ``state``, ``started_s``, ``ready_s``,
     ``ended_s`` (s after the load began), ``requests``, ``share`` (0..1), ``errors``,
     ``p50_ms``, ``p99_ms``, ``mean_ms``, ``cpu_s``, ``cpu_s_per_1k``, ``peak_rss_bytes``,
-    ``alive_s``. ``fleet``: ``replica_seconds``, ``unrouted``, ``balancer_cpu_s``,
+    ``alive_s``. ``fleet``: ``replica_seconds``, ``unrouted`` (requests that arrived with no
+    replica ready) with ``unrouted_p50_ms`` and ``unrouted_max_ms``, ``balancer_cpu_s``,
     ``balancer_cpu_s_per_1k``, ``max_ready``, ``session_lost`` (answers 401 over the run),
     ``replica_counts`` (``t_s``, ``desired``,
     ``ready``, ``starting``, ``draining`` per interval). Each decision: ``t_s``,
@@ -88,6 +90,8 @@ def fleet_json(fleet: FleetReport) -> dict[str, Any]:
         "fleet": {
             "replica_seconds": round(f.replica_seconds, 3),
             "unrouted": f.unrouted,
+            "unrouted_p50_ms": f.unrouted_p50_ms,
+            "unrouted_max_ms": f.unrouted_max_ms,
             "balancer_cpu_s": None if f.balancer_cpu_s is None else round(f.balancer_cpu_s, 4),
             "balancer_cpu_s_per_1k": (None if f.balancer_cpu_s_per_1k is None
                                       else round(f.balancer_cpu_s_per_1k, 4)),

@@ -22,10 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
+import httpx
 import psutil
 
 from lab.errors import ServiceError, TargetError
 from lab.spec import BalancerSpec, TargetSpec
+from lab.topology.activator import CONTROL
 from lab.topology.balancer import NginxBalancer
 from lab.topology.services import find_components
 from lab.topology.targets import StatsReader, TargetProcess
@@ -81,7 +83,8 @@ class Fleet:
 
     def __init__(self, target: TargetSpec, balancer: BalancerSpec, extra_env: dict[str, str],
                  clock: Callable[[], float] = time.monotonic,
-                 on_change: Callable[[ReplicaInfo], None] | None = None) -> None:
+                 on_change: Callable[[ReplicaInfo], None] | None = None,
+                 activator: bool = False) -> None:
         self.target = target
         self.spec = balancer
         self.extra_env = dict(extra_env)
@@ -99,6 +102,11 @@ class Fleet:
             str(nginx.path), method=balancer.method, hash_key=balancer.hash_key,
             keepalive=balancer.keepalive)
         self._nginx_started = False
+        self.activator: TargetProcess | None = TargetProcess(TargetSpec(
+            app="lab.topology.activator:app", ready_path=f"{CONTROL}/health", stats_path="",
+            env={"ACTIVATOR_TIMEOUT_S": f"{target.ready_timeout + 10:g}"})) if activator else None
+        """Holds requests while no replica is ready (scale from zero); see ``lab.topology.activator``."""
+        self._control = httpx.AsyncClient(timeout=5.0, trust_env=False)
         self.problems: list[str] = []
         """Replicas that failed to start during the run, one line each."""
 
@@ -158,14 +166,17 @@ class Fleet:
         if self.nginx is None:
             raise ServiceError(str(self._missing))
         started = [self._new_replica() for _ in range(n)]
-        results = await asyncio.gather(*(self._boot(r) for r in started), return_exceptions=True)
+        booting = [self._boot(r) for r in started]
+        if self.activator is not None:
+            booting.append(self.activator.start())
+        results = await asyncio.gather(*booting, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        self._nginx_started = True
-        await self.nginx.start([r.info.address for r in started])
         for r in started:
             self._mark(r, "ready", ready_s=round(self.clock(), 3))
+        self._nginx_started = True
+        await self.nginx.start(await self._routes())
 
     def _new_replica(self) -> _Replica:
         index = self._next_index
@@ -189,9 +200,32 @@ class Fleet:
         replica.set(state=state, **changes)
         self.on_change(replica.info)
 
+    async def _routes(self) -> list[str]:
+        """Where nginx sends requests now: the ready replicas; with none ready, the
+        activator (told which replica to hand its held requests to, or none)."""
+        ready = [r.info.address for r in self._live() if r.info.state == "ready"]
+        if self.activator is None:
+            return ready
+        # The activator learns of a ready replica before nginx does, so the requests it
+        # holds go on at once; with none, it holds what nginx sends it from now on.
+        await self._control.put(f"{self.activator.url}{CONTROL}/upstream",
+                                content=ready[0] if ready else "")
+        return ready or [f"127.0.0.1:{self.activator.port}"]
+
+    async def activator_stats(self) -> dict[str, int]:
+        """``waiting`` and ``arrived`` of the activator (``{}`` without one, or when it
+        did not answer)."""
+        if self.activator is None:
+            return {}
+        try:
+            data = (await self._control.get(f"{self.activator.url}{CONTROL}/stats")).json()
+        except (httpx.HTTPError, ValueError):
+            return {}
+        return {k: int(v) for k, v in data.items() if isinstance(v, int)}
+
     async def _apply_upstream(self) -> None:
         assert self.nginx is not None
-        await self.nginx.reload([r.info.address for r in self._live() if r.info.state == "ready"])
+        await self.nginx.reload(await self._routes())
 
     def scale_to(self, n: int, drain_s: float = 5.0) -> None:
         """Begin moving to ``n`` replicas (starting and ready ones count; draining ones do
@@ -286,7 +320,11 @@ class Fleet:
             with contextlib.suppress(Exception):
                 await self.nginx.stop()
         live = [r for r in self._replicas.values() if r.process.proc is not None]
-        await asyncio.gather(*(r.process.stop() for r in live), return_exceptions=True)
+        stopping = [r.process.stop() for r in live]
+        if self.activator is not None and self.activator.proc is not None:
+            stopping.append(self.activator.stop())
+        await asyncio.gather(*stopping, return_exceptions=True)
+        await self._control.aclose()
         await asyncio.gather(*(r.stats.close() for r in self._replicas.values()),
                              return_exceptions=True)
         now = round(self.clock(), 3)
