@@ -16,6 +16,7 @@ from typing import Literal
 
 import psutil
 
+from lab.spec import SpecError, load_experiment
 from lab.topology.services import find_components
 
 Status = Literal["ok", "warn", "missing", "info"]
@@ -104,13 +105,30 @@ def database_check(db_path: str | Path) -> Check:
                  f"{runs} run{'s' if runs != 1 else ''}", "ok")
 
 
+def _uses(folder: Path = Path("experiments")) -> dict[str, str]:
+    """Which experiments in ``folder`` (and which tools) use each backing program, as
+    ``lab doctor`` says it: ``caching (redis), async-queue (redis)``."""
+    found: dict[str, list[str]] = {"redis": [], "postgres": [], "nginx": []}
+    for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+        try:
+            variants = load_experiment(path).resolved_variants()
+        except SpecError:
+            continue
+        for name, needs in (("redis", [v.name for v in variants if v.services.redis != "off"]),
+                            ("postgres", [v.name for v in variants if v.services.postgres != "off"]),
+                            ("nginx", [v.name for v in variants if v.balancer is not None])):
+            if needs:
+                shown = "" if len(needs) == len(variants) else f" ({', '.join(needs)})"
+                found[name].append(path.stem + shown)
+    found["nginx"].append("benchmarks/generator.py (else a uvicorn target)")
+    return {name: ", ".join(items) or "no experiment here" for name, items in found.items()}
+
+
 def checks(db_path: str | Path | None = None) -> list[Check]:
     """Every check, in display order; ``db_path``: also check that results database."""
     out: list[Check] = []
     components = find_components()
-    uses = {"redis": "caching (redis variant), async-queue (redis queue)",
-            "postgres": "connection-pooling (else SQLite)",
-            "nginx": "benchmarks/generator.py (else a uvicorn target)"}
+    uses = _uses()
     for name, label in (("redis", "redis-server"), ("postgres", "PostgreSQL"), ("nginx", "nginx")):
         c = components[name]
         if c.usable:

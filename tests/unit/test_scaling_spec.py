@@ -148,3 +148,17 @@ def test_initial_replicas_default_to_min_or_one(tmp_path: Path) -> None:
     assert plan.replicas == 1
     body = HEAD.format(target="replicas = 0") + scaler
     assert plan_runs(load_experiment(write_experiment(tmp_path, body)))[0].replicas == 0
+
+
+def test_doctor_names_the_experiments_that_need_nginx(tmp_path: Path) -> None:
+    from lab.doctor import _uses
+
+    write_experiment(tmp_path, HEAD.format(target="replicas = 2") + "[balancer]\n"
+                     + '[[variants]]\nname = "lb"\n[[variants]]\nname = "alone"\nbalancer = false\n'
+                     + "target = { replicas = 1 }\n", name="mixed")
+    write_experiment(tmp_path, HEAD.format(target="replicas = 2") + "[balancer]\n", name="all")
+    write_experiment(tmp_path, HEAD.format(target=""), name="none")
+    (tmp_path / "broken.toml").write_text("[experiment\n")
+    uses = _uses(tmp_path)
+    assert uses["nginx"].startswith("all, mixed (lb), benchmarks/generator.py"), uses
+    assert uses["redis"] == "no experiment here"
