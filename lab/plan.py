@@ -69,6 +69,8 @@ class RunPlan:
     """0-based repetition of this variant (``lab run --repeat N``)."""
     repeat_group: str = ""
     """Shared by the repetitions of one variant in one ``lab run --repeat N``."""
+    slo_p99_ms: float | None = None
+    """The experiment's latency objective (``[experiment] slo_p99_ms``), or None."""
     balancer: BalancerSpec | None = None
     """nginx in front of the target's replicas (``[balancer]``), or None."""
     autoscale: AutoscaleSpec | None = None
@@ -126,6 +128,7 @@ class RunPlan:
             **({"autoscale": self.autoscale.model_dump(mode="json")} if self.autoscale else {}),
             **({"faults": [f.model_dump(mode="json") for f in self.faults]} if self.faults else {}),
             **({"replicas": self.replicas} if self.balancer else {}),
+            **({"slo_p99_ms": self.slo_p99_ms} if self.slo_p99_ms is not None else {}),
             **({"thresholds": list(self.thresholds)} if self.thresholds else {}),
             **({"repeat": self.repeat, "repeat_group": self.repeat_group}
                if self.repeat_group else {}),
@@ -224,6 +227,7 @@ def plan_runs(experiment: Experiment, variants: list[str] | None = None) -> list
             source=experiment.source,
             services=v.services,
             look_for=experiment.experiment.look_for,
+            slo_p99_ms=experiment.experiment.slo_p99_ms,
             sweep=sweep,
             thresholds=tuple(f"{metric}{cond}" for metric, cond in v.thresholds.items()),
             balancer=v.balancer,

@@ -122,6 +122,8 @@ class RunConfig:
     """Replicas at the start of a run behind a balancer."""
     autoscale: dict[str, Any] | None = None
     """The ``[autoscale]`` table as the run used it (time constants in seconds)."""
+    slo_p99_ms: float | None = None
+    """The experiment's latency objective, when it set one."""
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> RunConfig:
@@ -144,4 +146,5 @@ class RunConfig:
             balancer_method=_str(_dict(config.get("balancer")).get("method")) or None,
             replicas=_int(config.get("replicas")),
             autoscale=dict(config["autoscale"]) if isinstance(config.get("autoscale"), dict) else None,
+            slo_p99_ms=_float(config.get("slo_p99_ms")),
         )

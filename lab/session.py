@@ -30,6 +30,7 @@ from lab.thresholds import Threshold, parse_threshold
 if TYPE_CHECKING:
     from lab.analysis.noise import Change
     from lab.analysis.replicas import FleetFigures
+    from lab.analysis.slo import SloFigures
     from lab.analysis.stages import StageFigures
     from lab.analysis.sweep import SweepAnalysis
     from lab.analysis.thresholds import ThresholdResult
@@ -366,6 +367,8 @@ class RunReport:
     """The user stopped the runs (Ctrl-C, SIGTERM, the TUI's ``s`` or ``q``)."""
     fleets: Mapping[int, FleetReport] = field(default_factory=dict)
     """Run id → its replicas' figures and autoscaler decisions, for runs behind a balancer."""
+    slo: Mapping[int, SloFigures] = field(default_factory=dict)
+    """Run id → its seconds above the experiment's latency objective, when it has one."""
 
     @property
     def statuses(self) -> tuple[str, ...]:
@@ -438,6 +441,7 @@ def conclude(store: Store, prepared: PreparedRuns, run_ids: Sequence[int],
         warnings=tuple(_nothing_served_warnings(store, runs)),
         stopped=stopped,
         fleets=fleets,
+        slo=slo_of(store, runs),
     )
 
 
@@ -456,7 +460,19 @@ def stored_report(store: Store, run_ids: Sequence[int]) -> RunReport:
     names = sorted({r.experiment for r in runs})
     sweeps = analyse_stored(store, store.sweep_ids_of([run.id for run in runs]), save=False)
     return RunReport(experiment=" vs ".join(names), runs=tuple(runs), stages=stages_of(store, runs),
-                     sweeps=tuple(sweeps), fleets=fleets_of(store, runs))
+                     sweeps=tuple(sweeps), fleets=fleets_of(store, runs), slo=slo_of(store, runs))
+
+
+def slo_of(store: Store, runs: Sequence[RunRecord]) -> dict[int, SloFigures]:
+    """Each run's seconds above its experiment's ``slo_p99_ms`` (runs without one: none)."""
+    from lab.analysis.slo import slo_figures
+
+    out = {}
+    for run in runs:
+        slo = run.settings.slo_p99_ms
+        if slo is not None:
+            out[run.id] = slo_figures(store.intervals(run.id), slo, run.settings.load.warmup_s)
+    return out
 
 
 @dataclass(frozen=True)

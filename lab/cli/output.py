@@ -94,6 +94,8 @@ def write_runs(report: RunReport, fmt: str) -> None:
                 entry["stages"] = stages_json(stages[entry["id"]])
             if entry["id"] in report.fleets:
                 entry.update(fleet_json(report.fleets[entry["id"]]))
+            if entry["id"] in report.slo:
+                entry["slo"] = report.slo[entry["id"]].as_dict()
         if skipped:
             doc["skipped"] = skipped
         if report.sweeps:
@@ -137,6 +139,10 @@ def write_runs(report: RunReport, fmt: str) -> None:
                 console.print(replicas_table(run, fleet))
                 if fleet.decisions:
                     console.print(decisions_table(run, fleet.decisions))
+    if report.slo and runs:
+        from lab.report.fleet import slo_text
+
+        console.print(slo_text(runs, report.slo))
     if repeat_intervals is not None:
         from lab.report.table import repeats_table
 

@@ -3,15 +3,17 @@ and the JSON of both (keys ``replicas``, ``fleet`` and ``autoscale_events`` of a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from lab.metrics import MISSING, fmt_cpu, fmt_int, fmt_mib, fmt_ms, fmt_percent, fmt_seconds
 
 if TYPE_CHECKING:
+    from lab.analysis.slo import SloFigures
     from lab.session import FleetReport
     from lab.store import AutoscaleEventRow, RunRecord
 
@@ -108,3 +110,24 @@ def fleet_json(fleet: FleetReport) -> dict[str, Any]:
             for d in fleet.decisions
         ],
     }
+
+
+def slo_text(runs: Sequence[RunRecord], slo: Mapping[int, SloFigures]) -> Text:
+    """One line per run judged against the experiment's latency objective: the seconds
+    its p99 was above it, and the longest stretch (the time it took to recover)."""
+    out = Text()
+    for run in runs:
+        f = slo.get(run.id)
+        if f is None:
+            continue
+        if out:
+            out.append("\n")
+        out.append(f"run {run.id} ({run.variant}): ", style="bold")
+        if f.seconds_above:
+            out.append(f"p99 above {f.slo_p99_ms:g} ms for {f.seconds_above:.1f} of "
+                       f"{f.seconds_measured:.1f} s; longest {f.longest_above_s:.1f} s "
+                       f"({f.stretches} stretch{'es' if f.stretches != 1 else ''})", style="red")
+        else:
+            out.append(f"p99 within {f.slo_p99_ms:g} ms every second ({f.seconds_measured:.1f} s)",
+                       style="green")
+    return out

@@ -96,6 +96,9 @@ class ExperimentInfo(BaseModel):
     description: str = ""
     look_for: str = ""
     """What to look for in the results: shown by ``lab run`` and the TUI."""
+    slo_p99_ms: float | None = Field(None, gt=0, allow_inf_nan=False)
+    """A latency objective the runs are judged by, per second: each run then reports the
+    seconds its p99 was above it and the longest stretch of them (``lab.analysis.slo``)."""
     measured: str = ""
     """The effect measured on the maintainers' machine, shown in the experiment catalog
     (README.md, docs/experiments.md; made by ``python -m lab.catalog_doc``)."""

@@ -162,3 +162,25 @@ def test_doctor_names_the_experiments_that_need_nginx(tmp_path: Path) -> None:
     uses = _uses(tmp_path)
     assert uses["nginx"].startswith("all, mixed (lb), benchmarks/generator.py"), uses
     assert uses["redis"] == "no experiment here"
+
+
+def test_seconds_above_the_slo_and_the_longest_stretch() -> None:
+    from dataclasses import dataclass
+
+    from lab.analysis.slo import slo_figures
+
+    @dataclass
+    class Iv:
+        t_s: float
+        duration_s: float
+        ok: int
+        errors: int
+        p99_ms: float | None
+
+    ivs = [Iv(0, 1, 10, 0, 500.0),  # warm-up: not judged
+           Iv(1, 1, 10, 0, 50.0), Iv(2, 1, 10, 0, 150.0), Iv(3, 1, 0, 5, None),  # all errors: above
+           Iv(4, 1, 0, 0, None),  # idle: neither
+           Iv(5, 1, 10, 0, 101.0), Iv(6, 1, 10, 0, 100.0), Iv(7, 1, 10, 0, 120.0)]
+    f = slo_figures(ivs, 100.0, warmup_s=1.0)
+    assert (f.seconds_above, f.longest_above_s, f.stretches, f.seconds_measured) == (4.0, 3.0, 2, 6.0)
+    assert slo_figures(ivs, 1000.0, 1.0).seconds_above == 1.0  # only the all-errors second
