@@ -125,7 +125,8 @@ class RunPlan:
             "load": self.load.model_dump(mode="json"),
             "services": self.services.model_dump(mode="json"),
             **({"balancer": self.balancer.model_dump(mode="json")} if self.balancer else {}),
-            **({"autoscale": self.autoscale.model_dump(mode="json")} if self.autoscale else {}),
+            **({"autoscale": self.autoscale.model_dump(mode="json"),
+                "autoscale_note": hpa_differences(self.autoscale)} if self.autoscale else {}),
             **({"faults": [f.model_dump(mode="json") for f in self.faults]} if self.faults else {}),
             **({"replicas": self.replicas} if self.balancer else {}),
             **({"slo_p99_ms": self.slo_p99_ms} if self.slo_p99_ms is not None else {}),
@@ -142,6 +143,26 @@ class RunPlan:
                 "generator_workers_note": self.generator_workers_note}
                if self.generator_workers_note else {}),
         }
+
+
+HPA_DEFAULTS = {"sync_period": 15.0, "tolerance": 0.1, "scale_down_window": 300.0,
+                "scale_up_window": 0.0, "policy_period": 15.0}
+"""The Kubernetes HPA's defaults (kubernetes.io, Horizontal Pod Autoscaling: the
+controller's flags and the default ``behavior``)."""
+
+
+def hpa_differences(spec: AutoscaleSpec) -> str:
+    """Which time constants of ``spec`` differ from the HPA's defaults, in one line (the
+    run's config says so): ``sync_period 1s (HPA: 15s), scale_down_window 30s (HPA: 300s)``."""
+    periods = {p.period for p in (*spec.scale_up_policies, *spec.scale_down_policies)}
+    ours = {"sync_period": spec.sync_period, "tolerance": spec.tolerance,
+            "scale_down_window": spec.scale_down_window, "scale_up_window": spec.scale_up_window}
+    parts = [f"{name} {value:g}{'' if name == 'tolerance' else 's'} (HPA: {HPA_DEFAULTS[name]:g}"
+             f"{'' if name == 'tolerance' else 's'})"
+             for name, value in ours.items() if value != HPA_DEFAULTS[name]]
+    parts += [f"policy period {p:g}s (HPA: 15s)" for p in sorted(periods)
+              if p != HPA_DEFAULTS["policy_period"]]
+    return ", ".join(parts) or "the HPA's defaults"
 
 
 def generator_worker_cap(load: LoadSpec) -> tuple[int, str] | None:

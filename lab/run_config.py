@@ -124,6 +124,8 @@ class RunConfig:
     """The ``[autoscale]`` table as the run used it (time constants in seconds)."""
     slo_p99_ms: float | None = None
     """The experiment's latency objective, when it set one."""
+    autoscale_note: str | None = None
+    """Which of the autoscaler's time constants differ from the HPA's defaults."""
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> RunConfig:
@@ -147,4 +149,5 @@ class RunConfig:
             replicas=_int(config.get("replicas")),
             autoscale=dict(config["autoscale"]) if isinstance(config.get("autoscale"), dict) else None,
             slo_p99_ms=_float(config.get("slo_p99_ms")),
+            autoscale_note=_str(config.get("autoscale_note")) or None,
         )

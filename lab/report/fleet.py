@@ -60,7 +60,9 @@ def decisions_table(run: RunRecord, decisions: Sequence[AutoscaleEventRow]) -> T
     quiet = len(decisions) - len(shown)
     table = _table(f"run {run.id} ({run.variant}) autoscaler",
                    caption=f"{len(decisions)} decisions, {sum(d.applied for d in decisions)} "
-                           f"applied; {quiet} kept the count and are not shown")
+                           f"applied; {quiet} kept the count and are not shown"
+                           + (f"\nHPA rule with {run.settings.autoscale_note}"
+                              if run.settings.autoscale_note else ""))
     for name in ("t s", "replicas", "metric", "ratio", "recommended", "desired"):
         table.add_column(name, justify="right")
     table.add_column("reason", justify="left")
@@ -81,7 +83,7 @@ def fleet_json(fleet: FleetReport) -> dict[str, Any]:
     ``alive_s``. ``fleet``: ``replica_seconds``, ``unrouted`` (requests that arrived with no
     replica ready) with ``unrouted_p50_ms`` and ``unrouted_max_ms``, ``balancer_cpu_s``,
     ``balancer_cpu_s_per_1k``, ``max_ready``, ``session_lost`` (answers 401 over the run),
-    ``replica_counts`` (``t_s``, ``desired``,
+    ``scale_events`` (decisions that changed the count), ``replica_counts`` (``t_s``, ``desired``,
     ``ready``, ``starting``, ``draining`` per interval). Each decision: ``t_s``,
     ``current``, ``metric``, ``metric_value``, ``ratio``, ``recommended``, ``desired``,
     ``applied``, ``reason``, ``inputs``.
@@ -99,6 +101,7 @@ def fleet_json(fleet: FleetReport) -> dict[str, Any]:
                                       else round(f.balancer_cpu_s_per_1k, 4)),
             "max_ready": f.max_ready,
             "session_lost": fleet.session_lost,
+            "scale_events": sum(1 for d in fleet.decisions if d.applied),
             "replica_counts": [{"t_s": c.t_s, "desired": c.desired, "ready": c.ready,
                                 "starting": c.starting, "draining": c.draining}
                                for c in fleet.counts],

@@ -44,3 +44,5 @@ def test_the_autoscaler_keeps_the_tail_down(db_path: Path) -> None:
     assert hpa["slo"]["longest_above_s"] < hpa["slo"]["seconds_measured"], hpa["slo"]
     assert hpa["config"]["autoscale"]["sync_period"] == 1.0
     assert hpa["config"]["autoscale"]["scale_down_window"] == 10.0
+    assert hpa["config"]["autoscale_note"].startswith("sync_period 1s (HPA: 15s), scale_down_window 10s")
+    assert hpa["fleet"]["scale_events"] == len([e for e in hpa["autoscale_events"] if e["applied"]]) >= 1
