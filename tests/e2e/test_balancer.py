@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,7 +64,7 @@ def replicas() -> Iterator[Replicas]:
 
 @contextlib.asynccontextmanager
 async def balancer(upstreams: list[str], method: str = "round_robin", hash_key: str | None = None,
-                   keepalive: int = 64) -> Iterator[NginxBalancer]:  # type: ignore[misc]
+                   keepalive: int = 64) -> AsyncIterator[NginxBalancer]:
     """A started balancer, stopped (and checked gone) when the block ends."""
     assert NGINX.path
     lb = NginxBalancer(NGINX.path, method, hash_key, keepalive)
@@ -347,10 +347,10 @@ async def test_reloads_under_keepalive_load_fail_few_requests_and_route_by_the_n
     assert len(failed_1) <= vus and len(failed_2) <= vus, (failed_1, failed_2)
     assert len(out.failed) == len(failed_1) + len(failed_2), out.failed  # none outside a reload
     reconnects = sum(e.connection_requests == 1 for e in by_worker["scaled out"])
-    print(sorted(set(w for _, w in out.failed)))
     print(f"reload 1: {len(failed_1)} failed, {reconnects} client reconnects, applied in "
           f"{(t_1_done - t_1) * 1000:.0f} ms; reload 2: {len(failed_2)} failed, applied in "
-          f"{(t_2_done - t_2) * 1000:.0f} ms; {len(out.ok)} ok")
+          f"{(t_2_done - t_2) * 1000:.0f} ms; {len(out.ok)} ok; failures: "
+          f"{sorted({what for _, what in out.failed})}")
 
 
 async def test_a_configuration_nginx_refuses_leaves_the_previous_list_serving(replicas: Replicas) -> None:
