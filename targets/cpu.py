@@ -44,16 +44,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import mmap
 import os
-import struct
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -62,11 +57,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from targets.statsport import serve_stats
+from targets.workers import SharedCounters, server_layout
 
 COUNTERS = ("requests",)
 LEVELS = ("handlers_running",)
 _FIELDS = COUNTERS + LEVELS
-_LAYOUT = struct.Struct(f"<{len(_FIELDS)}q")
 _INDEX = {name: i for i, name in enumerate(_FIELDS)}
 
 
@@ -113,123 +108,6 @@ def burn(iterations: int) -> int:
     return acc
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:  # not Linux, or the process is gone
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def _uvicorn_workers(argv: list[str]) -> int | None:
-    """The ``--workers`` of a uvicorn command line (default 1); None if it is not uvicorn."""
-    if not any(part == "uvicorn" or part.endswith("/uvicorn") for part in argv[:3]):
-        return None
-    workers = os.environ.get("WEB_CONCURRENCY", "1")
-    for i, part in enumerate(argv):
-        if part == "--workers" and i + 1 < len(argv):
-            workers = argv[i + 1]
-        elif part.startswith("--workers="):
-            workers = part.partition("=")[2]
-    try:
-        return max(1, int(workers))
-    except ValueError:
-        return 1
-
-
-def server_layout() -> tuple[int, int]:
-    """(pid that identifies this server, worker processes it runs), from the command lines.
-
-    ``uvicorn --workers 1`` serves in its own process; with N > 1 the uvicorn process is
-    a supervisor and the workers are its children (multiprocessing). Anything else (a
-    test client, another server) counts as one process.
-    """
-    if _uvicorn_workers(_cmdline(os.getpid())) is not None:
-        return os.getpid(), 1
-    parent = _uvicorn_workers(_cmdline(os.getppid()))
-    if parent is not None and parent > 1:
-        return os.getppid(), parent
-    return os.getpid(), 1
-
-
-class SharedCounters:
-    """This process's counters in a memory-mapped file beside its sibling workers' files.
-
-    uvicorn's worker processes share nothing but the listening socket, so each process
-    writes only its own file (``lab-cpu-<server pid>/<pid>`` in the temp directory) and
-    any process can sum them all. Files of dead processes are ignored and removed.
-    """
-
-    def __init__(self, server_pid: int, root: Path | None = None) -> None:
-        self.directory = (root or Path(tempfile.gettempdir())) / f"lab-cpu-{server_pid}"
-        self.lock = threading.Lock()  # sync endpoints update from several threads
-        self.directory.mkdir(exist_ok=True)
-        self._file = self.directory / str(os.getpid())
-        with open(self._file, "wb") as out:
-            out.write(b"\0" * _LAYOUT.size)
-        with open(self._file, "r+b") as f:
-            self._map: mmap.mmap | None = mmap.mmap(f.fileno(), _LAYOUT.size)
-
-    def add(self, name: str, delta: int = 1) -> None:
-        """Add ``delta`` to one field of this process's counters."""
-        with self.lock:
-            if self._map is None:
-                return  # shutting down
-            offset = 8 * _INDEX[name]
-            (value,) = struct.unpack_from("<q", self._map, offset)
-            struct.pack_into("<q", self._map, offset, value + delta)
-
-    @contextlib.contextmanager
-    def request(self) -> Iterator[None]:
-        """Count one request and hold ``handlers_running`` up meanwhile."""
-        self.add("requests")
-        self.add("handlers_running")
-        try:
-            yield
-        finally:
-            self.add("handlers_running", -1)
-
-    def read_all(self) -> dict[int, tuple[int, ...]]:
-        """Every live process's fields, by pid (this process's included)."""
-        found: dict[int, tuple[int, ...]] = {}
-        for path in self.directory.iterdir():
-            if not path.name.isdigit():
-                continue
-            pid = int(path.name)
-            if not _alive(pid):
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                continue
-            try:
-                raw = path.read_bytes()
-            except OSError:
-                continue
-            if len(raw) == _LAYOUT.size:
-                found[pid] = _LAYOUT.unpack(raw)
-        return found
-
-    def close(self) -> None:
-        """Remove this process's file (and the directory when it is the last one)."""
-        with self.lock:
-            if self._map is not None:
-                self._map.close()
-                self._map = None
-            with contextlib.suppress(OSError):
-                self._file.unlink()
-            with contextlib.suppress(OSError):
-                self.directory.rmdir()  # fails while sibling workers still have files
-
-
 @dataclass
 class CpuApp:
     """Everything one running worker process owns."""
@@ -269,7 +147,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, CpuApp]]:
     # The limiter Starlette's run_in_threadpool uses for sync endpoints (one per loop).
     anyio.to_thread.current_default_thread_limiter().total_tokens = config.threadpool_tokens
     server_pid, workers = server_layout()
-    state = CpuApp(config=config, counters=SharedCounters(server_pid), workers=workers)
+    state = CpuApp(config=config, counters=SharedCounters(server_pid, _FIELDS), workers=workers)
     try:
         with serve_stats(state.stats):
             yield {"cpu": state}

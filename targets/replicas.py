@@ -61,6 +61,15 @@ period, a person with curl) and no reader may change what another sees; 1 s beca
 is the lab's sampling interval. A reader that wants the mean over its own period, however
 long, takes the change of the ``busy_ms`` counter: Δbusy_ms / (SLOTS × Δt_ms).
 
+Under ``uvicorn --workers N`` (N > 1; one replica of N processes sharing one listening
+socket, the scale-out experiment's contrast) each worker has its own slots, so the
+server's capacity is N × capacity_rps; the counters are summed over the workers (a file
+per process, ``targets.workers``), ``info`` adds ``workers`` and ``requests_by_worker``
+(each worker's requests since it started, busiest first) and the gauge
+``busiest_worker_share`` (the busiest worker's share of them: 1/N is an even split, 1.0
+all on one), while the other gauges and ``busy_ms`` are those of the worker that answered.
+``/health`` answers 503 until every worker is up.
+
 Run: ``SLOTS=4 SERVICE_MS=10 uvicorn targets.replicas:app --port 8000``
 """
 
@@ -84,7 +93,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from targets.statsport import Counters, serve_stats
+from targets.workers import SharedCounters, server_layout
 
+COUNTERS = ("requests", "served", "rejected_401", "logins", "users")
+"""The replica's counters; ``requests`` first (the per-worker split reads it)."""
 UTILIZATION_WINDOW_S = 1.0
 """The sliding window of the ``utilization`` gauge, seconds."""
 
@@ -294,12 +306,16 @@ class RedisSessions:
 class Replica:
     """The state of one running replica."""
 
-    def __init__(self, config: ReplicaConfig, sessions: SessionStore) -> None:
+    def __init__(self, config: ReplicaConfig, sessions: SessionStore,
+                 shared: SharedCounters | None = None, workers: int = 1) -> None:
         self.config = config
         self.sessions = sessions
         self.slots = asyncio.Semaphore(config.slots)  # FIFO: waiters are served in turn
         self.meter = BusyMeter(config.slots)
-        self.counters = Counters("requests", "served", "rejected_401", "logins", "users")
+        self.counters = Counters(*COUNTERS)
+        self.shared = shared
+        """Under ``uvicorn --workers N`` (N > 1): every worker's counters, summed in ``stats``."""
+        self.workers = workers
         self.in_flight = 0
         self.pid = os.getpid()
         self._users: set[str] = set()
@@ -307,14 +323,26 @@ class Replica:
     def saw_user(self, user: str | None) -> None:
         if user is not None and user not in self._users and len(self._users) < MAX_USERS:
             self._users.add(user)
-            self.counters.add(users=1)
+            self.count(users=1)
+
+    def count(self, **deltas: int) -> None:
+        """Count one request's outcome (in this worker's file too, under several workers)."""
+        self.counters.add(**deltas)
+        if self.shared is not None:
+            self.shared.add_many(**deltas)
 
     def stats(self) -> dict[str, object]:
         """The ``/stats`` figures (read from any thread)."""
         config = self.config
         busy_s, utilization = self.meter.read()
-        return {
-            **self.counters.snapshot(),
+        counters = self.counters.snapshot()
+        by_worker: list[int] = []
+        if self.shared is not None:
+            per_pid = self.shared.read_all()
+            counters = {f: sum(v[i] for v in per_pid.values()) for i, f in enumerate(self.shared.fields)}
+            by_worker = sorted((v[0] for v in per_pid.values()), reverse=True)
+        body: dict[str, object] = {
+            **counters,
             "busy_ms": round(busy_s * 1000.0, 3),
             "gauges": {
                 "in_flight": self.in_flight,
@@ -331,6 +359,19 @@ class Replica:
                 "sessions": config.sessions,
             },
         }
+        if self.shared is not None:
+            # Gauges and busy_ms stay this worker's (the one that answered): only counters
+            # are summed over the workers.
+            info = body["info"]
+            assert isinstance(info, dict)
+            info.pop("pid")
+            info["workers"] = str(self.workers)
+            info["requests_by_worker"] = "/".join(str(n) for n in by_worker)
+            total = sum(by_worker)
+            gauges = body["gauges"]
+            assert isinstance(gauges, dict)
+            gauges["busiest_worker_share"] = round(by_worker[0] / total, 4) if total else 0.0
+        return body
 
 
 def _burn_cpu(ms: float) -> None:
@@ -360,12 +401,16 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Replica]]:
         sessions = redis_sessions
     else:
         sessions = MemorySessions()
-    replica = Replica(config, sessions)
+    server_pid, workers = server_layout()
+    shared = SharedCounters(server_pid, COUNTERS, name="replicas") if workers > 1 else None
+    replica = Replica(config, sessions, shared, workers)
     try:
         with serve_stats(replica.stats):
             yield {"replica": replica}
     finally:
         await sessions.close()
+        if shared is not None:
+            shared.close()
 
 
 def _set_session(response: Response, session_id: str) -> None:
@@ -377,7 +422,7 @@ async def login(request: Request) -> Response:
     replica: Replica = request.state.replica
     user = request.query_params.get("user") or request.headers.get("x-user") or "anonymous"
     session_id = await replica.sessions.create(user)
-    replica.counters.add(requests=1, logins=1)
+    replica.count(requests=1, logins=1)
     response = JSONResponse({"session": session_id, "user": user, "replica": replica.config.index,
                              "pid": replica.pid})
     _set_session(response, session_id)
@@ -396,7 +441,7 @@ async def work(request: Request) -> Response:
             new_session = session_id = await replica.sessions.create(
                 request.headers.get("x-user") or "anonymous")
         elif session_id is None or not await replica.sessions.exists(session_id):
-            replica.counters.add(requests=1, rejected_401=1)
+            replica.count(requests=1, rejected_401=1)
             response = PlainTextResponse("unknown session", status_code=401)
             if session_id is not None:
                 response.delete_cookie(SESSION_COOKIE, path="/")
@@ -416,7 +461,7 @@ async def work(request: Request) -> Response:
     finally:
         replica.in_flight -= 1
         # Counted when answered, with its login, at once: a stats reader never sees half.
-        replica.counters.add(requests=1, served=int(served), logins=int(new_session is not None))
+        replica.count(requests=1, served=int(served), logins=int(new_session is not None))
     response = JSONResponse({"replica": config.index, "pid": replica.pid, "session": session_id})
     if new_session is not None:
         _set_session(response, new_session)
@@ -424,6 +469,14 @@ async def work(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
+    """200 once every worker process of the server is up, 503 before (under several
+    workers, a load started on the first one up would open every connection to it)."""
+    replica: Replica = request.state.replica
+    if replica.shared is not None:
+        up = len(replica.shared.read_all())
+        if up < replica.workers:
+            return PlainTextResponse(f"starting: {up} of {replica.workers} worker processes up",
+                                     status_code=503)
     return PlainTextResponse("ok")
 
 

@@ -30,7 +30,19 @@ def test_throughput_grows_with_replicas(db_path: Path) -> None:
         assert len(replicas) == int(name[-1])
         # least_conn over equal replicas: equal shares, within a few percent.
         assert all(abs(r["share"] - 1 / len(replicas)) < 0.1 for r in replicas), replicas
-    # The same capacity on one shared socket: the kernel's uneven split of the 40
-    # keep-alive connections leaves workers idle (measured: all 40 on one worker, 94 req/s).
-    assert rps["workers-4-shared-socket"] < 0.9 * rps["replicas-4"], rps
-    assert "replicas" not in runs["workers-4-shared-socket"]
+    # The same capacity on one shared socket: the kernel hands each of the 40 keep-alive
+    # connections to whichever worker wakes first, and a worker with no connection adds
+    # nothing (one with two or more is saturated: 2 slots). The split is a figure the
+    # target reports; the throughput follows it (measured: 299/283/0/0 → 172 req/s,
+    # 317/287/275/0 → 257, 301/291/289/140 → 317; never above 4 replicas behind nginx).
+    shared = runs["workers-4-shared-socket"]
+    assert "replicas" not in shared
+    info = shared["target_stats"]["info"]
+    assert info["workers"] == "4"
+    split = [int(n) for n in info["requests_by_worker"].split("/")]
+    assert len(split) <= 4 and split == sorted(split, reverse=True), split
+    busy = sum(1 for n in split if n > 0.05 * sum(split))
+    assert rps["workers-4-shared-socket"] <= 100 * 1.1 * busy, (split, rps)
+    assert rps["workers-4-shared-socket"] <= 1.05 * rps["replicas-4"], rps
+    share = shared["target_stats"]["gauges"]["busiest_worker_share"]["last"]
+    assert share == pytest.approx(split[0] / sum(split), abs=0.02)

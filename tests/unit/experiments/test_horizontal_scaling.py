@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from targets import cpu
+from targets import cpu, workers
 from tests.asgi import running
 
 _KNOBS = ("CPU_ITERATIONS", "IO_MS", "THREADPOOL_TOKENS")
@@ -101,14 +101,14 @@ async def test_blocking_handlers_are_capped_by_the_thread_pool(cpu_env) -> None:
 
 def test_server_layout_from_uvicorn_command_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     python = sys.executable
-    assert cpu._uvicorn_workers([python, "-m", "uvicorn", "targets.cpu:app", "--workers", "3"]) == 3
-    assert cpu._uvicorn_workers(["/venv/bin/uvicorn", "targets.cpu:app", "--workers=2"]) == 2
-    assert cpu._uvicorn_workers([python, "-m", "uvicorn", "targets.cpu:app"]) == 1
+    assert workers._uvicorn_workers([python, "-m", "uvicorn", "targets.cpu:app", "--workers", "3"]) == 3
+    assert workers._uvicorn_workers(["/venv/bin/uvicorn", "targets.cpu:app", "--workers=2"]) == 2
+    assert workers._uvicorn_workers([python, "-m", "uvicorn", "targets.cpu:app"]) == 1
     # The lab's own --workers (generator processes) is not uvicorn's.
-    assert cpu._uvicorn_workers([python, "-m", "lab", "run", "x", "--workers", "2"]) is None
-    assert cpu.server_layout() == (os.getpid(), 1)  # pytest: one process
+    assert workers._uvicorn_workers([python, "-m", "lab", "run", "x", "--workers", "2"]) is None
+    assert workers.server_layout() == (os.getpid(), 1)  # pytest: one process
     spawned = [python, "-c", "from multiprocessing.spawn import spawn_main; spawn_main()"]
     supervisor = [python, "-m", "uvicorn", "targets.cpu:app", "--workers", "2"]
     lines = {os.getpid(): spawned, os.getppid(): supervisor}
-    monkeypatch.setattr(cpu, "_cmdline", lambda pid: lines[pid])
-    assert cpu.server_layout() == (os.getppid(), 2)  # a worker of a 2-worker server
+    monkeypatch.setattr(workers, "_cmdline", lambda pid: lines[pid])
+    assert workers.server_layout() == (os.getppid(), 2)  # a worker of a 2-worker server
