@@ -26,7 +26,7 @@ from lab.plan import RunPlan, plan_runs
 from lab.spec import load_experiment
 from lab.store import Store, StoreRecorder
 from tests.conftest import REPO, write_experiment
-from tests.synthetic import T0, summary_of, synthetic_events
+from tests.synthetic import T0, record, summary_of, synthetic_events
 
 FLEET_EXPERIMENT = f"""
     [experiment]
@@ -48,6 +48,18 @@ FLEET_EXPERIMENT = f"""
     warmup = "0s"
     [[load.requests]]
     path = "/work"
+"""
+PLAIN_EXPERIMENT = """
+    [experiment]
+    title = "plain"
+    [target]
+    app = "targets.testing:app"
+    [load]
+    vus = 2
+    duration = "6s"
+    warmup = "0s"
+    [[load.requests]]
+    path = "/fast"
 """
 FLEET_SECONDS = 6
 REQUESTS_PER_REPLICA = 50
@@ -120,3 +132,15 @@ def record_fleet_run(folder: Path, db: Path, started_at: float = T0) -> int:
         recorder(RunFinished(key, "completed", None, started_at + FLEET_SECONDS + 0.5,
                              summary_of(events, 0, 0.5, 60_000_000, None), {}))
         return store.list_runs(limit=1)[0].id
+
+
+def record_fleet_and_plain(folder: Path) -> Path:
+    """A results database in ``folder`` with run 1, the synthetic fleet, and run 2, a plain
+    run of the test target without a balancer; returns its path."""
+    db = folder / "results.db"
+    record_fleet_run(folder, db)
+    plan = plan_runs(load_experiment(write_experiment(folder, PLAIN_EXPERIMENT, name="plain")))[0]
+    events = synthetic_events(plan, "plain-0", 80, 10.0, FLEET_SECONDS, T0 + 100)
+    with Store(db) as store:
+        record(store, events, "completed", None, T0 + 107, summary_of(events, 0, 0.4, 50_000_000, None))
+    return db

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,39 +17,14 @@ import pytest
 from lab.report.html import Line, Mark, gather, render_report, run_color, svg_chart
 from lab.report.html.charts import MARK_CHAR_W, integer_ticks
 from lab.store import Store
-from tests.synthetic import T0, record, summary_of, synthetic_events
-from tests.synthetic_fleet import record_fleet_run, replica_ms
+from tests.synthetic_fleet import record_fleet_and_plain, replica_ms
 from tests.unit.test_html_report import _plots, _tag
-
-PLAIN = """
-    [experiment]
-    title = "plain"
-    [target]
-    app = "targets.testing:app"
-    [load]
-    vus = 2
-    duration = "6s"
-    warmup = "0s"
-    [[load.requests]]
-    path = "/fast"
-"""
 
 
 @pytest.fixture(scope="module")
-def fleet_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def fleet_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Run 1: the synthetic fleet (2 → 3 → 2 replicas); run 2: a plain run without a balancer."""
-    from lab.plan import plan_runs
-    from lab.spec import load_experiment
-    from tests.conftest import write_experiment
-
-    work = tmp_path_factory.mktemp("fleet")
-    db = work / "results.db"
-    assert record_fleet_run(work, db) == 1
-    plan = plan_runs(load_experiment(write_experiment(work, PLAIN, name="plain")))[0]
-    events = synthetic_events(plan, "plain-0", 80, 10.0, 6, T0 + 100)
-    with Store(db) as store:
-        record(store, events, "completed", None, T0 + 107, summary_of(events, 0, 0.4, 50_000_000, None))
-    yield db
+    return record_fleet_and_plain(tmp_path_factory.mktemp("fleet"))
 
 
 def _page(db: Path, *ids: int) -> str:
