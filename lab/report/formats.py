@@ -102,6 +102,8 @@ CSV_COLUMNS = (
     "target_cpu_s_per_1k", "target_peak_rss_bytes", "cache_hit_ratio", "generator_bound",
 )
 """Header of ``to_csv``, in order."""
+FLEET_CSV_COLUMNS = ("replica_seconds", "max_ready", "unrouted", "scale_events")
+"""Columns ``to_csv`` adds after ``CSV_COLUMNS`` when any run was behind a balancer."""
 
 
 def _csv_value(value: Any, digits: int | None = None) -> str:
@@ -124,16 +126,23 @@ def _write_csv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return out.getvalue()
 
 
-def to_csv(runs: Sequence[RunRecord]) -> str:
-    """The runs as CSV, one row per run after a header (``CSV_COLUMNS``).
+def to_csv(runs: Sequence[RunRecord], fleets: Mapping[int, FleetReport] | None = None) -> str:
+    """The runs as CSV, one row per run after a header (``CSV_COLUMNS``; then
+    ``FLEET_CSV_COLUMNS`` when any run has replicas in ``fleets``).
 
     Units: rates in req/s (``throughput_rps`` is goodput, ``attempts_rps`` counts errors
     too), latencies of successful requests in ms, ``error_rate`` and ``cache_hit_ratio``
     as fractions 0..1, ``target_cpu_s_per_1k`` in CPU-seconds per 1,000 requests,
     ``target_peak_rss_bytes`` in bytes, ``generator_bound`` ``true``/``false``. A value
     that was not measured (no summary, no successful request, no cache stats) is an
-    empty cell. Lines end with ``\\n``.
+    empty cell. Lines end with ``\\n``. Runs behind a balancer: ``replica_seconds`` (the
+    replicas' seconds alive in the measured window, summed: the cost), ``max_ready``
+    (the most replicas ready at once), ``unrouted`` (requests nginx answered itself, no
+    replica ready) and ``scale_events`` (the autoscaler's decisions that changed the
+    count); empty for the other runs.
     """
+    fleets = fleets or {}
+    with_fleet = any(run.id in fleets for run in runs)
     rows = []
     for run in runs:
         s = run.summary
@@ -150,8 +159,13 @@ def to_csv(runs: Sequence[RunRecord]) -> str:
             row += [_csv_value(s.error_rate, 6), _csv_value(s.target_cpu_s_per_1k, 4),
                     _csv_value(s.target_peak_rss_bytes), _csv_value(s.cache_hit_ratio, 4),
                     _csv_value(s.generator_bound)]
+        if with_fleet:
+            fleet = fleets.get(run.id)
+            row += ([""] * len(FLEET_CSV_COLUMNS) if fleet is None else [
+                _csv_value(fleet.figures.replica_seconds, 3), _csv_value(fleet.figures.max_ready),
+                _csv_value(fleet.figures.unrouted), _csv_value(sum(d.applied for d in fleet.decisions))])
         rows.append(row)
-    return _write_csv(CSV_COLUMNS, rows)
+    return _write_csv(CSV_COLUMNS + (FLEET_CSV_COLUMNS if with_fleet else ()), rows)
 
 
 # --------------------------------------------------------------------------- markdown
@@ -189,7 +203,40 @@ def _md_status(run: RunRecord) -> str:
     return text
 
 
-def to_markdown(title: str, runs: Sequence[RunRecord], results: Sequence[ThresholdResult] = ()) -> str:
+def _md_replicas(runs: Sequence[RunRecord], fleets: Mapping[int, FleetReport]) -> list[str]:
+    """The replicas of the runs behind a balancer: one row per replica (share, requests,
+    errors, p50/p99 as nginx measured it, CPU per 1,000 of its requests, how it ended),
+    then a line per run with its cost and the autoscaler's changes."""
+    from lab.metrics import fmt_cpu, fmt_int, fmt_ms, fmt_percent
+
+    with_fleet = [run for run in runs if run.id in fleets]
+    if not with_fleet:
+        return []
+    lines = ["", "**Replicas**", "",
+             "| run | replica | share % | requests | errors | p50 ms | p99 ms | CPU s/1k | ended as |",
+             "| :-- | --: | --: | --: | --: | --: | --: | --: | :-- |"]
+    notes = []
+    for run in with_fleet:
+        fleet = fleets[run.id]
+        f = fleet.figures
+        for r in f.replicas:
+            cells = [f"#{run.id} {run.variant}", str(r.replica), fmt_percent(r.share, 1), fmt_int(r.requests),
+                     fmt_int(r.errors), fmt_ms(r.p50_ms), fmt_ms(r.p99_ms), fmt_cpu(r.cpu_s_per_1k), r.state]
+            lines.append("| " + " | ".join(md_escape(cell) for cell in cells) + " |")
+        applied = sum(d.applied for d in fleet.decisions)
+        bits = [f"nginx {run.settings.balancer_method or '?'}", f"replica-seconds {f.replica_seconds:,.1f}",
+                f"at most {f.max_ready} ready"]
+        if fleet.decisions:
+            bits.append(f"{applied} scale event{'' if applied == 1 else 's'} of {len(fleet.decisions)} "
+                        f"autoscaler decisions")
+        if f.unrouted:
+            bits.append(f"{f.unrouted:,} requests answered by nginx with no replica ready (503)")
+        notes.append(f"- #{run.id} {_md_text(_one_line(run.variant))}: {_md_text(', '.join(bits))}")
+    return lines + [""] + notes
+
+
+def to_markdown(title: str, runs: Sequence[RunRecord], results: Sequence[ThresholdResult] = (),
+                fleets: Mapping[int, FleetReport] | None = None) -> str:
     """GitHub-flavoured markdown for a pull-request comment.
 
     Layout: a ``###`` heading (``title``); when thresholds were given, a one-line verdict
@@ -199,6 +246,9 @@ def to_markdown(title: str, runs: Sequence[RunRecord], results: Sequence[Thresho
     reports one, the cache hit percent; every figure after the first row carries its
     change against the first run in parentheses: relative (``1,234 (+412%)``) for rates,
     latencies and CPU, in percentage points (``+1.2pp``) for error and cache percents.
+    For runs behind a balancer (``fleets``), a **Replicas** table (one row per replica:
+    share, requests, errors, p50/p99, CPU s/1k, how it ended) and a line per run with the
+    balancer's method, replica-seconds, the most replicas ready and the scale events.
     Then the threshold verdicts (✅/❌ per threshold per run, with the run's figure;
     failures first, at most ``MAX_THRESHOLD_LINES``), then notes: what the changes are
     against, the client engine and generator workers, generator-bound runs, and runs that
@@ -209,6 +259,7 @@ def to_markdown(title: str, runs: Sequence[RunRecord], results: Sequence[Thresho
         title: the heading (e.g. the experiment's name).
         runs: runs in table order; the first is the baseline of the changes.
         results: ``lab.analysis.thresholds.evaluate`` output; empty for no threshold section.
+        fleets: the replicas of the runs behind a balancer (``lab.session.fleets_of``).
     """
     base_run = runs[0] if runs else None
     base = base_run.summary if base_run is not None else None
@@ -232,6 +283,7 @@ def to_markdown(title: str, runs: Sequence[RunRecord], results: Sequence[Thresho
         lines.append("| " + " | ".join(md_escape(cell) for cell in cells) + " |")
     if not runs:
         lines.append("| (no runs) | | " + " | ".join("" for _ in columns) + " |")
+    lines += _md_replicas(runs, fleets or {})
 
     if results:
         lines += ["", "**Thresholds**", ""]
