@@ -107,14 +107,14 @@ def test_the_replicas_chart_shares_the_time_axis_and_marks_the_applied_decisions
         assert labels == ["↑3", "↓2"]
     replicas = charts[2]
     assert all(v == int(v) for v in _y_ticks(replicas)), _y_ticks(replicas)
-    # Each interval drawn with the count at its end: 2 ready in the first second, 3 while
-    # replica 2 served (ready at 1.6 s, gone at 4.5 s), then 2; desired 3 from the
-    # decision at 1.0 s to the one at 4.0 s.
+    # The counts as sampled at the end of each interval, held until the next sample (a
+    # change is drawn at the sample that saw it, never before): 2 ready at the start, 3
+    # seen at 2 s (replica 2 was ready at 1.6 s), 2 seen at 5 s (it ended at 4.5 s);
+    # desired 3 from the sample after the decision at 1.0 s to the one after 4.0 s.
     ready = _path_points(replicas, "ready")
-    assert [y for _x, y in ready] == [2, 2, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2]
-    assert [x for x, _y in ready] == [0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6]
+    assert ready == [(0, 2), (2, 2), (2, 3), (5, 3), (5, 2), (6, 2)]
     desired = _path_points(replicas, "desired")
-    assert [y for _x, y in desired] == [2, 2, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2]
+    assert desired == [(0, 2), (2, 2), (2, 3), (5, 3), (5, 2), (6, 2)]
 
 
 def test_a_run_without_a_balancer_adds_nothing_to_the_report(fleet_db: Path) -> None:

@@ -205,15 +205,32 @@ def _replicas_section(data: ReportData) -> str:
     return "".join(parts)
 
 
-def _count_steps(samples: Sequence[tuple[float, int]]) -> list[tuple[float, float | None]]:
-    """A count sampled at the end of each interval as steps: each value drawn across the
-    interval it ends (from the previous sample, or from the start of the load)."""
-    points: list[tuple[float, float | None]] = []
-    prev = 0.0
+def _count_steps(at_start: int, samples: Sequence[tuple[float, int]]) -> list[tuple[float, float | None]]:
+    """A count as steps: ``at_start`` from the start of the load, then each sampled value
+    (taken at the end of an interval) held from its sample to the next, so a change is
+    never drawn before it was seen."""
+    current = float(at_start)
+    points: list[tuple[float, float | None]] = [(0.0, current)]
     for t_s, value in samples:
-        points += [(prev, float(value)), (t_s, float(value))]
-        prev = t_s
+        if value != current:
+            points += [(t_s, current), (t_s, float(value))]
+            current = float(value)
+    if samples:
+        points.append((samples[-1][0], current))
     return points
+
+
+def _replica_lines(fleet: FleetReport, color: str, label: str, dash: str) -> list[Line]:
+    """Replicas ready (solid) and desired (dashed) of a run over time. At the start of the
+    load: the replicas ready by then, and the ones started for it (the count asked for)."""
+    replicas = fleet.figures.replicas
+    ready_0 = sum(1 for r in replicas if r.ready_s is not None and r.ready_s <= 0
+                  and (r.ended_s is None or r.ended_s > 0))
+    desired_0 = sum(1 for r in replicas if r.started_s <= 0 and (r.ended_s is None or r.ended_s > 0))
+    return [Line(_count_steps(ready_0, [(c.t_s, c.ready) for c in fleet.counts]), color,
+                 f"{label} ready", dash=dash),
+            Line(_count_steps(desired_0, [(c.t_s, c.desired) for c in fleet.counts]), color,
+                 f"{label} desired", width=1.5, dash="6 4")]
 
 
 def _decision_marks(run: RunRecord, fleet: FleetReport, color: str) -> list[Mark]:
@@ -268,10 +285,7 @@ def _series_section(data: ReportData) -> str:
         fleet = data.fleets.get(run.id)
         if fleet is not None and fleet.counts:
             t_max = max(t_max, max(c.t_s for c in fleet.counts))
-            replicas.append(Line(_count_steps([(c.t_s, c.ready) for c in fleet.counts]), color,
-                                 f"{label} ready", dash=dash))
-            replicas.append(Line(_count_steps([(c.t_s, c.desired) for c in fleet.counts]), color,
-                                 f"{label} desired", width=1.5, dash="6 4"))
+            replicas += _replica_lines(fleet, color, label, dash)
             replica_legend.append(LegendItem(label, color, dash))
         if fleet is not None:
             decisions += _decision_marks(run, fleet, color)
@@ -300,7 +314,8 @@ def _series_section(data: ReportData) -> str:
         figures.append(chart_figure(
             "Replicas", svg_chart(replicas, y_label="replicas", integer_y=True, **marked, **common),
             replica_legend + [LegendItem("ready solid · desired dashed", "#57606a", "6 4")] + decision_key,
-            "replicas ready and desired at the end of each interval, drawn across it"))
+            "replicas ready and desired, each count (taken at the end of an interval) held "
+            "until the next"))
     figures.append(chart_figure(
         "Target CPU", svg_chart(cpu, y_label="% of one core", **common), legend,
         "the target's whole process tree"))
