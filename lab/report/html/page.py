@@ -294,7 +294,6 @@ def _series_section(data: ReportData) -> str:
     x_label = "seconds after the load began"
     common = {"x_label": x_label, "x_range": x_range, "shade": shade}
     # Only runs behind a balancer add anything here, so other reports stay as they were.
-    marked = {"marks": decisions} if decisions else {}
     decision_key = ([LegendItem("dashed verticals: the autoscaler's decisions, ↑↓ the new count",
                                 "#57606a", "5 4")] if decisions else [])
 
@@ -303,16 +302,16 @@ def _series_section(data: ReportData) -> str:
     tp_legend = legend + ([LegendItem("dotted: errors/s", "#57606a", "2 3")] if any_errors else [])
     figures.append(chart_figure(
         "Throughput", svg_chart(tp_lines, y_label="ok req/s", log_y=should_log(throughput),
-                                **marked, **common),
+                                marks=decisions, **common),
         tp_legend + decision_key, "successful requests per second (goodput), each interval at its middle"))
     p95_lines = [line for line in latency if line.label.endswith("p95")]
     figures.append(chart_figure(
-        "Latency", svg_chart(latency, y_label="ms", log_y=should_log(p95_lines), **marked, **common),
+        "Latency", svg_chart(latency, y_label="ms", log_y=should_log(p95_lines), marks=decisions, **common),
         legend + [LegendItem("p95 solid · p99 dashed · p50 dotted", "#57606a")] + decision_key,
         "percentiles of successful requests in each interval"))
     if replicas:
         figures.append(chart_figure(
-            "Replicas", svg_chart(replicas, y_label="replicas", integer_y=True, **marked, **common),
+            "Replicas", svg_chart(replicas, y_label="replicas", integer_y=True, marks=decisions, **common),
             replica_legend + [LegendItem("ready solid · desired dashed", "#57606a", "6 4")] + decision_key,
             "replicas ready and desired, each count (taken at the end of an interval) held "
             "until the next"))
