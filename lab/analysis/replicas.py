@@ -191,3 +191,47 @@ def fleet_figures(replicas: Sequence[_Replica], slices: Iterable[_Slice],
         balancer_cpu_s_per_1k=(bal_cpu / total * 1000) if bal_cpu is not None and total else None,
         max_ready=max(counts) if counts else len([r for r in out if r.ready_s is not None]),
     )
+
+
+@dataclass(frozen=True)
+class ReplicaInterval:
+    """What one replica served in one interval, with its percentiles worked out from the
+    interval's HDR histogram (``$upstream_response_time`` as nginx measured it)."""
+
+    t_s: float
+    """Start of the interval, seconds after the load began."""
+    duration_s: float
+    replica: int
+    """Its index; -1 (``NO_REPLICA``): requests the balancer answered itself (503)."""
+    requests: int
+    """Answers in the interval, errors included."""
+    errors: int
+    """Statuses ≥ 500 and requests the client gave up on (nginx's 499)."""
+    p50_ms: float | None
+    """Median response time of the interval's answers, ms (None: no answer)."""
+    p99_ms: float | None
+    max_ms: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+class _TimedSlice(_Slice, Protocol):
+    @property
+    def duration_s(self) -> float: ...
+
+
+def replica_intervals(slices: Iterable[_TimedSlice]) -> list[ReplicaInterval]:
+    """Each stored ``(interval, replica)`` row with its p50, p99 and max (ms) from its own
+    histogram, in the order given (``lab.store.ReplicaIntervalRow``)."""
+    out = []
+    for sl in slices:
+        hist = LatencyHistogram.decode(sl.histogram)
+        has = hist.count > 0
+        out.append(ReplicaInterval(
+            t_s=sl.t_s, duration_s=sl.duration_s, replica=sl.replica,
+            requests=sl.requests, errors=sl.errors,
+            p50_ms=hist.percentile_ms(50) if has else None,
+            p99_ms=hist.percentile_ms(99) if has else None,
+            max_ms=hist.max_ms() if has else None))
+    return out

@@ -6,8 +6,10 @@ does; a missing database, an unknown run id or an unwritable output file is one 
 stderr and exit code 2, with nothing written.
 
 CSV holds one table, chosen with ``--what``: ``series`` (default; one row per run per
-interval), ``resources`` (one row per psutil reading) or ``targets`` (one row per target
-gauge reading). JSON holds all three per run. Columns and units:
+interval), ``resources`` (one row per psutil reading), ``targets`` (one row per target
+gauge reading), or for runs behind a balancer ``replica_intervals`` (one row per
+interval per replica), ``replica_counts`` (one row per interval) or ``autoscale_events``
+(one row per decision). JSON holds all of them per run. Columns and units:
 :mod:`lab.report.formats`.
 """
 
@@ -31,7 +33,10 @@ from lab.report.export import WHAT, render_export
               help="csv: one table (see --what); json: series, resources and target gauges per run.")
 @click.option("--what", type=click.Choice(WHAT), default=None,
               help="CSV only: series (one row per run per second, the default), resources "
-                   "(psutil readings per role) or targets (the target's gauges).")
+                   "(psutil readings per role), targets (the target's gauges), or for runs "
+                   "behind a balancer replica_intervals (each replica's requests, errors, "
+                   "p50/p99 per second), replica_counts (desired and ready per second) or "
+                   "autoscale_events (the autoscaler's decisions).")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), default=None,
               help="Write to FILE instead of stdout.")
 @db_option

@@ -115,9 +115,9 @@ def write_runs(report: RunReport, fmt: str) -> None:
         from lab.report import formats
 
         if fmt == "csv":
-            click.echo(formats.to_csv(runs), nl=False)
+            click.echo(formats.to_csv(runs, report.fleets), nl=False)
         elif fmt == "markdown":
-            click.echo(formats.to_markdown(report.experiment, runs, results), nl=False)
+            click.echo(formats.to_markdown(report.experiment, runs, results, report.fleets), nl=False)
         else:
             click.echo(formats.to_junit(report.experiment, runs, results), nl=False)
         return

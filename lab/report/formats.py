@@ -15,7 +15,10 @@ header says ``%``.
 * ``to_junit``: JUnit XML with one test case per threshold per run, for CI systems
   (Jenkins, GitLab, GitHub test reporters).
 * ``series_csv`` / ``resources_csv`` / ``targets_csv`` / ``export_json``: the per-interval
-  series, resource samples and target gauges of runs (``lab export``).
+  series, resource samples and target gauges of runs (``lab export``);
+  ``replica_intervals_csv`` / ``replica_counts_csv`` / ``autoscale_events_csv``: the
+  replicas' traffic per interval, the replica count per interval and the autoscaler's
+  decisions of runs behind a balancer.
 """
 
 from __future__ import annotations
@@ -24,19 +27,23 @@ import csv
 import io
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lab.metrics import CACHE_HIT, MARKDOWN_COLUMNS, Metric
 from lab.report.json_report import client_of, dumps, generator_workers_of, load_source_of, series_json
 from lab.report.table import format_delta, strip_ansi
 
 if TYPE_CHECKING:
+    from lab.analysis.replicas import ReplicaInterval
     from lab.analysis.thresholds import ThresholdResult
     from lab.figures import Summary
-    from lab.store import IntervalRow, ResourceRow, RunRecord
+    from lab.session import FleetReport
+    from lab.store import AutoscaleEventRow, IntervalRow, ReplicaCountRow, ResourceRow, RunRecord
 
 # --------------------------------------------------------------------------- shared helpers
+
+_Row = TypeVar("_Row")
 
 REASON_CHARS = 200
 """Longest reason shown in a markdown note or a JUnit failure message, characters."""
@@ -95,6 +102,8 @@ CSV_COLUMNS = (
     "target_cpu_s_per_1k", "target_peak_rss_bytes", "cache_hit_ratio", "generator_bound",
 )
 """Header of ``to_csv``, in order."""
+FLEET_CSV_COLUMNS = ("replica_seconds", "max_ready", "unrouted", "scale_events")
+"""Columns ``to_csv`` adds after ``CSV_COLUMNS`` when any run was behind a balancer."""
 
 
 def _csv_value(value: Any, digits: int | None = None) -> str:
@@ -117,16 +126,23 @@ def _write_csv(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return out.getvalue()
 
 
-def to_csv(runs: Sequence[RunRecord]) -> str:
-    """The runs as CSV, one row per run after a header (``CSV_COLUMNS``).
+def to_csv(runs: Sequence[RunRecord], fleets: Mapping[int, FleetReport] | None = None) -> str:
+    """The runs as CSV, one row per run after a header (``CSV_COLUMNS``; then
+    ``FLEET_CSV_COLUMNS`` when any run has replicas in ``fleets``).
 
     Units: rates in req/s (``throughput_rps`` is goodput, ``attempts_rps`` counts errors
     too), latencies of successful requests in ms, ``error_rate`` and ``cache_hit_ratio``
     as fractions 0..1, ``target_cpu_s_per_1k`` in CPU-seconds per 1,000 requests,
     ``target_peak_rss_bytes`` in bytes, ``generator_bound`` ``true``/``false``. A value
     that was not measured (no summary, no successful request, no cache stats) is an
-    empty cell. Lines end with ``\\n``.
+    empty cell. Lines end with ``\\n``. Runs behind a balancer: ``replica_seconds`` (the
+    replicas' seconds alive in the measured window, summed: the cost), ``max_ready``
+    (the most replicas ready at once), ``unrouted`` (requests nginx answered itself, no
+    replica ready) and ``scale_events`` (the autoscaler's decisions that changed the
+    count); empty for the other runs.
     """
+    fleets = fleets or {}
+    with_fleet = any(run.id in fleets for run in runs)
     rows = []
     for run in runs:
         s = run.summary
@@ -143,8 +159,13 @@ def to_csv(runs: Sequence[RunRecord]) -> str:
             row += [_csv_value(s.error_rate, 6), _csv_value(s.target_cpu_s_per_1k, 4),
                     _csv_value(s.target_peak_rss_bytes), _csv_value(s.cache_hit_ratio, 4),
                     _csv_value(s.generator_bound)]
+        if with_fleet:
+            fleet = fleets.get(run.id)
+            row += ([""] * len(FLEET_CSV_COLUMNS) if fleet is None else [
+                _csv_value(fleet.figures.replica_seconds, 3), _csv_value(fleet.figures.max_ready),
+                _csv_value(fleet.figures.unrouted), _csv_value(sum(d.applied for d in fleet.decisions))])
         rows.append(row)
-    return _write_csv(CSV_COLUMNS, rows)
+    return _write_csv(CSV_COLUMNS + (FLEET_CSV_COLUMNS if with_fleet else ()), rows)
 
 
 # --------------------------------------------------------------------------- markdown
@@ -182,7 +203,40 @@ def _md_status(run: RunRecord) -> str:
     return text
 
 
-def to_markdown(title: str, runs: Sequence[RunRecord], results: Sequence[ThresholdResult] = ()) -> str:
+def _md_replicas(runs: Sequence[RunRecord], fleets: Mapping[int, FleetReport]) -> list[str]:
+    """The replicas of the runs behind a balancer: one row per replica (share, requests,
+    errors, p50/p99 as nginx measured it, CPU per 1,000 of its requests, how it ended),
+    then a line per run with its cost and the autoscaler's changes."""
+    from lab.metrics import fmt_cpu, fmt_int, fmt_ms, fmt_percent
+
+    with_fleet = [run for run in runs if run.id in fleets]
+    if not with_fleet:
+        return []
+    lines = ["", "**Replicas**", "",
+             "| run | replica | share % | requests | errors | p50 ms | p99 ms | CPU s/1k | ended as |",
+             "| :-- | --: | --: | --: | --: | --: | --: | --: | :-- |"]
+    notes = []
+    for run in with_fleet:
+        fleet = fleets[run.id]
+        f = fleet.figures
+        for r in f.replicas:
+            cells = [f"#{run.id} {run.variant}", str(r.replica), fmt_percent(r.share, 1), fmt_int(r.requests),
+                     fmt_int(r.errors), fmt_ms(r.p50_ms), fmt_ms(r.p99_ms), fmt_cpu(r.cpu_s_per_1k), r.state]
+            lines.append("| " + " | ".join(md_escape(cell) for cell in cells) + " |")
+        applied = sum(d.applied for d in fleet.decisions)
+        bits = [f"nginx {run.settings.balancer_method or '?'}", f"replica-seconds {f.replica_seconds:,.1f}",
+                f"at most {f.max_ready} ready"]
+        if fleet.decisions:
+            bits.append(f"{applied} scale event{'' if applied == 1 else 's'} of {len(fleet.decisions)} "
+                        f"autoscaler decisions")
+        if f.unrouted:
+            bits.append(f"{f.unrouted:,} requests answered by nginx with no replica ready (503)")
+        notes.append(f"- #{run.id} {_md_text(_one_line(run.variant))}: {_md_text(', '.join(bits))}")
+    return lines + [""] + notes
+
+
+def to_markdown(title: str, runs: Sequence[RunRecord], results: Sequence[ThresholdResult] = (),
+                fleets: Mapping[int, FleetReport] | None = None) -> str:
     """GitHub-flavoured markdown for a pull-request comment.
 
     Layout: a ``###`` heading (``title``); when thresholds were given, a one-line verdict
@@ -192,6 +246,9 @@ def to_markdown(title: str, runs: Sequence[RunRecord], results: Sequence[Thresho
     reports one, the cache hit percent; every figure after the first row carries its
     change against the first run in parentheses: relative (``1,234 (+412%)``) for rates,
     latencies and CPU, in percentage points (``+1.2pp``) for error and cache percents.
+    For runs behind a balancer (``fleets``), a **Replicas** table (one row per replica:
+    share, requests, errors, p50/p99, CPU s/1k, how it ended) and a line per run with the
+    balancer's method, replica-seconds, the most replicas ready and the scale events.
     Then the threshold verdicts (✅/❌ per threshold per run, with the run's figure;
     failures first, at most ``MAX_THRESHOLD_LINES``), then notes: what the changes are
     against, the client engine and generator workers, generator-bound runs, and runs that
@@ -202,6 +259,7 @@ def to_markdown(title: str, runs: Sequence[RunRecord], results: Sequence[Thresho
         title: the heading (e.g. the experiment's name).
         runs: runs in table order; the first is the baseline of the changes.
         results: ``lab.analysis.thresholds.evaluate`` output; empty for no threshold section.
+        fleets: the replicas of the runs behind a balancer (``lab.session.fleets_of``).
     """
     base_run = runs[0] if runs else None
     base = base_run.summary if base_run is not None else None
@@ -225,6 +283,7 @@ def to_markdown(title: str, runs: Sequence[RunRecord], results: Sequence[Thresho
         lines.append("| " + " | ".join(md_escape(cell) for cell in cells) + " |")
     if not runs:
         lines.append("| (no runs) | | " + " | ".join("" for _ in columns) + " |")
+    lines += _md_replicas(runs, fleets or {})
 
     if results:
         lines += ["", "**Thresholds**", ""]
@@ -399,11 +458,22 @@ SERIES_COLUMNS = (
 """Header of ``series_csv``, in order."""
 RESOURCE_COLUMNS = (
     "run_id", "variant", "t_s", "role", "service", "pid", "cpu_percent", "cpu_seconds", "rss_bytes",
-    "num_threads", "num_fds", "processes",
+    "num_threads", "num_fds", "processes", "replica",
 )
 """Header of ``resources_csv``, in order."""
 TARGET_COLUMNS = ("run_id", "variant", "t_s", "name", "value")
 """Header of ``targets_csv``, in order."""
+REPLICA_INTERVAL_COLUMNS = (
+    "run_id", "variant", "t_s", "duration_s", "replica", "requests", "errors", "p50_ms", "p99_ms", "max_ms",
+)
+"""Header of ``replica_intervals_csv``, in order."""
+REPLICA_COUNT_COLUMNS = ("run_id", "variant", "t_s", "desired", "ready", "starting", "draining")
+"""Header of ``replica_counts_csv``, in order."""
+AUTOSCALE_COLUMNS = (
+    "run_id", "variant", "t_s", "current", "metric", "metric_value", "ratio", "recommended", "desired",
+    "applied", "reason",
+)
+"""Header of ``autoscale_events_csv``, in order."""
 
 
 def series_csv(runs: Sequence[RunRecord], intervals: Mapping[int, Sequence[IntervalRow]]) -> str:
@@ -449,7 +519,9 @@ def resources_csv(runs: Sequence[RunRecord], resources: Mapping[int, Sequence[Re
     service (``service`` then names it, e.g. ``redis``); ``cpu_percent`` is percent of
     one core (empty on a run's first, priming reading), ``cpu_seconds`` cumulative
     user+system CPU-seconds, ``rss_bytes`` resident memory in bytes (used physical
-    memory for ``system``); ``processes`` how many processes the reading sums.
+    memory for ``system``); ``processes`` how many processes the reading sums;
+    ``replica`` the replica's index for role ``replica`` (empty otherwise; the balancer
+    is role ``balancer``).
 
     Args:
         runs: the runs.
@@ -462,7 +534,7 @@ def resources_csv(runs: Sequence[RunRecord], resources: Mapping[int, Sequence[Re
                 str(run.id), run.variant, _csv_value(r.t_s, 3), r.role, _csv_value(_service_of(r)),
                 _csv_value(r.pid), _csv_value(r.cpu_percent, 2), _csv_value(r.cpu_seconds, 3),
                 _csv_value(r.rss_bytes), _csv_value(r.num_threads), _csv_value(r.num_fds),
-                _csv_value(r.processes),
+                _csv_value(r.processes), _csv_value(r.replica),
             ])
     return _write_csv(RESOURCE_COLUMNS, rows)
 
@@ -483,6 +555,71 @@ def targets_csv(runs: Sequence[RunRecord],
     return _write_csv(TARGET_COLUMNS, rows)
 
 
+def _per_run(runs: Sequence[RunRecord], rows: Mapping[int, Sequence[_Row]],
+             cells: Callable[[_Row], list[str]]) -> list[list[str]]:
+    """CSV rows: ``run_id``, ``variant`` and ``cells`` of each of a run's rows, runs in order."""
+    return [[str(run.id), run.variant, *cells(row)] for run in runs for row in rows.get(run.id, ())]
+
+
+def replica_intervals_csv(runs: Sequence[RunRecord],
+                          slices: Mapping[int, Sequence[ReplicaInterval]]) -> str:
+    """What each replica served per interval, as CSV (``REPLICA_INTERVAL_COLUMNS``): one
+    row per run per interval per replica that answered in it, time then replica order.
+
+    ``t_s`` is the interval's start in s after the load began, ``duration_s`` its length;
+    ``replica`` the replica's index (``-1``: requests nginx answered itself, with no
+    replica ready: 503); ``requests`` its answers in the interval, errors included;
+    ``errors`` statuses ≥ 500 and requests the client gave up on (nginx's 499);
+    ``p50_ms``, ``p99_ms``, ``max_ms`` its response time as nginx measured it
+    (``$upstream_response_time``), from the interval's HDR histogram. Over a whole run the
+    replicas' requests add up to what the generator counted (see docs/replicas.md).
+
+    Args:
+        runs: the runs.
+        slices: each run's rows by run id (``lab.analysis.replicas.replica_intervals`` of
+            ``Store.replica_intervals``); a run without a balancer has none.
+    """
+    return _write_csv(REPLICA_INTERVAL_COLUMNS, _per_run(runs, slices, lambda sl: [
+        _csv_value(sl.t_s, 3), _csv_value(sl.duration_s, 3), _csv_value(sl.replica),
+        _csv_value(sl.requests), _csv_value(sl.errors), _csv_value(sl.p50_ms, 3),
+        _csv_value(sl.p99_ms, 3), _csv_value(sl.max_ms, 3)]))
+
+
+def replica_counts_csv(runs: Sequence[RunRecord], counts: Mapping[int, Sequence[ReplicaCountRow]]) -> str:
+    """The replica count of runs behind a balancer as CSV (``REPLICA_COUNT_COLUMNS``): one
+    row per run per interval, taken at the interval's end (``t_s``, s after the load
+    began): ``desired`` (what the autoscaler, or the fixed count, asks for), ``ready``
+    (in the balancer's upstream list), ``starting`` (not ready yet) and ``draining``
+    (out of the list, finishing their requests).
+
+    Args:
+        runs: the runs.
+        counts: each run's counts by run id (``Store.replica_counts``).
+    """
+    return _write_csv(REPLICA_COUNT_COLUMNS, _per_run(runs, counts, lambda c: [
+        _csv_value(c.t_s, 3), _csv_value(c.desired), _csv_value(c.ready), _csv_value(c.starting),
+        _csv_value(c.draining)]))
+
+
+def autoscale_events_csv(runs: Sequence[RunRecord],
+                         decisions: Mapping[int, Sequence[AutoscaleEventRow]]) -> str:
+    """Every autoscaler decision of runs as CSV (``AUTOSCALE_COLUMNS``), time order: ``t_s``
+    (s after the load began), ``current`` replicas, the ``metric`` and its mean per
+    replica ``metric_value`` (empty: none could be read), ``ratio`` (value / target),
+    ``recommended`` and ``desired`` replicas, ``applied`` (``true`` when the count
+    changed) and the rule's ``reason``. The inputs each decision was computed from are in
+    the JSON export (``autoscale_events[].inputs``).
+
+    Args:
+        runs: the runs.
+        decisions: each run's decisions by run id (``Store.autoscale_events``).
+    """
+    return _write_csv(AUTOSCALE_COLUMNS, _per_run(runs, decisions, lambda d: [
+        _csv_value(d.t_s, 3), _csv_value(d.current), d.metric, _csv_value(d.metric_value, 6),
+        _csv_value(d.ratio, 6), _csv_value(d.recommended), _csv_value(d.desired),
+        _csv_value(d.applied), d.reason]))
+
+
 def resource_json(row: ResourceRow) -> dict[str, Any]:
     """One resource reading as a JSON-ready dict (units as in ``resources_csv``, plus
     ``detail``: per-core CPU percents and memory totals for ``system``)."""
@@ -490,14 +627,22 @@ def resource_json(row: ResourceRow) -> dict[str, Any]:
         "t_s": row.t_s, "role": row.role, "service": _service_of(row), "pid": row.pid,
         "cpu_percent": row.cpu_percent, "cpu_seconds": row.cpu_seconds, "rss_bytes": row.rss_bytes,
         "num_threads": row.num_threads, "num_fds": row.num_fds, "processes": row.processes,
-        "detail": dict(row.detail),
+        "detail": dict(row.detail), "replica": row.replica,
     }
 
 
 def export_json(runs: Sequence[RunRecord], intervals: Mapping[int, Sequence[IntervalRow]],
                 resources: Mapping[int, Sequence[ResourceRow]],
-                samples: Mapping[int, Sequence[tuple[float, str, float]]]) -> dict[str, Any]:
+                samples: Mapping[int, Sequence[tuple[float, str, float]]],
+                fleets: Mapping[int, FleetReport] | None = None,
+                replica_slices: Mapping[int, Sequence[ReplicaInterval]] | None = None) -> dict[str, Any]:
     """The ``lab export --format json`` document.
+
+    Args:
+        runs, intervals, resources, samples: the runs and their rows by run id.
+        fleets: the replicas of the runs behind a balancer (``lab.session.fleets_of``).
+        replica_slices: their traffic per interval and replica
+            (``lab.analysis.replicas.replica_intervals``).
 
     Returns:
         ``{"runs": [{"id", "experiment", "variant", "status", "reason", "started_at",
@@ -505,18 +650,34 @@ def export_json(runs: Sequence[RunRecord], intervals: Mapping[int, Sequence[Inte
         in ``lab show --format json`` (``t_s``, ``duration_s``, counts, ``ok_rps``,
         ``p50_ms`` … ``max_ms``, ``active_vus``, ``target_rate``, ``stage``,
         ``errors_by_class``, ``in_flight_mean``), resources as ``resource_json``, target
-        samples as ``{"t_s", "name", "value"}``.
+        samples as ``{"t_s", "name", "value"}``. A run behind a balancer adds
+        ``replicas`` and ``autoscale_events`` (as in ``lab show --format json``),
+        ``replica_intervals`` (the columns of ``replica_intervals_csv`` but the run's)
+        and ``replica_counts`` (``t_s``, ``desired``, ``ready``, ``starting``,
+        ``draining``).
     """
+    from lab.report.fleet import fleet_json
+
     out = []
     for run in runs:
         series = series_json(run, intervals.get(run.id, ()), samples.get(run.id, ()))
-        out.append({
+        entry = {
             "id": run.id, "experiment": run.experiment, "variant": run.variant, "status": run.status,
             "reason": run.reason, "started_at": run.started_at,
             "intervals": series["intervals"],
             "resources": [resource_json(r) for r in resources.get(run.id, ())],
             "target_samples": series["target_samples"],
-        })
+        }
+        fleet = (fleets or {}).get(run.id)
+        if fleet is not None:
+            doc = fleet_json(fleet)
+            entry.update({
+                "replicas": doc["replicas"],
+                "replica_intervals": [sl.as_dict() for sl in (replica_slices or {}).get(run.id, ())],
+                "replica_counts": doc["fleet"]["replica_counts"],
+                "autoscale_events": doc["autoscale_events"],
+            })
+        out.append(entry)
     return {"runs": out}
 
 

@@ -1004,6 +1004,7 @@ class Store:
                 num_fds=r["num_fds"],
                 processes=r["processes"],
                 detail=loads(r["detail"]),
+                replica=r.get("replica"),
             )
             for r in rows
         ]

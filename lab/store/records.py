@@ -198,7 +198,7 @@ class ResourceRow:
     t_s: float
     """Seconds after the load began."""
     role: str
-    """``target``, ``generator``, ``lab``, ``system`` or ``service``."""
+    """``target``, ``generator``, ``lab``, ``system``, ``service``, ``replica`` or ``balancer``."""
     pid: int | None
     """Process id (root of the tree for the target), None for ``system``."""
     cpu_percent: float | None
@@ -215,6 +215,8 @@ class ResourceRow:
     """How many processes the reading sums."""
     detail: dict[str, Any]
     """Extra readings (per-core CPU, memory totals)."""
+    replica: int | None = None
+    """The replica's index for role ``replica`` (column ``resources.replica``); None otherwise."""
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,15 @@ CHART_W = 600
 """Width of a chart's SVG coordinate system (scaled to the page), px."""
 CHART_H = 300
 """Height of a chart's SVG coordinate system, px."""
+MARK_LABEL_ROWS = 4
+"""Rows the labels of vertical marks may take, from the bottom of the plot up: a label that
+would overlap one already drawn goes one row up (autoscaler decisions a second apart);
+when every row is taken there, the mark is drawn without a label (its tooltip stays)."""
+MARK_LABEL_ROW_H = 14
+"""Px between two rows of mark labels."""
+MARK_CHAR_W = 7.0
+"""Estimated width of one character of a mark label (11.5 px bold), px: enough for digits
+and arrows in the fonts Chromium and Firefox pick for ``system-ui``."""
 
 
 
@@ -73,6 +82,8 @@ class Mark:
     """Stroke colour."""
     axis: Literal["x", "y"] = "x"
     """``x``: a vertical line at x = value; ``y``: a horizontal one."""
+    title: str = ""
+    """Tooltip of the line (empty: none)."""
 
 
 @dataclass(frozen=True)
@@ -186,8 +197,29 @@ def should_log(lines: Sequence[Line]) -> bool:
     return len(medians) >= 2 and top / min(medians) > LOG_RATIO
 
 
+def integer_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """Whole-number ticks covering ``[lo, hi]`` (a count of replicas): a step of 1 or a
+    whole nice step, never a fraction."""
+    if hi <= lo:
+        hi = lo + 1
+    step = max(1, math.ceil(_nice_step(hi - lo, count)))
+    start = math.floor(lo / step) * step
+    stop = math.ceil(hi / step) * step
+    return [float(v) for v in range(start, stop + 1, step)]
+
+
+def _label_row(rows: list[list[tuple[float, float]]], a: float, b: float) -> int | None:
+    """The lowest row in which ``[a, b]`` (px) overlaps no label, taken; None when all are."""
+    for i, taken in enumerate(rows):
+        if all(b + 3 < lo or a - 3 > hi for lo, hi in taken):
+            taken.append((a, b))
+            return i
+    return None
+
+
 def svg_chart(lines: Sequence[Line], *, x_label: str, y_label: str, log_y: bool = False,
-              y_from_zero: bool = True, x_range: tuple[float, float] | None = None,
+              y_from_zero: bool = True, integer_y: bool = False,
+              x_range: tuple[float, float] | None = None,
               marks: Sequence[Mark] = (), shade: tuple[float, float, str] | None = None,
               empty_text: str = "no data", width: int = CHART_W, height: int = CHART_H) -> str:
     """A line chart as an inline ``<svg>`` element (no scripts, no external references).
@@ -198,8 +230,10 @@ def svg_chart(lines: Sequence[Line], *, x_label: str, y_label: str, log_y: bool 
         y_label: the y axis's label, with its unit.
         log_y: a logarithmic y axis (values ≤ 0 are left out).
         y_from_zero: a linear y axis starts at 0 (else at the smallest value).
+        integer_y: whole-number ticks on a linear y axis (counts of replicas).
         x_range: the x axis's data range; None fits the data (and the marks).
-        marks: reference lines (N*, an SLO), labelled.
+        marks: reference lines (N*, an SLO, an autoscaler's decision), labelled; labels of
+            vertical marks that would overlap stack upwards (``MARK_LABEL_ROWS``).
         shade: ``(x0, x1, label)``: a grey band, e.g. the warm-up.
         empty_text: what the plot says when there is nothing to draw.
         width: width of the coordinate system, px (the SVG scales to its container).
@@ -241,7 +275,8 @@ def svg_chart(lines: Sequence[Line], *, x_label: str, y_label: str, log_y: bool 
     if log_y:
         y_ticks = log_ticks(min(ys), max(ys))
     else:
-        y_ticks = nice_ticks(0.0 if y_from_zero and min(ys) >= 0 else min(ys), max(ys), 5)
+        ticks = integer_ticks if integer_y else nice_ticks
+        y_ticks = ticks(0.0 if y_from_zero and min(ys) >= 0 else min(ys), max(ys), 5)
     y_lo, y_hi = y_ticks[0], y_ticks[-1]
     pad = PLOT_PAD
     fx = _Axis(x_lo, x_hi, px0 + pad, px1 - pad, log=False)
@@ -275,19 +310,26 @@ def svg_chart(lines: Sequence[Line], *, x_label: str, y_label: str, log_y: bool 
     parts.append(f'<text class="label" transform="translate(14 {(py0 + py1) / 2}) rotate(-90)" '
                  f'text-anchor="middle">{escape(y_text)}</text>')
 
+    label_rows: list[list[tuple[float, float]]] = [[] for _ in range(MARK_LABEL_ROWS)]
     for mark in marks:
+        tip = f"<title>{escape(mark.title)}</title>" if mark.title else ""
         if mark.axis == "x":
             x = fx(mark.value)
             parts.append(f'<line class="mark" x1="{x:.1f}" y1="{py1}" x2="{x:.1f}" y2="{py0}" '
-                         f'stroke="{attr(mark.color)}"/>')
+                         f'stroke="{attr(mark.color)}"' + (f">{tip}</line>" if tip else "/>"))
             anchor = "end" if x > (px0 + px1) / 2 else "start"
             dx = -5 if anchor == "end" else 5
-            parts.append(f'<text class="mark-label" x="{x + dx:.1f}" y="{py0 - 8}" '
-                         f'text-anchor="{anchor}" fill="{attr(mark.color)}">{escape(mark.label)}</text>')
+            w = len(mark.label) * MARK_CHAR_W
+            a, b = (x + dx - w, x + dx) if anchor == "end" else (x + dx, x + dx + w)
+            row = _label_row(label_rows, a, b)
+            if row is not None:
+                parts.append(f'<text class="mark-label" x="{x + dx:.1f}" '
+                             f'y="{py0 - 8 - row * MARK_LABEL_ROW_H}" text-anchor="{anchor}" '
+                             f'fill="{attr(mark.color)}">{escape(mark.label)}{tip}</text>')
         elif fy.inside(mark.value):
             y = fy(mark.value)
             parts.append(f'<line class="mark" x1="{px0}" y1="{y:.1f}" x2="{px1}" y2="{y:.1f}" '
-                         f'stroke="{attr(mark.color)}"/>')
+                         f'stroke="{attr(mark.color)}"' + (f">{tip}</line>" if tip else "/>"))
             parts.append(f'<text class="mark-label" x="{px1 - 4}" y="{y - 5:.1f}" text-anchor="end" '
                          f'fill="{attr(mark.color)}">{escape(mark.label)}</text>')
 

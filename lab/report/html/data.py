@@ -1,6 +1,6 @@
-"""What the HTML report shows: the runs, their stages and sweeps as ``lab.session``'s
-``RunReport`` of stored runs gives every renderer, and their series, resources and errors
-read through the ``Store`` API.
+"""What the HTML report shows: the runs, their stages, sweeps and replicas as
+``lab.session``'s ``RunReport`` of stored runs gives every renderer, and their series,
+resources and errors read through the ``Store`` API.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from lab.analysis.stages import StageFigures
     from lab.analysis.sweep import SweepAnalysis
+    from lab.session import FleetReport
     from lab.store import ErrorRow, IntervalRow, ResourceRow, RunRecord, Store
 
 
@@ -48,6 +49,9 @@ class ReportData:
     """Run id → per-stage figures, for runs whose load has more than one stage."""
     sweeps: list[SweepEntry] = field(default_factory=list)
     """The sweeps any of the runs is a level of, in first-seen order."""
+    fleets: dict[int, FleetReport] = field(default_factory=dict)
+    """Run id → its replicas' figures, the autoscaler's decisions and the replica counts per
+    interval, for runs behind a balancer only."""
     source: str = ""
     """Where the data came from (the database path), shown in the header."""
     generated_at: float = 0.0
@@ -83,6 +87,7 @@ def gather(store: Store, run_ids: Sequence[int], source: str = "") -> ReportData
     sweeps = [SweepEntry(sweep_id, store.get_sweep(sweep_id).experiment, variant, analysis)
               for sweep_id, variant, analysis in report.sweeps]
     return ReportData(runs=runs, intervals=intervals, target_resources=resources, errors=errors,
-                      stages=stages, sweeps=sweeps, source=source, generated_at=time.time())
+                      stages=stages, sweeps=sweeps, fleets=dict(report.fleets), source=source,
+                      generated_at=time.time())
 
 

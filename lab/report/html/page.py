@@ -1,5 +1,5 @@
-"""The HTML report's page: header, runs, comparison, charts over time, sweeps and errors,
-assembled from ``ReportData`` (``render_report``); it touches no database.
+"""The HTML report's page: header, runs, comparison, replicas, charts over time, sweeps and
+errors, assembled from ``ReportData`` (``render_report``); it touches no database.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from lab import __version__
+from lab.report.fleet import decisions_table, replicas_table
 from lab.report.html.charts import (
     PLOT_BG,
     LegendItem,
@@ -37,6 +38,7 @@ from lab.report.table import (
 
 if TYPE_CHECKING:
     from lab.analysis.usl import FitResult
+    from lab.session import FleetReport
     from lab.store import RunRecord
 
 
@@ -182,6 +184,69 @@ def _warmup_shade(runs: Sequence[RunRecord]) -> tuple[float, float, str] | None:
     return None
 
 
+def _replicas_section(data: ReportData) -> str:
+    """Per run behind a balancer: the replicas table and the autoscaler's decisions that
+    changed the count or were held back by a rule, as ``lab show`` prints them."""
+    runs = [run for run in dict((run.id, run) for run in data.runs).values() if run.id in data.fleets]
+    if not runs:
+        return ""
+    parts = ['<section><h2>Replicas</h2>',
+             '<p class="lead">The same tables as <code>lab show</code>, for each run behind the '
+             "balancer: each replica's share of the traffic, its p50/p99 as nginx measured it, its "
+             "CPU-seconds per 1,000 of its requests, and when it started, became ready and ended "
+             "(seconds after the load began); then the autoscaler's decisions that changed the "
+             "replica count (✓) or were held back by a rule.</p>"]
+    for run in runs:
+        fleet = data.fleets[run.id]
+        parts.append(rich_table_html(replicas_table(run, fleet), "replicas"))
+        if fleet.decisions:
+            parts.append(rich_table_html(decisions_table(run, fleet.decisions), "decisions"))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _count_steps(at_start: int, samples: Sequence[tuple[float, int]]) -> list[tuple[float, float | None]]:
+    """A count as steps: ``at_start`` from the start of the load, then each sampled value
+    (taken at the end of an interval) held from its sample to the next, so a change is
+    never drawn before it was seen."""
+    current = float(at_start)
+    points: list[tuple[float, float | None]] = [(0.0, current)]
+    for t_s, value in samples:
+        if value != current:
+            points += [(t_s, current), (t_s, float(value))]
+            current = float(value)
+    if samples:
+        points.append((samples[-1][0], current))
+    return points
+
+
+def _replica_lines(fleet: FleetReport, color: str, label: str, dash: str) -> list[Line]:
+    """Replicas ready (solid) and desired (dashed) of a run over time. At the start of the
+    load: the replicas ready by then, and the ones started for it (the count asked for)."""
+    replicas = fleet.figures.replicas
+    ready_0 = sum(1 for r in replicas if r.ready_s is not None and r.ready_s <= 0
+                  and (r.ended_s is None or r.ended_s > 0))
+    desired_0 = sum(1 for r in replicas if r.started_s <= 0 and (r.ended_s is None or r.ended_s > 0))
+    return [Line(_count_steps(ready_0, [(c.t_s, c.ready) for c in fleet.counts]), color,
+                 f"{label} ready", dash=dash),
+            Line(_count_steps(desired_0, [(c.t_s, c.desired) for c in fleet.counts]), color,
+                 f"{label} desired", width=1.5, dash="6 4")]
+
+
+def _decision_marks(run: RunRecord, fleet: FleetReport, color: str) -> list[Mark]:
+    """The autoscaler's applied decisions of a run as vertical marks labelled with the new
+    count (↑ up, ↓ down), each with its reason as the tooltip."""
+    marks = []
+    for d in fleet.decisions:
+        if not d.applied or d.desired == d.current:
+            continue
+        arrow = "↑" if d.desired > d.current else "↓"
+        marks.append(Mark(d.t_s, f"{arrow}{d.desired}", color,
+                          title=f"run {run.id} at {d.t_s:g} s: {d.current} → {d.desired} replicas "
+                                f"({d.reason})"))
+    return marks
+
+
 def _series_section(data: ReportData) -> str:
     runs = data.runs
     throughput: list[Line] = []
@@ -189,7 +254,10 @@ def _series_section(data: ReportData) -> str:
     latency: list[Line] = []
     cpu: list[Line] = []
     rss: list[Line] = []
+    replicas: list[Line] = []
     legend: list[LegendItem] = []
+    replica_legend: list[LegendItem] = []
+    decisions: list[Mark] = []
     any_errors = False
     t_max = 0.0
     for i, run in enumerate(runs):
@@ -214,22 +282,39 @@ def _series_section(data: ReportData) -> str:
             t_max = max(t_max, max(r.t_s for r in res))
         cpu.append(Line([(r.t_s, r.cpu_percent) for r in res], color, label, dash=dash))
         rss.append(Line([(r.t_s, r.rss_bytes / MIB) for r in res], color, label, dash=dash))
+        fleet = data.fleets.get(run.id)
+        if fleet is not None and fleet.counts:
+            t_max = max(t_max, max(c.t_s for c in fleet.counts))
+            replicas += _replica_lines(fleet, color, label, dash)
+            replica_legend.append(LegendItem(label, color, dash))
+        if fleet is not None:
+            decisions += _decision_marks(run, fleet, color)
     shade = _warmup_shade(runs)
     x_range = (0.0, t_max) if t_max > 0 else None
     x_label = "seconds after the load began"
     common = {"x_label": x_label, "x_range": x_range, "shade": shade}
+    # Only runs behind a balancer add anything here, so other reports stay as they were.
+    decision_key = ([LegendItem("dashed verticals: the autoscaler's decisions, ↑↓ the new count",
+                                "#57606a", "5 4")] if decisions else [])
 
     figures = []
     tp_lines = throughput + errors
     tp_legend = legend + ([LegendItem("dotted: errors/s", "#57606a", "2 3")] if any_errors else [])
     figures.append(chart_figure(
-        "Throughput", svg_chart(tp_lines, y_label="ok req/s", log_y=should_log(throughput), **common),
-        tp_legend, "successful requests per second (goodput), each interval at its middle"))
+        "Throughput", svg_chart(tp_lines, y_label="ok req/s", log_y=should_log(throughput),
+                                marks=decisions, **common),
+        tp_legend + decision_key, "successful requests per second (goodput), each interval at its middle"))
     p95_lines = [line for line in latency if line.label.endswith("p95")]
     figures.append(chart_figure(
-        "Latency", svg_chart(latency, y_label="ms", log_y=should_log(p95_lines), **common),
-        legend + [LegendItem("p95 solid · p99 dashed · p50 dotted", "#57606a")],
+        "Latency", svg_chart(latency, y_label="ms", log_y=should_log(p95_lines), marks=decisions, **common),
+        legend + [LegendItem("p95 solid · p99 dashed · p50 dotted", "#57606a")] + decision_key,
         "percentiles of successful requests in each interval"))
+    if replicas:
+        figures.append(chart_figure(
+            "Replicas", svg_chart(replicas, y_label="replicas", integer_y=True, marks=decisions, **common),
+            replica_legend + [LegendItem("ready solid · desired dashed", "#57606a", "6 4")] + decision_key,
+            "replicas ready and desired, each count (taken at the end of an interval) held "
+            "until the next"))
     figures.append(chart_figure(
         "Target CPU", svg_chart(cpu, y_label="% of one core", **common), legend,
         "the target's whole process tree"))
@@ -440,8 +525,11 @@ def render_report(data: ReportData) -> str:
     Sections: the header (experiments, run ids, host, lab version, when and from what it
     was generated), the runs (status and the reason of a failed or aborted one), the
     comparison table with deltas against the first run (and the figures reported by the
-    target, and per-stage tables), charts over time of throughput (req/s), latency
-    (p50/p95/p99 ms), target CPU (% of one core) and target RSS (MiB), one line per run;
+    target, and per-stage tables); for runs behind a balancer, each replica's figures and
+    the autoscaler's decisions; charts over time of throughput (req/s), latency
+    (p50/p95/p99 ms), replicas ready and desired (runs behind a balancer, with the
+    autoscaler's applied decisions marked on these three), target CPU (% of one core) and
+    target RSS (MiB), one line per run;
     then, when any run is a level of a sweep, the sweep curves (X(N) measured, the USL
     fit, N*; latency R(N)) with the fits and the level tables; then errors, if any.
     """
@@ -449,7 +537,7 @@ def render_report(data: ReportData) -> str:
     ids = ", ".join(str(run.id) for run in data.runs)
     body = [_header(data), _runs_section(data)]
     if data.runs:
-        body += [_comparison_section(data), _series_section(data)]
+        body += [_comparison_section(data), _replicas_section(data), _series_section(data)]
     body += [_sweeps_section(data), _errors_section(data)]
     generated = _utc(data.generated_at or time.time())
     command = "lab report " + " ".join(str(run.id) for run in data.runs)
