@@ -13,6 +13,7 @@ from rich.text import Text
 from lab.metrics import MISSING, fmt_cpu, fmt_int, fmt_mib, fmt_ms, fmt_percent, fmt_seconds
 
 if TYPE_CHECKING:
+    from lab.analysis.replicas import FleetFigures
     from lab.analysis.slo import SloFigures
     from lab.session import FleetReport
     from lab.store import AutoscaleEventRow, RunRecord
@@ -27,6 +28,12 @@ def _t(value: float | None) -> str:
     return MISSING if value is None else f"{value:.1f}"
 
 
+def unrouted_text(f: FleetFigures) -> str:
+    """The requests that arrived while no replica was ready, and what they waited."""
+    return (f"{f.unrouted:,} requests arrived with no replica ready (p50 {fmt_ms(f.unrouted_p50_ms)} ms, "
+            f"max {fmt_ms(f.unrouted_max_ms)} ms)")
+
+
 def replicas_table(run: RunRecord, fleet: FleetReport) -> Table:
     """One row per replica of a run: its share of the traffic, requests, errors, p50/p99
     (as the balancer measured the replica), CPU per 1,000 requests, peak RSS, when it
@@ -38,8 +45,7 @@ def replicas_table(run: RunRecord, fleet: FleetReport) -> Table:
     if fleet.session_lost:
         caption_bits.append(f"{fleet.session_lost:,} answers 401 (sessions lost)")
     if f.unrouted:
-        caption_bits.append(f"{f.unrouted:,} requests arrived with no replica ready (p50 "
-                            f"{fmt_ms(f.unrouted_p50_ms)} ms, max {fmt_ms(f.unrouted_max_ms)} ms)")
+        caption_bits.append(unrouted_text(f))
     table = _table(f"run {run.id} ({run.variant}) by replica", caption=" · ".join(caption_bits))
     for name in ("replica", "share\n%", "requests", "errors", "p50\nms", "p99\nms",
                  "CPU s\n/1k req", "peak RSS\nMiB", "start\ns", "ready\ns", "end\ns"):

@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lab.metrics import CACHE_HIT, MARKDOWN_COLUMNS, Metric
+from lab.report.fleet import unrouted_text
 from lab.report.json_report import client_of, dumps, generator_workers_of, load_source_of, series_json
 from lab.report.table import format_delta, strip_ansi
 
@@ -137,7 +138,7 @@ def to_csv(runs: Sequence[RunRecord], fleets: Mapping[int, FleetReport] | None =
     that was not measured (no summary, no successful request, no cache stats) is an
     empty cell. Lines end with ``\\n``. Runs behind a balancer: ``replica_seconds`` (the
     replicas' seconds alive in the measured window, summed: the cost), ``max_ready``
-    (the most replicas ready at once), ``unrouted`` (requests nginx answered itself, no
+    (the most replicas ready at once), ``unrouted`` (requests that arrived with no
     replica ready) and ``scale_events`` (the autoscaler's decisions that changed the
     count); empty for the other runs.
     """
@@ -230,7 +231,7 @@ def _md_replicas(runs: Sequence[RunRecord], fleets: Mapping[int, FleetReport]) -
             bits.append(f"{applied} scale event{'' if applied == 1 else 's'} of {len(fleet.decisions)} "
                         f"autoscaler decisions")
         if f.unrouted:
-            bits.append(f"{f.unrouted:,} requests answered by nginx with no replica ready (503)")
+            bits.append(unrouted_text(f))
         notes.append(f"- #{run.id} {_md_text(_one_line(run.variant))}: {_md_text(', '.join(bits))}")
     return lines + [""] + notes
 
@@ -567,8 +568,9 @@ def replica_intervals_csv(runs: Sequence[RunRecord],
     row per run per interval per replica that answered in it, time then replica order.
 
     ``t_s`` is the interval's start in s after the load began, ``duration_s`` its length;
-    ``replica`` the replica's index (``-1``: requests nginx answered itself, with no
-    replica ready: 503); ``requests`` its answers in the interval, errors included;
+    ``replica`` the replica's index (``-1``: requests that arrived with no replica
+    ready: held by the activator, or answered 503 by nginx); ``requests`` its answers in
+    the interval, errors included;
     ``errors`` statuses ≥ 500 and requests the client gave up on (nginx's 499);
     ``p50_ms``, ``p99_ms``, ``max_ms`` its response time as nginx measured it
     (``$upstream_response_time``), from the interval's HDR histogram. Over a whole run the

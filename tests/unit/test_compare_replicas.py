@@ -56,7 +56,7 @@ def test_compare_markdown_adds_a_replicas_section(fleet_db: Path) -> None:
     # Replica 2: 100 of the 700 requests the replicas served; p50 30 ms; it was stopped.
     assert rows[2].split(" | ")[2:] == ["14.3", "100", "0", "30.0", "30.0", "6.000", "stopped |"]
     assert ("- #1 default: nginx least_conn, replica-seconds 15.4, at most 3 ready, 2 scale events "
-            "of 4 autoscaler decisions, 3 requests answered by nginx with no replica ready (503)") in section
+            "of 4 autoscaler decisions, 3 requests arrived with no replica ready (p50 ") in section
     assert "**Replicas**" not in _compare(fleet_db, "2", "--format", "markdown")
 
 

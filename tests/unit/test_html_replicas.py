@@ -76,7 +76,7 @@ def test_the_report_shows_each_replica_and_the_decisions_that_changed_the_count(
     section = html[html.index("<h2>Replicas</h2>"):html.index("<h2>Over time</h2>")]
     assert "run 1 (default) by replica" in section and "run 1 (default) autoscaler" in section
     assert "balancer: nginx least_conn" in section
-    assert "3 requests answered by nginx with no replica ready (503)" in section
+    assert "3 requests arrived with no replica ready (p50 " in section
     rows = re.findall(r"<tr class=\"\">(.*?)</tr>", section)
     cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in rows]
     by_replica = {c[0]: c for c in cells if len(c) == 12}
