@@ -8,6 +8,7 @@ light themes and follow a theme change.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -53,6 +54,11 @@ class ChartData:
     """``(x, theme colour)`` of each vertical marker (load changes)."""
     x_max: float | None = None
     """Right end of the x axis (the planned run length), so the line grows into it."""
+    whole_numbers: bool = False
+    """Label the y axis with whole numbers only (counts, such as replicas)."""
+    marker_legend: tuple[tuple[str, str], ...] = ()
+    """``(label, theme colour)`` of the kinds of marker to name in the legend (e.g. the
+    autoscaler's scale events)."""
 
 
 class TimeChart(PlotextPlot):
@@ -98,6 +104,7 @@ class TimeChart(PlotextPlot):
     def legend(data: ChartData) -> str:
         """The title and each series' label in its colour, as Textual markup."""
         items = [f"[${s.color}]━ {escape(s.label)}[/]" for s in data.series if s.label != data.title]
+        items += [f"[${color}]┃ {escape(label)}[/]" for label, color in data.marker_legend]
         return " ".join([f"[b]{escape(data.title)}[/b]", *items])
 
     def _color(self, name: str) -> tuple[int, int, int]:
@@ -134,5 +141,9 @@ class TimeChart(PlotextPlot):
             plt.vertical_line(x, color=self._color(color))
         # A fixed origin: a chart that rescales its floor to the data exaggerates noise.
         plt.ylim(0, top * 1.1 if top > 0 else 1)
+        if data.whole_numbers:
+            # At most four labels: a 4-row chart has no room for more.
+            step = max(1, math.ceil(top / 3))
+            plt.yticks(list(range(0, max(1, math.ceil(top)) + 1, step)))
         plt.xlim(0, right if right > 0 else 1)
         self.refresh()
