@@ -1,8 +1,8 @@
 """Synthetic replica events for TUI tests: a run behind a balancer without nginx.
 
 Deterministic (no clock, no random): replicas 0 and 1 are ready from the start; the
-autoscaler asks for a third at t = 4 s (replica 2 starts, ready at t = 6 s); replica 1 is
-stopped at t = 9 s; nginx answers 5 requests itself at t = 0 (no replica ready yet).
+autoscaler asks for a third at t = 4 s (replica 2 starts, ready at t = 6 s) and for two
+again at t = 9 s (replica 1 is stopped); nginx answers 5 requests itself at t = 0 (no replica ready yet).
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def fleet_events(key: str, seconds: int) -> list[Event]:
         desired = 3 if 4 <= k < 9 else 2
         ready = 3 if 6 <= k < 9 else 2
         events.append(ReplicaCount(key, t, desired, ready, 1 if 4 <= k < 6 else 0, 0))
-        events.append(ScaleDecision(key, t, 2 if k <= 4 else 3, "utilization", 0.7, 1.2,
-                                    desired, desired, k in (3, 8), "scale", {}))
+        wanted = 3 if 3 <= k < 8 else 2
+        events.append(ScaleDecision(key, t, 3 if 4 <= k <= 8 else 2, "utilization", 0.7, 1.2,
+                                    wanted, wanted, k in (3, 8), "scale", {}))
     return events

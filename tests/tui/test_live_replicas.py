@@ -110,9 +110,9 @@ async def test_two_replicas_show_in_the_table_and_chart_and_add_up(tmp_path: Pat
         assert len(shown) == 2 and sum(shown) == pytest.approx(100.0, abs=0.2), text
         assert all(r.requests > 0 and r.p50_ms is not None and r.p99_ms is not None
                    and r.p50_ms <= r.p99_ms for r in rows)
-        assert "behind nginx least_conn" in text
+        assert "Replicas (nginx least_conn)" in text
         assert [cells[3] for cells in table_rows] == [f"{r.requests:,}" for r in rows]
-        assert chart.data is not None and [x.label for x in chart.data.series] == ["desired", "ready"]
+        assert chart.data is not None and [x.label for x in chart.data.series] == ["desired 2", "ready 2"]
         ready = [y for y in chart.data.series[1].y if y is not None]
         assert ready and max(ready) == 2
         # The same time axis as the throughput chart: seconds after the load began, up to

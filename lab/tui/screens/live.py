@@ -402,7 +402,9 @@ class LiveScreen(LabScreen[None]):
         # One x range for every chart, so their time axes line up: the last replica count
         # is taken after the last interval's end, as the run ends.
         total = max([plan.load.total_duration_s, *s.t[-1:], *s.replica_t[-1:]])
-        # User changes in the warning colour, stage changes (after the first) muted.
+        # User changes in the warning colour, stage changes (after the first) muted; on the
+        # replicas chart, scale events in the foreground colour (accent is warning-orange in
+        # the default theme).
         markers = tuple((m.t_s, "warning" if m.reason == "user" else "secondary")
                         for m in s.markers if m.reason == "user" or m.t_s > 0)
         # Copies: the snapshot's lists keep growing, a chart's data must not.
@@ -421,14 +423,15 @@ class LiveScreen(LabScreen[None]):
             label, (Series(label, t, tuple(s.levels), "primary"),), markers, total)
         if s.balancer is not None:
             rt = tuple(s.replica_t)
-            scale = tuple((m.t_s, "accent") for m in s.scale_marks)
+            scale = tuple((m.t_s, "foreground") for m in s.scale_marks)
             self.query_one("#chart-replicas", TimeChart).data = ChartData(
                 "replicas",
                 # Ready drawn last, on top: with a fixed fleet the two lines are one.
-                (Series("desired", rt, tuple(s.desired), "primary"),
-                 Series("ready", rt, tuple(s.ready), "success")),
+                (Series(f"desired {s.desired[-1]:g}" if s.desired else "desired", rt, tuple(s.desired),
+                        "primary"),
+                 Series(f"ready {s.ready[-1]:g}" if s.ready else "ready", rt, tuple(s.ready), "success")),
                 markers + scale, total, whole_numbers=True,
-                marker_legend=(("scale", "accent"),) if s.autoscaled else ())
+                marker_legend=(("scale", "foreground"),) if s.autoscaled else ())
 
     def _show_fleet(self, s: LiveSnapshot) -> None:
         """Show the replicas chart and table for a run behind a balancer (each variant of
@@ -496,10 +499,12 @@ class LiveScreen(LabScreen[None]):
         measured them (merged histograms), CPU now; from nginx's log, so a second or two
         behind the counters."""
         # One line at 80 columns: a wrapped title would take a chart's row.
-        title = Text.assemble(("Replicas", "bold"), f" behind nginx {s.balancer}",
-                              (" · share %, ms", "dim"))
-        table = Table(box=None, padding=(0, 1), show_edge=False, expand=False, header_style="bold")
-        for name in ("#", "state", "share", "requests", "p50", "p99", "CPU"):
+        title = Text.assemble(("Replicas", "bold"), f" (nginx {s.balancer})", (" · share %, ms", "dim"),
+                              no_wrap=True, overflow="ellipsis")
+        # One space between columns: the table fits the charts' 48 columns at 80×24.
+        table = Table(box=None, padding=(0, 1), collapse_padding=True, pad_edge=False, show_edge=False,
+                      expand=False, header_style="bold")
+        for name in ("#", "state", "share", "req", "p50", "p99", "CPU"):
             table.add_column(name, justify="left" if name == "state" else "right", no_wrap=True)
         for row in s.replica_views(REPLICA_ROWS):
             style = "" if row.state in ("starting", "ready", "draining") else "dim"

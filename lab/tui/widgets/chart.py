@@ -142,8 +142,14 @@ class TimeChart(PlotextPlot):
         # A fixed origin: a chart that rescales its floor to the data exaggerates noise.
         plt.ylim(0, top * 1.1 if top > 0 else 1)
         if data.whole_numbers:
-            # At most four labels: a 4-row chart has no room for more.
-            step = max(1, math.ceil(top / 3))
-            plt.yticks(list(range(0, max(1, math.ceil(top)) + 1, step)))
+            # Labels land on the rows their values are drawn on; more labels than rows
+            # would put one on another's row (a "2" beside a line at 3), so a short
+            # chart labels only the bottom and the top.
+            high = max(1, math.ceil(top))
+            rows = self.content_size.height - (2 if self.show_x_labels else 1)
+            ticks = list(range(0, high + 1)) if rows > 2 * high else [0, high]
+            # As wide as plotext's own labels of the charts above ("231.0"), so the plot
+            # starts in about the same column and the time axes line up.
+            plt.yticks(ticks, [f"{t:>5}" for t in ticks])
         plt.xlim(0, right if right > 0 else 1)
         self.refresh()
