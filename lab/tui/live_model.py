@@ -13,23 +13,31 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from lab.analysis.replicas import NO_REPLICA
 from lab.events import (
     ErrorSample,
     Event,
     GeneratorBound,
     IntervalStats,
     LoadChanged,
+    ReplicaChanged,
+    ReplicaCount,
+    ReplicaTraffic,
     ResourceSample,
     RunFinished,
     RunStarted,
+    ScaleDecision,
     TargetReady,
     TargetSample,
 )
+from lab.load.histogram import LatencyHistogram
 
 if TYPE_CHECKING:
     from lab.figures import Summary
 
 Phase = Literal["waiting", "starting", "running", "finished"]
+LIVE_STATES = ("starting", "ready", "draining")
+"""States of a replica whose process is still there (the others have ended)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,52 @@ class Marker:
     """The new VUs or arrival rate."""
     reason: str
     """``stage`` or ``user``."""
+
+
+@dataclass(frozen=True)
+class ScaleMark:
+    """An applied autoscaler decision, to mark on the replicas chart."""
+
+    t_s: float
+    """Seconds after the load began."""
+    current: int
+    desired: int
+
+
+@dataclass
+class ReplicaLive:
+    """What one replica has done so far in the current run (the bridge's running totals)."""
+
+    replica: int
+    state: str = "starting"
+    """As the last ``ReplicaChanged`` said: ``starting``, ``ready``, ``draining``,
+    ``stopped``, ``killed``, ``exited`` or ``failed``."""
+    requests: int = 0
+    errors: int = 0
+    histogram: LatencyHistogram | None = None
+    """Its response times as nginx measured them, every ``ReplicaTraffic`` merged; None
+    until it served a request (an HDR histogram is ~190 KB)."""
+    cpu_percent: float | None = None
+    """Its process tree's CPU from the latest ``replica`` reading, percent of one core."""
+
+
+@dataclass(frozen=True)
+class ReplicaView:
+    """One row of the Live screen's replica table."""
+
+    label: str
+    """The replica's index, or ``×N`` for ended replicas shown together."""
+    state: str
+    requests: int
+    """Requests it answered so far (nginx's log, so about 1.5 s behind the counters)."""
+    share: float | None
+    """Its fraction (0..1) of the requests the replicas answered so far; None before any."""
+    p50_ms: float | None
+    p99_ms: float | None
+    """From its merged HDR histogram (``ReplicaTraffic.histogram``) so far."""
+    cpu_percent: float | None
+    """Latest reading, percent of one core; None once its process is gone (a process
+    that is gone is not shown as idle)."""
 
 
 @dataclass
@@ -103,6 +157,23 @@ class LiveSnapshot:
     """When the engine found the generator limiting the run (``GeneratorBound``)."""
     generator_bound_headline: str = ""
     """Why, as a short banner (``GeneratorBound.headline``)."""
+    # Replicas behind a balancer (runs without one leave these empty).
+    balancer: str | None = None
+    """The balancer's method (``least_conn``...) when the run has replicas behind nginx."""
+    autoscaled: bool = False
+    """Whether an autoscaler changes the replica count (``[autoscale]``)."""
+    replicas: dict[int, ReplicaLive] = field(default_factory=dict)
+    replica_t: list[float] = field(default_factory=list)
+    """End of each interval a ``ReplicaCount`` was taken at, seconds (the charts' x)."""
+    ready: list[float] = field(default_factory=list)
+    desired: list[float] = field(default_factory=list)
+    scale_marks: list[ScaleMark] = field(default_factory=list)
+    decisions: int = 0
+    """Autoscaler decisions so far, applied or not."""
+    unrouted: int = 0
+    """Requests nginx answered itself (503) with no replica ready."""
+    balancer_cpu: float | None = None
+    """nginx's latest CPU percent."""
     # The end.
     status: str | None = None
     reason: str | None = None
@@ -119,6 +190,42 @@ class LiveSnapshot:
     def generator_cpu_total(self) -> float | None:
         """CPU percent of every generator process together, None before any reading."""
         return sum(self.generator_cpu.values()) if self.generator_cpu else None
+
+    def replica_views(self, max_rows: int = 0) -> list[ReplicaView]:
+        """The replica table: one row per replica in index order; shares add up to 1.
+
+        Args:
+            max_rows: with more replicas than this (0: no limit), the ones that have ended
+                are shown as one row (their requests summed, their histograms merged), so
+                a run that scaled up and down many times still fits; the shares still add
+                up to 1.
+        """
+        served = sum(r.requests for r in self.replicas.values())
+        reps = sorted(self.replicas.values(), key=lambda r: r.replica)
+        ended = [r for r in reps if r.state not in LIVE_STATES]
+        if max_rows and len(reps) > max_rows and len(ended) > 1:
+            live = [self._view(str(r.replica), r, served) for r in reps if r.state in LIVE_STATES]
+            return live + [self._ended_view(ended, served)]
+        return [self._view(str(r.replica), r, served) for r in reps]
+
+    @staticmethod
+    def _view(label: str, r: ReplicaLive, served: int) -> ReplicaView:
+        h = r.histogram
+        has = h is not None and h.count > 0
+        return ReplicaView(label, r.state, r.requests, r.requests / served if served else None,
+                           h.percentile_ms(50) if h is not None and has else None,
+                           h.percentile_ms(99) if h is not None and has else None,
+                           r.cpu_percent if r.state in LIVE_STATES else None)
+
+    @staticmethod
+    def _ended_view(ended: list[ReplicaLive], served: int) -> ReplicaView:
+        merged = LatencyHistogram()
+        for r in ended:
+            if r.histogram is not None:
+                merged.merge_encoded(r.histogram.encode())
+        together = ReplicaLive(-1, "ended", sum(r.requests for r in ended), sum(r.errors for r in ended),
+                               merged)
+        return LiveSnapshot._view(f"×{len(ended)}", together, served)
 
 
 class LiveBridge:
@@ -143,6 +250,8 @@ class LiveBridge:
             s.stages = len(plan.load.stages)
             s.level = plan.load.start_level
             s.phase = "starting"
+            s.balancer = plan.balancer.method if plan.balancer is not None else None
+            s.autoscaled = plan.autoscale is not None
         elif isinstance(event, TargetReady):
             s.target_url = event.url
         elif isinstance(event, IntervalStats):
@@ -158,6 +267,8 @@ class LiveBridge:
         elif isinstance(event, GeneratorBound):
             if s.generator_bound_at is None:
                 s.generator_bound_at, s.generator_bound_headline = event.t_s, event.headline
+        elif isinstance(event, (ReplicaChanged, ReplicaTraffic, ReplicaCount, ScaleDecision)):
+            self._fleet(s, event)
         elif isinstance(event, ErrorSample):
             # The per-interval counts already hold every error; samples only add text.
             return
@@ -191,6 +302,31 @@ class LiveBridge:
         s.interrupted += iv.interrupted
 
     @staticmethod
+    def _fleet(s: LiveSnapshot,
+               event: ReplicaChanged | ReplicaTraffic | ReplicaCount | ScaleDecision) -> None:
+        if isinstance(event, ReplicaChanged):
+            s.replicas.setdefault(event.replica, ReplicaLive(event.replica)).state = event.state
+        elif isinstance(event, ReplicaTraffic):
+            if event.replica == NO_REPLICA:
+                s.unrouted += event.requests
+                return
+            rep = s.replicas.setdefault(event.replica, ReplicaLive(event.replica))
+            rep.requests += event.requests
+            rep.errors += event.errors
+            if event.histogram:
+                if rep.histogram is None:
+                    rep.histogram = LatencyHistogram()
+                rep.histogram.merge_encoded(event.histogram)
+        elif isinstance(event, ReplicaCount):
+            s.replica_t.append(round(event.t_s, 3))
+            s.ready.append(float(event.ready))
+            s.desired.append(float(event.desired))
+        else:
+            s.decisions += 1
+            if event.applied:
+                s.scale_marks.append(ScaleMark(event.t_s, event.current, event.desired))
+
+    @staticmethod
     def _resource(s: LiveSnapshot, r: ResourceSample) -> None:
         if r.t_s > 0:
             s.phase = "running" if s.phase == "starting" else s.phase
@@ -203,6 +339,12 @@ class LiveBridge:
         elif r.role == "service":
             name = str(r.detail.get("service", r.pid))
             s.service_cpu[name] = r.cpu_percent if r.cpu_percent is not None else s.service_cpu.get(name)
+        elif r.role == "replica":
+            index = r.detail.get("replica")
+            if isinstance(index, int) and r.cpu_percent is not None:
+                s.replicas.setdefault(index, ReplicaLive(index)).cpu_percent = r.cpu_percent
+        elif r.role == "balancer":
+            s.balancer_cpu = r.cpu_percent if r.cpu_percent is not None else s.balancer_cpu
         elif r.role == "lab":
             s.lab_cpu = r.cpu_percent if r.cpu_percent is not None else s.lab_cpu
         elif r.role == "system":

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from textual.message import Message
 
 from lab.analysis.sweep import SweepAnalysis
-from lab.session import PreparedRuns
+from lab.session import FleetReport, PreparedRuns
 from lab.store import IntervalRow, RunRecord
 from lab.tui.catalog import ExperimentEntry
 
@@ -56,12 +56,14 @@ class ComparisonLoaded(Message):
     """The runs to compare and their per-second series were read."""
 
     def __init__(self, runs: Sequence[RunRecord], intervals: dict[int, list[IntervalRow]],
-                 error: str | None = None) -> None:
+                 error: str | None = None, fleets: dict[int, FleetReport] | None = None) -> None:
         super().__init__()
         self.runs = list(runs)
         """The runs, in the order the user picked them."""
         self.intervals = intervals
         """Each run's intervals, by run id."""
+        self.fleets = fleets or {}
+        """The replicas and autoscaler decisions of the runs behind a balancer, by run id."""
         self.error = error
         """Why they could not be read (e.g. a run was deleted meanwhile); None when fine."""
 

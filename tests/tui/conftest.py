@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from lab.engine import RunControl, RunOutcome
 from lab.events import (
+    Event,
     IntervalStats,
     Listener,
     RunFinished,
@@ -87,14 +88,18 @@ class FakeEngine:
         generator_cpu: the generator's CPU percent in every sample.
         gate: when given, the first half of each run's intervals go out, then the rest
             once the gate is set (to watch the screen between the two).
+        extra: ``(run key, seconds) -> events`` sent after the intervals (e.g. a
+            balancer's replica events, ``tests.tui.fleet_events``).
     """
 
     def __init__(self, seconds: int = 10, hold: bool = True, generator_cpu: float = 60.0,
-                 gate: asyncio.Event | None = None) -> None:
+                 gate: asyncio.Event | None = None,
+                 extra: Callable[[str, int], list[Event]] | None = None) -> None:
         self.seconds = seconds
         self.hold = hold
         self.generator_cpu = generator_cpu
         self.gate = gate
+        self.extra = extra
         self.started: list[str] = []
         """Variants started, in order."""
         self.stop_reasons: list[str] = []
@@ -105,6 +110,8 @@ class FakeEngine:
         self.started.append(plan.variant)
         events = synthetic_events(plan, key, 1200, 20.0, self.seconds, T0 + 100 * len(self.started),
                                   user_change_at=6, generator_cpu=self.generator_cpu)
+        if self.extra is not None:
+            events += self.extra(key, self.seconds)
         for event in events:
             if (self.gate is not None and isinstance(event, IntervalStats)
                     and event.t_s == self.seconds // 2):

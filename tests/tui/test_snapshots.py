@@ -11,11 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 
+from lab.topology.services import find_components
 from lab.tui.app import LabApp
 from lab.tui.screens.live import LiveScreen
 from tests.tui.conftest import FakeEngine
+from tests.tui.fleet_events import FLEET_TOML, fleet_events
 from tests.tui.waits import wait_until
 
 SMALL = (80, 24)
@@ -63,6 +66,19 @@ def test_live_screen_large(snap_compare: Any, experiments_dir: Path, tmp_path: P
     engine = FakeEngine(seconds=12)
     app = LabApp(tmp_path / "live.db", experiments_dir, run_plan_fn=engine, autorun="caching:lru")
     assert snap_compare(app, terminal_size=(160, 48), run_before=_live_drawn)
+
+
+def test_live_screen_with_replicas(snap_compare: Any, tmp_path: Path) -> None:
+    # A run behind a balancer at 80×24: the replicas chart (the load chart left out for
+    # room) and the replica table, from synthetic replica events (tests.tui.fleet_events).
+    if not find_components()["nginx"].usable:
+        pytest.skip("nginx is not installed: the lab skips a variant with a [balancer]")
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "fleet.toml").write_text(FLEET_TOML)
+    engine = FakeEngine(seconds=12, extra=fleet_events)
+    app = LabApp(tmp_path / "live.db", folder, run_plan_fn=engine, autorun="fleet")
+    assert snap_compare(app, terminal_size=SMALL, run_before=_live_drawn)
 
 
 def test_history_screen(snap_compare: Any, experiments_dir: Path, fixture_db: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual import on, work
@@ -17,7 +18,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Header, Static
 
 from lab.errors import UnknownRunError
+from lab.report.fleet import decisions_table, replicas_table
 from lab.report.table import comparison_table, fmt_cpu, fmt_mib
+from lab.session import FleetReport, fleets_of
 from lab.store import DatabaseGoneError, IntervalRow, RunRecord
 from lab.tui.messages import ComparisonLoaded
 from lab.tui.screens.base import LabScreen
@@ -80,11 +83,14 @@ class CompareScreen(LabScreen[None]):
         self.run_ids = list(run_ids)
         self.runs: list[RunRecord] = []
         self.intervals: dict[int, list[IntervalRow]] = {}
+        self.fleets: dict[int, FleetReport] = {}
+        """Replicas and autoscaler decisions of the runs behind a balancer, by run id."""
         self.baseline = 0
         """Index in ``runs`` of the baseline."""
 
     def compose(self) -> ComposeResult:
-        """The table, two overlaid charts and the resource comparison, scrolling as one."""
+        """The table, two overlaid charts, the resource comparison and, for runs behind a
+        balancer, their replicas and autoscaler decisions, scrolling as one."""
         yield Header()
         with VerticalScroll(id="compare-body"):
             yield Static("Reading the runs…", id="compare-table")
@@ -92,6 +98,7 @@ class CompareScreen(LabScreen[None]):
                 yield TimeChart(id="compare-throughput")
                 yield TimeChart(id="compare-p95")
             yield Static(id="compare-resources")
+            yield Static(id="compare-replicas")
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -117,14 +124,15 @@ class CompareScreen(LabScreen[None]):
                 self.post_message(ComparisonLoaded([], {}, str(exc)))
                 return
             intervals = {run.id: store.intervals(run.id) for run in runs}
-        self.post_message(ComparisonLoaded(runs, intervals))
+            fleets = fleets_of(store, runs)
+        self.post_message(ComparisonLoaded(runs, intervals, fleets=fleets))
 
     @on(ComparisonLoaded)
     def _loaded(self, message: ComparisonLoaded) -> None:
         if message.error:
             self.query_one("#compare-table", Static).update(Text(message.error, style="red"))
             return
-        self.runs, self.intervals = message.runs, message.intervals
+        self.runs, self.intervals, self.fleets = message.runs, message.intervals, message.fleets
         self._draw()
 
     def _draw(self) -> None:
@@ -145,6 +153,22 @@ class CompareScreen(LabScreen[None]):
                                                                            tuple(throughput))
         self.query_one("#compare-p95", TimeChart).data = ChartData("p95 ms", tuple(p95))
         self.query_one("#compare-resources", Static).update(resource_table(self.runs))
+        replicas = self.query_one("#compare-replicas", Static)
+        replicas.display = any(run.id in self.fleets for run in self.runs)
+        replicas.update(self._fleet_tables())
+
+    def _fleet_tables(self) -> Group:
+        """``lab show``'s replica and autoscaler tables of each run behind a balancer."""
+        parts: list[RenderableType] = []
+        for run in self.runs:
+            fleet = self.fleets.get(run.id)
+            if fleet is None:
+                continue
+            parts.append(replicas_table(run, fleet))
+            if fleet.decisions:
+                parts += [Text(""), decisions_table(run, fleet.decisions)]
+            parts.append(Text(""))
+        return Group(*parts)
 
     def action_baseline(self) -> None:
         """Make the next run the baseline."""

@@ -28,6 +28,7 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 from lab.engine import RunOutcome
 from lab.errors import LabError
 from lab.events import ERROR_CLASSES
+from lab.metrics import fmt_int, fmt_percent
 from lab.plan import RunPlan
 from lab.report.table import fmt_mib, fmt_ms, fmt_rate
 from lab.session import PreparedRuns, RunPlanFn, RunReport, RunSequence, check_targets, conclude
@@ -39,6 +40,11 @@ from lab.tui.widgets.chart import ChartData, Series, TimeChart
 REFRESH_S = 0.25
 """Redraw period: at most four redraws a second, whatever the event rate."""
 GENERATOR_WARNING = "results may be limited by the load generator"
+REPLICA_ROWS = 6
+"""Rows of the replica table before the replicas that have ended are shown as one."""
+SHORT_BELOW = 30
+"""Terminal rows below which four charts of 4 rows and a full replica table (2 + 6 rows)
+do not fit under the header lines."""
 
 
 def level_step(plan: RunPlan) -> float:
@@ -96,6 +102,9 @@ class LiveScreen(LabScreen[None]):
         Binding("h", "history", "History"),
         Binding("escape", "back", "Back"),
     ]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (SHORT_BELOW, "-tall")]
+    """A terminal too short for four charts and the replica table (80×24) leaves the load
+    chart out of a run behind a balancer; the clock line keeps the level."""
     HELP = "Watch a run. + / - change the load by a quarter of the plan; the change is marked on the charts."
 
     def __init__(self, prepared: PreparedRuns, run_plan_fn: RunPlanFn | None = None,
@@ -114,7 +123,7 @@ class LiveScreen(LabScreen[None]):
         """Whether runs are still going (the worker has not ended)."""
         self._stopped_before_start: str | None = None
         self._drawn_version = -1
-        self._drawn_points = (-1, -1)
+        self._drawn_points: tuple[int, ...] = ()
         self._run_worker: Worker[None] | None = None
         self._problems_told = 0
 
@@ -151,10 +160,13 @@ class LiveScreen(LabScreen[None]):
             yield Static(id="generator-warning")
         with Horizontal(id="live-body"):
             with Vertical(id="charts"):
-                # One time axis for the three: only the lowest labels it.
+                # One time axis for all: only the lowest labels it. The replicas chart
+                # and table are shown for runs behind a balancer only.
                 yield TimeChart(id="chart-throughput", classes="upper")
                 yield TimeChart(id="chart-latency", classes="upper")
                 yield TimeChart(id="chart-level")
+                yield TimeChart(id="chart-replicas")
+                yield Static(id="replica-table")
             with VerticalScroll(id="live-side"):
                 yield Static(id="outcomes")
                 yield Static(id="counters")
@@ -351,11 +363,14 @@ class LiveScreen(LabScreen[None]):
         self._drawn_version = s.version
         plan = self.plan
         self._draw_head(s, plan)
-        points = (len(s.t), len(s.markers))
+        self._show_fleet(s)
+        points = (len(s.t), len(s.markers), len(s.replica_t), len(s.scale_marks))
         if points != self._drawn_points:
             # Charts are the costly part; resource samples alone do not move them.
             self._drawn_points = points
             self._draw_charts(s, plan)
+        if s.balancer is not None:
+            self.query_one("#replica-table", Static).update(self._replica_table(s))
         self.query_one("#counters", Static).update(self._counters(s))
         self.query_one("#resources", Static).update(self._resources(s))
         outcomes = self.query_one("#outcomes", Static)
@@ -384,8 +399,12 @@ class LiveScreen(LabScreen[None]):
             warning.display = False
 
     def _draw_charts(self, s: LiveSnapshot, plan: RunPlan) -> None:
-        total = plan.load.total_duration_s
-        # User changes in the warning colour, stage changes (after the first) muted.
+        # One x range for every chart, so their time axes line up: the last replica count
+        # is taken after the last interval's end, as the run ends.
+        total = max([plan.load.total_duration_s, *s.t[-1:], *s.replica_t[-1:]])
+        # User changes in the warning colour, stage changes (after the first) muted; on the
+        # replicas chart, scale events in the foreground colour (accent is warning-orange in
+        # the default theme).
         markers = tuple((m.t_s, "warning" if m.reason == "user" else "secondary")
                         for m in s.markers if m.reason == "user" or m.t_s > 0)
         # Copies: the snapshot's lists keep growing, a chart's data must not.
@@ -402,6 +421,27 @@ class LiveScreen(LabScreen[None]):
         label = "active VUs" if plan.load.model == "closed" else "arrival rate req/s"
         self.query_one("#chart-level", TimeChart).data = ChartData(
             label, (Series(label, t, tuple(s.levels), "primary"),), markers, total)
+        if s.balancer is not None:
+            rt = tuple(s.replica_t)
+            scale = tuple((m.t_s, "foreground") for m in s.scale_marks)
+            self.query_one("#chart-replicas", TimeChart).data = ChartData(
+                "replicas",
+                # Ready drawn last, on top: with a fixed fleet the two lines are one.
+                (Series(f"desired {s.desired[-1]:g}" if s.desired else "desired", rt, tuple(s.desired),
+                        "primary"),
+                 Series(f"ready {s.ready[-1]:g}" if s.ready else "ready", rt, tuple(s.ready), "success")),
+                markers + scale, total, whole_numbers=True,
+                marker_legend=(("scale", "foreground"),) if s.autoscaled else ())
+
+    def _show_fleet(self, s: LiveSnapshot) -> None:
+        """Show the replicas chart and table for a run behind a balancer (each variant of
+        an experiment may differ; lab.tcss shows them), the lowest chart labelling the
+        time axis."""
+        balanced = s.balancer is not None
+        if self.has_class("-balanced") == balanced:
+            return
+        self.set_class(balanced, "-balanced")
+        self.query_one("#chart-level", TimeChart).show_x_labels = not balanced
 
     @staticmethod
     def _grid() -> Table:
@@ -443,6 +483,8 @@ class LiveScreen(LabScreen[None]):
         grid.add_row("lab UI CPU", _pct(s.lab_cpu))
         for name, cpu in s.service_cpu.items():
             grid.add_row(f"{name} CPU", _pct(cpu))
+        if s.balancer is not None:
+            grid.add_row("nginx CPU", _pct(s.balancer_cpu))
         title = Text.assemble(("Resources", "bold"), (" (CPU: % of a core)", "dim"))
         if not s.gauges:
             return Group(title, grid)
@@ -450,6 +492,30 @@ class LiveScreen(LabScreen[None]):
         for name, value in s.gauges.items():
             gauges.add_row(name.replace("_", " "), f"{value:,.1f}" if value % 1 else f"{value:,.0f}")
         return Group(title, grid, Text(""), Text("Target reports", style="bold"), gauges)
+
+    @staticmethod
+    def _replica_table(s: LiveSnapshot) -> Group:
+        """Per replica: state, share of the requests so far, requests, p50/p99 as nginx
+        measured them (merged histograms), CPU now; from nginx's log, so a second or two
+        behind the counters."""
+        # One line at 80 columns: a wrapped title would take a chart's row.
+        title = Text.assemble(("Replicas", "bold"), f" (nginx {s.balancer})", (" · share %, ms", "dim"),
+                              no_wrap=True, overflow="ellipsis")
+        # One space between columns: the table fits the charts' 48 columns at 80×24.
+        table = Table(box=None, padding=(0, 1), collapse_padding=True, pad_edge=False, show_edge=False,
+                      expand=False, header_style="bold")
+        for name in ("#", "state", "share", "req", "p50", "p99", "CPU"):
+            table.add_column(name, justify="left" if name == "state" else "right", no_wrap=True)
+        for row in s.replica_views(REPLICA_ROWS):
+            style = "" if row.state in ("starting", "ready", "draining") else "dim"
+            table.add_row(row.label, Text(row.state, style="red" if row.state in ("killed", "failed")
+                                          else style),
+                          fmt_percent(row.share, 1), fmt_int(row.requests), fmt_ms(row.p50_ms),
+                          fmt_ms(row.p99_ms), _pct(row.cpu_percent), style=style)
+        parts: list[Text | Table] = [title, table]
+        if s.unrouted:
+            parts.append(Text(f"{s.unrouted:,} answered 503 by nginx: no replica ready", style="yellow"))
+        return Group(*parts)
 
     def _outcomes(self) -> Group | Text:
         lines: list[Text] = []

@@ -8,6 +8,7 @@ light themes and follow a theme change.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -53,6 +54,11 @@ class ChartData:
     """``(x, theme colour)`` of each vertical marker (load changes)."""
     x_max: float | None = None
     """Right end of the x axis (the planned run length), so the line grows into it."""
+    whole_numbers: bool = False
+    """Label the y axis with whole numbers only (counts, such as replicas)."""
+    marker_legend: tuple[tuple[str, str], ...] = ()
+    """``(label, theme colour)`` of the kinds of marker to name in the legend (e.g. the
+    autoscaler's scale events)."""
 
 
 class TimeChart(PlotextPlot):
@@ -98,6 +104,7 @@ class TimeChart(PlotextPlot):
     def legend(data: ChartData) -> str:
         """The title and each series' label in its colour, as Textual markup."""
         items = [f"[${s.color}]━ {escape(s.label)}[/]" for s in data.series if s.label != data.title]
+        items += [f"[${color}]┃ {escape(label)}[/]" for label, color in data.marker_legend]
         return " ".join([f"[b]{escape(data.title)}[/b]", *items])
 
     def _color(self, name: str) -> tuple[int, int, int]:
@@ -134,5 +141,15 @@ class TimeChart(PlotextPlot):
             plt.vertical_line(x, color=self._color(color))
         # A fixed origin: a chart that rescales its floor to the data exaggerates noise.
         plt.ylim(0, top * 1.1 if top > 0 else 1)
+        if data.whole_numbers:
+            # Labels land on the rows their values are drawn on; more labels than rows
+            # would put one on another's row (a "2" beside a line at 3), so a short
+            # chart labels only the bottom and the top.
+            high = max(1, math.ceil(top))
+            rows = self.content_size.height - (2 if self.show_x_labels else 1)
+            ticks = list(range(0, high + 1)) if rows > 2 * high else [0, high]
+            # As wide as plotext's own labels of the charts above ("231.0"), so the plot
+            # starts in about the same column and the time axes line up.
+            plt.yticks(ticks, [f"{t:>5}" for t in ticks])
         plt.xlim(0, right if right > 0 else 1)
         self.refresh()
