@@ -171,7 +171,8 @@ class LiveSnapshot:
     decisions: int = 0
     """Autoscaler decisions so far, applied or not."""
     unrouted: int = 0
-    """Requests nginx answered itself (503) with no replica ready."""
+    """Requests that arrived with no replica ready: held by the activator (scaled to zero),
+    else answered 503 by nginx."""
     balancer_cpu: float | None = None
     """nginx's latest CPU percent."""
     # The end.

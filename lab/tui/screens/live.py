@@ -514,7 +514,7 @@ class LiveScreen(LabScreen[None]):
                           fmt_ms(row.p99_ms), _pct(row.cpu_percent), style=style)
         parts: list[Text | Table] = [title, table]
         if s.unrouted:
-            parts.append(Text(f"{s.unrouted:,} answered 503 by nginx: no replica ready", style="yellow"))
+            parts.append(Text(f"{s.unrouted:,} arrived with no replica ready", style="yellow"))
         return Group(*parts)
 
     def _outcomes(self) -> Group | Text:
