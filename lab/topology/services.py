@@ -366,13 +366,34 @@ def remove_orphaned_dirs(base: str | Path | None = None) -> list[Path]:
     removed = []
     now = time.time()
     paths = sorted(p for prefix in SERVICE_DIR_PREFIXES for p in folder.glob(prefix + "*"))
-    for path in paths:
-        if not path.is_dir() or path.is_symlink() or not _orphaned(path, now):
-            continue
+    orphans = [p for p in paths if p.is_dir() and not p.is_symlink() and _orphaned(p, now)]
+    _end_processes_in(folder, orphans)
+    for path in orphans:
         shutil.rmtree(path, ignore_errors=True)
         if not path.exists():
             removed.append(path)
     return removed
+
+
+def _end_processes_in(folder: Path, orphans: list[Path]) -> None:
+    """SIGKILL what still works in a dead lab's service directory: a process whose working
+    directory is one of ``orphans``, or a service directory of ``folder`` that is gone
+    already (``/tmp/lab-nginx-x (deleted)``). The parent-death signal ends a service's main
+    process with its lab, but an nginx worker forked by a reload at that very moment can
+    miss its master's order to quit, and would otherwise serve on forever."""
+    inside = [str(p) for p in orphans]
+    gone = tuple(f"{folder / prefix}" for prefix in SERVICE_DIR_PREFIXES)
+    me = os.geteuid()
+    for proc in psutil.process_iter(["cwd", "uids"]):
+        cwd = proc.info.get("cwd") or ""
+        uids = proc.info.get("uids")
+        if not cwd or (me != 0 and (uids is None or uids.real != me)):
+            continue
+        # psutil drops the kernel's " (deleted)" from a removed working directory.
+        dead_dir = cwd.startswith(gone) and not os.path.exists(cwd)
+        if dead_dir or any(cwd == d or cwd.startswith(d + os.sep) for d in inside):
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
 
 
 class AppService:

@@ -300,3 +300,30 @@ def test_doctor_lists_components_limits_and_cores() -> None:
     assert redis["status"] == "missing" and "apt-get install redis-server" in redis["advice"]
     table = run_lab("doctor")
     assert table.returncode == 0 and "open-file limit" in table.stdout
+
+
+def test_processes_left_in_a_dead_labs_service_directory_are_ended(tmp_path: Path) -> None:
+    # What a SIGKILLed lab can leave: an nginx worker forked by a reload just as its master
+    # was told to quit serves on with its directory (or with it already removed).
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(10)
+    me = {"pid": os.getpid(), "started_at_unix": psutil.Process().create_time(),
+          "host": socket.gethostname()}
+    made = {}
+    for name, owner in (("lab-nginx-deadlab", {**me, "pid": dead.pid}), ("lab-nginx-livelab", me),
+                        ("lab-nginx-removed", {**me, "pid": dead.pid})):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / OWNER_FILE).write_text(json.dumps(owner))
+        made[name] = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], cwd=folder)
+    shutil.rmtree(tmp_path / "lab-nginx-removed")  # its process works in a directory that is gone
+    try:
+        removed = remove_orphaned_dirs(tmp_path)
+        assert [p.name for p in removed] == ["lab-nginx-deadlab"]
+        for name in ("lab-nginx-deadlab", "lab-nginx-removed"):
+            assert made[name].wait(10) == -signal.SIGKILL, name
+        assert made["lab-nginx-livelab"].poll() is None  # a running lab's: never touched
+    finally:
+        for proc in made.values():
+            proc.kill()
+            proc.wait()
