@@ -57,6 +57,8 @@ CASES = {
                          ["balancer.hash_key", "applies only to method"]),
     "key not a variable": ("replicas = 2", '[balancer]\nmethod = "hash"\nhash_key = "x; evil"',
                            ["balancer.hash_key", "nginx variable"]),
+    "key with a tab": ("replicas = 2", '[balancer]\nmethod = "hash"\nhash_key = "$http_x\\t"',
+                       ["balancer.hash_key", "nginx variable", "'$http_x\\t'"]),
     "min above max": ("replicas = 2", ('[balancer]\n[autoscale]\ntarget = 0.6\n'
                                         'min_replicas = 5\nmax_replicas = 3'),
                       ["autoscale.min_replicas", "at most max_replicas (3)"]),
