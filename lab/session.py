@@ -124,8 +124,9 @@ def prepare(experiment: Experiment, *, source: str | None = None,
     In order: the runs are planned (``variants`` only, when given; every sweep level),
     ``overrides`` applied, each run repeated ``repeat`` times (interleaved), variants
     whose required service (redis, postgres) is not installed set aside with the reason,
-    then the plans checked: cores, app directories and app modules (``check_plans``) and
-    the open-file budget of the load. The target's import itself is ``check_targets``.
+    then the plans checked: cores, app directories and app modules (``check_plans``),
+    the open-file budget of the load, and each ``hash`` balancer's key with ``nginx -t``
+    (nothing started). The target's import itself is ``check_targets``.
 
     Args:
         experiment: the loaded experiment.
@@ -141,7 +142,8 @@ def prepare(experiment: Experiment, *, source: str | None = None,
         InputError: an unknown variant (``FILE: --variant: ...``), a client engine that
             cannot serve the load, an override the load model refuses, or a load beyond
             the open-file limit; one line naming the file and the field or option.
-        SpecError: a plan this machine cannot run (``check_plans``).
+        SpecError: a plan this machine cannot run (``check_plans``), or a hash key nginx
+            refuses.
     """
     from lab.limits import fd_budget_problem
     from lab.topology.services import find_components, missing_required
@@ -173,7 +175,9 @@ def prepare(experiment: Experiment, *, source: str | None = None,
         problem = fd_budget_problem(plan.load)
         if problem:
             raise InputError(f"{path}: {plan.variant}: load: {problem}")
-    return PreparedRuns(experiment, path, tuple(plans), tuple(skipped), tuple(thresholds), repeat)
+    prepared = PreparedRuns(experiment, path, tuple(plans), tuple(skipped), tuple(thresholds), repeat)
+    _check_hash_keys(prepared)
+    return prepared
 
 
 def check_targets(prepared: PreparedRuns) -> None:
@@ -194,6 +198,37 @@ def check_targets(prepared: PreparedRuns) -> None:
         if plan.target.app and key not in checked:
             check_target_importable(plan.target, prepared.source)
             checked.add(key)
+
+
+def _check_hash_keys(prepared: PreparedRuns) -> None:
+    """Ask nginx (``nginx -t``, nothing started) whether it takes each ``hash`` balancer's
+    key: only nginx knows its variables.
+
+    Raises:
+        SpecError: ``FILE:LINE: balancer.hash_key: nginx does not take it: unknown
+            "x" variable`` (or ``variants[i].balancer.hash_key``).
+    """
+    from lab.spec.wording import located_error
+    from lab.topology.balancer import nginx_refuses_key
+    from lab.topology.services import find_components
+
+    keys = {plan.balancer.hash_key: plan.variant for plan in prepared.plans
+            if plan.balancer is not None and plan.balancer.method == "hash" and plan.balancer.hash_key}
+    nginx = find_components()["nginx"] if keys else None
+    if nginx is None or not nginx.usable or nginx.path is None:
+        return  # without nginx these variants are skipped, with the install hint
+    experiment = prepared.experiment
+    for hash_key, variant in keys.items():
+        problem = nginx_refuses_key(nginx.path, hash_key)
+        if problem is None:
+            continue
+        loc: tuple[str | int, ...] = ("balancer", "hash_key")
+        for i, v in enumerate(experiment.variants):
+            if v.name == variant and isinstance(v.balancer, dict) and "hash_key" in v.balancer:
+                loc = ("variants", i, "balancer", "hash_key")
+        raise located_error(prepared.source, loc,
+                            f"nginx does not take {hash_key!r}: {problem} (an nginx variable such "
+                            "as \"$http_x_user\" or \"$cookie_session\")")
 
 
 def _overridden(plan: RunPlan, path: str, overrides: LoadOverrides) -> RunPlan:

@@ -137,6 +137,7 @@ def compare(run_ids: Sequence[int], baseline_id: int | None, thresholds: Sequenc
             fail(f"{db_path}: {exc}")
         stages = session.stages_of(store, runs)
         fleets = session.fleets_of(store, runs)
+        slo = session.slo_of(store, runs)
         changes: list[tuple[Any, list[Any]]] = []
         if baseline_id is not None:
             from lab.analysis.noise import compare as noise_compare
@@ -158,7 +159,7 @@ def compare(run_ids: Sequence[int], baseline_id: int | None, thresholds: Sequenc
                             for name, ids in ids_of.items())
                 + "): their targets and loads may differ, so a change is not the variant's alone")
     print_runs(session.RunReport(" vs ".join(names), tuple(runs), stages=stages, thresholds=tuple(results),
-                                 changes=tuple(changes), note=note, fleets=fleets), fmt)
+                                 changes=tuple(changes), note=note, fleets=fleets, slo=slo), fmt)
     if any(not r.passed for r in results):
         sys.exit(ExitCode.RUN_FAILED)
     if fail_on_regression and any(c.verdict == "worse" for _g, found in changes for c in found):

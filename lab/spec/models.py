@@ -1015,10 +1015,18 @@ def _check_scaling(variant: ResolvedVariant, loc: Callable[[str], tuple[str | in
                 raise FieldError("applies only to 'app' targets the lab starts, not to a 'url' "
                                  "target", loc(name))
         return
+    replicas = target.replicas
+    if balancer is None and loc("balancer")[0] == "variants":
+        # The variant turned the balancer off: say so there, not at a table it inherits.
+        if autoscale is not None:
+            raise FieldError("false leaves [autoscale] without the balancer in front of the replicas "
+                             "it changes; add autoscale = false to this variant", loc("balancer"))
+        if replicas is not None and replicas > 1:
+            raise FieldError(f"false leaves {replicas} replicas without a balancer to spread the load "
+                             "over them; add target.replicas = 1 to this variant", loc("balancer"))
     if autoscale is not None and balancer is None:
         raise FieldError("an autoscaler needs a [balancer] in front of the replicas it changes "
                          "(e.g. [balancer] method = \"least_conn\")", loc("autoscale"))
-    replicas = target.replicas
     if replicas is not None and replicas > 1 and balancer is None:
         raise FieldError(f"{replicas} replicas need a [balancer] to spread the load over them "
                          "(e.g. [balancer] method = \"round_robin\")", loc("target.replicas"))

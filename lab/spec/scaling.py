@@ -42,7 +42,8 @@ class BalancerSpec(BaseModel):
     def _check_key(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if not value.startswith("$") or any(c in value for c in " ;{}'\"\\\n"):
+        if (not value.startswith("$") or len(value) > 200 or not value.isprintable()
+                or any(c.isspace() or c in ";{}'\"\\" for c in value)):
             raise ValueError("must be an nginx variable such as \"$http_x_user\" or "
                              f"\"$cookie_session\" (got {show_value(value)})")
         return value

@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -226,6 +227,38 @@ def check_settings(method: str, hash_key: str | None, keepalive: int) -> None:
     if not 0 <= keepalive <= 100_000:
         raise ValueError(f"balancer keepalive {keepalive}: expected 0 (no upstream keep-alive) "
                          "to 100000 idle connections")
+
+
+def nginx_refuses_key(executable: str, hash_key: str) -> str | None:
+    """What nginx says of a ``hash`` balancer on ``hash_key``, tested with ``nginx -t`` on
+    a throw-away configuration (nothing is started); None when nginx takes it.
+
+    nginx alone knows its variables (its modules add some), so an unknown one
+    (``"$http-x"``, ``"$no_such_variable"``) is caught here, before a run starts, rather
+    than when the balancer starts.
+
+    Returns:
+        nginx's ``[emerg]`` line without its timestamp and file position, e.g.
+        ``unknown "no_such_variable" variable``; or None.
+    """
+    with tempfile.TemporaryDirectory(prefix="lab-nginx-check-") as folder:
+        d = Path(folder)
+        (d / "nginx.conf").write_text(render_main_config(d, as_root=os.geteuid() == 0))
+        (d / UPSTREAMS_FILE).write_text(render_upstreams(free_port(), ["127.0.0.1:9"], "hash",
+                                                         hash_key, 64))
+        try:
+            test = subprocess.run([executable, "-p", f"{d}/", "-c", str(d / "nginx.conf"),
+                                   "-e", str(d / ERROR_LOG), "-t", "-q"], capture_output=True,
+                                  text=True, timeout=RELOAD_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired):
+            return None  # the run's own start reports an nginx that cannot run
+    if test.returncode == 0:
+        return None
+    for line in (test.stdout + test.stderr).splitlines():
+        if "[emerg]" in line:
+            text = line.split("[emerg]", 1)[1].strip()
+            return text.split(" in " + str(d), 1)[0].strip()
+    return (test.stdout + test.stderr).strip()[-200:] or f"nginx -t exited with {test.returncode}"
 
 
 def render_main_config(directory: Path, as_root: bool) -> str:

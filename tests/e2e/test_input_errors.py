@@ -11,7 +11,8 @@ import pytest
 
 from lab.errors import ExitCode
 from lab.store import SCHEMA_VERSION
-from tests.conftest import run_lab, write_experiment
+from lab.topology.services import find_components
+from tests.conftest import one_line_error, run_lab, write_experiment
 from tests.synthetic import ONE_SECOND as BASE
 from tests.unit.test_input_errors import MAX_ID, Lab, Result, lab, stored  # noqa: F401 (fixtures)
 
@@ -55,3 +56,43 @@ def test_doctor_reports_the_results_database(lab: Lab, stored: Path, tmp_path: P
     assert check["status"] == "warn" and "not a database" in check["value"]
     res = lab("doctor", "--db", str(stored))
     assert "results database" in res.out and "2 runs" in res.out
+
+
+HASHED = """
+[experiment]
+title = "hashed"
+[target]
+app = "targets.testing:app"
+replicas = 2
+[balancer]
+method = "hash"
+hash_key = "{key}"
+[load]
+vus = 2
+duration = "2s"
+[[load.requests]]
+path = "/"
+[[variants]]
+name = "top"
+[[variants]]
+name = "own"
+balancer = {{ method = "hash", hash_key = "{variant_key}" }}
+"""
+
+
+@pytest.mark.skipif(not find_components()["nginx"].usable, reason="nginx is not installed")
+@pytest.mark.parametrize(("key", "variant_key", "field", "problem"), [
+    ("$no_such_variable", "$http_x_user", "balancer.hash_key", 'unknown "no_such_variable" variable'),
+    ("$", "$http_x_user", "balancer.hash_key", "invalid variable name"),
+    ("$http_x_user", "$http_x$nope", "variants[1].balancer.hash_key", 'unknown "nope" variable'),
+])
+def test_a_hash_key_nginx_refuses_is_bad_input_before_anything_starts(
+        tmp_path: Path, key: str, variant_key: str, field: str, problem: str) -> None:
+    path = write_experiment(tmp_path, HASHED.format(key=key, variant_key=variant_key))
+    res = run_lab("run", str(path), "--db", str(tmp_path / "r.db"), cwd=tmp_path,
+                  env={"TMPDIR": str(tmp_path)})
+    line = one_line_error(res.returncode, res.stdout, res.stderr)
+    assert line.startswith(f"{path}:") and f": {field}: nginx does not take" in line, line
+    assert problem in line, line
+    assert not (tmp_path / "r.db").exists()
+    assert not list(tmp_path.glob("lab-nginx-*")), "an nginx directory was made"

@@ -57,6 +57,8 @@ CASES = {
                          ["balancer.hash_key", "applies only to method"]),
     "key not a variable": ("replicas = 2", '[balancer]\nmethod = "hash"\nhash_key = "x; evil"',
                            ["balancer.hash_key", "nginx variable"]),
+    "key with a tab": ("replicas = 2", '[balancer]\nmethod = "hash"\nhash_key = "$http_x\\t"',
+                       ["balancer.hash_key", "nginx variable", "'$http_x\\t'"]),
     "min above max": ("replicas = 2", ('[balancer]\n[autoscale]\ntarget = 0.6\n'
                                         'min_replicas = 5\nmax_replicas = 3'),
                       ["autoscale.min_replicas", "at most max_replicas (3)"]),
@@ -113,6 +115,21 @@ def test_a_variant_override_is_located_in_the_variant(tmp_path: Path, capsys: py
             '[[variants]]\nname = "b"\nbalancer = { method = "hash" }\n')
     line = _bad(tmp_path, capsys, monkeypatch, body)
     assert "variants[1].balancer.hash_key" in line, line
+
+
+@pytest.mark.parametrize(("top", "needle"), [
+    ("[autoscale]\ntarget = 0.6\nmax_replicas = 3\n", "add autoscale = false"),
+    ("", "leaves 2 replicas without a balancer"),
+])
+def test_a_variant_turning_the_balancer_off_is_located_in_the_variant(
+        top: str, needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    body = (HEAD.format(target="replicas = 2") + "[balancer]\n" + top
+            + '[[variants]]\nname = "a"\n[[variants]]\nname = "b"\nbalancer = false\n')
+    line = _bad(tmp_path, capsys, monkeypatch, body)
+    written = (tmp_path / "exp.toml").read_text().splitlines()
+    assert f":{written.index('balancer = false') + 1}: variants[1].balancer: false leaves" in line, line
+    assert needle in line, line
 
 
 def test_variants_resolve_balancer_autoscale_and_faults(tmp_path: Path) -> None:
