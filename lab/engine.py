@@ -28,6 +28,7 @@ from lab.errors import GeneratorError, ServiceError, TargetError
 from lab.events import (
     ErrorSample,
     Event,
+    FaultApplied,
     GeneratorBound,
     HostFacts,
     IntervalStats,
@@ -522,6 +523,9 @@ class _Run:
         while True:
             await asyncio.sleep(max(0.0, self.t0 + k * self.sample_every_s - time.monotonic()))
             await self.fleet.check_exited()
+            # A killed or crashed replica is replaced, as a ReplicaSet keeps its count.
+            self.fleet.scale_to(self.desired_replicas, self.plan.autoscale.drain_timeout
+                                if self.plan.autoscale else 5.0)
             self._count_replicas(k * self.sample_every_s)
             self._take_traffic()
             k = max(k + 1, math.floor(self.elapsed() / self.sample_every_s) + 1)
@@ -592,7 +596,11 @@ class _Run:
     async def _fault(self, at_s: float, replica: int) -> None:
         assert self.fleet is not None
         await asyncio.sleep(max(0.0, self.t0 + at_s - time.monotonic()))
-        await self.fleet.kill(replica)
+        t_s = round(self.elapsed(), 3)
+        pid = self.fleet.pids.get(replica)
+        why_not = await self.fleet.kill(replica)
+        note = why_not or f"replica {replica} killed (SIGKILL of its process tree, pid {pid})"
+        self.emit(FaultApplied(self.key, t_s, "kill_replica", replica, why_not is None, note))
 
     def _on_interval(self, iv: IntervalStats) -> None:
         if iv.stage != self.last_stage and self.level_override is None:

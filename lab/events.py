@@ -306,7 +306,22 @@ class ScaleDecision:
     demand), so a stored run can be replayed through the rule."""
 
 
+@dataclass(frozen=True)
+class FaultApplied:
+    """A ``[[faults]]`` entry came due."""
+
+    run_key: str
+    t_s: float
+    action: str
+    """``kill_replica``."""
+    replica: int
+    applied: bool
+    """False when there was nothing to do (the replica had already ended, or never existed)."""
+    note: str
+    """One line: what was done, or why nothing was."""
+
+
 Event = (RunStarted | ServicesReady | TargetReady | IntervalStats | ResourceSample | TargetSample
          | ErrorSample | LoadChanged | GeneratorBound | RunFinished | ReplicaChanged | ReplicaTraffic
-         | ReplicaCount | ScaleDecision)
+         | ReplicaCount | ScaleDecision | FaultApplied)
 Listener = Callable[[Event], None]

@@ -36,7 +36,15 @@ if TYPE_CHECKING:
     from lab.analysis.thresholds import ThresholdResult
     from lab.engine import RunControl, RunOutcome
     from lab.events import Listener
-    from lab.store import AutoscaleEventRow, IntervalRow, RecordingProblem, ReplicaCountRow, RunRecord, Store
+    from lab.store import (
+        AutoscaleEventRow,
+        FaultRow,
+        IntervalRow,
+        RecordingProblem,
+        ReplicaCountRow,
+        RunRecord,
+        Store,
+    )
     from lab.topology.services import Component
 
 
@@ -521,6 +529,8 @@ class FleetReport:
     session_lost: int = 0
     """Answers 401 over the whole run: with a target that answers 401 to a session it does
     not know (``targets.replicas``), each is a user sent back to log in again."""
+    faults: tuple[FaultRow, ...] = ()
+    """The run's ``[[faults]]`` as they came due."""
 
 
 def fleets_of(store: Store, runs: Sequence[RunRecord]) -> dict[int, FleetReport]:
@@ -543,7 +553,8 @@ def fleets_of(store: Store, runs: Sequence[RunRecord]) -> dict[int, FleetReport]
                                 [c.ready for c in counts if start - 1e-9 <= c.t_s <= end + 1e-9],
                                 start, end)
         lost = sum(e.count for e in store.errors(run.id) if e.status == 401)
-        out[run.id] = FleetReport(figures, tuple(store.autoscale_events(run.id)), tuple(counts), lost)
+        out[run.id] = FleetReport(figures, tuple(store.autoscale_events(run.id)), tuple(counts), lost,
+                                  tuple(store.faults(run.id)))
     return out
 
 

@@ -46,7 +46,10 @@ def replicas_table(run: RunRecord, fleet: FleetReport) -> Table:
         caption_bits.append(f"{fleet.session_lost:,} answers 401 (sessions lost)")
     if f.unrouted:
         caption_bits.append(unrouted_text(f))
-    table = _table(f"run {run.id} ({run.variant}) by replica", caption=" · ".join(caption_bits))
+    caption = " · ".join(caption_bits)
+    for fault in fleet.faults:
+        caption += f"\nfault at {fault.t_s:.1f} s: {fault.note}"
+    table = _table(f"run {run.id} ({run.variant}) by replica", caption=caption)
     for name in ("replica", "share\n%", "requests", "errors", "p50\nms", "p99\nms",
                  "CPU s\n/1k req", "peak RSS\nMiB", "start\ns", "ready\ns", "end\ns"):
         table.add_column(name, justify="right")
@@ -89,7 +92,8 @@ def fleet_json(fleet: FleetReport) -> dict[str, Any]:
     ``alive_s``. ``fleet``: ``replica_seconds``, ``unrouted`` (requests that arrived with no
     replica ready) with ``unrouted_p50_ms`` and ``unrouted_max_ms``, ``balancer_cpu_s``,
     ``balancer_cpu_s_per_1k``, ``max_ready``, ``session_lost`` (answers 401 over the run),
-    ``scale_events`` (decisions that changed the count), ``replica_counts`` (``t_s``, ``desired``,
+    ``scale_events`` (decisions that changed the count), ``faults`` (``t_s``, ``action``,
+    ``replica``, ``applied``, ``note`` of each that came due), ``replica_counts`` (``t_s``, ``desired``,
     ``ready``, ``starting``, ``draining`` per interval). Each decision: ``t_s``,
     ``current``, ``metric``, ``metric_value``, ``ratio``, ``recommended``, ``desired``,
     ``applied``, ``reason``, ``inputs``.
@@ -108,6 +112,8 @@ def fleet_json(fleet: FleetReport) -> dict[str, Any]:
             "max_ready": f.max_ready,
             "session_lost": fleet.session_lost,
             "scale_events": sum(1 for d in fleet.decisions if d.applied),
+            "faults": [{"t_s": x.t_s, "action": x.action, "replica": x.replica, "applied": x.applied,
+                        "note": x.note} for x in fleet.faults],
             "replica_counts": [{"t_s": c.t_s, "desired": c.desired, "ready": c.ready,
                                 "starting": c.starting, "draining": c.draining}
                                for c in fleet.counts],

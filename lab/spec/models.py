@@ -1038,14 +1038,19 @@ def _check_scaling(variant: ResolvedVariant, loc: Callable[[str], tuple[str | in
         raise FieldError(f"must be within [autoscale] min_replicas..max_replicas "
                          f"({autoscale.min_replicas}..{autoscale.max_replicas}); got {replicas}",
                          loc("target.replicas"))
-    most = autoscale.max_replicas if autoscale is not None else initial_replicas(target, None)
     total = variant.load.total_duration_s
-    for k, fault in enumerate(variant.faults):
+    # A fixed fleet numbers its replicas 0..N-1 and each replacement of a killed one the
+    # next number; an autoscaled one numbers every new replica, so any index may exist.
+    kills_before = 0
+    for k, fault in sorted(enumerate(variant.faults), key=lambda kf: kf[1].at):
         if balancer is None:
             raise FieldError("kill_replica needs replicas behind a [balancer]", (*loc("faults"), k))
-        if fault.replica >= most:
-            raise FieldError(f"there is no replica {fault.replica}: the run has at most {most} "
-                             f"(indexes 0..{most - 1})", (*loc("faults"), k, "replica"))
+        most = initial_replicas(target, None) + kills_before
+        if autoscale is None and fault.replica >= most:
+            raise FieldError(f"there is no replica {fault.replica} at {fault.at:g}s: the run has "
+                             f"indexes 0..{most - 1} then (each replacement of a killed replica "
+                             f"takes the next number)", (*loc("faults"), k, "replica"))
+        kills_before += 1
         if fault.at >= total:
             raise FieldError(f"must be before the end of the load ({total:g}s); got {fault.at:g}s",
                              (*loc("faults"), k, "at"))

@@ -126,5 +126,6 @@ class FaultSpec(BaseModel):
     """Seconds since the load began."""
     action: Literal["kill_replica"]
     """``kill_replica``: SIGKILL the replica's whole process tree (nothing drains)."""
-    replica: int = Field(0, ge=0, le=MAX_REPLICAS, strict=True)
-    """Which replica (0-based index, as shown per replica in the results)."""
+    replica: int = Field(0, ge=0, le=10_000, strict=True)
+    """Which replica (its index, as shown per replica in the results; replacements and
+    replicas an autoscaler adds take the next numbers)."""

@@ -50,6 +50,7 @@ from lab.store.records import (
     RUN_STATUSES,
     AutoscaleEventRow,
     ErrorRow,
+    FaultRow,
     IntervalRow,
     ReplicaCountRow,
     ReplicaIntervalRow,
@@ -65,6 +66,7 @@ from lab.store.records import (
 from lab.store.schema import SCHEMA_VERSION
 
 __all__ = [
+    "FaultRow",
     "AutoscaleEventRow",
     "ReplicaCountRow",
     "ReplicaIntervalRow",

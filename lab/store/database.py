@@ -31,6 +31,7 @@ from sqlite_utils.db import Table
 from lab.errors import StoreError, UnknownRunError
 from lab.events import (
     ErrorSample,
+    FaultApplied,
     IntervalStats,
     LoadChanged,
     ReplicaChanged,
@@ -51,6 +52,7 @@ from lab.store.records import (
     RUN_STATUSES,
     AutoscaleEventRow,
     ErrorRow,
+    FaultRow,
     IntervalRow,
     ReplicaCountRow,
     ReplicaIntervalRow,
@@ -660,6 +662,13 @@ class Store:
         with self._write():
             self._table("replica_counts").insert(row)
 
+    def add_fault(self, run_id: int, event: FaultApplied) -> None:
+        """Append a fault that came due."""
+        row = {"run_id": run_id, "t_s": event.t_s, "action": event.action, "replica": event.replica,
+               "applied": int(event.applied), "note": event.note}
+        with self._write():
+            self._table("faults").insert(row)
+
     def add_scale_decision(self, run_id: int, event: ScaleDecision) -> None:
         """Append one autoscaler decision with its inputs."""
         row = {"run_id": run_id, "t_s": event.t_s, "current": event.current, "metric": event.metric,
@@ -950,6 +959,12 @@ class Store:
         return [ReplicaCountRow(run_id=r["run_id"], t_s=r["t_s"], desired=r["desired"] or 0,
                                 ready=r["ready"] or 0, starting=r["starting"] or 0,
                                 draining=r["draining"] or 0) for r in rows]
+
+    def faults(self, run_id: int) -> list[FaultRow]:
+        """The faults of a run that came due, in time order."""
+        rows = self._query("SELECT * FROM faults WHERE run_id = ? ORDER BY t_s, rowid", [run_id])
+        return [FaultRow(run_id=r["run_id"], t_s=r["t_s"], action=r["action"], replica=r["replica"],
+                         applied=bool(r["applied"]), note=r["note"] or "") for r in rows]
 
     def autoscale_events(self, run_id: int) -> list[AutoscaleEventRow]:
         """Every autoscaler decision of a run, in time order."""

@@ -12,6 +12,7 @@ from lab.errors import StoreError, UnknownRunError
 from lab.events import (
     ErrorSample,
     Event,
+    FaultApplied,
     IntervalStats,
     LoadChanged,
     ReplicaChanged,
@@ -114,6 +115,8 @@ def store_event(store: Store, run_id: int, event: Event) -> None:
         store.add_replica_count(run_id, event)
     elif isinstance(event, ScaleDecision):
         store.add_scale_decision(run_id, event)
+    elif isinstance(event, FaultApplied):
+        store.add_fault(run_id, event)
     elif isinstance(event, RunFinished):
         store.finish_run(run_id, event)
 

@@ -301,6 +301,18 @@ class ReplicaCountRow:
 
 
 @dataclass(frozen=True)
+class FaultRow:
+    """A fault of a run as it came due (see ``lab.events.FaultApplied``)."""
+
+    run_id: int
+    t_s: float
+    action: str
+    replica: int
+    applied: bool
+    note: str
+
+
+@dataclass(frozen=True)
 class AutoscaleEventRow:
     """One autoscaler decision (see ``lab.events.ScaleDecision``)."""
 

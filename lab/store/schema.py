@@ -237,6 +237,15 @@ def _m008_replicas(db: Database) -> None:
     db["autoscale_events"].create_index(["run_id"])
 
 
+def _m009_faults(db: Database) -> None:
+    """The faults of a run (``[[faults]]``): when each came due and what it did."""
+    db["faults"].create(
+        {"run_id": int, "t_s": float, "action": str, "replica": int, "applied": int, "note": str},
+        foreign_keys=[("run_id", "runs", "id")], not_null=["run_id", "t_s", "action"],
+    )
+    db["faults"].create_index(["run_id"])
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _m001_initial,
     _m002_lab_process,
@@ -246,6 +255,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _m006_lab_process_start,
     _m007_offered_load,
     _m008_replicas,
+    _m009_faults,
 )
 """Schema steps in order; step ``n`` (1-based) brings ``PRAGMA user_version`` to ``n``."""
 
@@ -253,7 +263,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 """The schema version this code writes."""
 
 CHILD_TABLES = ("intervals", "resources", "errors", "run_events", "summaries", "target_samples",
-                "replicas", "replica_intervals", "replica_counts", "autoscale_events")
+                "replicas", "replica_intervals", "replica_counts", "autoscale_events", "faults")
 """Tables whose rows belong to one run (``run_id``); ``sweeps`` and ``fits`` belong to a
 sweep: deleting one of its runs removes the sweep's fits (see ``Store.delete_run``)."""
 

@@ -9,7 +9,10 @@ A new replica receives traffic only once its ready path answers (it joins the ba
 upstream then, by a reload). A replica taken away leaves the upstream first (a reload),
 finishes the requests it holds (its ``in_flight`` gauge falls to 0, or ``drain_s``
 passes), then is stopped. A replica killed by a fault, or that exits on its own, leaves
-the upstream at once, as a Kubernetes endpoint of a dead pod does.
+the upstream at once, as a Kubernetes endpoint of a dead pod does, and a new replica (the
+next number) is started in its place, as a ReplicaSet keeps its count: the engine calls
+``scale_to`` with the count it wants every second. A replica that fails to start holds
+further starts back 1, 2, 4 ... 16 s (a crash loop backs off).
 """
 
 from __future__ import annotations
@@ -109,6 +112,10 @@ class Fleet:
         self._control = httpx.AsyncClient(timeout=5.0, trust_env=False)
         self.problems: list[str] = []
         """Replicas that failed to start during the run, one line each."""
+        self._failed_starts = 0
+        self._retry_at = 0.0
+        """After a replica failed to start, no new one starts before this (monotonic):
+        1, 2, 4 ... 16 s after each failure in a row, as Kubernetes backs off a crash loop."""
 
     # ---------------------------------------------------------------- reading
 
@@ -233,6 +240,8 @@ class Fleet:
         in the background (see ``on_change``)."""
         current = [r for r in self._live() if r.info.state in ("starting", "ready")]
         if n > len(current):
+            if time.monotonic() < self._retry_at:
+                return
             for _ in range(n - len(current)):
                 self._spawn(self._add(self._new_replica()))
         elif n < len(current):
@@ -250,9 +259,12 @@ class Fleet:
             await self._boot(replica)
         except TargetError as exc:
             self.problems.append(str(exc))
+            self._failed_starts += 1
+            self._retry_at = time.monotonic() + min(2.0 ** (self._failed_starts - 1), 16.0)
             with contextlib.suppress(Exception):
                 await replica.process.stop()
             return
+        self._failed_starts = 0
         if replica.info.state != "starting":  # removed while it started
             return
         async with self._lock:
@@ -276,12 +288,14 @@ class Fleet:
         await replica.stats.close()
         self._mark(replica, "stopped", ended_s=round(self.clock(), 3))
 
-    async def kill(self, index: int) -> bool:
+    async def kill(self, index: int) -> str | None:
         """SIGKILL replica ``index``'s whole tree now (no drain), then take it out of the
-        upstream. Returns False when it has no process to kill."""
+        upstream. Returns why nothing was killed, or None when it was."""
         replica = self._replicas.get(index)
-        if replica is None or replica.info.state not in ("starting", "ready", "draining"):
-            return False
+        if replica is None:
+            return f"replica {index} does not exist (yet)"
+        if replica.info.state not in ("starting", "ready", "draining"):
+            return f"replica {index} had already ended ({replica.info.state})"
         pid = replica.process.pid
         if pid is not None:
             with contextlib.suppress(psutil.Error):
@@ -294,7 +308,7 @@ class Fleet:
             await self._apply_upstream()
         await replica.process.stop()  # reaps it
         await replica.stats.close()
-        return True
+        return None
 
     async def check_exited(self) -> list[ReplicaInfo]:
         """Replicas found exited on their own since the last call: marked ``exited`` and
