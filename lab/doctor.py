@@ -16,7 +16,7 @@ from typing import Literal
 
 import psutil
 
-from lab.spec import SpecError, load_experiment
+from lab.spec import EXPERIMENTS_ENV, SpecError, load_experiment
 from lab.topology.services import find_components
 
 Status = Literal["ok", "warn", "missing", "info"]
@@ -105,11 +105,15 @@ def database_check(db_path: str | Path) -> Check:
                  f"{runs} run{'s' if runs != 1 else ''}", "ok")
 
 
-def _uses(folder: Path = Path("experiments")) -> dict[str, str]:
-    """Which experiments in ``folder`` (and which tools) use each backing program, as
-    ``lab doctor`` says it: ``caching (redis), async-queue (redis)``."""
+def _uses(folder: Path | None = None) -> dict[str, str]:
+    """Which experiments in ``folder`` (default: ``./experiments`` and ``$LAB_EXPERIMENTS``,
+    where ``lab run NAME`` looks) and which tools use each backing program, as ``lab
+    doctor`` says it: ``caching (redis), async-queue (redis)``."""
     found: dict[str, list[str]] = {"redis": [], "postgres": [], "nginx": []}
-    for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+    folders = [folder] if folder is not None else [Path("experiments")] + (
+        [Path(os.environ[EXPERIMENTS_ENV])] if os.environ.get(EXPERIMENTS_ENV) else [])
+    files = {p.resolve(): p for f in folders if f.is_dir() for p in sorted(f.glob("*.toml"))}
+    for path in files.values():
         try:
             variants = load_experiment(path).resolved_variants()
         except SpecError:

@@ -1024,6 +1024,10 @@ def _check_scaling(variant: ResolvedVariant, loc: Callable[[str], tuple[str | in
         if replicas is not None and replicas > 1:
             raise FieldError(f"false leaves {replicas} replicas without a balancer to spread the load "
                              "over them; add target.replicas = 1 to this variant", loc("balancer"))
+    if autoscale is not None and autoscale.metric in ("utilization", "in_flight") and not target.stats_path:
+        raise FieldError(f"metric = \"{autoscale.metric}\" is read from each replica's stats path, "
+                         f"which target.stats_path = \"\" turns off; use metric = \"cpu\" or \"rps\"",
+                         loc("autoscale"))
     if autoscale is not None and balancer is None:
         raise FieldError("an autoscaler needs a [balancer] in front of the replicas it changes "
                          "(e.g. [balancer] method = \"least_conn\")", loc("autoscale"))

@@ -69,6 +69,13 @@ class PolicySpec(BaseModel):
     value: float = Field(gt=0, le=10_000, allow_inf_nan=False)
     period: PositiveDuration = 1.0
 
+    @model_validator(mode="after")
+    def _whole_pods(self) -> PolicySpec:
+        if self.type == "pods" and self.value != int(self.value):
+            raise FieldError(f"a \"pods\" policy adds or removes whole replicas; got {self.value:g}",
+                             ("value",))
+        return self
+
 
 class AutoscaleSpec(BaseModel):
     """The ``[autoscale]`` table: an autoscaler following the Kubernetes Horizontal Pod
@@ -111,6 +118,9 @@ class AutoscaleSpec(BaseModel):
 
     @model_validator(mode="after")
     def _range(self) -> AutoscaleSpec:
+        if self.metric == "utilization" and self.target > 1:
+            raise FieldError(f"utilization is a busy fraction 0..1 (each replica's busy slots); "
+                             f"got {self.target:g}, which no replica can reach", ("target",))
         if self.min_replicas > self.max_replicas:
             raise FieldError(f"must be at most max_replicas ({self.max_replicas}); got "
                              f"{self.min_replicas}", ("min_replicas",))

@@ -201,3 +201,24 @@ def test_seconds_above_the_slo_and_the_longest_stretch() -> None:
     f = slo_figures(ivs, 100.0, warmup_s=1.0)
     assert (f.seconds_above, f.longest_above_s, f.stretches, f.seconds_measured) == (4.0, 3.0, 2, 6.0)
     assert slo_figures(ivs, 1000.0, 1.0).seconds_above == 1.0  # only the all-errors second
+
+
+@pytest.mark.parametrize(("tail", "needles"), [
+    ('[balancer]\n[autoscale]\ntarget = 0.5\nmax_replicas = 3\n'
+     'scale_up_policies = [{ type = "pods", value = 0.5, period = "1s" }]',
+     ["autoscale.scale_up_policies[0].value", "whole replicas"]),
+    ('[balancer]\n[autoscale]\ntarget = 5\nmax_replicas = 3', ["autoscale.target", "busy fraction 0..1"]),
+])
+def test_autoscale_settings_that_could_never_act(tail: str, needles: list[str], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    line = _bad(tmp_path, capsys, monkeypatch, HEAD.format(target="") + tail + "\n")
+    for needle in needles:
+        assert needle in line, line
+
+
+def test_a_metric_read_from_stats_needs_the_stats_path(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    body = HEAD.format(target='stats_path = ""') + "[balancer]\n[autoscale]\ntarget = 0.5\nmax_replicas = 3\n"
+    line = _bad(tmp_path, capsys, monkeypatch, body)
+    assert "autoscale" in line and "stats_path" in line and "cpu" in line, line
