@@ -16,6 +16,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -287,7 +288,7 @@ class Store:
                 self._check_is_ours()
             if not readonly:
                 with translated(self.path, "write"):
-                    self._db.enable_wal()
+                    self._enable_wal()
                     self._db.execute("PRAGMA foreign_keys=ON")
                 self._migrate()
                 self._prove_writable()
@@ -379,6 +380,27 @@ class Store:
         """The database's applied migration steps (``PRAGMA user_version``)."""
         with self._lock, translated(self.path, "read"):
             return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _enable_wal(self) -> None:
+        """Switch a new database to WAL, waiting out another lab doing the same.
+
+        Changing the journal mode needs the whole file to itself, and SQLite answers
+        "database is locked" at once, without its busy timeout, while another connection
+        (a second ``lab run`` opening the same new file) holds any lock: retried here for
+        as long as the busy timeout would have waited.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        pause = 0.005
+        while True:
+            try:
+                self._db.enable_wal()
+                return
+            except sqlite3.OperationalError as exc:
+                text = str(exc).lower()
+                if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     @property
     def journal_mode(self) -> str:

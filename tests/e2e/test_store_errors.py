@@ -352,3 +352,32 @@ def test_a_spoiled_database_is_refused_before_the_lab_starts_and_nothing_is_left
     assert sorted(p.name for p in db.parent.iterdir()) == [db.name]
     assert db.read_bytes() == before
     assert not marker.exists()
+
+
+def _open_and_report(path: str, answer: object) -> None:
+    try:
+        with Store(path):
+            pass
+        answer.put("")  # type: ignore[attr-defined]
+    except Exception as exc:  # the failure is the finding; send it back as text
+        answer.put(str(exc))  # type: ignore[attr-defined]
+
+
+def test_two_labs_opening_one_new_database_at_once_both_get_it(tmp_path: Path) -> None:
+    # Switching a new file to WAL needs it to itself, and SQLite says "locked" at once
+    # (without the busy timeout) while the other lab holds any lock: 40 pairs failed every
+    # time before the lab waited that out (~1.6 s).
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    failures = []
+    for i in range(40):
+        path = str(tmp_path / f"new{i}.db")
+        answers = context.Queue()
+        procs = [context.Process(target=_open_and_report, args=(path, answers)) for _ in range(2)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(30)
+        failures += [text for text in (answers.get(timeout=5) for _ in procs) if text]
+    assert failures == []
