@@ -14,9 +14,15 @@ from tests.conftest import REPO, run_lab
 
 
 @pytest.mark.skipif(not find_components()["nginx"].usable, reason="nginx is not installed")
-def test_the_autoscaler_keeps_the_tail_down(db_path: Path) -> None:
-    res = run_lab("run", "experiments/autoscaling.toml", "--variant", "fixed-1", "--variant", "hpa",
-                  "--rate", "500", "--duration", "7s", "--warmup", "1s",
+def test_the_autoscaler_keeps_the_tail_down(db_path: Path, tmp_path: Path) -> None:
+    # The experiment file as it is, but for the request timeout: one replica's queue would
+    # hold the run 10 s past its end waiting for it.
+    body = (REPO / "experiments" / "autoscaling.toml").read_text()
+    assert 'timeout = "10s"' in body
+    path = tmp_path / "autoscaling.toml"
+    path.write_text(body.replace('timeout = "10s"', 'timeout = "4s"'))
+    res = run_lab("run", str(path), "--variant", "fixed-1", "--variant", "hpa",
+                  "--rate", "500", "--duration", "6s", "--warmup", "1s",
                   "--format", "json", "--db", str(db_path), cwd=REPO, timeout=180)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
@@ -25,11 +31,14 @@ def test_the_autoscaler_keeps_the_tail_down(db_path: Path) -> None:
     fixed, hpa = runs["fixed-1"], runs["hpa"]
     # 200 req/s per replica (4 slots × 20 ms, a sleep): one replica's queue grows by 300
     # requests a second; the autoscaler doubles the replicas within a sync or two, and
-    # serves the backlog of those first seconds (its p99; measured p50 47 ms vs 5.3 s,
-    # p99 2.9 s vs 9.9 s).
+    # serves the backlog of those first seconds (its p99; measured over 7 s with a 10 s
+    # timeout: p50 47 ms vs 5.3 s, p99 2.9 s vs 9.9 s).
+    # With a 4 s timeout one replica's queue shows as timeouts (measured: 2,316 ms p50 and
+    # most requests timed out, against 49 ms and none).
     fixed_ms, hpa_ms = fixed["summary"]["latency_ms"], hpa["summary"]["latency_ms"]
     assert fixed_ms["p50"] >= 10 * hpa_ms["p50"], (fixed_ms, hpa_ms)
-    assert fixed_ms["p99"] >= 2 * hpa_ms["p99"], (fixed_ms, hpa_ms)
+    assert fixed["summary"]["error_rate"] >= 0.2, fixed["summary"]
+    assert hpa["summary"]["error_rate"] <= fixed["summary"]["error_rate"] / 4, hpa["summary"]
     assert hpa["summary"]["throughput_rps"] >= 1.5 * fixed["summary"]["throughput_rps"]
     ups = [e for e in hpa["autoscale_events"] if e["applied"] and e["desired"] > e["current"]]
     assert ups, hpa["autoscale_events"]

@@ -14,10 +14,15 @@ from tests.conftest import REPO, run_lab
 
 
 @pytest.mark.skipif(not find_components()["nginx"].usable, reason="nginx is not installed")
-def test_scale_to_zero_trades_a_cold_start_for_replica_seconds(db_path: Path) -> None:
-    # --duration 10s squeezes the 28 s schedule: bursts of 0.7 s, idle gaps of 3.6 s,
-    # longer than the 2 s scale-down window and a 0.5 s sync.
-    res = run_lab("run", "experiments/cold-start.toml", "--duration", "10s", "--warmup", "0s",
+def test_scale_to_zero_trades_a_cold_start_for_replica_seconds(db_path: Path, tmp_path: Path) -> None:
+    # The experiment file with a 1 s scale-down window instead of 2 s, and --duration 7s
+    # squeezing its 28 s schedule: bursts of 0.5 s, idle gaps of 2.5 s, longer than the
+    # window and a 0.5 s sync.
+    body = (REPO / "experiments" / "cold-start.toml").read_text()
+    assert 'scale_down_window = "2s"' in body
+    path = tmp_path / "cold-start.toml"
+    path.write_text(body.replace('scale_down_window = "2s"', 'scale_down_window = "1s"'))
+    res = run_lab("run", str(path), "--duration", "7s", "--warmup", "0s",
                   "--format", "json", "--db", str(db_path), cwd=REPO, timeout=180)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
