@@ -230,9 +230,6 @@ class _Run:
         self.replica_changes: list[ReplicaInfo] = []
         """Replica changes before the load began, emitted once t0 is known."""
         self.desired_replicas = plan.replicas
-        self.served_by: dict[int, int] = {}
-        """Replica index → requests the balancer's log showed it answering so far (-1: none
-        to send them to), for the autoscaler's ``rps`` metric and its demand signal."""
         self.services: ServiceSet | None = None
         self.stats: StatsReader | FleetStats | None = None
         self.gauge_samples: list[TargetSample] = []
@@ -504,12 +501,7 @@ class _Run:
         fleet, splitter = self.fleet, self.splitter
         if fleet is None or splitter is None or fleet.nginx is None:
             return
-        entries = fleet.nginx.take_log()
-        addresses = fleet.address_index()
-        for e in entries:
-            index = addresses.get(e.upstream, -1) if e.upstream else -1
-            self.served_by[index] = self.served_by.get(index, 0) + 1
-        splitter.add(entries, addresses)
+        splitter.add(fleet.nginx.take_log(), fleet.address_index())
         before = None if final else self.elapsed() - LOG_FLUSH_S
         for sl in splitter.take(before):
             self.emit(ReplicaTraffic(self.key, sl.t_s, sl.duration_s, sl.replica, sl.requests,
@@ -549,7 +541,10 @@ class _Run:
             t_s = round(self.elapsed(), 3)
             self._take_traffic()
             stats = await fleet.read_stats() if spec.metric in ("utilization", "in_flight") else {}
-            cpu = self._latest_replica_cpu() if spec.metric == "cpu" else {}
+            cpu = self._latest_replica_cpu({i.index for i in fleet.live()}) if spec.metric == "cpu" else {}
+            # What the balancer's log showed each replica answering so far (-1: none to send
+            # them to): the rps metric and the demand signal.
+            served = dict(self.splitter.served) if self.splitter is not None else {}
             span = max(t_s - last_t, 1e-3)
             metrics = []
             for info in fleet.live():
@@ -565,15 +560,15 @@ class _Run:
                 elif ready and spec.metric == "cpu":
                     value = cpu.get(info.index)
                 elif ready:
-                    value = (self.served_by.get(info.index, 0) - last_served.get(info.index, 0)) / span
+                    value = (served.get(info.index, 0) - last_served.get(info.index, 0)) / span
                 metrics.append(ReplicaMetric(info.index, value, ready))
             held = await fleet.activator_stats()
             # Requests wait at the activator (scaled to zero), or nginx answered some with
             # no replica to send them to.
             demand = (held.get("waiting", 0) > 0 or held.get("arrived", 0) > last_arrived
-                      or self.served_by.get(-1, 0) > last_served.get(-1, 0))
+                      or served.get(-1, 0) > last_served.get(-1, 0))
             last_arrived = held.get("arrived", last_arrived)
-            last_served, last_t = dict(self.served_by), t_s
+            last_served, last_t = served, t_s
             inp = DecisionInput(t_s, self.desired_replicas, tuple(metrics), demand)
             d = scaler.decide_input(inp)
             applied = d.desired != self.desired_replicas
@@ -584,12 +579,15 @@ class _Run:
                                     d.recommended, d.desired, applied, d.reason, inputs_json(inp)))
             k = max(k + 1, math.floor(self.elapsed() / every) + 1)
 
-    def _latest_replica_cpu(self) -> dict[int, float]:
-        """Each replica's latest CPU percent (of one core), from the sampler's readings."""
+    def _latest_replica_cpu(self, wanted: set[int]) -> dict[int, float]:
+        """The latest CPU percent (of one core) of each replica in ``wanted``, from the
+        sampler's readings, newest first: the scan stops once each has one."""
         out: dict[int, float] = {}
         for sample in reversed(self.samples):
+            if len(out) == len(wanted):
+                break
             index = sample.detail.get("replica") if sample.role == "replica" else None
-            if isinstance(index, int) and index not in out and sample.cpu_percent is not None:
+            if index in wanted and index not in out and sample.cpu_percent is not None:
                 out[index] = sample.cpu_percent
         return out
 

@@ -79,6 +79,9 @@ class TrafficSplitter:
         self.late = 0
         """Entries that arrived for an interval already handed out (counted in the next
         one handed out, never dropped)."""
+        self.served: dict[int, int] = {}
+        """Replica index → entries added so far (``NO_REPLICA``: none to send them to), as
+        they arrive, whatever interval they belong to."""
 
     def add(self, entries: Iterable[LogEntry], replicas: Mapping[str, int]) -> None:
         """Count ``entries``; ``replicas`` maps ``127.0.0.1:PORT`` to a replica index."""
@@ -88,6 +91,7 @@ class TrafficSplitter:
                 self.late += 1
                 k = self._emitted_below
             index = replicas.get(e.upstream, NO_REPLICA) if e.upstream else NO_REPLICA
+            self.served[index] = self.served.get(index, 0) + 1
             bucket = self._buckets.get((k, index))
             if bucket is None:
                 bucket = self._buckets[(k, index)] = _Bucket()
