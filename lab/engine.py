@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -30,6 +30,7 @@ from lab.events import (
     Event,
     FaultApplied,
     GeneratorBound,
+    GeneratorsReady,
     HostFacts,
     IntervalStats,
     Listener,
@@ -50,15 +51,16 @@ from lab.figures import CpuReading, IntervalCounts, Summary
 from lab.limits import fd_budget_problem
 from lab.load.wire import Done, IntervalReport, SetLevel, Start, Stop, WorkerConfig
 from lab.monitor import ResourceSampler
-from lab.plan import RunPlan
+from lab.plan import RunPlan, generator_worker_cap
 from lab.pool import Exited, GeneratorPool, IntervalMerger, Malformed
+
+if TYPE_CHECKING:
+    from lab.cluster.pool import ClusterPool
 from lab.topology.fleet import Fleet, FleetStats, ReplicaInfo
 from lab.topology.services import ServiceSet, remove_orphaned_dirs
 from lab.topology.targets import NOTHING_LISTENS_S, StatsReader, TargetProcess, wait_ready
 from lab.topology.traffic import TrafficSplitter
 
-START_DELAY_S = 0.1
-"""Between the start command and t0, so every worker begins on the same instant."""
 FINISH_SLACK_S = 15.0
 """How long past its planned end plus the request deadline a run may take to wrap up."""
 LOG_FLUSH_S = 1.5
@@ -141,6 +143,7 @@ def _counts(iv: IntervalStats) -> IntervalCounts:
         histogram=iv.histogram, histogram_all=iv.histogram_all,
         histogram_service=iv.histogram_service,
         generator_cpu_percent=iv.generator_cpu_percent, histogram_lag=iv.histogram_lag,
+        generator_cpu_by_worker=iv.generator_cpu_by_worker,
     )
 
 
@@ -233,7 +236,7 @@ class _Run:
         self.services: ServiceSet | None = None
         self.stats: StatsReader | FleetStats | None = None
         self.gauge_samples: list[TargetSample] = []
-        self.pool: GeneratorPool | None = None
+        self.pool: GeneratorPool | ClusterPool | None = None
         self.sampler: ResourceSampler | None = None
         self.samples: list[ResourceSample] = []
         self.merger = IntervalMerger(self.key, plan.load.workers or 1)
@@ -300,8 +303,17 @@ class _Run:
         elif plan.target.app:
             self.target = TargetProcess(plan.target, extra_env=self.services.env)
             self.base_url = self.target.url
-        self.pool = GeneratorPool(WorkerConfig(base_url=self.base_url, load=load.model_dump(mode="json"),
-                                               seed=1, interval_s=1.0), load.workers or 1)
+        config = WorkerConfig(base_url=self.base_url, load=load.model_dump(mode="json"), seed=1,
+                              interval_s=1.0)
+        if load.cluster:
+            from lab.cluster.address import parse_cluster
+            from lab.cluster.pool import ClusterPool
+
+            cap = generator_worker_cap(load)
+            self.pool = ClusterPool(config, parse_cluster(load.cluster), self.key,
+                                    cap[0] if cap else None)
+        else:
+            self.pool = GeneratorPool(config, load.workers or 1)
         # The workers import while the target starts (they touch it only on "start").
         pool_start = asyncio.ensure_future(self.pool.start())
         try:
@@ -345,6 +357,10 @@ class _Run:
                 pool_start.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pool_start
+        self.merger = IntervalMerger(self.key, self.pool.workers)
+        self.bound.labels = {g.index: g.label for g in self.pool.generators}
+        self.emit(GeneratorsReady(self.key, self.pool.source, self.pool.cluster,
+                                  self.pool.scheduler, tuple(self.pool.generators)))
         if plan.target.app and plan.target.cpus and plan.target.cpus < cores:
             # The target has the first cores; the generator keeps off them.
             rest = list(range(plan.target.cpus, cores))
@@ -366,7 +382,7 @@ class _Run:
                                      stats_port=self.target.stats_port if self.target else None)
         if load.warmup <= 0:
             self.stats_start = await self.stats.read()
-        self.t0 = time.monotonic() + START_DELAY_S
+        self.t0 = time.monotonic() + self.pool.start_delay_s
         self.pool.broadcast(Start(t0=self.t0))
         self._sample(0.0)  # priming reading: CPU counters start here
         helpers = [asyncio.create_task(self._sample_loop()),
@@ -732,14 +748,16 @@ class _Run:
         summary = summarise(intervals, [_reading(s) for s in self.samples], load.warmup,
                             target_stats or None, min_measured_s=min_s,
                             offered=offered_load(intervals, load.model_dump(), load.warmup,
-                                                 self.user_levels))
+                                                 self.user_levels),
+                            generator_labels=self.bound.labels)
         note = too_short_note(intervals, load.warmup, min_s, stopped_early=early)
         if summary is None and note:
             reason = f"{reason}; {note}" if reason else note
         if summary is not None and summary.generator_bound and self.bound.verdict is None:
             # Bound over the whole window only (a run under LIVE_AFTER_S, or a lag p99 that
             # crept up late): the live warning still comes, with the stored verdict.
-            verdict = generator_bound([iv for iv in intervals if iv.t_s + 1e-9 >= load.warmup])
+            verdict = generator_bound([iv for iv in intervals if iv.t_s + 1e-9 >= load.warmup],
+                                      labels=self.bound.labels)
             if verdict is not None:
                 last = self.merger.merged[-1]
                 self.emit(GeneratorBound(self.key, round(last.t_s + last.duration_s, 3), verdict.reason,

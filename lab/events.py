@@ -67,6 +67,65 @@ class TargetReady:
     """Seconds from spawn to the first 200 on the ready path."""
 
 
+CLOCK_OFFSET_LIMIT_MS = 50.0
+"""A cluster worker whose clock is further than this from the scheduler's is reported: its
+intervals would start that much apart from the others', smearing the per-second series."""
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    """One generator worker of a run: where it ran."""
+
+    index: int
+    """Its index, 0 … workers − 1 (its share of the load)."""
+    host: str
+    """The machine's host name."""
+    pid: int
+    """Its process id on that machine."""
+    address: str | None = None
+    """Its Dask worker address on a cluster; None for a local worker process."""
+    clock_offset_ms: float | None = None
+    """Cluster workers: how far the machine's clock is ahead of the scheduler's, ms."""
+
+    @property
+    def label(self) -> str:
+        """How reports name it: ``worker 2`` locally, ``host-b, worker 2`` on a cluster."""
+        return f"{self.host}, worker {self.index}" if self.address else f"worker {self.index}"
+
+    @property
+    def clock_off(self) -> bool:
+        """Whether its clock is off by more than ``CLOCK_OFFSET_LIMIT_MS``."""
+        return self.clock_offset_ms is not None and abs(self.clock_offset_ms) > CLOCK_OFFSET_LIMIT_MS
+
+
+@dataclass(frozen=True)
+class GeneratorsReady:
+    """Every generator worker of a run has started and waits for the load's start."""
+
+    run_key: str
+    source: Literal["local", "dask"]
+    """Local worker processes, or tasks on a Dask cluster."""
+    cluster: str | None
+    """The cluster as the user named it (``local:2``, ``tcp://host:8786``); None locally."""
+    scheduler: str | None
+    """The Dask scheduler's address the run used (``local:N``'s own); None locally."""
+    generators: tuple[GeneratorInfo, ...]
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The distinct machines, in worker order."""
+        return tuple(dict.fromkeys(g.host for g in self.generators))
+
+    def load_from(self) -> str:
+        """``4 generator workers on 2 hosts (dask)``; ``2 generator workers`` locally."""
+        n = len(self.generators)
+        text = f"{n} generator worker{'s' if n != 1 else ''}"
+        if self.source == "dask":
+            h = len(self.hosts)
+            text += f" on {h} host{'s' if h != 1 else ''} (dask)"
+        return text
+
+
 @dataclass(frozen=True)
 class IntervalStats:
     """One interval of a run, merged across every generator worker.
@@ -124,6 +183,9 @@ class IntervalStats:
     """Encoded HDR histogram (microseconds) of the workers' event-loop lag and, in the
     open model, of each request's send lag."""
     in_flight_mean: float | None = None
+    generator_cpu_by_worker: tuple[float | None, ...] = ()
+    """Each generator worker's CPU over the interval (index = worker), percent of one core;
+    None for a worker that did not read it."""
     """Time-weighted mean number of requests outstanding during the interval, summed over
     the workers (None from workers that do not report it). A request is outstanding from
     its begin (its send in the closed model; its intended send time in the open model,
@@ -321,7 +383,7 @@ class FaultApplied:
     """One line: what was done, or why nothing was."""
 
 
-Event = (RunStarted | ServicesReady | TargetReady | IntervalStats | ResourceSample | TargetSample
-         | ErrorSample | LoadChanged | GeneratorBound | RunFinished | ReplicaChanged | ReplicaTraffic
-         | ReplicaCount | ScaleDecision | FaultApplied)
+Event = (RunStarted | ServicesReady | TargetReady | GeneratorsReady | IntervalStats | ResourceSample
+         | TargetSample | ErrorSample | LoadChanged | GeneratorBound | RunFinished | ReplicaChanged
+         | ReplicaTraffic | ReplicaCount | ScaleDecision | FaultApplied)
 Listener = Callable[[Event], None]

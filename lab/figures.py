@@ -135,6 +135,8 @@ class IntervalCounts:
     histogram_service: bytes
     generator_cpu_percent: float | None = None
     histogram_lag: bytes = b""
+    generator_cpu_by_worker: tuple[float | None, ...] = ()
+    """Each generator worker's CPU (index = worker), percent of one core."""
 
 
 @dataclass(frozen=True)

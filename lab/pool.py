@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from lab.errors import GeneratorError
-from lab.events import IntervalStats
+from lab.events import GeneratorInfo, IntervalStats
 from lab.load.histogram import LatencyHistogram
 from lab.load.wire import (
     Done,
@@ -59,9 +59,17 @@ class GeneratorPool:
         workers: how many processes share the load.
     """
 
+    start_delay_s = 0.1
+    """Between the start command and t0, so every worker begins on the same instant."""
+    source = "local"
+    cluster: str | None = None
+    scheduler: str | None = None
+
     def __init__(self, config: WorkerConfig, workers: int) -> None:
         self.config = config
         self.workers = workers
+        self.generators: list[GeneratorInfo] = []
+        """Each worker's host and pid, once ready."""
         self.procs: list[asyncio.subprocess.Process] = []
         self.messages: asyncio.Queue[WorkerMessage] = asyncio.Queue()
         self._readers: list[asyncio.Task[None]] = []
@@ -88,6 +96,7 @@ class GeneratorPool:
             self._readers.append(asyncio.create_task(self._read_stderr(proc, tail)))
             self._send(i, dataclasses.replace(self.config, index=i, workers=self.workers))
         ready = 0
+        self.generators = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + READY_TIMEOUT_S
         while ready < self.workers:
@@ -97,10 +106,13 @@ class GeneratorPool:
                 raise GeneratorError("generator workers did not start within 30 s") from None
             if isinstance(m.msg, Ready):
                 ready += 1
+                pid = m.msg.pid or self.procs[m.index].pid
+                self.generators.append(GeneratorInfo(m.index, m.msg.host, pid))
             elif isinstance(m.msg, Exited):
                 raise GeneratorError(self.describe_exit(m.index))
             elif isinstance(m.msg, Malformed):
                 raise GeneratorError(self.describe_malformed(m.index, m.msg.error))
+        self.generators.sort(key=lambda g: g.index)
 
     def describe_exit(self, index: int) -> str:
         code = self.procs[index].returncode
@@ -199,12 +211,13 @@ class IntervalMerger:
             if not complete and not force:
                 break
             del self._pending[index]
-            stats = self._merge(list(bucket.values()))
+            stats = self._merge(bucket)
             self.merged.append(stats)
             out.append(stats)
         return out
 
-    def _merge(self, reports: list[IntervalReport]) -> IntervalStats:
+    def _merge(self, by_worker: dict[int, IntervalReport]) -> IntervalStats:
+        reports = list(by_worker.values())
         ok_h, all_h, svc_h = LatencyHistogram(), LatencyHistogram(), LatencyHistogram()
         lag_h = LatencyHistogram()
         by_class: dict[str, int] = {}
@@ -255,4 +268,6 @@ class IntervalMerger:
             loop_lag_max_ms=round(lag_h.max_ms(), 3) if lag_h.count else None,
             histogram_lag=lag_h.encode(),
             in_flight_mean=in_flight,
+            generator_cpu_by_worker=tuple(by_worker[w].cpu_percent if w in by_worker else None
+                                          for w in range(self.workers)),
         )

@@ -6,8 +6,10 @@ import sys
 from typing import TextIO
 
 from lab.events import (
+    CLOCK_OFFSET_LIMIT_MS,
     Event,
     GeneratorBound,
+    GeneratorsReady,
     IntervalStats,
     LoadChanged,
     ResourceSample,
@@ -48,7 +50,9 @@ class ProgressPrinter:
             level = (f"{load.vus} VUs" if load.model == "closed" and load.vus else
                      f"{load.rate:g} req/s" if load.rate else f"{len(load.stages)} stages")
             workers = f"{load.workers} generator worker{'s' if load.workers != 1 else ''}"
-            if plan.generator_workers_note:
+            if load.cluster:
+                workers = f"generator workers on Dask cluster {load.cluster}"
+            elif plan.generator_workers_note:
                 workers += f" ({plan.generator_workers_note})"
             client = client_label(load.client, load.http2, load.follow_redirects)
             self._say(f"[{plan.variant}] {plan.experiment}: {load.model} model, {level}, "
@@ -59,6 +63,16 @@ class ProgressPrinter:
                 self._say(f"[{self.variant}] services ready: {started}")
             for note in event.notes:
                 self._say(f"[{self.variant}] {note}")
+        elif isinstance(event, GeneratorsReady):
+            if event.source == "dask":
+                self._say(f"[{self.variant}] load from: {event.load_from()}, scheduler {event.scheduler}: "
+                          + ", ".join(f"worker {g.index} {g.address} on {g.host}" for g in event.generators))
+            for g in event.generators:
+                if g.clock_off:
+                    self._say(f"[{self.variant}] warning: {g.label}: its clock is "
+                              f"{g.clock_offset_ms:+.0f} ms "
+                              f"off the Dask scheduler's (over {CLOCK_OFFSET_LIMIT_MS:g} ms): its "
+                              f"intervals are shifted by as much; sync the clocks (chrony, ntpd)")
         elif isinstance(event, TargetReady):
             self._say(f"[{self.variant}] target ready at {event.url} in {event.startup_s:.1f}s")
         elif isinstance(event, ResourceSample):

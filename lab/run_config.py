@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LoadSettings", "RunConfig", "SweepSettings"]
+__all__ = ["GeneratorSettings", "LoadSettings", "RunConfig", "SweepSettings"]
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -87,6 +87,28 @@ class LoadSettings:
 
 
 @dataclass(frozen=True)
+class GeneratorSettings:
+    """Where a run's generator workers ran (``config.generators``, written once they were
+    ready)."""
+
+    source: str = "local"
+    """``local`` (worker processes of the lab) or ``dask`` (tasks on a Dask cluster)."""
+    cluster: str | None = None
+    """The cluster as the user named it (``local:2``, ``tcp://host:8786``)."""
+    scheduler: str | None = None
+    """The Dask scheduler's address."""
+    workers: int | None = None
+    hosts: tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GeneratorSettings:
+        hosts = data.get("hosts")
+        return cls(source=_str(data.get("source")) or "local", cluster=_str(data.get("cluster")),
+                   scheduler=_str(data.get("scheduler")), workers=_int(data.get("workers")),
+                   hosts=tuple(h for h in hosts if isinstance(h, str)) if isinstance(hosts, list) else ())
+
+
+@dataclass(frozen=True)
 class SweepSettings:
     """Which level of a sweep a run is."""
 
@@ -126,6 +148,8 @@ class RunConfig:
     """The experiment's latency objective, when it set one."""
     autoscale_note: str | None = None
     """Which of the autoscaler's time constants differ from the HPA's defaults."""
+    generators: GeneratorSettings | None = None
+    """Where the generator workers ran; None for a run stored before it was recorded."""
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> RunConfig:
@@ -150,4 +174,6 @@ class RunConfig:
             autoscale=dict(config["autoscale"]) if isinstance(config.get("autoscale"), dict) else None,
             slo_p99_ms=_float(config.get("slo_p99_ms")),
             autoscale_note=_str(config.get("autoscale_note")) or None,
+            generators=(GeneratorSettings.from_dict(config["generators"])
+                        if isinstance(config.get("generators"), dict) else None),
         )

@@ -16,6 +16,7 @@ Nothing here prints, imports Textual or knows which front end called it; errors 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,8 @@ class LoadOverrides:
     """Arrival rate, requests per second (open model); replaces any stages."""
     workers: int | None = None
     """Load generator worker processes."""
+    cluster: str | None = None
+    """Run the generators on a Dask cluster (``local:N`` or ``tcp://HOST:PORT``)."""
 
     @property
     def any(self) -> bool:
@@ -163,7 +166,8 @@ def prepare(experiment: Experiment, *, source: str | None = None,
         raise InputError(f"{path}: --variant: {exc}") from None
     except ValueError as exc:
         raise InputError(f"{path}: load.client: {exc}") from None
-    if overrides is not None and overrides.any:
+    overrides = _with_cluster(overrides or LoadOverrides(), path)
+    if overrides.any:
         plans = [_overridden(plan, path, overrides) for plan in plans]
     plans = repeat_plans(plans, repeat)
     skipped: list[SkippedVariant] = []
@@ -188,18 +192,91 @@ def prepare(experiment: Experiment, *, source: str | None = None,
     return prepared
 
 
+CLUSTER_ENV = "LAB_CLUSTER"
+"""Where ``--cluster``'s default comes from (it beats ``[load] cluster``)."""
+
+
+def _with_cluster(overrides: LoadOverrides, path: str) -> LoadOverrides:
+    """``overrides`` with the cluster ``LAB_CLUSTER`` names when ``--cluster`` does not,
+    the address checked.
+
+    Raises:
+        InputError: an address that is neither ``local:N`` nor ``tcp://HOST:PORT``, or
+            ``--workers`` with a cluster (its Dask workers are the generator workers).
+    """
+    from lab.cluster.address import parse_cluster
+
+    option, cluster = "--cluster", overrides.cluster
+    if cluster is None and os.environ.get(CLUSTER_ENV, "").strip():
+        option, cluster = CLUSTER_ENV, os.environ[CLUSTER_ENV]
+    if cluster is None:
+        return overrides
+    try:
+        cluster = parse_cluster(cluster).text
+    except ValueError as exc:
+        raise InputError(f"{path}: {option}: {exc}") from None
+    if overrides.workers is not None:
+        raise InputError(f"{path}: --workers: with {option} the generator workers are the "
+                         f"cluster's Dask workers; start as many as you need")
+    return dataclasses.replace(overrides, cluster=cluster)
+
+
+def check_clusters(prepared: PreparedRuns) -> None:
+    """Connect to each remote Dask cluster the runs name and check it can run them: it
+    answers, has workers, each with this lab's version, and every worker can reach the
+    target (a loopback-only target needs workers on this machine). ``local:N`` needs
+    only Dask installed. Blocking (up to 5 s per address); nothing is left connected.
+
+    Raises:
+        ClusterError: one line naming the address and what is wrong.
+    """
+    from lab.cluster.address import parse_cluster
+    from lab.cluster.checks import ClusterError, check_workers, connect, is_loopback_url
+
+    checked: set[tuple[str, bool]] = set()
+    for plan in prepared.plans:
+        if not plan.load.cluster:
+            continue
+        address = parse_cluster(plan.load.cluster)
+        loopback = not plan.target.url or is_loopback_url(plan.target.url)
+        if (address.text, loopback) in checked:
+            continue
+        checked.add((address.text, loopback))
+        if address.is_local:
+            try:
+                import distributed  # noqa: F401
+            except ImportError:
+                raise ClusterError(f"--cluster {address.text}: Dask distributed is not installed "
+                                   f"(pip install distributed)") from None
+            continue
+        client = connect(address.text)
+        try:
+            facts = check_workers(client, address.text)
+        finally:
+            client.close()
+        far = [f for f in facts if not f.local]
+        if loopback and far:
+            where = plan.target.url or "the lab-started target (it binds 127.0.0.1)"
+            raise ClusterError(f"--cluster {address.text}: {plan.variant}: {where} is reachable "
+                               f"from this machine only; worker {far[0].address} on {far[0].host} "
+                               f"cannot send it requests (use a url target other machines reach)")
+
+
 def check_targets(prepared: PreparedRuns) -> None:
     """Check that each distinct target app imports, each in a subprocess (its import side
     effects stay out of the lab; up to 30 s each, successes cached for the process).
 
     Front ends call it once the results database is open and before any run starts (a
-    blocking call: the TUI runs it in a thread).
+    blocking call: the TUI runs it in a thread). It first checks the Dask clusters the
+    runs name (``check_clusters``).
 
     Raises:
         SpecError: ``FILE:LINE: target.app: cannot import ...`` for the first that fails.
+        ClusterError: see ``check_clusters``.
     """
     from lab.spec import check_target_importable
 
+    check_clusters(prepared)
     checked: set[tuple[Any, ...]] = set()
     for plan in prepared.plans:
         key = (plan.target.app, plan.target.app_dir, tuple(sorted(plan.target.env.items())))
@@ -268,6 +345,8 @@ def _overridden(plan: RunPlan, path: str, overrides: LoadOverrides) -> RunPlan:
         data.update(rate=overrides.rate, stages=[])
     if overrides.workers is not None:
         data["workers"] = overrides.workers
+    if overrides.cluster is not None:
+        data["cluster"] = overrides.cluster
     try:
         load = LoadSpec.model_validate(data)
     except ValidationError as exc:

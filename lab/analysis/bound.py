@@ -10,7 +10,7 @@ send lag), so the engine can apply it while the run goes on (``BoundWatch``, whi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,13 +50,21 @@ class BoundVerdict:
     when it reached ``GENERATOR_BUSY_FOR_S``; else None."""
     lag_p99_ms: float | None
     """The workers' merged lag p99, ms, when it exceeded ``LOOP_LAG_LIMIT_MS``; else None."""
+    busy_worker: str | None = None
+    """Which worker stayed busy (``worker 1``, ``host-b, worker 2``), when the intervals
+    say per worker; None when only the busiest worker's CPU is known."""
+    busy_cpu_percent: float | None = None
+    """That worker's mean CPU over its busy streak, percent of one core."""
 
     @property
     def reason(self) -> str:
         """One line, as stored in ``summaries.generator_bound_reason`` and every report,
         e.g. ``generator event-loop lag p99 12.4 ms > 10 ms``."""
         reasons = []
-        if self.busy_s is not None:
+        if self.busy_s is not None and self.busy_worker is not None:
+            reasons.append(f"{self.busy_worker}: {self.busy_cpu_percent or 0:.0f}% CPU for "
+                           f"{self.busy_s:.0f}s (at >= {GENERATOR_BUSY_PERCENT:g}% throughout)")
+        elif self.busy_s is not None:
             reasons.append(f"a generator worker stayed at >= {GENERATOR_BUSY_PERCENT:g}% CPU for "
                            f"{self.busy_s:.0f}s")
         if self.lag_p99_ms is not None:
@@ -69,13 +77,46 @@ class BoundVerdict:
         """The reason as a short banner, e.g. ``generator ≥ 90% CPU for 3 s``."""
         parts = []
         if self.busy_s is not None:
-            parts.append(f"generator ≥ {GENERATOR_BUSY_PERCENT:.0f}% CPU for {self.busy_s:.0f} s")
+            who = f"generator ({self.busy_worker})" if self.busy_worker else "generator"
+            parts.append(f"{who} ≥ {GENERATOR_BUSY_PERCENT:.0f}% CPU for {self.busy_s:.0f} s")
         if self.lag_p99_ms is not None:
             parts.append(f"generator loop lag p99 {self.lag_p99_ms:.1f} ms > {LOOP_LAG_LIMIT_MS:g} ms")
         return "; ".join(parts)
 
 
-def generator_bound(window: Sequence[BoundInput], lag: LatencyHistogram | None = None) -> BoundVerdict | None:
+def _streaks(window: Sequence[BoundInput]) -> list[tuple[int | None, list[tuple[float, float | None]]]]:
+    """Each worker's (duration_s, cpu_percent) series; one series of the busiest worker's
+    CPU (worker None) when the intervals do not say per worker."""
+    width = max((len(getattr(iv, "generator_cpu_by_worker", ()) or ()) for iv in window), default=0)
+    if width == 0:
+        return [(None, [(iv.duration_s, iv.generator_cpu_percent) for iv in window])]
+    out: list[tuple[int | None, list[tuple[float, float | None]]]] = []
+    for w in range(width):
+        series = []
+        for iv in window:
+            by = getattr(iv, "generator_cpu_by_worker", ()) or ()
+            series.append((iv.duration_s, by[w] if w < len(by) else None))
+        out.append((w, series))
+    return out
+
+
+def _longest_busy(series: list[tuple[float, float | None]]) -> tuple[float, float]:
+    """The longest streak of busy seconds and the mean CPU over it."""
+    streak = longest = 0.0
+    area = best_area = 0.0
+    for duration, cpu in series:
+        if cpu is not None and cpu >= GENERATOR_BUSY_PERCENT:
+            streak += duration
+            area += cpu * duration
+        else:
+            streak = area = 0.0
+        if streak > longest + 1e-9:
+            longest, best_area = streak, area
+    return longest, (best_area / longest if longest > 0 else 0.0)
+
+
+def generator_bound(window: Sequence[BoundInput], lag: LatencyHistogram | None = None,
+                    labels: Mapping[int, str] | None = None) -> BoundVerdict | None:
     """The verdict over a window of merged intervals, or None when the generator kept up.
 
     Generator-bound: some worker stayed at or above 90 % CPU for at least 3 s in a row,
@@ -85,22 +126,26 @@ def generator_bound(window: Sequence[BoundInput], lag: LatencyHistogram | None =
     Args:
         window: the intervals, in time order.
         lag: their lag histograms already merged (the summary has it); merged here when None.
+        labels: how to name each worker (``host-b, worker 2``); default ``worker N``.
     """
     if lag is None:
         lag = LatencyHistogram()
         for iv in window:
             lag.merge_encoded(iv.histogram_lag)
-    streak = longest = 0.0
-    for iv in window:
-        busy = iv.generator_cpu_percent is not None and iv.generator_cpu_percent >= GENERATOR_BUSY_PERCENT
-        streak = streak + iv.duration_s if busy else 0.0
-        longest = max(longest, streak)
+    longest, mean_cpu, worker = 0.0, 0.0, None
+    for w, series in _streaks(window):
+        streak, cpu = _longest_busy(series)
+        if streak > longest + 1e-9:
+            longest, mean_cpu, worker = streak, cpu, w
     busy_s = longest if longest >= GENERATOR_BUSY_FOR_S - 1e-6 else None
     lag_p99 = lag.percentile_ms(99) if lag.count else None
     lag_over = lag_p99 if lag_p99 is not None and lag_p99 > LOOP_LAG_LIMIT_MS else None
     if busy_s is None and lag_over is None:
         return None
-    return BoundVerdict(busy_s, lag_over)
+    if busy_s is None or worker is None:
+        return BoundVerdict(busy_s, lag_over)
+    name = (labels or {}).get(worker, f"worker {worker}")
+    return BoundVerdict(busy_s, lag_over, name, round(mean_cpu, 1))
 
 
 class BoundWatch:
@@ -112,6 +157,8 @@ class BoundWatch:
 
     def __init__(self, warmup_s: float) -> None:
         self.warmup_s = warmup_s
+        self.labels: dict[int, str] = {}
+        """How to name each worker, once the engine knows where they run."""
         self.window: list[BoundInput] = []
         self.lag = LatencyHistogram()
         self.verdict: BoundVerdict | None = None
@@ -126,5 +173,5 @@ class BoundWatch:
         self.lag.merge_encoded(iv.histogram_lag)
         if sum(w.duration_s for w in self.window) < LIVE_AFTER_S - 1e-6:
             return None
-        self.verdict = generator_bound(self.window, self.lag)
+        self.verdict = generator_bound(self.window, self.lag, self.labels)
         return self.verdict

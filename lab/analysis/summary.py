@@ -7,7 +7,7 @@ per-interval or per-worker percentiles.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from lab.analysis.bound import generator_bound
 from lab.analysis.offered import OfferedLoad
@@ -113,6 +113,7 @@ def summarise(
     cache_stats: dict[str, object] | None = None,
     min_measured_s: float = 0.0,
     offered: OfferedLoad | None = None,
+    generator_labels: Mapping[int, str] | None = None,
 ) -> Summary | None:
     """Summarise a run over its measured window: from the end of the warm-up to the end
     of its last interval (the run's planned end, or the moment it stopped early).
@@ -133,6 +134,8 @@ def summarise(
             the run's plan).
         offered: the run's offered against achieved load (`lab.analysis.offered`), if it
             had an intended rate.
+        generator_labels: how the generator-bound reason names each worker (``host-b,
+            worker 2``); default ``worker N``.
 
     Returns:
         The summary, or None when no interval lies in the measured window, or the window
@@ -165,7 +168,7 @@ def summarise(
     gen_pct = [float(r.cpu_percent) for r in resources
                if r.role == "generator" and r.t_s > start_s and r.cpu_percent is not None]
 
-    bound = generator_bound(window, lag_hist)
+    bound = generator_bound(window, lag_hist, generator_labels)
     hit_ratio = None
     if cache_stats:
         hits = cache_stats.get("cache_hits")

@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True),
               help="Arrival rate in requests per second (open model).")
 @click.option("--workers", type=click.IntRange(min=1), help="Load generator worker processes.")
+@click.option("--cluster", metavar="ADDRESS",
+              help="Run the generator workers on a Dask cluster: tcp://HOST:8786, or local:N to "
+                   "start N local Dask workers for each run (default: $LAB_CLUSTER, then [load] "
+                   "cluster).")
 @click.option("--experiments", "experiments_dir", type=click.Path(file_okay=False),
               default="experiments", show_default=True,
               help="Where experiment names are looked up first (then $LAB_EXPERIMENTS, then beside "
@@ -63,7 +67,8 @@ if TYPE_CHECKING:
 @db_option
 @run_format_option
 def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: str | None,
-        vus: int | None, rate: float | None, workers: int | None, experiments_dir: str,
+        vus: int | None, rate: float | None, workers: int | None, cluster: str | None,
+        experiments_dir: str,
         thresholds: Sequence[str], repeat: int, quiet: bool, progress: bool | None,
         db_path: str, fmt: str) -> None:
     """Run EXPERIMENT (a path, or a name in ./experiments, $LAB_EXPERIMENTS or beside the
@@ -79,7 +84,7 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
     path = find_experiment(experiment, Path(experiments_dir), experiment_dirs(db_path))
     exp = load_experiment(path)
     prepared = prepare(exp, source=str(path), variants=variants, thresholds=extra, repeat=repeat,
-                       overrides=LoadOverrides(duration, warmup, vus, rate, workers))
+                       overrides=LoadOverrides(duration, warmup, vus, rate, workers, cluster))
     # Opened, written once and checked before any process starts and before anything is
     # printed: a database that cannot take the results is a one-line error, not a lost run.
     with open_writable(db_path) as store:  # opening marks runs of killed labs (Store.__init__)

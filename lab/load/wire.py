@@ -109,6 +109,13 @@ class Ready:
     """The worker has imported everything and waits for ``Start``."""
 
     type: Literal["ready"] = "ready"
+    host: str = ""
+    """The machine the worker runs on (its host name)."""
+    pid: int = 0
+    """The worker's process id on that machine."""
+    clock_offset_ms: float | None = None
+    """Cluster workers: how far this machine's clock is ahead of the Dask scheduler's, ms
+    (Dask measures it with every heartbeat); None for a local worker process."""
 
 
 @with_config(_STRICT)

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
+import socket
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from lab.load.engines import make_engine
@@ -112,7 +115,12 @@ class _CpuMeter:
         return round(pct, 1)
 
 
-async def _report_intervals(executor: Executor, recorder: StatsRecorder, done: asyncio.Event) -> None:
+Write = Callable[[Ready | IntervalReport | Done], None]
+"""Where a worker's messages go: stdout here, a Dask event topic on a cluster."""
+
+
+async def _report_intervals(executor: Executor, recorder: StatsRecorder, done: asyncio.Event,
+                            write: Write) -> None:
     """Ship each interval once it is over; the last one when the executor has finished."""
     interval = recorder.interval_s
     index = 0
@@ -136,7 +144,7 @@ async def _report_intervals(executor: Executor, recorder: StatsRecorder, done: a
         for key, blob in acc.encode_histograms(recorder.scratch):
             histograms[key] = blob
             await asyncio.sleep(0)  # let sends and responses through between histograms
-        _write(acc.message(index * interval, interval, vus, rate,
+        write(acc.message(index * interval, interval, vus, rate,
                            executor.profile.stage_at(index * interval), cpu, histograms))
         index += 1
     await done.wait()
@@ -146,7 +154,7 @@ async def _report_intervals(executor: Executor, recorder: StatsRecorder, done: a
         acc = recorder.pop(i)
         start_s = i * interval
         length = (end - recorder.t0 - start_s) if i == last else interval
-        _write(acc.report(start_s, max(0.0, length), executor.active_vus(),
+        write(acc.report(start_s, max(0.0, length), executor.active_vus(),
                           executor.target_rate(), executor.profile.stage_at(start_s),
                           meter.read() if i == last else None, recorder.scratch))
 
@@ -209,34 +217,63 @@ async def _serve(lines: asyncio.Queue[_Line]) -> int:
     if first is None:
         return 0
     config = decode_config(first)
-    _write(Ready())
+    _write(Ready(host=socket.gethostname(), pid=os.getpid()))
     cmd = await _next_command(lines)
     if not isinstance(cmd, Start):
         return 0
-    executor, recorder = build_executor(config, cmd.t0)
-    _freeze_heap()
-    delay = executor.t0 - time.monotonic()
-    if delay > 0:
-        await asyncio.sleep(delay)
-    done = asyncio.Event()
-    reporter = asyncio.create_task(_report_intervals(executor, recorder, done))
-    prober = asyncio.create_task(_probe_loop_lag(recorder))
-    runner = asyncio.create_task(executor.run())
-
+    commands: asyncio.Queue[SetLevel | Stop | None] = asyncio.Queue()
     malformed: list[WireError] = []
 
-    async def control() -> None:
+    async def relay() -> None:
         while True:
             try:
                 c = await _next_command(lines)
             except WireError as exc:  # stop, report what was measured, then say why
                 malformed.append(exc)
                 c = None
+            if c is None or isinstance(c, SetLevel | Stop):
+                await commands.put(c)
+            if c is None or isinstance(c, Stop):
+                return
+
+    relay_task = asyncio.create_task(relay())
+    try:
+        await run_share(config, cmd.t0, commands, _write)
+    finally:
+        relay_task.cancel()
+    if malformed:
+        raise malformed[0]
+    return 0
+
+
+async def run_share(config: WorkerConfig, t0: float,
+                    commands: asyncio.Queue[SetLevel | Stop | None], write: Write) -> None:
+    """Run this worker's share of the load from ``t0`` (``time.monotonic()`` of this
+    process) to its end, writing one ``IntervalReport`` per interval and then ``Done``.
+
+    Args:
+        config: what to load and this worker's share of it.
+        t0: the load's start on this process's monotonic clock.
+        commands: ``SetLevel`` changes the level; ``Stop`` or None ends the load early.
+        write: where each message goes.
+    """
+    executor, recorder = build_executor(config, t0)
+    _freeze_heap()
+    delay = executor.t0 - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    done = asyncio.Event()
+    reporter = asyncio.create_task(_report_intervals(executor, recorder, done, write))
+    prober = asyncio.create_task(_probe_loop_lag(recorder))
+    runner = asyncio.create_task(executor.run())
+
+    async def control() -> None:
+        while True:
+            c = await commands.get()
             if c is None or isinstance(c, Stop):
                 executor.stopping.set()
                 return
-            if isinstance(c, SetLevel):
-                executor.set_level(c.value)
+            executor.set_level(c.value)
 
     controller = asyncio.create_task(control())
     try:
@@ -246,14 +283,11 @@ async def _serve(lines: asyncio.Queue[_Line]) -> int:
         done.set()
         await reporter
         controller.cancel()
-    _write(Done(errors=tuple((cls, status, str(msg), int(n)) for (cls, status), (msg, n)
-                             in recorder.error_samples.items())))
-    if malformed:
-        raise malformed[0]
-    return 0
+    write(Done(errors=tuple((cls, status, str(msg), int(n)) for (cls, status), (msg, n)
+                            in recorder.error_samples.items())))
 
 
-def _run(coro: Any) -> int:
+def run_loop(coro: Any) -> Any:
     """Run on uvloop where it is installed: its loop costs less CPU per request."""
     try:
         import uvloop
@@ -267,7 +301,7 @@ def main() -> None:
     # which stops workers in order, so a stray SIGINT here must not kill the measurement.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        sys.exit(_run(main_async()))
+        sys.exit(run_loop(main_async()))
     except BrokenPipeError:
         sys.exit(0)
 

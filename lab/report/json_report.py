@@ -68,13 +68,18 @@ def client_label(client: str | None, http2: bool = False, follow_redirects: bool
 
 def load_source_of(run: RunRecord) -> str:
     """What drove a run, as the notes under every table say it: ``fast client, 2 generator
-    workers``, ``httpx client (HTTP/2), 1 generator worker``; with why fewer workers ran
+    workers``, ``httpx client (HTTP/2), 1 generator worker``, ``fast client, 4 generator
+    workers on 2 hosts (dask)``; with why fewer workers ran
     than were asked for, when that happened (``httpx client, 1 generator worker
     (connections = 1 is a total, not split over 2 workers)``)."""
     load = run.settings.load
     plural = "s" if load.workers != 1 else ""
     client = client_label(load.client, load.http2, load.follow_redirects)
     text = f"{client}, {load.workers or '?'} generator worker{plural}"
+    gens = run.settings.generators
+    if gens is not None and gens.source == "dask":
+        hosts = len(gens.hosts)
+        text += f" on {hosts} host{'s' if hosts != 1 else ''} (dask)"
     note = run.settings.generator_workers_note
     return f"{text} ({note})" if note else text
 

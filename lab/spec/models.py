@@ -389,6 +389,10 @@ class LoadSpec(BaseModel):
     workers: int | None = Field(None, ge=1, le=64, strict=True)
     """Load generator worker processes; None: one per core left after the target's
     processes, at least 1 (resolved by ``lab.plan``)."""
+    cluster: str | None = None
+    """Where the generator workers run: ``local:N`` (a Dask cluster of N worker processes
+    the lab starts for each run) or a Dask scheduler's address (``tcp://HOST:8786``);
+    None: local worker processes. ``--cluster`` and ``LAB_CLUSTER`` override it."""
     client: Literal["auto", "httpx", "fast"] = "auto"
     """How requests go out: ``httpx`` (full HTTP: TLS, HTTP/2, redirects, proxies),
     ``fast`` (lean HTTP/1.1 for plain-http loopback targets), or ``auto``: ``fast``
@@ -405,6 +409,15 @@ class LoadSpec(BaseModel):
     """Follow 3xx redirects (httpx engine only; at most 20): the chain counts as one
     request with the final response's status, its latency the whole chain's."""
     requests: list[RequestSpec] = Field(min_length=1)
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from lab.cluster.address import parse_cluster
+
+        return parse_cluster(value).text
 
     @field_validator("stages", mode="before")
     @classmethod

@@ -33,6 +33,7 @@ from lab.errors import StoreError, UnknownRunError
 from lab.events import (
     ErrorSample,
     FaultApplied,
+    GeneratorsReady,
     IntervalStats,
     LoadChanged,
     ReplicaChanged,
@@ -622,6 +623,8 @@ class Store:
             "loop_lag_max_ms": event.loop_lag_max_ms,
             "histogram_lag": bytes(event.histogram_lag),
             "in_flight_mean": getattr(event, "in_flight_mean", None),
+            "generator_cpu_by_worker": (dumps(list(event.generator_cpu_by_worker))
+                                        if event.generator_cpu_by_worker else None),
         }
         with self._write():
             self._table("intervals").insert(row)
@@ -683,6 +686,25 @@ class Store:
                "starting": event.starting, "draining": event.draining}
         with self._write():
             self._table("replica_counts").insert(row)
+
+    def set_generators(self, run_id: int, event: GeneratorsReady) -> None:
+        """Remember where a run's generator workers ran: one ``generators`` row each, and
+        in the run's config (``generators``: source, cluster, scheduler, workers, hosts)
+        and ``load.workers`` the count that actually ran."""
+        rows = [{"run_id": run_id, "worker": g.index, "host": g.host, "pid": g.pid,
+                 "address": g.address, "clock_offset_ms": g.clock_offset_ms}
+                for g in event.generators]
+        with self._write():
+            runs = self._table("runs")
+            config = loads(runs.get(run_id)["config"]) or {}
+            config["generators"] = {"source": event.source, "cluster": event.cluster,
+                                    "scheduler": event.scheduler, "workers": len(event.generators),
+                                    "hosts": list(event.hosts)}
+            if isinstance(config.get("load"), dict):
+                config["load"]["workers"] = len(event.generators)
+            runs.update(run_id, {"config": dumps(config)})
+            if rows:
+                self._table("generators").insert_all(rows)
 
     def add_fault(self, run_id: int, event: FaultApplied) -> None:
         """Append a fault that came due."""
@@ -908,6 +930,7 @@ class Store:
                 loop_lag_max_ms=r["loop_lag_max_ms"],
                 histogram_lag=bytes(r["histogram_lag"] or b""),
                 in_flight_mean=r.get("in_flight_mean"),
+                generator_cpu_by_worker=_by_worker(r.get("generator_cpu_by_worker")),
             )
             for r in rows
         ]
@@ -1016,6 +1039,7 @@ class Store:
                 histogram_service=iv.histogram_service,
                 generator_cpu_percent=iv.generator_cpu_percent,
                 histogram_lag=iv.histogram_lag,
+                generator_cpu_by_worker=iv.generator_cpu_by_worker,
             )
             for iv in self.intervals(run_id)
         ]
@@ -1090,3 +1114,9 @@ class Store:
         ]
 
 
+def _by_worker(text: str | None) -> tuple[float | None, ...]:
+    """A stored ``generator_cpu_by_worker`` JSON list as a tuple (empty when absent)."""
+    values = loads(text) if text else None
+    if not isinstance(values, list):
+        return ()
+    return tuple(float(v) if isinstance(v, int | float) else None for v in values)

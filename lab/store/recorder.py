@@ -13,6 +13,7 @@ from lab.events import (
     ErrorSample,
     Event,
     FaultApplied,
+    GeneratorsReady,
     IntervalStats,
     LoadChanged,
     ReplicaChanged,
@@ -107,6 +108,8 @@ def store_event(store: Store, run_id: int, event: Event) -> None:
         store.add_target_sample(run_id, event)
     elif isinstance(event, ServicesReady):
         store.set_services(run_id, event)
+    elif isinstance(event, GeneratorsReady):
+        store.set_generators(run_id, event)
     elif isinstance(event, ReplicaChanged):
         store.set_replica(run_id, event)
     elif isinstance(event, ReplicaTraffic):

@@ -160,6 +160,8 @@ class IntervalRow:
     """Encoded HDR histogram (µs) of the generator workers' event-loop lag."""
     in_flight_mean: float | None = None
     """Time-weighted mean of requests in flight during the interval (all workers)."""
+    generator_cpu_by_worker: tuple[float | None, ...] = ()
+    """Each generator worker's CPU (index = worker), percent of one core."""
 
 
 @dataclass(frozen=True)

@@ -246,6 +246,18 @@ def _m009_faults(db: Database) -> None:
     db["faults"].create_index(["run_id"])
 
 
+def _m010_generators(db: Database) -> None:
+    """Where each generator worker of a run ran: its host, pid, Dask worker address (a
+    cluster run) and that machine's clock offset from the Dask scheduler."""
+    db["generators"].create(
+        {"run_id": int, "worker": int, "host": str, "pid": int, "address": str,
+         "clock_offset_ms": float},
+        foreign_keys=[("run_id", "runs", "id")], not_null=["run_id", "worker"],
+    )
+    db["generators"].create_index(["run_id"])
+    db["intervals"].add_column("generator_cpu_by_worker", str)
+
+
 MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _m001_initial,
     _m002_lab_process,
@@ -256,6 +268,7 @@ MIGRATIONS: tuple[Callable[[Database], None], ...] = (
     _m007_offered_load,
     _m008_replicas,
     _m009_faults,
+    _m010_generators,
 )
 """Schema steps in order; step ``n`` (1-based) brings ``PRAGMA user_version`` to ``n``."""
 
@@ -263,7 +276,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 """The schema version this code writes."""
 
 CHILD_TABLES = ("intervals", "resources", "errors", "run_events", "summaries", "target_samples",
-                "replicas", "replica_intervals", "replica_counts", "autoscale_events", "faults")
+                "replicas", "replica_intervals", "replica_counts", "autoscale_events", "faults",
+                "generators")
 """Tables whose rows belong to one run (``run_id``); ``sweeps`` and ``fits`` belong to a
 sweep: deleting one of its runs removes the sweep's fits (see ``Store.delete_run``)."""
 

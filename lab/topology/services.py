@@ -38,7 +38,9 @@ PG_DIR_PREFIX = "lab-pg-"
 """Name prefix of a throw-away PostgreSQL cluster's directory, in the temporary directory."""
 NGINX_DIR_PREFIX = "lab-nginx-"
 """Name prefix of a lab-started nginx's directory (``lab.topology.balancer``), beside them."""
-SERVICE_DIR_PREFIXES = (PG_DIR_PREFIX, NGINX_DIR_PREFIX)
+DASK_DIR_PREFIX = "lab-dask-"
+"""Name prefix of a ``--cluster local:N`` Dask cluster's directory (``lab.cluster.local``)."""
+SERVICE_DIR_PREFIXES = (PG_DIR_PREFIX, NGINX_DIR_PREFIX, DASK_DIR_PREFIX)
 """The directories ``remove_orphaned_dirs`` looks after."""
 OWNER_FILE = "lab-owner.json"
 """In such a directory: the lab process that made it (``pid``, ``started_at_unix``,

@@ -1,0 +1,139 @@
+"""A generator worker as one long-running task on a Dask worker.
+
+The task runs ``lab.load.worker.run_share``, the code of a local worker process, on an
+event loop of its own in the Dask worker's task thread. Its messages (``Ready``, one
+``IntervalReport`` per interval, ``Done``) go to the lab as Dask events
+(``Worker.log_event`` on the run's topic; the lab subscribes with
+``Client.subscribe_topic``), each the JSON line a local worker writes on stdout.
+
+The lab steers it through the scheduler: a ``Variable`` carries the start time (on the
+scheduler's clock, which the task converts to its own with the offset Dask measures at
+every heartbeat), another the level a user set, and an ``Event`` the stop. A side thread
+waits on the stop event (Dask's sync calls block) and also stops the load when the
+scheduler has released the task, which it does when the lab's client is gone: a lab
+killed mid-run leaves no remote loop running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+from lab.load.wire import Done, IntervalReport, Ready, SetLevel, Stop, WorkerConfig, decode_config, encode
+from lab.load.worker import run_loop, run_share
+
+__all__ = ["generator_task", "level_name", "probe", "reports_topic", "start_name", "stop_name"]
+
+POLL_S = 0.2
+"""How often the side thread looks at the stop event, the level and the task's state."""
+
+
+def reports_topic(run_key: str) -> str:
+    """The Dask event topic a run's generators write to."""
+    return f"lab-{run_key}-reports"
+
+
+def start_name(run_key: str) -> str:
+    return f"lab-{run_key}-start"
+
+
+def stop_name(run_key: str) -> str:
+    return f"lab-{run_key}-stop"
+
+
+def level_name(run_key: str) -> str:
+    return f"lab-{run_key}-level"
+
+
+def probe() -> dict[str, Any]:
+    """What the lab checks on each Dask worker before a run (``client.run``): that this
+    package imports there at all, its version, Python's, and the machine."""
+    import platform
+
+    from lab import __version__
+
+    return {"lab": __version__, "python": platform.python_version(),
+            "host": socket.gethostname(), "pid": os.getpid()}
+
+
+def generator_task(config_json: str, run_key: str, ready_timeout_s: float) -> str:
+    """Run one generator's share of a run on this Dask worker; returns how it ended.
+
+    Args:
+        config_json: the ``WorkerConfig`` line, with this generator's index.
+        run_key: the run's key, naming its topic, variables and event.
+        ready_timeout_s: how long to wait for the start time before giving up.
+    """
+    from distributed import Event, Variable, get_client, get_worker
+
+    worker = get_worker()
+    client = get_client()
+    key = worker.get_current_task()
+    config = decode_config(config_json)
+    topic = reports_topic(run_key)
+
+    def write(msg: Ready | IntervalReport | Done) -> None:
+        worker.log_event(topic, {"i": config.index, "line": encode(msg).decode()})
+
+    stop = Event(stop_name(run_key), client=client)
+    started = Variable(start_name(run_key), client=client)
+    write(Ready(host=socket.gethostname(), pid=os.getpid(),
+                clock_offset_ms=round(-worker.scheduler_delay * 1000, 3)))
+    deadline = time.monotonic() + ready_timeout_s
+    t0_scheduler: float | None = None
+    while t0_scheduler is None:
+        if stop.is_set() or _released(worker, key) or time.monotonic() > deadline:
+            write(Done())
+            return "stopped before the start"
+        try:
+            t0_scheduler = float(started.get(timeout=POLL_S))
+        except TimeoutError:
+            continue
+    # The scheduler's clock reads scheduler_delay ahead of this machine's.
+    t0 = time.monotonic() + (t0_scheduler - worker.scheduler_delay - time.time())
+    run_loop(_run(config, t0, write, stop, Variable(level_name(run_key), client=client), worker, key))
+    return "done"
+
+
+async def _run(config: WorkerConfig, t0: float, write: Any, stop: Any, level: Any,
+               worker: Any, key: Any) -> None:
+    loop = asyncio.get_running_loop()
+    commands: asyncio.Queue[SetLevel | Stop | None] = asyncio.Queue()
+    finished = threading.Event()
+
+    def put(cmd: SetLevel | Stop) -> None:
+        loop.call_soon_threadsafe(commands.put_nowait, cmd)
+
+    def watch() -> None:
+        last: float | None = None
+        while not finished.is_set():
+            try:
+                if stop.wait(timeout=POLL_S) or _released(worker, key):
+                    put(Stop())
+                    return
+                value = float(level.get(timeout=0.001))
+            except TimeoutError:
+                continue
+            except Exception:  # the scheduler is gone: nobody will read what we send
+                put(Stop())
+                return
+            if value != last:
+                last = value
+                put(SetLevel(value=value))
+
+    watcher = threading.Thread(target=watch, name="lab-generator-watch", daemon=True)
+    watcher.start()
+    try:
+        await run_share(config, t0, commands, write)
+    finally:
+        finished.set()
+
+
+def _released(worker: Any, key: Any) -> bool:
+    """Whether the scheduler no longer wants this task (its client, the lab, is gone)."""
+    ts = worker.state.tasks.get(key)
+    return ts is None or ts.state not in ("executing", "long-running")
