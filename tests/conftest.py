@@ -19,7 +19,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 CONTRACT_TOOL = REPO.parent / "shared" / "tools" / "check_contract.py"
-_CHILD_MARKERS = ("lab.load.worker", "uvicorn", "redis-server", "postgres")
+_CHILD_MARKERS = ("lab.load.worker", "uvicorn", "redis-server", "postgres", "distributed.cli")
 # Every process this test session starts inherits this marker, so the orphan check never
 # mistakes another session's processes (a developer's second pytest) for ours.
 _SESSION = f"{os.getpid()}-{time.time_ns()}"

@@ -92,8 +92,9 @@ def check_workers(client: Any, address: str) -> list[WorkerFacts]:
         answer = answers.get(addr)
         if isinstance(answer, BaseException) or not isinstance(answer, dict):
             why = f"{type(answer).__name__}: {answer}" if isinstance(answer, BaseException) else "no answer"
-            if isinstance(answer, ModuleNotFoundError | ImportError):
-                why = f"the lab is not installed there ({answer}); pip install scalability-lab"
+            # Dask may hand the worker's exception back wrapped, with its text kept.
+            if isinstance(answer, ImportError) or "No module named 'lab" in str(answer):
+                why = "the lab is not installed there (pip install scalability-lab, the same version)"
             raise ClusterError(f"--cluster {address}: worker {addr} cannot run the lab's "
                                f"generator: {why}")
         if answer.get("lab") != __version__:

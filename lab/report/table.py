@@ -390,6 +390,13 @@ def run_details(run: RunRecord, errors: Sequence[ErrorRow] = ()) -> RenderableTy
     facts.add_row("target", run.target_url or MISSING)
     facts.add_row("host", _host_text(run.host))
     facts.add_row("lab", run.lab_version or MISSING)
+    from lab.report.json_report import load_source_of
+
+    facts.add_row("load from", load_source_of(run))
+    gens = run.settings.generators
+    if gens is not None and gens.source == "dask":
+        facts.add_row("cluster", f"{gens.cluster} (scheduler {gens.scheduler}; hosts: "
+                                 f"{', '.join(gens.hosts)})")
     parts: list[RenderableType] = [facts, Text("")]
 
     s = run.summary
