@@ -70,6 +70,8 @@ class LoadOverrides:
     """Load generator worker processes."""
     cluster: str | None = None
     """Run the generators on a Dask cluster (``local:N`` or ``tcp://HOST:PORT``)."""
+    target_host: str | None = None
+    """The address a started target listens on instead of 127.0.0.1 (``--target-host``)."""
 
     @property
     def any(self) -> bool:
@@ -231,14 +233,16 @@ def check_clusters(prepared: PreparedRuns) -> None:
         ClusterError: one line naming the address and what is wrong.
     """
     from lab.cluster.address import parse_cluster
-    from lab.cluster.checks import ClusterError, check_workers, connect, is_loopback_url
+    from lab.cluster.checks import ClusterError, cannot_reach, check_workers, connect, is_loopback_url
+    from lab.topology.targets import url_host
 
     checked: set[tuple[str, bool]] = set()
     for plan in prepared.plans:
         if not plan.load.cluster:
             continue
         address = parse_cluster(plan.load.cluster)
-        loopback = not plan.target.url or is_loopback_url(plan.target.url)
+        url = plan.target.url or f"http://{url_host(plan.target.host)}"
+        loopback = is_loopback_url(url)
         if (address.text, loopback) in checked:
             continue
         checked.add((address.text, loopback))
@@ -254,12 +258,13 @@ def check_clusters(prepared: PreparedRuns) -> None:
             facts = check_workers(client, address.text)
         finally:
             client.close()
-        far = [f for f in facts if not f.local]
-        if loopback and far:
-            where = plan.target.url or "the lab-started target (it binds 127.0.0.1)"
+        far = cannot_reach(facts, url)
+        if far is not None:
+            where = plan.target.url or f"the lab-started target (on {plan.target.host})"
             raise ClusterError(f"--cluster {address.text}: {plan.variant}: {where} is reachable "
-                               f"from this machine only; worker {far[0].address} on {far[0].host} "
-                               f"cannot send it requests (use a url target other machines reach)")
+                               f"from this machine only; worker {far.address} on {far.host} "
+                               f"cannot send it requests (a url target other machines reach, or "
+                               f"--target-host with an address of this machine they reach)")
 
 
 def check_targets(prepared: PreparedRuns) -> None:
@@ -347,6 +352,14 @@ def _overridden(plan: RunPlan, path: str, overrides: LoadOverrides) -> RunPlan:
         data["workers"] = overrides.workers
     if overrides.cluster is not None:
         data["cluster"] = overrides.cluster
+    if overrides.target_host is not None and plan.target.app:
+        try:
+            target = type(plan.target).model_validate({**plan.target.model_dump(),
+                                                       "host": overrides.target_host})
+        except ValidationError as exc:
+            msg = str(exc.errors()[0]['msg']).removeprefix('Value error, ')
+            raise InputError(f"{path}: --target-host: {msg}") from None
+        plan = dataclasses.replace(plan, target=target)
     try:
         load = LoadSpec.model_validate(data)
     except ValidationError as exc:

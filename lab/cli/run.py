@@ -52,6 +52,9 @@ if TYPE_CHECKING:
               help="Run the generator workers on a Dask cluster: tcp://HOST:8786, or local:N to "
                    "start N local Dask workers for each run (default: $LAB_CLUSTER, then [load] "
                    "cluster).")
+@click.option("--target-host", metavar="ADDRESS",
+              help="Started targets (and their balancer) listen on this address of this machine "
+                   "instead of 127.0.0.1, so a cluster's other machines can reach them.")
 @click.option("--experiments", "experiments_dir", type=click.Path(file_okay=False),
               default="experiments", show_default=True,
               help="Where experiment names are looked up first (then $LAB_EXPERIMENTS, then beside "
@@ -68,7 +71,7 @@ if TYPE_CHECKING:
 @run_format_option
 def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: str | None,
         vus: int | None, rate: float | None, workers: int | None, cluster: str | None,
-        experiments_dir: str,
+        target_host: str | None, experiments_dir: str,
         thresholds: Sequence[str], repeat: int, quiet: bool, progress: bool | None,
         db_path: str, fmt: str) -> None:
     """Run EXPERIMENT (a path, or a name in ./experiments, $LAB_EXPERIMENTS or beside the
@@ -84,7 +87,7 @@ def run(experiment: str, variants: Sequence[str], duration: str | None, warmup: 
     path = find_experiment(experiment, Path(experiments_dir), experiment_dirs(db_path))
     exp = load_experiment(path)
     prepared = prepare(exp, source=str(path), variants=variants, thresholds=extra, repeat=repeat,
-                       overrides=LoadOverrides(duration, warmup, vus, rate, workers, cluster))
+                       overrides=LoadOverrides(duration, warmup, vus, rate, workers, cluster, target_host))
     # Opened, written once and checked before any process starts and before anything is
     # printed: a database that cannot take the results is a one-line error, not a lost run.
     with open_writable(db_path) as store:  # opening marks runs of killed labs (Store.__init__)

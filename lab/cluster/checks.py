@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from lab.errors import BadInput
 
-__all__ = ["CONNECT_TIMEOUT_S", "ClusterError", "WorkerFacts", "check_workers", "connect",
+__all__ = ["CONNECT_TIMEOUT_S", "ClusterError", "WorkerFacts", "cannot_reach", "check_workers", "connect",
            "is_loopback_url", "worker_hint"]
 
 CONNECT_TIMEOUT_S = 5.0
@@ -120,6 +120,14 @@ def _is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def cannot_reach(facts: list[WorkerFacts], target_url: str) -> WorkerFacts | None:
+    """The first worker that cannot reach ``target_url``: one on another machine, when the
+    target listens on this machine's loopback only; None when every worker can."""
+    if not is_loopback_url(target_url):
+        return None
+    return next((f for f in facts if not f.local), None)
 
 
 def is_loopback_url(url: str) -> bool:

@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from lab.cluster.address import ClusterAddress
-from lab.cluster.checks import ClusterError, WorkerFacts, check_workers, connect, is_loopback_url
+from lab.cluster.checks import ClusterError, WorkerFacts, cannot_reach, check_workers, connect
 from lab.cluster.local import LocalDaskCluster
 from lab.cluster.task import generator_task, level_name, reports_topic, start_name, stop_name
 from lab.errors import GeneratorError
@@ -113,8 +113,8 @@ class ClusterPool:
         chosen = [f for f in facts if f.loadgen] or facts
         self.facts = chosen[: self.cap] if self.cap else chosen
         self.workers = len(self.facts)
-        if is_loopback_url(self.config.base_url) and not all(f.local for f in self.facts):
-            far = next(f for f in self.facts if not f.local)
+        far = cannot_reach(self.facts, self.config.base_url)
+        if far is not None:
             raise GeneratorError(
                 f"--cluster {self.cluster}: the target {self.config.base_url} listens on this "
                 f"machine's loopback only, which worker {far.address} on {far.host} cannot reach")

@@ -127,6 +127,10 @@ class TargetSpec(BaseModel):
     """``module.path:attribute`` of an ASGI app, imported with ``app_dir`` as cwd."""
     url: str | None = None
     """Base URL of an external target (http or https), without a trailing slash."""
+    host: str = "127.0.0.1"
+    """The address a started target (or the balancer in front of its replicas) listens
+    on: loopback unless another address of this machine is named on purpose (``lab run
+    --target-host``), so generators on other machines of a cluster can reach it."""
     workers: int = Field(1, ge=1, le=64, strict=True)
     """Server worker processes (app targets)."""
     env: StringMap = Field(default_factory=dict)
@@ -146,6 +150,20 @@ class TargetSpec(BaseModel):
     """Copies of the app, one uvicorn process each on its own loopback port, behind the
     ``[balancer]`` (more than one needs one). With ``[autoscale]``: the count at the start
     (default: ``min_replicas``, at least 1). None: one process, no balancer unless asked."""
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_an_address(cls, value: str) -> str:
+        import ipaddress
+
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address of this machine, e.g. 10.0.0.5") from None
+        if address.is_unspecified:
+            raise ValueError(f"{value!r} listens everywhere; name the one address the generators "
+                             f"reach, e.g. 10.0.0.5")
+        return str(address)
 
     @field_validator("url")
     @classmethod

@@ -40,7 +40,7 @@ import psutil
 from lab.errors import ServiceError
 from lab.procs import this_lab
 from lab.topology.services import NGINX_DIR_PREFIX, OWNER_FILE, READY_TIMEOUT_S, _Process
-from lab.topology.targets import free_port
+from lab.topology.targets import free_port, url_host
 
 BALANCER_METHODS = ("round_robin", "least_conn", "random_two", "hash", "ip_hash")
 """The balancing methods, as experiments name them (see ``METHOD_DIRECTIVES``)."""
@@ -309,9 +309,10 @@ http {{
 
 
 def render_upstreams(port: int, upstreams: Sequence[str], method: str, hash_key: str | None,
-                     keepalive: int) -> str:
+                     keepalive: int, host: str = "127.0.0.1") -> str:
     """``upstreams.conf`` (included at nginx's ``http`` level): the ``upstream`` group of
-    the replicas and the server that proxies to it on 127.0.0.1:``port``.
+    the replicas and the server that proxies to it on ``host``:``port`` (loopback unless
+    a cluster's generators on other machines must reach it).
 
     With no upstreams the server answers every request 503 at once, with
     ``Retry-After: 1``, as a Service with no ready endpoints refuses it: nginx refuses an
@@ -338,7 +339,7 @@ def render_upstreams(port: int, upstreams: Sequence[str], method: str, hash_key:
                     "        proxy_set_header Host $http_host;\n")
         group = _upstream_block(upstreams, method, hash_key, keepalive)
     return (group + "server {\n"
-            f"    listen 127.0.0.1:{port};\n"
+            f"    listen {url_host(host)}:{port};\n"
             "    location / {\n" + location + "    }\n}\n")
 
 
@@ -382,13 +383,15 @@ class NginxBalancer(_Process):
     """
 
     def __init__(self, executable: str, method: str = "round_robin", hash_key: str | None = None,
-                 keepalive: int = 64) -> None:
+                 keepalive: int = 64, host: str = "127.0.0.1") -> None:
         check_settings(method, hash_key, keepalive)
         super().__init__("nginx")
         self.executable = executable
         self.method = method
         self.hash_key = hash_key
         self.keepalive = keepalive
+        self.host = host
+        """The address nginx listens on (loopback unless named on purpose)."""
         self.port = free_port()
         """Chosen now, so the load generator can be told the URL before nginx starts."""
         self.upstreams: tuple[str, ...] = ()
@@ -401,7 +404,7 @@ class NginxBalancer(_Process):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{url_host(self.host)}:{self.port}"
 
     def worker_pids(self) -> list[int]:
         """The master's worker processes now (during a reload: old and new)."""
@@ -419,7 +422,8 @@ class NginxBalancer(_Process):
                 "-e", str(d / ERROR_LOG), *extra]
 
     def _render(self, upstreams: Sequence[str]) -> str:
-        return render_upstreams(self.port, upstreams, self.method, self.hash_key, self.keepalive)
+        return render_upstreams(self.port, upstreams, self.method, self.hash_key, self.keepalive,
+                                self.host)
 
     async def start(self, upstreams: Sequence[str]) -> None:
         """Start nginx proxying to ``upstreams`` (may be empty: every request gets 503).

@@ -103,7 +103,7 @@ class Fleet:
         # Made now, so its port (the run's base URL) is known before anything starts.
         self.nginx: NginxBalancer | None = None if self._missing else NginxBalancer(
             str(nginx.path), method=balancer.method, hash_key=balancer.hash_key,
-            keepalive=balancer.keepalive)
+            keepalive=balancer.keepalive, host=target.host)
         self._nginx_started = False
         self.activator: TargetProcess | None = TargetProcess(TargetSpec(
             app="lab.topology.activator:app", ready_path=f"{CONTROL}/health", stats_path="",

@@ -39,6 +39,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def url_host(address: str) -> str:
+    """An IP address as a URL's host (IPv6 in brackets)."""
+    return f"[{address}]" if ":" in address else address
+
+
 class TargetProcess:
     """A target app served by uvicorn in a subprocess, bound to 127.0.0.1 on a free port.
 
@@ -70,7 +75,7 @@ class TargetProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{url_host(self.spec.host)}:{self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -103,7 +108,7 @@ class TargetProcess:
             env[STATS_PORT_ENV] = str(self.stats_port)
         argv = [
             sys.executable, "-m", "uvicorn", str(spec.app),
-            "--host", "127.0.0.1", "--port", str(self.port),
+            "--host", self.spec.host, "--port", str(self.port),
             "--workers", str(spec.workers),
             "--no-access-log", "--log-level", "warning",
             "--timeout-graceful-shutdown", str(GRACEFUL_SHUTDOWN_S),
