@@ -103,7 +103,8 @@ def test_a_busy_generator_is_judged_on_its_own_and_named() -> None:
     assert verdict.reason == "host-b, worker 1: 97% CPU for 4s (at >= 90% throughout)"
     assert "host-b, worker 1" in verdict.headline
     stored = summarise(run, [], 0.0)
-    assert stored is not None and stored.generator_bound_reason == "worker 1: 97% CPU for 4s (at >= 90% throughout)"
+    assert stored is not None
+    assert stored.generator_bound_reason == "worker 1: 97% CPU for 4s (at >= 90% throughout)"
 
 
 def test_workers_busy_by_turns_are_not_a_busy_generator() -> None:
