@@ -268,3 +268,28 @@ def test_a_cluster_that_cannot_run_the_lab_is_refused_in_one_line(tmp_path: Path
 def _run(exp: Path, db: str, cluster: str) -> tuple[int, str, str]:
     proc = run_lab("run", str(exp), "--cluster", cluster, "--db", db, timeout=60)
     return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_a_lab_killed_mid_run_leaves_no_local_cluster_behind(url_target: str, tmp_path: Path) -> None:
+    from lab.topology.services import remove_orphaned_dirs
+
+    exp = write_experiment(tmp_path, EXPERIMENT.format(target=f'url = "{url_target}"', duration="30s"))
+    lab = _lab("run", str(exp), "--cluster", "local:2", "--db", str(tmp_path / "r.db"))
+    try:
+        _wait_for_load(url_target)
+        dask = [p for p in psutil.Process(lab.pid).children(recursive=True)
+                if "distributed.cli" in " ".join(p.cmdline())]
+        assert len(dask) == 3  # the scheduler and two workers
+        folders = {p.cwd() for p in dask}
+        lab.kill()
+        lab.communicate()
+        gone, alive = psutil.wait_procs(dask, timeout=5)
+        assert not alive, [p.cmdline() for p in alive]
+        _quiet_after(url_target, within_s=0.5)
+        (folder,) = folders
+        assert Path(folder).name.startswith("lab-dask-")
+        assert Path(folder) in remove_orphaned_dirs(Path(folder).parent)
+    finally:
+        if lab.poll() is None:
+            lab.kill()
+            lab.communicate()
