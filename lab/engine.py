@@ -144,6 +144,7 @@ def _counts(iv: IntervalStats) -> IntervalCounts:
         histogram_service=iv.histogram_service,
         generator_cpu_percent=iv.generator_cpu_percent, histogram_lag=iv.histogram_lag,
         generator_cpu_by_worker=iv.generator_cpu_by_worker,
+        histogram_lag_by_worker=iv.histogram_lag_by_worker,
     )
 
 

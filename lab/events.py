@@ -186,6 +186,10 @@ class IntervalStats:
     generator_cpu_by_worker: tuple[float | None, ...] = ()
     """Each generator worker's CPU over the interval (index = worker), percent of one core;
     None for a worker that did not read it."""
+    histogram_lag_by_worker: tuple[bytes, ...] = ()
+    """Each generator worker's own lag histogram (index = worker; empty when it did not
+    report the interval), so the generator-bound rule can name the worker that lagged.
+    Not stored: ``histogram_lag`` is their merge."""
     """Time-weighted mean number of requests outstanding during the interval, summed over
     the workers (None from workers that do not report it). A request is outstanding from
     its begin (its send in the closed model; its intended send time in the open model,

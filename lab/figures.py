@@ -137,6 +137,8 @@ class IntervalCounts:
     histogram_lag: bytes = b""
     generator_cpu_by_worker: tuple[float | None, ...] = ()
     """Each generator worker's CPU (index = worker), percent of one core."""
+    histogram_lag_by_worker: tuple[bytes, ...] = ()
+    """Each generator worker's lag histogram (index = worker); empty when not known."""
 
 
 @dataclass(frozen=True)

@@ -270,4 +270,6 @@ class IntervalMerger:
             in_flight_mean=in_flight,
             generator_cpu_by_worker=tuple(by_worker[w].cpu_percent if w in by_worker else None
                                           for w in range(self.workers)),
+            histogram_lag_by_worker=tuple(by_worker[w].histogram_lag.encode() if w in by_worker else b""
+                                          for w in range(self.workers)),
         )

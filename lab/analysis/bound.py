@@ -55,6 +55,11 @@ class BoundVerdict:
     say per worker; None when only the busiest worker's CPU is known."""
     busy_cpu_percent: float | None = None
     """That worker's mean CPU over its busy streak, percent of one core."""
+    lag_worker: str | None = None
+    """With ``lag_p99_ms``: the worker whose own lag p99 over the window was highest,
+    when the intervals carry each worker's lag histogram."""
+    lag_worker_p99_ms: float | None = None
+    """That worker's own lag p99 over the window, ms."""
 
     @property
     def reason(self) -> str:
@@ -68,8 +73,10 @@ class BoundVerdict:
             reasons.append(f"a generator worker stayed at >= {GENERATOR_BUSY_PERCENT:g}% CPU for "
                            f"{self.busy_s:.0f}s")
         if self.lag_p99_ms is not None:
+            worst = (f" (worst: {self.lag_worker}, {self.lag_worker_p99_ms:.1f} ms)"
+                     if self.lag_worker is not None and self.lag_worker_p99_ms is not None else "")
             reasons.append(f"generator event-loop lag p99 {self.lag_p99_ms:.1f} ms "
-                           f"> {LOOP_LAG_LIMIT_MS:g} ms")
+                           f"> {LOOP_LAG_LIMIT_MS:g} ms{worst}")
         return "; ".join(reasons)
 
     @property
@@ -142,10 +149,27 @@ def generator_bound(window: Sequence[BoundInput], lag: LatencyHistogram | None =
     lag_over = lag_p99 if lag_p99 is not None and lag_p99 > LOOP_LAG_LIMIT_MS else None
     if busy_s is None and lag_over is None:
         return None
-    if busy_s is None or worker is None:
-        return BoundVerdict(busy_s, lag_over)
-    name = (labels or {}).get(worker, f"worker {worker}")
-    return BoundVerdict(busy_s, lag_over, name, round(mean_cpu, 1))
+    names = labels or {}
+    busy_name = names.get(worker, f"worker {worker}") if busy_s is not None and worker is not None else None
+    lag_name, lag_worst = None, None
+    if lag_over is not None:
+        worst = _worst_lag(window)
+        if worst is not None:
+            lag_name, lag_worst = names.get(worst[0], f"worker {worst[0]}"), round(worst[1], 1)
+    return BoundVerdict(busy_s, lag_over, busy_name,
+                        round(mean_cpu, 1) if busy_name is not None else None, lag_name, lag_worst)
+
+
+def _worst_lag(window: Sequence[BoundInput]) -> tuple[int, float] | None:
+    """The worker whose own lag histogram over the window has the highest p99, with it;
+    None when the intervals do not carry each worker's histogram."""
+    merged: dict[int, LatencyHistogram] = {}
+    for iv in window:
+        for w, blob in enumerate(getattr(iv, "histogram_lag_by_worker", ()) or ()):
+            if blob:
+                merged.setdefault(w, LatencyHistogram()).merge_encoded(blob)
+    p99s = [(w, h.percentile_ms(99)) for w, h in merged.items() if h.count]
+    return max(p99s, key=lambda item: item[1]) if p99s else None
 
 
 class BoundWatch:

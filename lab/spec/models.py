@@ -127,12 +127,12 @@ class TargetSpec(BaseModel):
     """``module.path:attribute`` of an ASGI app, imported with ``app_dir`` as cwd."""
     url: str | None = None
     """Base URL of an external target (http or https), without a trailing slash."""
+    workers: int = Field(1, ge=1, le=64, strict=True)
+    """Server worker processes (app targets)."""
     host: str = "127.0.0.1"
     """The address a started target (or the balancer in front of its replicas) listens
     on: loopback unless another address of this machine is named on purpose (``lab run
     --target-host``), so generators on other machines of a cluster can reach it."""
-    workers: int = Field(1, ge=1, le=64, strict=True)
-    """Server worker processes (app targets)."""
     env: StringMap = Field(default_factory=dict)
     """Extra environment for the target process; numbers and booleans become strings."""
     ready_path: UrlPath = "/health"

@@ -145,3 +145,27 @@ def test_a_loopback_target_is_out_of_reach_of_workers_on_other_machines() -> Non
     assert cannot_reach([here, there], "http://127.0.0.1:8000") == there
     assert cannot_reach([here], "http://127.0.0.1:8000") is None
     assert cannot_reach([here, there], "http://10.0.0.5:8000") is None
+
+
+def test_a_lagging_generator_is_named_from_its_own_histogram() -> None:
+    from lab.load.histogram import LatencyHistogram
+
+    def lag(ms: float) -> bytes:
+        h = LatencyHistogram()
+        for _ in range(100):
+            h.record_s(ms / 1000)
+        return h.encode()
+
+    run = []
+    for t in range(4):
+        merged = LatencyHistogram()
+        for blob in (lag(2.0), lag(30.0)):
+            merged.merge_encoded(blob)
+        run.append(IntervalCounts(t_s=t, duration_s=1.0, ok=10, errors=0, dropped=0, interrupted=0,
+                                  bytes=0, errors_by_class={}, histogram=b"", histogram_all=b"",
+                                  histogram_service=b"", generator_cpu_percent=40.0,
+                                  histogram_lag=merged.encode(), generator_cpu_by_worker=(40.0, 35.0),
+                                  histogram_lag_by_worker=(lag(2.0), lag(30.0))))
+    verdict = generator_bound(run, labels={1: "host-b, worker 1"})
+    assert verdict is not None and verdict.busy_s is None and verdict.lag_p99_ms is not None
+    assert verdict.reason.endswith("> 10 ms (worst: host-b, worker 1, 30.0 ms)"), verdict.reason
