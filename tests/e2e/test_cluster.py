@@ -75,6 +75,17 @@ def _wait_workers(address: str, n: int) -> None:
             client.wait_for_workers(n, timeout=30)
 
 
+def _wait_only(address: str, name: str) -> None:
+    """Wait until the scheduler's only worker is the one called ``name``."""
+    from distributed import Client
+
+    with Client(address, timeout=20, set_as_default=False) as client:
+        deadline = time.monotonic() + 30
+        while [w["name"] for w in client.scheduler_info(n_workers=-1)["workers"].values()] != [name]:
+            assert time.monotonic() < deadline, client.scheduler_info(n_workers=-1)["workers"]
+            time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``tcp://127.0.0.1:PORT``: a scheduler and two generator workers."""
@@ -261,6 +272,16 @@ def test_a_cluster_that_cannot_run_the_lab_is_refused_in_one_line(tmp_path: Path
             _wait_workers(address, 1)
             line = one_line_error(*_run(exp, db, address))
             assert address in line and "not installed" in line, line
+            _end(procs[1:])
+            del procs[1:]
+            # A worker with another version of the lab.
+            other = ("import sys, lab; lab.__version__ = '0.0.1'; sys.argv[0] = 'dask-worker'; "
+                     "from distributed.cli.dask_worker import main; main()")
+            argv = [sys.executable, "-c", other, *worker_argv(address, "old", tmp_path / "old")[3:]]
+            procs.append(_start(argv))
+            _wait_only(address, "old")
+            line = one_line_error(*_run(exp, db, address))
+            assert "has scalability-lab 0.0.1, this lab is" in line, line
         finally:
             _end(procs)
 
