@@ -181,7 +181,8 @@ def checks(db_path: str | Path | None = None) -> list[Check]:
 
     out.append(Check("Python", f"{platform.python_version()} ({sys.executable})", "ok"))
     for module, why in (("uvloop", "faster event loop for the load generator"),
-                        ("httptools", "the fast client engine's HTTP parser")):
+                        ("httptools", "the fast client engine's HTTP parser"),
+                        ("distributed", "generator workers on a Dask cluster (lab run --cluster)")):
         try:
             __import__(module)
             out.append(Check(module, "installed", "ok", why))
