@@ -162,14 +162,15 @@ def generator_bound(window: Sequence[BoundInput], lag: LatencyHistogram | None =
 
 def _worst_lag(window: Sequence[BoundInput]) -> tuple[int, float] | None:
     """The worker whose own lag histogram over the window has the highest p99, with it;
-    None when the intervals do not carry each worker's histogram."""
+    None when the intervals do not carry each worker's histogram, or there is one worker."""
     merged: dict[int, LatencyHistogram] = {}
     for iv in window:
         for w, blob in enumerate(getattr(iv, "histogram_lag_by_worker", ()) or ()):
             if blob:
                 merged.setdefault(w, LatencyHistogram()).merge_encoded(blob)
     p99s = [(w, h.percentile_ms(99)) for w, h in merged.items() if h.count]
-    return max(p99s, key=lambda item: item[1]) if p99s else None
+    # With one worker, the merged p99 is its own: nothing to single out.
+    return max(p99s, key=lambda item: item[1]) if len(p99s) > 1 else None
 
 
 class BoundWatch:
