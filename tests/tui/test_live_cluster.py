@@ -68,23 +68,32 @@ async def _live_drawn(pilot: Pilot[None], app: LabApp) -> LiveScreen:
     return live
 
 
-async def test_cluster_run_names_cluster_scheduler_and_workers_in_the_header_and_s_stops_it(
-        tmp_path: Path) -> None:
+def _clustered_app(tmp_path: Path) -> LabApp:
     pytest.importorskip("distributed")
     folder = tmp_path / "experiments"
     folder.mkdir()
     (folder / "clustered.toml").write_text(CLUSTERED)
-    db = tmp_path / "results.db"
-    app = LabApp(db, folder)
+    return LabApp(tmp_path / "results.db", folder)
+
+
+async def _running(pilot: Pilot[None], app: LabApp) -> LiveScreen:
+    """Start the experiment; the Live screen once its first requests are drawn."""
+    await settle(pilot, app)
+    await pilot.press("r")
+    await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), "the Live screen")
+    live = app.screen
+    assert isinstance(live, LiveScreen)
+    await wait_until(pilot, lambda: live.snapshot.ok > 0, "the first requests", within_s=40)
+    await _drawn(pilot, live)
+    return live
+
+
+async def test_cluster_run_names_cluster_scheduler_and_workers_in_the_header_and_s_stops_it(
+        tmp_path: Path) -> None:
+    app = _clustered_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot, app)
-        await pilot.press("r")
-        await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), "the Live screen")
-        live = app.screen
-        assert isinstance(live, LiveScreen)
+        live = await _running(pilot, app)
         line = live.query_one("#load-source")
-        await wait_until(pilot, lambda: live.snapshot.ok > 0, "the first requests", within_s=40)
-        await _drawn(pilot, live)
 
         scheduler = live.snapshot.scheduler
         assert scheduler is not None and scheduler.startswith("tcp://127.0.0.1:")
@@ -101,7 +110,7 @@ async def test_cluster_run_names_cluster_scheduler_and_workers_in_the_header_and
         assert "aborted" in _text(app, "#outcomes")
         assert _shown(line) == header  # the ended run still says where its load came from
 
-    with Store(db, readonly=True) as store:
+    with Store(app.db_path, readonly=True) as store:
         (run,) = store.list_runs()
         intervals = store.intervals(run.id)
     assert (run.status, run.reason) == ("aborted", "stopped by user")
@@ -109,6 +118,21 @@ async def test_cluster_run_names_cluster_scheduler_and_workers_in_the_header_and
     generators = run.config["generators"]
     assert (generators["cluster"], generators["scheduler"], generators["workers"]) == (
         "local:2", scheduler, 2)
+
+
+async def test_quitting_mid_cluster_run_stores_it_and_ends_the_local_cluster(tmp_path: Path) -> None:
+    app = _clustered_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        live = await _running(pilot, app)
+        assert live.snapshot.generators
+        await pilot.press("q")
+        await wait_until(pilot, lambda: not live.running, "the run to end", within_s=30)
+    with Store(app.db_path, readonly=True) as store:
+        (run,) = store.list_runs()
+        intervals = store.intervals(run.id)
+    # The autouse no_orphans fixture fails this test if a Dask scheduler or worker is left.
+    assert (run.status, run.reason) == ("aborted", "stopped: the lab was closed")
+    assert intervals
 
 
 def _ready_with_a_clock_off(key: str, seconds: int) -> list[Event]:
