@@ -64,7 +64,8 @@ def describe_target(app: str | None, url: str | None, workers: int) -> str:
 
 
 def describe_load(experiment: Experiment, variant_index: int = 0) -> str:
-    """The load of one resolved variant in a few words."""
+    """The load of one resolved variant in a few words, with the Dask cluster its file names
+    (``LAB_CLUSTER`` or ``--cluster`` may replace it when it runs)."""
     load = experiment.resolved_variants()[variant_index].load
     unit = "VUs" if load.model == "closed" else "req/s"
     if load.stages:
@@ -72,7 +73,8 @@ def describe_load(experiment: Experiment, variant_index: int = 0) -> str:
     else:
         level = f"{load.start_level:g} {unit}"
     warmup = f" (warm-up {load.warmup:g} s)" if load.warmup else ""
-    return f"{load.model} model, {level}, {load.total_duration_s:g} s{warmup}"
+    cluster = f", from Dask cluster {load.cluster}" if load.cluster else ""
+    return f"{load.model} model, {level}, {load.total_duration_s:g} s{warmup}{cluster}"
 
 
 def _entry(path: Path) -> ExperimentEntry:

@@ -18,6 +18,8 @@ from lab.events import (
     ErrorSample,
     Event,
     GeneratorBound,
+    GeneratorInfo,
+    GeneratorsReady,
     IntervalStats,
     LoadChanged,
     ReplicaChanged,
@@ -153,6 +155,18 @@ class LiveSnapshot:
     system_cpu: float | None = None
     """Sum over all cores (100 per busy core)."""
     cores: int = 0
+    # Where the load comes from.
+    cluster: str | None = None
+    """The Dask cluster as the user named it (``local:2``, ``tcp://host:8786``), from the plan;
+    None for local generator processes."""
+    scheduler: str | None = None
+    """The Dask scheduler's address the run uses (``local:N``'s own), once the generators
+    are ready."""
+    load_from: str = ""
+    """``2 generator workers on 1 host (dask)`` (``GeneratorsReady.load_from``), once the
+    generators are ready; empty before."""
+    generators: tuple[GeneratorInfo, ...] = ()
+    """Every generator worker and where it runs, once they are ready."""
     generator_bound_at: float | None = None
     """When the engine found the generator limiting the run (``GeneratorBound``)."""
     generator_bound_headline: str = ""
@@ -186,6 +200,12 @@ class LiveSnapshot:
     def generator_bound(self) -> bool:
         """Whether the generator limits the run (the rule of ``lab.analysis.bound``)."""
         return self.generator_bound_at is not None
+
+    @property
+    def clocks_off(self) -> tuple[GeneratorInfo, ...]:
+        """Generators whose clock is off the scheduler's by more than ``CLOCK_OFFSET_LIMIT_MS``
+        (their intervals are shifted by as much)."""
+        return tuple(g for g in self.generators if g.clock_off)
 
     @property
     def generator_cpu_total(self) -> float | None:
@@ -253,6 +273,10 @@ class LiveBridge:
             s.phase = "starting"
             s.balancer = plan.balancer.method if plan.balancer is not None else None
             s.autoscaled = plan.autoscale is not None
+            s.cluster = plan.load.cluster
+        elif isinstance(event, GeneratorsReady):
+            s.cluster, s.scheduler = event.cluster, event.scheduler
+            s.load_from, s.generators = event.load_from(), event.generators
         elif isinstance(event, TargetReady):
             s.target_url = event.url
         elif isinstance(event, IntervalStats):

@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lab.events import GeneratorBound, ResourceSample
+from lab.events import GeneratorBound, GeneratorInfo, GeneratorsReady, ResourceSample, RunFinished
 from lab.tui.catalog import discover
 from lab.tui.live_model import LiveBridge, LiveSnapshot
-from lab.tui.screens.live import level_step
+from lab.tui.screens.live import clock_warning, level_step, load_source
 from tests.conftest import REPO
 from tests.synthetic import synthetic_events
 from tests.tui.conftest import caching_plans
@@ -65,6 +65,52 @@ def test_bridge_folds_a_run(experiments_dir: Path) -> None:
     assert snap.version == version + 1
 
 
+def _dask(cluster: str, scheduler: str, *where: tuple[str, float]) -> GeneratorsReady:
+    return GeneratorsReady("k", "dask", cluster, scheduler, tuple(
+        GeneratorInfo(i, host, 100 + i, f"tcp://{host}:{9000 + i}", offset)
+        for i, (host, offset) in enumerate(where)))
+
+
+def test_load_source_names_the_cluster_then_its_workers_and_scheduler() -> None:
+    snap = LiveSnapshot(cluster="local:2")
+    bridge = LiveBridge(snap)
+    assert load_source(snap) == "load from: Dask cluster local:2 · waiting for its generator workers…"
+    bridge(_dask("local:2", "tcp://127.0.0.1:40413", ("lab-a", 1.0), ("lab-a", -2.0)))
+    assert load_source(snap) == ("load from: 2 generator workers on 1 host (dask) · cluster local:2 · "
+                                 "scheduler tcp://127.0.0.1:40413")
+    assert clock_warning(snap) == ""  # both within 50 ms
+    # A cluster the user named by its address is its own scheduler: named once.
+    snap = LiveSnapshot(cluster="tcp://10.0.0.5:8786")
+    LiveBridge(snap)(_dask("tcp://10.0.0.5:8786", "tcp://10.0.0.5:8786", ("host-a", 0.0), ("host-b", 0.0),
+                           ("host-b", 0.0)))
+    assert load_source(snap) == "load from: 3 generator workers on 2 hosts (dask) · cluster tcp://10.0.0.5:8786"
+    # Local generator processes: no line (the Resources panel counts them).
+    local = LiveSnapshot()
+    LiveBridge(local)(GeneratorsReady("k", "local", None, None, (GeneratorInfo(0, "lab-a", 1),)))
+    assert load_source(local) == "" and local.load_from == "1 generator worker"
+
+
+def test_a_run_that_ends_before_its_workers_are_ready_stops_waiting() -> None:
+    snap = LiveSnapshot(cluster="tcp://10.0.0.5:8786")
+    LiveBridge(snap)(RunFinished("k", "failed", "--cluster tcp://10.0.0.5:8786: no answer", 1.0, None))
+    assert load_source(snap) == "load from: Dask cluster tcp://10.0.0.5:8786"
+
+
+def test_clocks_off_the_scheduler_are_one_warning_naming_each() -> None:
+    snap = LiveSnapshot(cluster="tcp://10.0.0.5:8786")
+    bridge = LiveBridge(snap)
+    bridge(_dask("tcp://10.0.0.5:8786", "tcp://10.0.0.5:8786", ("host-a", 3.0), ("host-b", 73.4)))
+    assert clock_warning(snap) == (
+        "⚠ host-b, worker 1: its clock is +73 ms off the Dask scheduler's (over 50 ms): its intervals "
+        "are shifted by as much; sync the clocks (chrony, ntpd)")
+    bridge(_dask("tcp://10.0.0.5:8786", "tcp://10.0.0.5:8786", ("host-a", -120.0), ("host-b", 50.0),
+                 ("host-c", 51.0)))
+    # 50 ms is the limit itself, not over it.
+    assert clock_warning(snap) == (
+        "⚠ clocks over 50 ms off the Dask scheduler's: host-a, worker 0 -120 ms; host-c, worker 2 +51 ms: "
+        "their intervals are shifted by as much; sync the clocks (chrony, ntpd)")
+
+
 def test_level_step_is_a_quarter_of_the_plan(experiments_dir: Path) -> None:
     assert level_step(caching_plans(experiments_dir)[0]) == 8  # 32 VUs
 
@@ -81,6 +127,14 @@ def test_catalog_lists_invalid_files_with_their_error(experiments_dir: Path, tmp
     assert [v.name for v in caching.variants] == ["no-cache", "lru"]
     assert caching.variants[0].load == "closed model, 32 VUs, 20 s (warm-up 3 s)"
     assert discover(tmp_path / "missing") == []
+
+
+def test_catalog_names_the_cluster_an_experiment_runs_on(experiments_dir: Path) -> None:
+    from tests.tui.test_live_cluster import CLUSTERED
+
+    (experiments_dir / "clustered.toml").write_text(CLUSTERED)
+    (clustered,) = [e for e in discover(experiments_dir) if e.name == "clustered"]
+    assert clustered.variants[0].load == "closed model, 2 VUs, 60 s, from Dask cluster local:2"
 
 
 def test_textual_stays_inside_lab_tui() -> None:

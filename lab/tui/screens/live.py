@@ -27,7 +27,7 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from lab.engine import RunOutcome
 from lab.errors import LabError
-from lab.events import ERROR_CLASSES
+from lab.events import CLOCK_OFFSET_LIMIT_MS, ERROR_CLASSES
 from lab.metrics import fmt_int, fmt_percent
 from lab.plan import RunPlan
 from lab.report.table import fmt_mib, fmt_ms, fmt_rate
@@ -76,6 +76,40 @@ def run_title(plan: RunPlan, index: int, count: int, width: int) -> Text:
     return Text.assemble(title, "  ", where)
 
 
+def load_source(s: LiveSnapshot) -> str:
+    """Where a cluster run's load comes from, for the header; empty for local generators.
+
+    ``load from: 2 generator workers on 1 host (dask) · cluster local:2 · scheduler
+    tcp://127.0.0.1:40413`` once the generators are ready (a ``tcp://`` cluster is its own
+    scheduler, named once); before, the cluster and that the lab waits for its workers.
+    """
+    if s.cluster is None:
+        return ""
+    if not s.load_from:
+        waiting = " · waiting for its generator workers…" if s.phase != "finished" else ""
+        return f"load from: Dask cluster {s.cluster}{waiting}"
+    text = f"load from: {s.load_from} · cluster {s.cluster}"
+    if s.scheduler and s.scheduler != s.cluster:
+        text += f" · scheduler {s.scheduler}"
+    return text
+
+
+def clock_warning(s: LiveSnapshot) -> str:
+    """The generators whose clock is off the Dask scheduler's, as one warning; empty when
+    none is (the same rule as ``lab run``'s progress lines)."""
+    off = s.clocks_off
+    if not off:
+        return ""
+    advice = "sync the clocks (chrony, ntpd)"
+    if len(off) == 1:
+        g = off[0]
+        return (f"⚠ {g.label}: its clock is {g.clock_offset_ms:+.0f} ms off the Dask scheduler's "
+                f"(over {CLOCK_OFFSET_LIMIT_MS:g} ms): its intervals are shifted by as much; {advice}")
+    which = "; ".join(f"{g.label} {g.clock_offset_ms:+.0f} ms" for g in off)
+    return (f"⚠ clocks over {CLOCK_OFFSET_LIMIT_MS:g} ms off the Dask scheduler's: {which}: their "
+            f"intervals are shifted by as much; {advice}")
+
+
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.0f}%"
 
@@ -114,7 +148,7 @@ class LiveScreen(LabScreen[None]):
         self.plans = list(prepared.plans)
         self.run_plan_fn = run_plan_fn
         self.exit_when_done = exit_when_done
-        self.bridge = LiveBridge(LiveSnapshot(count=len(self.plans)))
+        self.bridge = LiveBridge(self._fresh_snapshot(0))
         self.runs: RunSequence | None = None
         """The runs going on (once the screen has started them)."""
         self.report: RunReport | None = None
@@ -157,6 +191,8 @@ class LiveScreen(LabScreen[None]):
                 yield ProgressBar(total=max(self.plans[0].load.total_duration_s, 1.0),
                                   show_eta=False, show_percentage=False, id="progress")
                 yield Static(id="run-clock")
+            yield Static(id="load-source")
+            yield Static(id="clock-warning")
             yield Static(id="generator-warning")
         with Horizontal(id="live-body"):
             with Vertical(id="charts"):
@@ -214,8 +250,12 @@ class LiveScreen(LabScreen[None]):
             self.running = False
         self.post_message(RunsFinished(runs.run_ids))
 
+    def _fresh_snapshot(self, index: int) -> LiveSnapshot:
+        # The cluster is known from the plan: the header names it while the run prepares.
+        return LiveSnapshot(index=index, count=len(self.plans), cluster=self.plans[index].load.cluster)
+
     def _run_starts(self, index: int, plan: RunPlan) -> None:
-        self.bridge.snapshot = LiveSnapshot(index=index, count=len(self.plans))
+        self.bridge.snapshot = self._fresh_snapshot(index)
 
     def _run_ended(self, plan: RunPlan, outcome: RunOutcome) -> None:
         self.bridge.snapshot.version += 1
@@ -388,6 +428,13 @@ class LiveScreen(LabScreen[None]):
         stage = f"stage {s.stage + 1}/{s.stages}" if s.stages else "steady"
         clock = f"{s.elapsed_s:4.0f}/{total:g} s  {stage}  {s.level:g} {_unit(plan.load.model)}  {phase}"
         self.query_one("#run-clock", Static).update(clock, layout=False)
+        self.set_class(s.cluster is not None, "-cluster")
+        if s.cluster is not None:
+            self.query_one("#load-source", Static).update(load_source(s))
+        clocks = self.query_one("#clock-warning", Static)
+        clocks.display = bool(s.clocks_off)
+        if s.clocks_off:
+            clocks.update(clock_warning(s))
         warning = self.query_one("#generator-warning", Static)
         if s.generator_bound:
             warning.update(f"⚠ {s.generator_bound_headline}: {GENERATOR_WARNING}")
@@ -474,7 +521,8 @@ class LiveScreen(LabScreen[None]):
         gen = Text(_pct(s.generator_cpu_total))
         if s.generator_bound:
             gen.stylize("bold red")
-        workers = len(s.generator_cpu) or self.plan.load.workers
+        # Only generators on this machine are sampled (a remote Dask worker's are not).
+        workers = len(s.generator_cpu) or len(s.generators) or self.plan.load.workers
         grid.add_row("generator CPU" + (f" ×{workers}" if workers > 1 else ""), gen)
         system = _pct(s.system_cpu)
         if s.cores and s.system_cpu is not None:
