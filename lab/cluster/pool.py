@@ -23,7 +23,14 @@ from typing import Any
 from lab.cluster.address import ClusterAddress
 from lab.cluster.checks import ClusterError, WorkerFacts, cannot_reach, check_workers, connect
 from lab.cluster.local import LocalDaskCluster
-from lab.cluster.task import generator_task, level_name, reports_topic, start_name, stop_name
+from lab.cluster.task import (
+    generator_task,
+    level_name,
+    reports_topic,
+    scheduler_offset_s,
+    start_name,
+    stop_name,
+)
 from lab.errors import GeneratorError
 from lab.events import GeneratorInfo
 from lab.load.wire import (
@@ -133,10 +140,7 @@ class ClusterPool:
 
     def _submit(self) -> None:
         client = self.client
-        before = time.time()
-        scheduler_now = client.run_on_scheduler(time.time)
-        # The scheduler read its clock about halfway through the round trip.
-        self._offset_s = scheduler_now - (before + time.time()) / 2
+        self._offset_s, _ = scheduler_offset_s(client)
         topic = reports_topic(self.run_key)
         client.subscribe_topic(topic, self._on_report)
         self._topics.append(topic)

@@ -7,8 +7,8 @@ event loop of its own in the Dask worker's task thread. Its messages (``Ready``,
 ``Client.subscribe_topic``), each the JSON line a local worker writes on stdout.
 
 The lab steers it through the scheduler: a ``Variable`` carries the start time (on the
-scheduler's clock, which the task converts to its own with the offset Dask measures at
-every heartbeat), another the level a user set, and an ``Event`` the stop. A side thread
+scheduler's clock, which the task converts to its own with the offset it measures,
+NTP-style, before the start), another the level a user set, and an ``Event`` the stop. A side thread
 waits on the stop event (Dask's sync calls block) and also stops the load when the
 scheduler has released the task, which it does when the lab's client is gone: a lab
 killed mid-run leaves no remote loop running.
@@ -60,6 +60,38 @@ def probe() -> dict[str, Any]:
             "host": socket.gethostname(), "pid": os.getpid()}
 
 
+CLOCK_SAMPLES = 5
+
+
+def scheduler_offset_s(client: Any, samples: int = CLOCK_SAMPLES) -> tuple[float, float]:
+    """How far the scheduler's clock is ahead of this machine's, seconds, and the round
+    trip the reading came with (the shortest of ``samples``, as NTP picks its sample: a
+    reading is off by at most half its round trip, and a busy machine lengthens some).
+
+    Blocking: call it off any event loop.
+    """
+    best: tuple[float, float] | None = None
+    for _ in range(samples):
+        sent = time.time()
+        theirs = float(client.run_on_scheduler(time.time))
+        back = time.time()
+        rtt = back - sent
+        if best is None or rtt < best[1]:
+            best = (theirs - (sent + back) / 2, rtt)
+    assert best is not None
+    return best
+
+
+def clock_offset_ms(offset_s: float, rtt_s: float) -> float:
+    """This machine's clock minus the scheduler's, ms, as far as it is known: within half
+    the round trip of the reading it is indistinguishable from 0."""
+    ahead = -offset_s
+    margin = rtt_s / 2
+    if abs(ahead) <= margin:
+        return 0.0
+    return round((abs(ahead) - margin) * 1000 * (1 if ahead > 0 else -1), 3)
+
+
 def generator_task(config_json: str, run_key: str, ready_timeout_s: float) -> str:
     """Run one generator's share of a run on this Dask worker; returns how it ended.
 
@@ -81,8 +113,9 @@ def generator_task(config_json: str, run_key: str, ready_timeout_s: float) -> st
 
     stop = Event(stop_name(run_key), client=client)
     started = Variable(start_name(run_key), client=client)
+    offset_s, rtt_s = scheduler_offset_s(client)
     write(Ready(host=socket.gethostname(), pid=os.getpid(),
-                clock_offset_ms=round(-worker.scheduler_delay * 1000, 3)))
+                clock_offset_ms=clock_offset_ms(offset_s, rtt_s)))
     deadline = time.monotonic() + ready_timeout_s
     t0_scheduler: float | None = None
     while t0_scheduler is None:
@@ -93,8 +126,8 @@ def generator_task(config_json: str, run_key: str, ready_timeout_s: float) -> st
             t0_scheduler = float(started.get(timeout=POLL_S))
         except TimeoutError:
             continue
-    # The scheduler's clock reads scheduler_delay ahead of this machine's.
-    t0 = time.monotonic() + (t0_scheduler - worker.scheduler_delay - time.time())
+    # The scheduler's clock reads offset_s ahead of this machine's.
+    t0 = time.monotonic() + (t0_scheduler - offset_s - time.time())
     run_loop(_run(config, t0, write, stop, Variable(level_name(run_key), client=client), worker, key))
     return "done"
 

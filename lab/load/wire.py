@@ -114,8 +114,9 @@ class Ready:
     pid: int = 0
     """The worker's process id on that machine."""
     clock_offset_ms: float | None = None
-    """Cluster workers: how far this machine's clock is ahead of the Dask scheduler's, ms
-    (Dask measures it with every heartbeat); None for a local worker process."""
+    """Cluster workers: how far this machine's clock is ahead of the Dask scheduler's, ms,
+    beyond what the reading's round trip leaves open (0 within it); None for a local
+    worker process."""
 
 
 @with_config(_STRICT)

@@ -169,3 +169,13 @@ def test_a_lagging_generator_is_named_from_its_own_histogram() -> None:
     verdict = generator_bound(run, labels={1: "host-b, worker 1"})
     assert verdict is not None and verdict.busy_s is None and verdict.lag_p99_ms is not None
     assert verdict.reason.endswith("> 10 ms (worst: host-b, worker 1, 30.0 ms)"), verdict.reason
+
+
+def test_a_clock_offset_within_half_the_round_trip_is_no_offset() -> None:
+    from lab.cluster.task import clock_offset_ms
+
+    # The scheduler reads 0.06 s ahead, over a 0.2 s round trip: it may be exactly in step.
+    assert clock_offset_ms(0.06, 0.2) == 0.0
+    # 0.3 s behind over a 0.02 s round trip: this machine is at least 290 ms ahead.
+    assert clock_offset_ms(-0.3, 0.02) == 290.0
+    assert clock_offset_ms(0.08, 0.004) == -78.0
