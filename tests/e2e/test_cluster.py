@@ -207,6 +207,38 @@ def test_a_stopped_or_killed_lab_leaves_no_generator_running_on_the_cluster(
             time.sleep(0.1)
 
 
+def _profilers_running(client: object) -> list[bool]:
+    def running(dask_worker: object) -> bool:
+        return bool(dask_worker.periodic_callbacks["profile"].is_running())  # type: ignore[attr-defined]
+
+    return list(client.run(running).values())  # type: ignore[attr-defined]
+
+
+def test_the_dask_workers_profiler_pauses_while_a_generator_runs_and_resumes_after(
+        cluster: str, url_target: str, tmp_path: Path) -> None:
+    """Dask's statistical profiler takes the GIL from the generator every 10 ms (benchmarks/
+    cluster.py: 7 % more CPU per request); a user's worker gets it back after the run."""
+    from distributed import Client
+
+    exp = write_experiment(tmp_path, EXPERIMENT.format(target=f'url = "{url_target}"', duration="30s"))
+    with Client(cluster, timeout=10, set_as_default=False) as client:
+        assert _profilers_running(client) == [True, True]
+        lab = _lab("run", str(exp), "--cluster", cluster, "--db", str(tmp_path / "r.db"))
+        try:
+            _wait_for_load(url_target)
+            assert _profilers_running(client) == [False, False]
+            lab.send_signal(signal.SIGINT)
+            lab.wait(15)
+        finally:
+            if lab.poll() is None:
+                lab.kill()
+            lab.communicate()
+        deadline = time.monotonic() + 5
+        while _profilers_running(client) != [True, True]:
+            assert time.monotonic() < deadline, _profilers_running(client)
+            time.sleep(0.1)
+
+
 def test_a_worker_lost_mid_run_fails_the_run_naming_it_and_keeps_what_was_measured(
         url_target: str, tmp_path: Path) -> None:
     exp = write_experiment(tmp_path, EXPERIMENT.format(target=f'url = "{url_target}"', duration="30s"))
