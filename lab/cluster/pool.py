@@ -23,7 +23,7 @@ from typing import Any
 from lab.cluster.address import ClusterAddress
 from lab.cluster.checks import ClusterError, WorkerFacts, check_workers, connect, is_loopback_url
 from lab.cluster.local import LocalDaskCluster
-from lab.cluster.task import generator_task, level_name, reports_topic, start_name, stop_name
+from lab.cluster.task import generator_task, level_name, level_topic, reports_topic, start_name, stop_name
 from lab.errors import GeneratorError
 from lab.events import GeneratorInfo
 from lab.load.wire import (
@@ -80,6 +80,7 @@ class ClusterPool:
         self._commands = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lab-dask")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._topics: list[str] = []
+        self._level_seq = 0
 
     @property
     def pids(self) -> list[int]:
@@ -236,7 +237,12 @@ class ClusterPool:
                 t0_scheduler = time.time() + (msg.t0 - time.monotonic()) + self._offset_s
                 Variable(start_name(self.run_key), client=client).set(t0_scheduler)
             elif isinstance(msg, SetLevel):
-                Variable(level_name(self.run_key), client=client).set(msg.value)
+                # Pushed as an event, kept in the variable; the sequence number lets each
+                # generator apply a change once and never an older one after a newer one.
+                self._level_seq += 1
+                change = [self._level_seq, msg.value]
+                Variable(level_name(self.run_key), client=client).set(change)
+                client.log_event(level_topic(self.run_key), change)
             else:
                 Event(stop_name(self.run_key), client=client).set()
 
