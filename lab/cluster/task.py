@@ -123,7 +123,7 @@ def _pause_profiler(worker: Any) -> Any:
 
     Every 10 ms it walks the stack of each task thread on the worker's event-loop thread,
     taking the GIL from the generator: with it on, a generator spent about 0.7 µs more
-    CPU per request (7 %; ``benchmarks/cluster.py``, fast engine, 2-core machine). Its
+    CPU per request (7 %, fast engine, 2-core machine; ``benchmarks/README.md``). Its
     profile of a generator says nothing anyway: one task, one long-running loop.
     """
     running = [pc for name in PROFILER_CALLBACKS
