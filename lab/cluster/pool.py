@@ -26,6 +26,7 @@ from lab.cluster.local import LocalDaskCluster
 from lab.cluster.task import (
     generator_task,
     level_name,
+    level_topic,
     reports_topic,
     scheduler_offset_s,
     start_name,
@@ -87,6 +88,7 @@ class ClusterPool:
         self._commands = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lab-dask")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._topics: list[str] = []
+        self._level_seq = 0
 
     @property
     def pids(self) -> list[int]:
@@ -240,7 +242,12 @@ class ClusterPool:
                 t0_scheduler = time.time() + (msg.t0 - time.monotonic()) + self._offset_s
                 Variable(start_name(self.run_key), client=client).set(t0_scheduler)
             elif isinstance(msg, SetLevel):
-                Variable(level_name(self.run_key), client=client).set(msg.value)
+                # Pushed as an event, kept in the variable; the sequence number lets each
+                # generator apply a change once and never an older one after a newer one.
+                self._level_seq += 1
+                change = [self._level_seq, msg.value]
+                Variable(level_name(self.run_key), client=client).set(change)
+                client.log_event(level_topic(self.run_key), change)
             else:
                 Event(stop_name(self.run_key), client=client).set()
 

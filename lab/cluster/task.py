@@ -8,10 +8,11 @@ event loop of its own in the Dask worker's task thread. Its messages (``Ready``,
 
 The lab steers it through the scheduler: a ``Variable`` carries the start time (on the
 scheduler's clock, which the task converts to its own with the offset it measures,
-NTP-style, before the start), another the level a user set, and an ``Event`` the stop. A side thread
-waits on the stop event (Dask's sync calls block) and also stops the load when the
-scheduler has released the task, which it does when the lab's client is gone: a lab
-killed mid-run leaves no remote loop running.
+NTP-style, before the start), an event on the run's level topic each level a user sets (and another
+``Variable`` the latest, read once a second in case an event went missing), and an
+``Event`` the stop. A side thread waits on the stop event (Dask's sync calls block); the
+task's loop also stops the load when the scheduler has released the task, which it does
+when the lab's client is gone: a lab killed mid-run leaves no remote loop running.
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from typing import Any
 from lab.load.wire import Done, IntervalReport, Ready, SetLevel, Stop, WorkerConfig, decode_config, encode
 from lab.load.worker import run_loop, run_share
 
-__all__ = ["generator_task", "level_name", "probe", "reports_topic", "start_name", "stop_name"]
+__all__ = ["generator_task", "level_name", "level_topic", "probe", "reports_topic", "start_name", "stop_name"]
 
 POLL_S = 0.2
-"""How often the side thread looks at the stop event, the level and the task's state."""
+"""How often the task looks for its start time and whether the scheduler released it."""
+WAKE_S = 1.0
+"""The longest wait for the stop event before the level variable is read again."""
 
 
 def reports_topic(run_key: str) -> str:
@@ -46,7 +49,13 @@ def stop_name(run_key: str) -> str:
 
 
 def level_name(run_key: str) -> str:
+    """The variable holding the level a user set last, as ``[seq, value]``."""
     return f"lab-{run_key}-level"
+
+
+def level_topic(run_key: str) -> str:
+    """The event topic each level change is pushed on, as ``[seq, value]``."""
+    return f"lab-{run_key}-levels"
 
 
 def probe() -> dict[str, Any]:
@@ -128,42 +137,101 @@ def generator_task(config_json: str, run_key: str, ready_timeout_s: float) -> st
             continue
     # The scheduler's clock reads offset_s ahead of this machine's.
     t0 = time.monotonic() + (t0_scheduler - offset_s - time.time())
-    run_loop(_run(config, t0, write, stop, Variable(level_name(run_key), client=client), worker, key))
+    resume = _pause_profiler(worker)
+    try:
+        run_loop(_run(config, t0, write, stop, Variable(level_name(run_key), client=client), worker, key,
+                      client, run_key))
+    finally:
+        resume()
     return "done"
 
 
+PROFILER_CALLBACKS = ("profile", "profile-cycle")
+"""The Dask worker's statistical profiler (``distributed.worker.profile``)."""
+
+
+def _pause_profiler(worker: Any) -> Any:
+    """Stop the Dask worker's statistical profiler while the generator runs; returns what
+    starts it again.
+
+    Every 10 ms it walks the stack of each task thread on the worker's event-loop thread,
+    taking the GIL from the generator: with it on, a generator spent about 0.7 µs more
+    CPU per request (7 %, fast engine, 2-core machine; ``benchmarks/README.md``). Its
+    profile of a generator says nothing anyway: one task, one long-running loop.
+    """
+    running = [pc for name in PROFILER_CALLBACKS
+               if (pc := worker.periodic_callbacks.get(name)) is not None and pc.is_running()]
+    for pc in running:
+        worker.loop.add_callback(pc.stop)  # tornado's callbacks belong to the loop's thread
+
+    def resume() -> None:
+        for pc in running:
+            worker.loop.add_callback(pc.start)
+
+    return resume
+
+
 async def _run(config: WorkerConfig, t0: float, write: Any, stop: Any, level: Any,
-               worker: Any, key: Any) -> None:
+               worker: Any, key: Any, client: Any, run_key: str) -> None:
     loop = asyncio.get_running_loop()
     commands: asyncio.Queue[SetLevel | Stop | None] = asyncio.Queue()
     finished = threading.Event()
+    applied = [0]  # the sequence number of the level this generator runs at
+    lock = threading.Lock()
 
     def put(cmd: SetLevel | Stop) -> None:
         loop.call_soon_threadsafe(commands.put_nowait, cmd)
 
+    def set_level(payload: Any) -> None:
+        """A level change ``[seq, value]``, pushed as an event or read from the variable:
+        each applies once and an older one never after a newer one."""
+        try:
+            seq, value = int(payload[0]), float(payload[1])
+        except (TypeError, ValueError, IndexError):
+            return
+        with lock:
+            if seq <= applied[0]:
+                return
+            applied[0] = seq
+        put(SetLevel(value=value))
+
     def watch() -> None:
-        last: float | None = None
+        # The stop event's wait returns as soon as it is set; between stops, a level
+        # change arrives as an event, and the variable is read once per wake in case
+        # one went missing. Two round trips a second, not ten: they cost the scheduler
+        # and this worker's event loop CPU that a co-located generator misses.
         while not finished.is_set():
             try:
-                if stop.wait(timeout=POLL_S) or _released(worker, key):
+                if stop.wait(timeout=WAKE_S):
                     put(Stop())
                     return
-                value = float(level.get(timeout=0.001))
+                payload = level.get(timeout=0.001)
             except TimeoutError:
                 continue
             except Exception:  # the scheduler is gone: nobody will read what we send
                 put(Stop())
                 return
-            if value != last:
-                last = value
-                put(SetLevel(value=value))
+            set_level(payload)
 
+    async def watch_release() -> None:
+        # Dask says nothing to the task itself; its state on this worker is the sign.
+        while True:
+            await asyncio.sleep(POLL_S)
+            if _released(worker, key):
+                commands.put_nowait(Stop())
+                return
+
+    topic = level_topic(run_key)
+    client.subscribe_topic(topic, lambda event: set_level(event[1]))
     watcher = threading.Thread(target=watch, name="lab-generator-watch", daemon=True)
     watcher.start()
+    released = asyncio.create_task(watch_release())
     try:
         await run_share(config, t0, commands, write)
     finally:
         finished.set()
+        released.cancel()
+        client.unsubscribe_topic(topic)
 
 
 def _released(worker: Any, key: Any) -> bool:

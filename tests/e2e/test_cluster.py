@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -215,6 +215,78 @@ def test_a_stopped_or_killed_lab_leaves_no_generator_running_on_the_cluster(
         deadline = time.monotonic() + 5
         while any(client.processing().values()):
             assert time.monotonic() < deadline, client.processing()
+            time.sleep(0.1)
+
+
+async def test_levels_a_user_sets_reach_every_cluster_generator_in_order(cluster: str) -> None:
+    import asyncio
+
+    from lab.engine import RunControl, run_plan
+    from lab.events import IntervalStats
+    from tests.conftest import plan_against_testing
+
+    plan = plan_against_testing({"vus": 4, "duration": "30s", "cluster": cluster,
+                                 "requests": [{"path": "/fast"}]})
+    control = RunControl()
+    levels: list[int] = []
+
+    def watch(event: object) -> None:
+        if isinstance(event, IntervalStats):
+            levels.append(event.active_vus)
+
+    task = asyncio.create_task(run_plan(plan, [watch], control))
+
+    async def until(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 20
+        while not condition() and not task.done():
+            assert time.monotonic() < deadline, levels
+            await asyncio.sleep(0.05)
+
+    try:
+        await until(lambda: 4 in levels)
+        control.set_level(2)
+        await until(lambda: 2 in levels)
+        control.set_level(6)
+        await until(lambda: levels[-2:] == [6, 6])  # two whole intervals at the last level
+    finally:
+        control.stop("enough")
+        outcome = await task
+    assert outcome.status == "aborted", outcome.reason
+    # 4, then 2 (1 on each generator), then 6 (3 each), and never an older level again.
+    first_6 = levels.index(6)
+    assert levels.index(4) < levels.index(2) < first_6, levels
+    assert set(levels[first_6:]) == {6}, levels
+
+
+def _profilers_running(client: object) -> list[bool]:
+    def running(dask_worker: object) -> bool:
+        return bool(dask_worker.periodic_callbacks["profile"].is_running())  # type: ignore[attr-defined]
+
+    return list(client.run(running).values())  # type: ignore[attr-defined]
+
+
+def test_the_dask_workers_profiler_pauses_while_a_generator_runs_and_resumes_after(
+        cluster: str, url_target: str, tmp_path: Path) -> None:
+    """Dask's statistical profiler takes the GIL from the generator every 10 ms (benchmarks/
+    cluster.py: 7 % more CPU per request); a user's worker gets it back after the run."""
+    from distributed import Client
+
+    exp = write_experiment(tmp_path, EXPERIMENT.format(target=f'url = "{url_target}"', duration="30s"))
+    with Client(cluster, timeout=10, set_as_default=False) as client:
+        assert _profilers_running(client) == [True, True]
+        lab = _lab("run", str(exp), "--cluster", cluster, "--db", str(tmp_path / "r.db"))
+        try:
+            _wait_for_load(url_target)
+            assert _profilers_running(client) == [False, False]
+            lab.send_signal(signal.SIGINT)
+            lab.wait(15)
+        finally:
+            if lab.poll() is None:
+                lab.kill()
+            lab.communicate()
+        deadline = time.monotonic() + 5
+        while _profilers_running(client) != [True, True]:
+            assert time.monotonic() < deadline, _profilers_running(client)
             time.sleep(0.1)
 
 
