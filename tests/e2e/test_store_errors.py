@@ -12,20 +12,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from lab.results import open_results
 from lab.store import Store
-from tests.conftest import REPO, one_line_error, run_lab, write_experiment
+from tests.conftest import REPO, leaves_no_processes, one_line_error, run_lab, write_experiment
 from tests.synthetic import ONE_SECOND as BASE
 from tests.unit.test_store_errors import _damage, _stored_db, experiments_dir, immutable  # noqa: F401 (fixtures)
 
@@ -159,25 +161,51 @@ def _run_and_spoil(tmp_path: Path, spoil: Callable[[Path], None]) -> tuple[str, 
     return lines[0], spares[0]
 
 
-def test_a_database_that_stops_taking_writes_mid_run_keeps_the_run(
-        tmp_path: Path, immutable: Callable[[Path], None]) -> None:
+@dataclass(frozen=True)
+class StoppedTakingWrites:
+    """A 4 s run whose results.db (and its WAL) became immutable once it had stored an
+    interval: the lab's one line on stderr and the spare it kept the run in."""
+
+    db: Path
+    line: str
+    spare: Path
+
+
+@pytest.fixture(scope="module")
+def stopped_taking_writes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoppedTakingWrites]:
+    """The run both tests below read (made once): what the lab said, and the spare; the
+    files are made writable again afterwards, or pytest could not remove them."""
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr is not installed")
+    tmp = tmp_path_factory.mktemp("stopped-taking-writes")
+    db = tmp / "results.db"
+    made: list[Path] = []
+
     def spoil(db: Path) -> None:
         for path in (db, Path(f"{db}-wal")):
-            immutable(path)
+            res = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True, check=False)
+            if res.returncode != 0:
+                pytest.skip(f"chattr +i is not permitted here: {res.stderr.strip()}")
+            made.append(path)
 
-    line, _ = _run_and_spoil(tmp_path, spoil)
-    assert line.startswith(f"lab: {tmp_path / 'results.db'}: cannot write the results database: "), line
+    try:
+        with leaves_no_processes("lab run into a database that stops taking writes"):
+            line, spare = _run_and_spoil(tmp, spoil)
+        yield StoppedTakingWrites(db, line, spare)
+    finally:
+        for path in made:
+            subprocess.run(["chattr", "-i", str(path)], capture_output=True, check=False)
+
+
+def test_a_database_that_stops_taking_writes_mid_run_keeps_the_run(
+        stopped_taking_writes: StoppedTakingWrites) -> None:
+    line = stopped_taking_writes.line
+    assert line.startswith(f"lab: {stopped_taking_writes.db}: cannot write the results database: "), line
 
 
 def test_the_run_left_running_in_a_database_that_stopped_taking_writes_points_to_its_copy(
-        tmp_path: Path, immutable: Callable[[Path], None]) -> None:
-    db = tmp_path / "results.db"
-
-    def spoil(db: Path) -> None:
-        for path in (db, Path(f"{db}-wal")):
-            immutable(path)
-
-    _, spare = _run_and_spoil(tmp_path, spoil)
+        stopped_taking_writes: StoppedTakingWrites) -> None:
+    db, spare = stopped_taking_writes.db, stopped_taking_writes.spare
     for path in (db, Path(f"{db}-wal")):  # the disk has room again, the file is writable
         subprocess.run(["chattr", "-i", str(path)], check=True)
     expected = f"kept in {spare.name}: results.db stopped taking writes"
