@@ -22,7 +22,7 @@ import pytest
 from lab import __version__
 from lab.cli import cli
 from lab.store import Store
-from tests.conftest import REPO, _lab_children, one_line_error, run_lab, write_experiment
+from tests.conftest import REPO, _lab_children, one_line_error, read_lab, run_lab, write_experiment
 from tests.unit.test_cli import COMMANDS
 
 BASE = """
@@ -302,12 +302,12 @@ def test_run_json(session: Session) -> None:
 
 
 def test_runs_lists_them(session: Session) -> None:
-    res = run_lab("runs", "--db", str(session.db))
+    res = read_lab("runs", "--db", str(session.db))
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
     for name in ("tabled", "jsoned", "alpha", "beta"):
         assert name in res.stdout
-    res = run_lab("runs", "--db", str(session.db), "--format", "json")
+    res = read_lab("runs", "--db", str(session.db), "--format", "json")
     assert res.returncode == 0, res.stderr
     listed = json.loads(res.stdout)["runs"]
     ids = [r["id"] for r in session.doc["runs"]]
@@ -319,12 +319,12 @@ def test_runs_lists_them(session: Session) -> None:
 
 
 def test_runs_filters_by_experiment(session: Session) -> None:
-    res = run_lab("runs", "--db", str(session.db), "--format", "json", "--experiment", "jsoned")
+    res = read_lab("runs", "--db", str(session.db), "--format", "json", "--experiment", "jsoned")
     assert res.returncode == 0, res.stderr
     listed = json.loads(res.stdout)["runs"]
     assert sorted(r["id"] for r in listed) == sorted(r["id"] for r in session.doc["runs"])
     assert {r["experiment"] for r in listed} == {"jsoned"}
-    res = run_lab("runs", "--db", str(session.db), "--experiment", "jsoned", "--limit", "1")
+    res = read_lab("runs", "--db", str(session.db), "--experiment", "jsoned", "--limit", "1")
     assert res.returncode == 0, res.stderr
     assert "jsoned" in res.stdout and "tabled" not in res.stdout
     assert "beta" in res.stdout and "alpha" not in res.stdout
@@ -332,7 +332,7 @@ def test_runs_filters_by_experiment(session: Session) -> None:
 
 def test_show_prints_per_second_rows(session: Session) -> None:
     run = session.doc["runs"][0]
-    res = run_lab("show", str(run["id"]), "--db", str(session.db))
+    res = read_lab("show", str(run["id"]), "--db", str(session.db))
     assert res.returncode == 0, res.stderr
     out = res.stdout
     assert f"run {run['id']} · jsoned / alpha" in out
@@ -346,7 +346,7 @@ def test_show_prints_per_second_rows(session: Session) -> None:
     assert [row[0] for row in rows] == ["0", "1"], series
     assert all(row[-4] == "2" for row in rows), series
 
-    res = run_lab("show", str(run["id"]), "--db", str(session.db), "--format", "json")
+    res = read_lab("show", str(run["id"]), "--db", str(session.db), "--format", "json")
     assert res.returncode == 0, res.stderr
     shown = json.loads(res.stdout)
     assert shown["run"]["id"] == run["id"]
@@ -358,7 +358,7 @@ def test_show_prints_per_second_rows(session: Session) -> None:
 
 def test_compare_json_matches_run_json(session: Session) -> None:
     ids = [str(r["id"]) for r in session.doc["runs"]]
-    res = run_lab("compare", *ids, "--db", str(session.db), "--format", "json")
+    res = read_lab("compare", *ids, "--db", str(session.db), "--format", "json")
     assert res.returncode == 0, res.stderr
     compared = json.loads(res.stdout)
     assert compared["experiment"] == "jsoned"
@@ -371,17 +371,17 @@ def test_compare_json_matches_run_json(session: Session) -> None:
 
 
 def test_compare_table_is_the_run_table(session: Session) -> None:
-    listed = json.loads(run_lab("runs", "--db", str(session.db), "--format", "json",
+    listed = json.loads(read_lab("runs", "--db", str(session.db), "--format", "json",
                                 "--experiment", "tabled").stdout)["runs"]
     ids = sorted(str(r["id"]) for r in listed)
-    res = run_lab("compare", *ids, "--db", str(session.db))
+    res = read_lab("compare", *ids, "--db", str(session.db))
     assert res.returncode == 0, res.stderr
     assert res.stdout == session.table.stdout
 
 
 def test_compare_in_reverse_uses_the_first_as_baseline(session: Session) -> None:
     ids = [str(r["id"]) for r in reversed(session.doc["runs"])]
-    res = run_lab("compare", *ids, "--db", str(session.db))
+    res = read_lab("compare", *ids, "--db", str(session.db))
     assert res.returncode == 0, res.stderr
     assert f"change vs run {ids[0]} (beta)" in res.stdout
 
@@ -436,10 +436,10 @@ def test_read_commands_never_change_a_database(tmp_path: Path, session: Session)
         src.backup(dst)
     copy.chmod(0o444)
     copied = copy.read_bytes()
-    res = run_lab("runs", "--db", str(copy), "--format", "json")
+    res = read_lab("runs", "--db", str(copy), "--format", "json")
     assert res.returncode == 0, res.stderr
     assert len(json.loads(res.stdout)["runs"]) == len(json.loads(
-        run_lab("runs", "--db", str(session.db), "--format", "json").stdout)["runs"])
+        read_lab("runs", "--db", str(session.db), "--format", "json").stdout)["runs"])
     assert copy.read_bytes() == copied  # (SQLite may add its -wal/-shm side files)
 
 
@@ -459,7 +459,7 @@ def test_one_variant_quietly_into_lab_db(tmp_path: Path) -> None:
     assert runs[0]["config"]["load"]["vus"] == 3
     assert db.exists()
     assert not (tmp_path / "results.db").exists()
-    listed = run_lab("runs", "--format", "json", cwd=tmp_path, env=env)
+    listed = read_lab("runs", "--format", "json", cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr
     assert [(r["id"], r["variant"]) for r in json.loads(listed.stdout)["runs"]] == [
         (runs[0]["id"], "beta")]
@@ -494,7 +494,7 @@ def test_every_command_has_help(name: str) -> None:
     command = cli.commands[name]
     first = _first_help_line(command)
     assert len(first) > 10, f"lab {name} has no description"
-    res = run_lab(name, "--help")
+    res = read_lab(name, "--help")
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
     assert res.stdout.startswith(f"Usage: lab {name} ")
