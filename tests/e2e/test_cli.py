@@ -1,4 +1,5 @@
-"""The command line as a user sees it: real ``python -m lab`` subprocesses, real SQLite files.
+"""The command line as a user sees it: real ``python -m lab`` subprocesses (what they stored
+is read back through ``lab.cli.main`` in this process), real SQLite files.
 
 Bad input is one line on stderr and exit code 2, and creates no results database; good
 runs print data on stdout and progress on stderr; stored runs can be listed, shown and
