@@ -208,16 +208,18 @@ def run_lab(*args: str, cwd: Path | None = None, timeout: float = 120,
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def read_lab(*args: str, cwd: Path | None = None,
-             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def lab_in_process(*args: str, cwd: Path | None = None,
+                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``lab ARGS`` through the console script's ``main`` in this process, captured as
     ``run_lab`` captures it: the same commands, output, exit code and error handling
     without starting Python again (~0.5 s a call on the 2-core CI machine).
 
     For commands that read what a test stored with a real ``lab run`` (``runs``, ``show``,
-    ``compare``, ``report``, ``export``, ``doctor``, ``--help``). What is about the process
-    itself (signals, a closed stdout, what reaches stderr as it exits) and whatever starts
-    a run goes through ``run_lab``.
+    ``compare``, ``report``, ``export``, ``--help``), and for input the lab refuses before
+    it starts anything. Whatever is about the process itself (signals, a closed stdout,
+    what reaches stderr as it exits, the machine ``lab doctor`` reads), whatever starts a
+    run or a UI, and one bad-input case of each family (tests/e2e/test_input_errors.py)
+    go through ``run_lab``.
     """
     import signal
 

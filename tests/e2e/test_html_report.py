@@ -22,7 +22,7 @@ from lab.report.html import (
     run_color,
 )
 from lab.store import Store
-from tests.conftest import read_lab
+from tests.conftest import lab_in_process
 from tests.e2e.html_shot import chromium, count_color, plot_bands, read_png, screenshot
 from tests.unit.test_html_report import EXPERIMENT, SWEEP_CURVE, report_db  # noqa: F401 (fixture)
 
@@ -36,7 +36,7 @@ EXTERNAL = re.compile(r"<script|<link|<img|<iframe|<object|<embed|@import|url\(|
 
 def lab_report(*args: str) -> subprocess.CompletedProcess[str]:
     """``lab report ARGS`` (through ``lab.cli.main``, in this process)."""
-    return read_lab("report", *args)
+    return lab_in_process("report", *args)
 
 
 def _report(db: Path, out: Path, *ids: int) -> str:

@@ -27,7 +27,14 @@ import pytest
 
 from lab.results import open_results
 from lab.store import Store
-from tests.conftest import REPO, leaves_no_processes, one_line_error, read_lab, run_lab, write_experiment
+from tests.conftest import (
+    REPO,
+    lab_in_process,
+    leaves_no_processes,
+    one_line_error,
+    run_lab,
+    write_experiment,
+)
 from tests.synthetic import ONE_SECOND as BASE
 from tests.unit.test_store_errors import _damage, _stored_db, experiments_dir, immutable  # noqa: F401 (fixtures)
 
@@ -150,7 +157,7 @@ def _run_and_spoil(tmp_path: Path, spoil: Callable[[Path], None]) -> tuple[str, 
     assert len(spares) == 1, lines
     assert f"all of it is kept in {spares[0]} (lab show --db {spares[0]} 1)" in lines[0]
     # Nothing measured is lost: the spare holds the whole run, and its figures add up.
-    res = read_lab("show", "1", "--db", str(spares[0]), "--format", "json")
+    res = lab_in_process("show", "1", "--db", str(spares[0]), "--format", "json")
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["run"]["status"] == "completed"
@@ -210,9 +217,9 @@ def test_the_run_left_running_in_a_database_that_stopped_taking_writes_points_to
         subprocess.run(["chattr", "-i", str(path)], check=True)
     expected = f"kept in {spare.name}: results.db stopped taking writes"
     # Read-only commands show it so; the next lab that writes stores it so.
-    shown = json.loads(read_lab("show", "1", "--db", str(db), "--format", "json").stdout)["run"]
+    shown = json.loads(lab_in_process("show", "1", "--db", str(db), "--format", "json").stdout)["run"]
     assert (shown["status"], shown["reason"]) == ("failed", expected), shown
-    res = read_lab("runs", "--db", str(db), "--format", "json")
+    res = lab_in_process("runs", "--db", str(db), "--format", "json")
     assert res.returncode == 0, res.stderr
     with open_results(db):
         pass
@@ -273,9 +280,9 @@ def test_a_damaged_database_is_one_line_everywhere(tmp_path: Path, command: tupl
 def test_show_and_report_of_a_run_whose_series_is_damaged(tmp_path: Path) -> None:
     db = _stored_db(tmp_path)
     _damage(db, "intervals")
-    assert read_lab("runs", "--db", str(db)).returncode == 0  # what is sound still reads
+    assert lab_in_process("runs", "--db", str(db)).returncode == 0  # what is sound still reads
     for command in (("show", "1"), ("report", "1", "-o", "-")):
-        res = run_lab(*command, "--db", str(db))
+        res = lab_in_process(*command, "--db", str(db))
         line = one_line_error(res.returncode, res.stdout, res.stderr)
         assert line.startswith(f"{db}: cannot read the results database: database disk image is "
                                "malformed"), line
@@ -298,7 +305,7 @@ def test_doctor_checks_the_whole_file(tmp_path: Path) -> None:
 def test_run_checks_the_whole_file_before_it_starts(tmp_path: Path) -> None:
     db = _stored_db(tmp_path)
     _damage(db, "idx_intervals_run_id")  # opening and listing runs never read this index
-    assert read_lab("runs", "--db", str(db)).returncode == 0
+    assert lab_in_process("runs", "--db", str(db)).returncode == 0
     exp, marker = _experiment_with_marker(tmp_path)
     res = run_lab("run", str(exp), "--db", str(db), "-q", cwd=tmp_path, timeout=60)
     line = one_line_error(res.returncode, res.stdout, res.stderr)

@@ -28,7 +28,7 @@ import pytest
 
 from lab.store import Store
 from lab.tui.web import is_loopback, tui_command
-from tests.conftest import REPO, one_line_error, read_lab, run_lab, still_running
+from tests.conftest import REPO, lab_in_process, one_line_error, run_lab, still_running
 from tests.synthetic import QUICK
 from tests.tui.web_shot import browser_page, chromium, screenshot, wait_for_port
 
@@ -190,7 +190,7 @@ def test_who_gets_the_controls(tmp_path: Path) -> None:
     assert tui_command(Path("results.db"), Path("experiments"), view_only=True).endswith(" --view-only")
     res = run_lab("web", "--view-only", "--control", "--db", str(tmp_path / "web.db"), timeout=30)
     assert "exclude each other" in one_line_error(res.returncode, res.stdout, res.stderr)
-    help_text = read_lab("web", "--help").stdout
+    help_text = lab_in_process("web", "--help").stdout
     assert "127.0.0.1" in help_text and "--view-only" in help_text and "--control" in help_text
 
 
