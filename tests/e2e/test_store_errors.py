@@ -270,7 +270,7 @@ def test_a_damaged_database_is_one_line_everywhere(tmp_path: Path, command: tupl
     db = _stored_db(tmp_path)
     _damage(db, None)
     exp, marker = _experiment_with_marker(tmp_path)
-    res = run_lab(*(part.format(exp=exp) for part in command), "--db", str(db), cwd=tmp_path, timeout=60)
+    res = lab_in_process(*(part.format(exp=exp) for part in command), "--db", str(db), cwd=tmp_path)
     line = one_line_error(res.returncode, res.stdout, res.stderr)
     assert line.startswith(f"{db}: "), line
     assert "malformed" in line and f"lab doctor --db {db}" in line, line
@@ -380,7 +380,9 @@ def test_a_spoiled_database_is_refused_before_the_lab_starts_and_nothing_is_left
         port = str(probe.getsockname()[1])
     args = {"tui": ("tui",), "web": ("web", "--port", port), "run": ("run", str(exp), "-q"),
             "runs": ("runs",)}[command]
-    res = run_lab(*args, "--db", str(db), cwd=tmp_path, timeout=30)
+    # The UIs as processes of their own (were one to start); the rest in this process.
+    lab = run_lab if command in ("tui", "web") else lab_in_process
+    res = lab(*args, "--db", str(db), cwd=tmp_path)
     line = one_line_error(res.returncode, res.stdout, res.stderr)
     assert line.startswith(f"{db}: cannot open the results database: "), line
     assert ("not a SQLite file" if how == "garbage" else f"lab doctor --db {db}") in line, line
