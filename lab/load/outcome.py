@@ -5,9 +5,8 @@ failures apart from the target's errors. Shared by the client engines.
 from __future__ import annotations
 
 import errno
+import sys
 from dataclasses import dataclass
-
-import httpx
 
 GENERATOR_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL}
 """OS errors that are the generator's own failure (out of descriptors, buffers, memory or
@@ -52,15 +51,18 @@ def classify_exception(exc: BaseException) -> tuple[str, str]:
     message = f"{type(exc).__name__}: {exc}".strip()[:300]
     if code in GENERATOR_ERRNOS:
         return "generator", message
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+    # Only httpx raises its exceptions, and only the httpx engine imports it: a worker on
+    # the fast engine starts without it.
+    httpx = sys.modules.get("httpx")
+    if isinstance(exc, TimeoutError) or (httpx and isinstance(exc, httpx.TimeoutException)):
         return "timeout", message or "timeout"
-    if isinstance(exc, httpx.ConnectError):
+    if httpx and isinstance(exc, httpx.ConnectError):
         if code in (errno.ECONNRESET, errno.EPIPE):
             return "reset", message
         return "connect", message
-    if isinstance(exc, httpx.TransportError | ConnectionError):
+    if isinstance(exc, ConnectionError) or (httpx and isinstance(exc, httpx.TransportError)):
         return "reset", message
-    if isinstance(exc, httpx.TooManyRedirects):
+    if httpx and isinstance(exc, httpx.TooManyRedirects):
         return "redirects", message
     return "generator", message
 

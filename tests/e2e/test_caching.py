@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import run_lab
+from tests.conftest import lab_in_process
 from tests.e2e.conftest import CachingRun
 
 
@@ -19,12 +19,12 @@ def test_caching_experiment_shows_the_cache_winning(caching_run: CachingRun) -> 
 
     # lab compare reproduces the same tables from results.db; lab run adds what to look for.
     ids = [str(i) for i in caching_run.run_ids]
-    again = run_lab("compare", *ids, "--db", str(db))
+    again = lab_in_process("compare", *ids, "--db", str(db))
     assert again.returncode == 0, again.stderr
     assert table.startswith(again.stdout)
     assert "What to look for" in table[len(again.stdout):]
 
-    doc = json.loads(run_lab("compare", *ids, "--db", str(db), "--format", "json").stdout)
+    doc = json.loads(lab_in_process("compare", *ids, "--db", str(db), "--format", "json").stdout)
     runs = {r["variant"]: r for r in doc["runs"]}
     assert [r["status"] for r in doc["runs"]] == ["completed"] * len(ids)
     none, lru = runs["no-cache"]["summary"], runs["lru"]["summary"]

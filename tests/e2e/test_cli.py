@@ -1,4 +1,5 @@
-"""The command line as a user sees it: real ``python -m lab`` subprocesses, real SQLite files.
+"""The command line as a user sees it: real ``python -m lab`` runs (what they stored is read
+back, and most bad input refused, through ``lab.cli.main`` in this process), real SQLite files.
 
 Bad input is one line on stderr and exit code 2, and creates no results database; good
 runs print data on stdout and progress on stderr; stored runs can be listed, shown and
@@ -12,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ import pytest
 from lab import __version__
 from lab.cli import cli
 from lab.store import Store
-from tests.conftest import REPO, _lab_children, one_line_error, run_lab, write_experiment
+from tests.conftest import REPO, _lab_children, lab_in_process, one_line_error, run_lab, write_experiment
 from tests.unit.test_cli import COMMANDS
 
 BASE = """
@@ -52,10 +54,12 @@ def _one_line_error(res: subprocess.CompletedProcess[str]) -> str:
     return one_line_error(res.returncode, res.stdout, res.stderr)
 
 
-def _bad_run(tmp_path: Path, *args: str) -> str:
-    """``lab run ARGS --db tmp/results.db`` from tmp_path; must fail without creating a database."""
+def _bad_run(tmp_path: Path, *args: str, lab: Callable[..., subprocess.CompletedProcess[str]] = lab_in_process
+             ) -> str:
+    """``lab ARGS --db tmp/results.db`` from tmp_path (through ``lab.cli.main`` in this
+    process unless ``lab`` says otherwise); must fail without creating a database."""
     db = tmp_path / "out" / "results.db"
-    res = run_lab("run", *args, "--db", str(db), cwd=tmp_path)
+    res = lab("run", *args, "--db", str(db), cwd=tmp_path)
     line = _one_line_error(res)
     assert not db.exists()
     assert not db.parent.exists()
@@ -67,7 +71,7 @@ def _bad_run(tmp_path: Path, *args: str) -> str:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    line = _bad_run(tmp_path, "nope.toml")
+    line = _bad_run(tmp_path, "nope.toml", lab=run_lab)  # the one bad run through python -m lab
     assert line.startswith("nope.toml: ")
     assert "no such experiment file" in line
 
@@ -198,7 +202,7 @@ def test_unreadable_database_is_one_line(tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_text("this is not a database\n")
     for args in (("runs",), ("show", "1"), ("compare", "1", "2"), ("run", str(exp))):
-        line = _one_line_error(run_lab(*args, "--db", str(junk), cwd=tmp_path))
+        line = _one_line_error(lab_in_process(*args, "--db", str(junk), cwd=tmp_path))
         assert line.startswith(f"{junk}: "), line
         assert "not a database" in line
     assert junk.read_text() == "this is not a database\n"
@@ -209,13 +213,13 @@ def test_database_under_a_file_is_one_line(tmp_path: Path) -> None:
     exp = write_experiment(tmp_path, BASE)
     blocker = tmp_path / "file"
     blocker.write_text("")
-    line = _one_line_error(run_lab("run", str(exp), "--db", str(blocker / "x.db"), "-q",
+    line = _one_line_error(lab_in_process("run", str(exp), "--db", str(blocker / "x.db"), "-q",
                                    cwd=tmp_path))
     assert line.startswith(f"{blocker / 'x.db'}: ")
 
 
 def test_database_that_is_a_directory(tmp_path: Path) -> None:
-    line = _one_line_error(run_lab("runs", "--db", str(tmp_path), cwd=tmp_path))
+    line = _one_line_error(lab_in_process("runs", "--db", str(tmp_path), cwd=tmp_path))
     assert "is a directory" in line
 
 
@@ -302,12 +306,12 @@ def test_run_json(session: Session) -> None:
 
 
 def test_runs_lists_them(session: Session) -> None:
-    res = run_lab("runs", "--db", str(session.db))
+    res = lab_in_process("runs", "--db", str(session.db))
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
     for name in ("tabled", "jsoned", "alpha", "beta"):
         assert name in res.stdout
-    res = run_lab("runs", "--db", str(session.db), "--format", "json")
+    res = lab_in_process("runs", "--db", str(session.db), "--format", "json")
     assert res.returncode == 0, res.stderr
     listed = json.loads(res.stdout)["runs"]
     ids = [r["id"] for r in session.doc["runs"]]
@@ -319,12 +323,12 @@ def test_runs_lists_them(session: Session) -> None:
 
 
 def test_runs_filters_by_experiment(session: Session) -> None:
-    res = run_lab("runs", "--db", str(session.db), "--format", "json", "--experiment", "jsoned")
+    res = lab_in_process("runs", "--db", str(session.db), "--format", "json", "--experiment", "jsoned")
     assert res.returncode == 0, res.stderr
     listed = json.loads(res.stdout)["runs"]
     assert sorted(r["id"] for r in listed) == sorted(r["id"] for r in session.doc["runs"])
     assert {r["experiment"] for r in listed} == {"jsoned"}
-    res = run_lab("runs", "--db", str(session.db), "--experiment", "jsoned", "--limit", "1")
+    res = lab_in_process("runs", "--db", str(session.db), "--experiment", "jsoned", "--limit", "1")
     assert res.returncode == 0, res.stderr
     assert "jsoned" in res.stdout and "tabled" not in res.stdout
     assert "beta" in res.stdout and "alpha" not in res.stdout
@@ -332,7 +336,7 @@ def test_runs_filters_by_experiment(session: Session) -> None:
 
 def test_show_prints_per_second_rows(session: Session) -> None:
     run = session.doc["runs"][0]
-    res = run_lab("show", str(run["id"]), "--db", str(session.db))
+    res = lab_in_process("show", str(run["id"]), "--db", str(session.db))
     assert res.returncode == 0, res.stderr
     out = res.stdout
     assert f"run {run['id']} · jsoned / alpha" in out
@@ -346,7 +350,7 @@ def test_show_prints_per_second_rows(session: Session) -> None:
     assert [row[0] for row in rows] == ["0", "1"], series
     assert all(row[-4] == "2" for row in rows), series
 
-    res = run_lab("show", str(run["id"]), "--db", str(session.db), "--format", "json")
+    res = lab_in_process("show", str(run["id"]), "--db", str(session.db), "--format", "json")
     assert res.returncode == 0, res.stderr
     shown = json.loads(res.stdout)
     assert shown["run"]["id"] == run["id"]
@@ -358,7 +362,7 @@ def test_show_prints_per_second_rows(session: Session) -> None:
 
 def test_compare_json_matches_run_json(session: Session) -> None:
     ids = [str(r["id"]) for r in session.doc["runs"]]
-    res = run_lab("compare", *ids, "--db", str(session.db), "--format", "json")
+    res = lab_in_process("compare", *ids, "--db", str(session.db), "--format", "json")
     assert res.returncode == 0, res.stderr
     compared = json.loads(res.stdout)
     assert compared["experiment"] == "jsoned"
@@ -371,28 +375,28 @@ def test_compare_json_matches_run_json(session: Session) -> None:
 
 
 def test_compare_table_is_the_run_table(session: Session) -> None:
-    listed = json.loads(run_lab("runs", "--db", str(session.db), "--format", "json",
+    listed = json.loads(lab_in_process("runs", "--db", str(session.db), "--format", "json",
                                 "--experiment", "tabled").stdout)["runs"]
     ids = sorted(str(r["id"]) for r in listed)
-    res = run_lab("compare", *ids, "--db", str(session.db))
+    res = lab_in_process("compare", *ids, "--db", str(session.db))
     assert res.returncode == 0, res.stderr
     assert res.stdout == session.table.stdout
 
 
 def test_compare_in_reverse_uses_the_first_as_baseline(session: Session) -> None:
     ids = [str(r["id"]) for r in reversed(session.doc["runs"])]
-    res = run_lab("compare", *ids, "--db", str(session.db))
+    res = lab_in_process("compare", *ids, "--db", str(session.db))
     assert res.returncode == 0, res.stderr
     assert f"change vs run {ids[0]} (beta)" in res.stdout
 
 
 def test_missing_run_ids(session: Session) -> None:
-    line = _one_line_error(run_lab("show", "999", "--db", str(session.db)))
+    line = _one_line_error(lab_in_process("show", "999", "--db", str(session.db)))
     assert "999" in line and line.startswith(f"{session.db}: ")
     first = str(session.doc["runs"][0]["id"])
-    line = _one_line_error(run_lab("compare", first, "999", "--db", str(session.db)))
+    line = _one_line_error(lab_in_process("compare", first, "999", "--db", str(session.db)))
     assert "999" in line
-    line = _one_line_error(run_lab("show", "abc", "--db", str(session.db)))
+    line = _one_line_error(lab_in_process("show", "abc", "--db", str(session.db)))
     assert "'abc'" in line
 
 
@@ -400,7 +404,7 @@ def test_missing_database(tmp_path: Path) -> None:
     in_missing_dir = tmp_path / "nonexistent" / "dir" / "x.db"
     for cmd, db in ((("runs",), in_missing_dir), (("runs",), tmp_path / "x.db"),
                     (("show", "1"), in_missing_dir), (("compare", "1", "2"), tmp_path / "x.db")):
-        line = _one_line_error(run_lab(*cmd, "--db", str(db), cwd=tmp_path))
+        line = _one_line_error(lab_in_process(*cmd, "--db", str(db), cwd=tmp_path))
         assert line.startswith(f"{db}: ") and "no such results database" in line
         assert not db.exists()
         assert not db.parent.exists() or db.parent == tmp_path
@@ -410,7 +414,7 @@ def test_missing_database(tmp_path: Path) -> None:
 def test_run_refuses_a_database_in_a_missing_directory(tmp_path: Path) -> None:
     exp = write_experiment(tmp_path, TWO_VARIANTS)
     db = tmp_path / "nonexistent" / "x.db"
-    line = _one_line_error(run_lab("run", str(exp), "--db", str(db)))
+    line = _one_line_error(lab_in_process("run", str(exp), "--db", str(db)))
     assert "does not exist" in line
     assert not db.parent.exists()
 
@@ -422,10 +426,10 @@ def test_read_commands_never_change_a_database(tmp_path: Path, session: Session)
     with sqlite3.connect(other) as conn:
         conn.execute("create table notes (body text)")
     before = other.read_bytes()
-    line = _one_line_error(run_lab("runs", "--db", str(other)))
+    line = _one_line_error(lab_in_process("runs", "--db", str(other)))
     assert "not a Scalability Lab results database" in line
     assert other.read_bytes() == before
-    line = _one_line_error(run_lab("run", str(write_experiment(tmp_path, TWO_VARIANTS)),
+    line = _one_line_error(lab_in_process("run", str(write_experiment(tmp_path, TWO_VARIANTS)),
                                    "--db", str(other)))
     assert "not a Scalability Lab results database" in line
     # A results.db on a read-only copy can still be read.
@@ -436,10 +440,10 @@ def test_read_commands_never_change_a_database(tmp_path: Path, session: Session)
         src.backup(dst)
     copy.chmod(0o444)
     copied = copy.read_bytes()
-    res = run_lab("runs", "--db", str(copy), "--format", "json")
+    res = lab_in_process("runs", "--db", str(copy), "--format", "json")
     assert res.returncode == 0, res.stderr
     assert len(json.loads(res.stdout)["runs"]) == len(json.loads(
-        run_lab("runs", "--db", str(session.db), "--format", "json").stdout)["runs"])
+        lab_in_process("runs", "--db", str(session.db), "--format", "json").stdout)["runs"])
     assert copy.read_bytes() == copied  # (SQLite may add its -wal/-shm side files)
 
 
@@ -459,13 +463,13 @@ def test_one_variant_quietly_into_lab_db(tmp_path: Path) -> None:
     assert runs[0]["config"]["load"]["vus"] == 3
     assert db.exists()
     assert not (tmp_path / "results.db").exists()
-    listed = run_lab("runs", "--format", "json", cwd=tmp_path, env=env)
+    listed = lab_in_process("runs", "--format", "json", cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr
     assert [(r["id"], r["variant"]) for r in json.loads(listed.stdout)["runs"]] == [
         (runs[0]["id"], "beta")]
     # --db wins over LAB_DB.
     other = tmp_path / "other.db"
-    line = _one_line_error(run_lab("runs", "--db", str(other), cwd=tmp_path, env=env))
+    line = _one_line_error(lab_in_process("runs", "--db", str(other), cwd=tmp_path, env=env))
     assert line.startswith(f"{other}: ")
 
 
@@ -494,7 +498,7 @@ def test_every_command_has_help(name: str) -> None:
     command = cli.commands[name]
     first = _first_help_line(command)
     assert len(first) > 10, f"lab {name} has no description"
-    res = run_lab(name, "--help")
+    res = lab_in_process(name, "--help")
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""
     assert res.stdout.startswith(f"Usage: lab {name} ")

@@ -13,7 +13,7 @@ from pathlib import Path
 from lab.plan import plan_runs
 from lab.spec import load_experiment
 from lab.store import Store
-from tests.conftest import one_line_error, run_lab, write_experiment
+from tests.conftest import lab_in_process, one_line_error, run_lab, write_experiment
 from tests.synthetic import ONE_SECOND as BASE
 from tests.synthetic import T0, record, summary_of, synthetic_events
 
@@ -35,12 +35,12 @@ def _db_with(tmp_path: Path, experiments: list[str]) -> Path:
 
 def test_empty_listings_say_so(tmp_path: Path) -> None:
     db = _db_with(tmp_path, ["alpha", "beta"])
-    res = run_lab("runs", "--experiment", "nosuch", "--db", str(db))
+    res = lab_in_process("runs", "--experiment", "nosuch", "--db", str(db))
     assert res.returncode == 0, res.stderr
     assert res.stdout == f"no runs of experiment 'nosuch' in {db}; stored experiments: alpha, beta\n"
-    res = run_lab("runs", "--experiment", "nosuch", "--db", str(db), "--format", "json")
+    res = lab_in_process("runs", "--experiment", "nosuch", "--db", str(db), "--format", "json")
     assert json.loads(res.stdout) == {"runs": []}
-    res = run_lab("sweep", "--db", str(db))
+    res = lab_in_process("sweep", "--db", str(db))
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith(f"no sweeps in {db}")
     assert len(res.stdout.splitlines()) == 1
@@ -48,13 +48,13 @@ def test_empty_listings_say_so(tmp_path: Path) -> None:
 
 def test_compare_across_experiments_says_so_above_the_table(tmp_path: Path) -> None:
     db = _db_with(tmp_path, ["alpha", "alpha", "beta"])
-    res = run_lab("compare", "1", "2", "3", "--db", str(db))
+    res = lab_in_process("compare", "1", "2", "3", "--db", str(db))
     assert res.returncode == 0, res.stderr
     first, *rest = res.stdout.splitlines()
     assert first == ("note: these runs come from different experiments (alpha: runs 1, 2; beta: run 3): "
                      "their targets and loads may differ, so a change is not the variant's alone")
     assert any(line.lstrip().startswith("3 default") for line in rest)
-    same = run_lab("compare", "1", "2", "--db", str(db))
+    same = lab_in_process("compare", "1", "2", "--db", str(db))
     assert "note:" not in same.stdout
 
 

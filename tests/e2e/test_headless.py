@@ -15,7 +15,7 @@ import pytest
 from lab.plan import plan_runs
 from lab.spec import load_experiment
 from lab.store import Store
-from tests.conftest import REPO, leaves_no_processes, run_lab, write_experiment
+from tests.conftest import REPO, lab_in_process, leaves_no_processes, run_lab, write_experiment
 from tests.synthetic import QUICK, T0, record, summary_of, synthetic_events
 
 EXP = f"""
@@ -49,11 +49,11 @@ SharedRun = tuple[Path, subprocess.CompletedProcess[str]]
 ])
 def test_bad_thresholds_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
     exp = write_experiment(tmp_path, EXP)
-    res = run_lab("run", str(exp), "--db", str(tmp_path / "r.db"), "--threshold", text)
+    res = lab_in_process("run", str(exp), "--db", str(tmp_path / "r.db"), "--threshold", text)
     assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "r.db").exists()
     bad_file = write_experiment(tmp_path, EXP.replace('p95 = "<500ms"', 'p95 = "<500 parsecs"'), "bad")
-    res = run_lab("run", str(bad_file), "--db", str(tmp_path / "r.db"))
+    res = lab_in_process("run", str(bad_file), "--db", str(tmp_path / "r.db"))
     assert res.returncode == 2 and "thresholds.p95: unit 'parsecs' does not fit p95" in res.stderr
 
 
@@ -83,7 +83,7 @@ def test_thresholds_per_run_exit_code_and_json(thresholds_run: SharedRun) -> Non
     assert "1 threshold check failed: run 2 (b) throughput>100000" in res.stderr
     # lab compare checks stored runs the same way, and its table lists every check. (A run
     # that meets every threshold exits 0: the repeat test's.)
-    cmp = run_lab("compare", "1", "2", "--db", str(db), "--threshold", "p95<1ms",
+    cmp = lab_in_process("compare", "1", "2", "--db", str(db), "--threshold", "p95<1ms",
                   "--threshold", "p50<1s")
     assert cmp.returncode == 1 and "✗ run 1 (a) p95<1ms" in cmp.stdout
     assert "✓ run 1 (a) p50<1s" in cmp.stdout and "2 passed, 2 failed" in cmp.stdout
@@ -112,7 +112,7 @@ def test_repeat_gives_median_and_spread_and_compare_is_noise_aware(tmp_path: Pat
     # 2 VUs, each request at least 20 ms: never more than 100 req/s (measured 97).
     assert 0 < tp["median"] <= 100, tp
     # b against a's repetitions: same endpoint, so throughput is within noise.
-    cmp = run_lab("compare", "--baseline", "1", "2", "4", "--db", str(db), "--format", "json")
+    cmp = lab_in_process("compare", "--baseline", "1", "2", "4", "--db", str(db), "--format", "json")
     assert cmp.returncode == 0, cmp.stderr
     change = json.loads(cmp.stdout)["changes"][0]
     assert change["run_ids"] == [2, 4]
@@ -130,7 +130,7 @@ def test_compare_says_within_noise_better_and_worse(tmp_path: Path) -> None:
             events = synthetic_events(plan, f"run{k}", rps, p95_ms, 6, T0 + 100 * k)
             record(store, events, "completed", None, T0 + 100 * k + 7,
                    summary_of(events, 0, 0.5, 60_000_000, None))
-    res = run_lab("compare", "--baseline", "1", "2", "3", "--db", str(db), "--format", "json",
+    res = lab_in_process("compare", "--baseline", "1", "2", "3", "--db", str(db), "--format", "json",
                   "--fail-on-regression")
     assert res.returncode == 0, res.stderr  # nothing got worse
     verdicts = {tuple(c["run_ids"]): {f["figure"]: f["verdict"] for f in c["figures"]}
@@ -140,9 +140,9 @@ def test_compare_says_within_noise_better_and_worse(tmp_path: Path) -> None:
                               "error_rate": "within noise"}
     assert verdicts[(3,)]["throughput_rps"] == "better" and verdicts[(3,)]["p50_ms"] == "better"
     # Against run 3, run 1 got worse: the regression gate fails.
-    back = run_lab("compare", "--baseline", "3", "1", "--db", str(db), "--fail-on-regression")
+    back = lab_in_process("compare", "--baseline", "3", "1", "--db", str(db), "--fail-on-regression")
     assert back.returncode == 1 and "a figure got worse beyond the measured noise" in back.stderr
-    table = run_lab("compare", "--baseline", "1", "2", "3", "--db", str(db))
+    table = lab_in_process("compare", "--baseline", "1", "2", "3", "--db", str(db))
     assert table.returncode == 0, table.stderr
     # One table per candidate, each figure's verdict at the end of its row.
     rows = [line.split() for line in table.stdout.splitlines() if line.startswith("throughput_rps")]
@@ -202,7 +202,7 @@ def test_json_output_validates_against_the_documented_schema(thresholds_run: Sha
     doc = json.loads(res.stdout)
     jsonschema.validate(doc, schema)
     assert "thresholds" in doc
-    jsonschema.validate(json.loads(run_lab("compare", "1", "2", "--db", str(db), "--format",
+    jsonschema.validate(json.loads(lab_in_process("compare", "1", "2", "--db", str(db), "--format",
                                            "json").stdout), schema)
     # The schema is strict enough to catch a broken document.
     doc["runs"][0]["status"] = "exploded"

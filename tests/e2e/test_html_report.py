@@ -22,7 +22,7 @@ from lab.report.html import (
     run_color,
 )
 from lab.store import Store
-from tests.conftest import run_lab
+from tests.conftest import lab_in_process
 from tests.e2e.html_shot import chromium, count_color, plot_bands, read_png, screenshot
 from tests.unit.test_html_report import EXPERIMENT, SWEEP_CURVE, report_db  # noqa: F401 (fixture)
 
@@ -35,8 +35,8 @@ EXTERNAL = re.compile(r"<script|<link|<img|<iframe|<object|<embed|@import|url\(|
 
 
 def lab_report(*args: str) -> subprocess.CompletedProcess[str]:
-    """``lab report ARGS`` (``python -m lab``)."""
-    return run_lab("report", *args)
+    """``lab report ARGS`` (through ``lab.cli.main``, in this process)."""
+    return lab_in_process("report", *args)
 
 
 def _report(db: Path, out: Path, *ids: int) -> str:

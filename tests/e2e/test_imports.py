@@ -51,3 +51,10 @@ def test_the_engine_loads_neither_the_store_nor_sqlite_nor_textual() -> None:
 def test_the_command_line_loads_textual_only_for_the_tui() -> None:
     loaded = _loaded_by("lab.cli")
     assert "lab.cli.run" in loaded and not _textual(loaded)
+
+
+def test_a_generator_worker_loads_httpx_only_for_the_httpx_engine() -> None:
+    # A worker starts with every run (and sweep level); the fast engine, the one loopback
+    # targets get, needs none of httpx, whose import is a quarter of the worker's start.
+    assert not {m for m in _loaded_by("lab.load.worker") if m.split(".")[0] == "httpx"}
+    assert "httpx" in _loaded_by("lab.load.worker", "lab.load.httpx_engine")

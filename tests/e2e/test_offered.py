@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lab.store import Store
-from tests.conftest import REPO, run_lab, write_experiment
+from tests.conftest import REPO, lab_in_process, run_lab, write_experiment
 
 # One slot held 20 ms per request: a capacity of 50 req/s, known in advance. Arrivals that
 # find 5 waiting are answered 503 at once (no backlog to drain after the run).
@@ -62,8 +62,8 @@ def test_an_open_model_run_past_the_targets_capacity_is_flagged_with_both_figure
         store.close()
     assert stored["triple"] is not None and stored["triple"].load_not_achieved
     assert stored["half"] is not None and not stored["half"].load_not_achieved
-    show = run_lab("show", "2", "--db", str(db))
+    show = lab_in_process("show", "2", "--db", str(db))
     assert f"{triple['achieved_rps']:.1f} of 150.0 offered (" in show.stdout, show.stdout
-    table = run_lab("compare", "1", "2", "--db", str(db))
+    table = lab_in_process("compare", "1", "2", "--db", str(db))
     assert "below offered" in table.stdout and f"run 2 below offered load: {reason}" in \
         " ".join(table.stdout.split()), table.stdout

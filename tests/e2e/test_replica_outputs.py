@@ -19,7 +19,7 @@ import pytest
 from lab.report.html import PLOT_BG, run_color
 from lab.store import Store
 from lab.topology.services import find_components
-from tests.conftest import run_lab, write_experiment
+from tests.conftest import lab_in_process, run_lab, write_experiment
 from tests.e2e.html_shot import count_color, plot_bands, read_png, screenshot
 from tests.e2e.test_html_report import _assert_self_contained, _chromium_or_skip, _no_browser_left
 
@@ -64,7 +64,7 @@ def replica_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_report_of_a_real_replica_run_draws_its_replicas(replica_db: Path, tmp_path: Path) -> None:
     page = tmp_path / "report.html"
-    res = run_lab("report", "1", "-o", str(page), "--db", str(replica_db))
+    res = lab_in_process("report", "1", "-o", str(page), "--db", str(replica_db))
     assert res.returncode == 0, res.stderr
     html = page.read_text(encoding="utf-8")
     _assert_self_contained(html)
@@ -103,7 +103,7 @@ def test_the_report_of_a_real_replica_run_draws_its_replicas(replica_db: Path, t
 
 def test_export_of_a_real_replica_run_adds_up(replica_db: Path) -> None:
     def export(*args: str) -> list[dict[str, str]]:
-        res = run_lab("export", "1", *args, "--db", str(replica_db))
+        res = lab_in_process("export", "1", *args, "--db", str(replica_db))
         assert res.returncode == 0, res.stderr
         return list(csv.DictReader(io.StringIO(res.stdout)))
 
@@ -127,10 +127,10 @@ def test_export_of_a_real_replica_run_adds_up(replica_db: Path) -> None:
 
 
 def test_compare_markdown_and_csv_of_a_real_replica_run(replica_db: Path) -> None:
-    res = run_lab("compare", "1", "--format", "markdown", "--db", str(replica_db))
+    res = lab_in_process("compare", "1", "--format", "markdown", "--db", str(replica_db))
     assert res.returncode == 0, res.stderr
     assert "**Replicas**" in res.stdout and "- #1 default: nginx least_conn, replica-seconds" in res.stdout
-    res = run_lab("compare", "1", "--format", "csv", "--db", str(replica_db))
+    res = lab_in_process("compare", "1", "--format", "csv", "--db", str(replica_db))
     assert res.returncode == 0, res.stderr
     row = next(csv.DictReader(io.StringIO(res.stdout)))
     assert int(row["max_ready"]) >= 2 and float(row["replica_seconds"]) > 0

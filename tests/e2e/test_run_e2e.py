@@ -19,6 +19,7 @@ from lab.store import StoreError
 from tests.conftest import (
     CONTRACT_TOOL,
     REPO,
+    lab_in_process,
     leaves_no_processes,
     run_lab,
     still_running,
@@ -473,7 +474,7 @@ def test_kill_9_leaves_no_orphans_and_the_run_is_marked_later(tmp_path: Path, db
     assert alive == []
     # lab runs (read-only) already shows it as killed, with what it measured after the
     # 1 s warm-up; the database is left as it is until a lab opens it for writing.
-    res = run_lab("runs", "--db", str(db_path), "--format", "json")
+    res = lab_in_process("runs", "--db", str(db_path), "--format", "json")
     assert res.returncode == 0, res.stderr
     listed = json.loads(res.stdout)["runs"][0]
     assert listed["status"] == "failed" and listed["measured"] is True

@@ -26,7 +26,7 @@ from lab.procs import spawn, terminate_tree
 from lab.report.table import comparison_table, render
 from lab.store import Store
 from lab.topology.targets import STOP_GRACE_S
-from tests.conftest import REPO, leaves_no_processes, run_lab, write_experiment
+from tests.conftest import REPO, lab_in_process, leaves_no_processes, run_lab, write_experiment
 
 FAST = f"""
     [experiment]
@@ -119,7 +119,8 @@ def test_a_run_of_a_few_milliseconds_is_stored_but_not_summarised(short_run: Sho
     assert run.reason is not None and run.reason.startswith("too short to summarise: 0.")
     assert run.reason.endswith(f"s measured (at least {MIN_SHORT_RUN_S:g} s needed)"), run.reason
     # Every output says "not measured" and why, never a number.
-    shown = json.loads(run_lab("show", str(run.id), "--db", str(short_run.db), "--format", "json").stdout)
+    shown = json.loads(lab_in_process("show", str(run.id), "--db", str(short_run.db),
+                                      "--format", "json").stdout)
     assert shown["run"]["measured"] is False and "too short to summarise" in shown["run"]["reason"]
     table = " ".join(render(comparison_table([run]), width=100).split())
     assert f"1 {run.variant} completed – – – – –" in table

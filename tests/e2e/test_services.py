@@ -26,7 +26,7 @@ from lab.plan import plan_runs
 from lab.spec import Experiment, load_experiment
 from lab.store import Store
 from lab.topology.services import OWNER_FILE, PG_DIR_PREFIX, find_components, remove_orphaned_dirs
-from tests.conftest import REPO, run_lab, still_running, write_experiment
+from tests.conftest import REPO, lab_in_process, run_lab, still_running, write_experiment
 from tests.synthetic import NEEDS_REDIS
 
 COMPONENTS = find_components()
@@ -77,7 +77,7 @@ def test_services_start_serve_the_target_and_stop_with_the_run(tmp_path: Path) -
     assert "What to look for" in table.stdout and "downstream app" in table.stdout
     assert "reported by the target" in table.stdout and "services_calls" in table.stdout
     # The same run as JSON (what lab run --format json prints, from the database).
-    res = run_lab("compare", "1", "--db", str(db), "--format", "json")
+    res = lab_in_process("compare", "1", "--db", str(db), "--format", "json")
     assert res.returncode == 0, res.stderr
     run = json.loads(res.stdout)["runs"][0]
     assert run["status"] == "completed", run["reason"]
@@ -101,9 +101,9 @@ def test_services_start_serve_the_target_and_stop_with_the_run(tmp_path: Path) -
         port = int(url.rsplit(":", 1)[1].split("/")[0])
         assert port_is_free(port), f"{url} still listening after the run"
     # lab show puts each gauge beside the per-second series.
-    show = run_lab("show", "1", "--db", str(db))
+    show = lab_in_process("show", "1", "--db", str(db))
     assert show.returncode == 0 and "fast total" in show.stdout and "uptime s" in show.stdout
-    series = json.loads(run_lab("show", "1", "--db", str(db), "--format", "json").stdout)
+    series = json.loads(lab_in_process("show", "1", "--db", str(db), "--format", "json").stdout)
     assert {s["name"] for s in series["target_samples"]} == {"uptime_s", "fast_total", "in_flight"}
 
 

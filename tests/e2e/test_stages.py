@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_lab, write_experiment
+from tests.conftest import REPO, lab_in_process, run_lab, write_experiment
 
 STAGED = f"""
     [experiment]
@@ -65,7 +65,7 @@ def test_staged_run_reports_each_stage_with_littles_law(tmp_path: Path) -> None:
         # target's own in_flight gauge shows.
         assert st["in_flight_target"] is not None and st["in_flight_little"] > 0
         assert st["little_ok"], st
-    table = run_lab("show", "1", "--db", str(db))
+    table = lab_in_process("show", "1", "--db", str(db))
     assert table.returncode == 0, table.stderr
     assert "by stage" in table.stdout and "X·W" in table.stdout
 

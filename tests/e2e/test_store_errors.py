@@ -12,20 +12,29 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from lab.results import open_results
 from lab.store import Store
-from tests.conftest import REPO, one_line_error, run_lab, write_experiment
+from tests.conftest import (
+    REPO,
+    lab_in_process,
+    leaves_no_processes,
+    one_line_error,
+    run_lab,
+    write_experiment,
+)
 from tests.synthetic import ONE_SECOND as BASE
 from tests.unit.test_store_errors import _damage, _stored_db, experiments_dir, immutable  # noqa: F401 (fixtures)
 
@@ -148,7 +157,7 @@ def _run_and_spoil(tmp_path: Path, spoil: Callable[[Path], None]) -> tuple[str, 
     assert len(spares) == 1, lines
     assert f"all of it is kept in {spares[0]} (lab show --db {spares[0]} 1)" in lines[0]
     # Nothing measured is lost: the spare holds the whole run, and its figures add up.
-    res = run_lab("show", "1", "--db", str(spares[0]), "--format", "json")
+    res = lab_in_process("show", "1", "--db", str(spares[0]), "--format", "json")
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["run"]["status"] == "completed"
@@ -159,32 +168,58 @@ def _run_and_spoil(tmp_path: Path, spoil: Callable[[Path], None]) -> tuple[str, 
     return lines[0], spares[0]
 
 
-def test_a_database_that_stops_taking_writes_mid_run_keeps_the_run(
-        tmp_path: Path, immutable: Callable[[Path], None]) -> None:
+@dataclass(frozen=True)
+class StoppedTakingWrites:
+    """A 4 s run whose results.db (and its WAL) became immutable once it had stored an
+    interval: the lab's one line on stderr and the spare it kept the run in."""
+
+    db: Path
+    line: str
+    spare: Path
+
+
+@pytest.fixture(scope="module")
+def stopped_taking_writes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoppedTakingWrites]:
+    """The run both tests below read (made once): what the lab said, and the spare; the
+    files are made writable again afterwards, or pytest could not remove them."""
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr is not installed")
+    tmp = tmp_path_factory.mktemp("stopped-taking-writes")
+    db = tmp / "results.db"
+    made: list[Path] = []
+
     def spoil(db: Path) -> None:
         for path in (db, Path(f"{db}-wal")):
-            immutable(path)
+            res = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True, check=False)
+            if res.returncode != 0:
+                pytest.skip(f"chattr +i is not permitted here: {res.stderr.strip()}")
+            made.append(path)
 
-    line, _ = _run_and_spoil(tmp_path, spoil)
-    assert line.startswith(f"lab: {tmp_path / 'results.db'}: cannot write the results database: "), line
+    try:
+        with leaves_no_processes("lab run into a database that stops taking writes"):
+            line, spare = _run_and_spoil(tmp, spoil)
+        yield StoppedTakingWrites(db, line, spare)
+    finally:
+        for path in made:
+            subprocess.run(["chattr", "-i", str(path)], capture_output=True, check=False)
+
+
+def test_a_database_that_stops_taking_writes_mid_run_keeps_the_run(
+        stopped_taking_writes: StoppedTakingWrites) -> None:
+    line = stopped_taking_writes.line
+    assert line.startswith(f"lab: {stopped_taking_writes.db}: cannot write the results database: "), line
 
 
 def test_the_run_left_running_in_a_database_that_stopped_taking_writes_points_to_its_copy(
-        tmp_path: Path, immutable: Callable[[Path], None]) -> None:
-    db = tmp_path / "results.db"
-
-    def spoil(db: Path) -> None:
-        for path in (db, Path(f"{db}-wal")):
-            immutable(path)
-
-    _, spare = _run_and_spoil(tmp_path, spoil)
+        stopped_taking_writes: StoppedTakingWrites) -> None:
+    db, spare = stopped_taking_writes.db, stopped_taking_writes.spare
     for path in (db, Path(f"{db}-wal")):  # the disk has room again, the file is writable
         subprocess.run(["chattr", "-i", str(path)], check=True)
     expected = f"kept in {spare.name}: results.db stopped taking writes"
     # Read-only commands show it so; the next lab that writes stores it so.
-    shown = json.loads(run_lab("show", "1", "--db", str(db), "--format", "json").stdout)["run"]
+    shown = json.loads(lab_in_process("show", "1", "--db", str(db), "--format", "json").stdout)["run"]
     assert (shown["status"], shown["reason"]) == ("failed", expected), shown
-    res = run_lab("runs", "--db", str(db), "--format", "json")
+    res = lab_in_process("runs", "--db", str(db), "--format", "json")
     assert res.returncode == 0, res.stderr
     with open_results(db):
         pass
@@ -235,7 +270,7 @@ def test_a_damaged_database_is_one_line_everywhere(tmp_path: Path, command: tupl
     db = _stored_db(tmp_path)
     _damage(db, None)
     exp, marker = _experiment_with_marker(tmp_path)
-    res = run_lab(*(part.format(exp=exp) for part in command), "--db", str(db), cwd=tmp_path, timeout=60)
+    res = lab_in_process(*(part.format(exp=exp) for part in command), "--db", str(db), cwd=tmp_path)
     line = one_line_error(res.returncode, res.stdout, res.stderr)
     assert line.startswith(f"{db}: "), line
     assert "malformed" in line and f"lab doctor --db {db}" in line, line
@@ -245,9 +280,9 @@ def test_a_damaged_database_is_one_line_everywhere(tmp_path: Path, command: tupl
 def test_show_and_report_of_a_run_whose_series_is_damaged(tmp_path: Path) -> None:
     db = _stored_db(tmp_path)
     _damage(db, "intervals")
-    assert run_lab("runs", "--db", str(db)).returncode == 0  # what is sound still reads
+    assert lab_in_process("runs", "--db", str(db)).returncode == 0  # what is sound still reads
     for command in (("show", "1"), ("report", "1", "-o", "-")):
-        res = run_lab(*command, "--db", str(db))
+        res = lab_in_process(*command, "--db", str(db))
         line = one_line_error(res.returncode, res.stdout, res.stderr)
         assert line.startswith(f"{db}: cannot read the results database: database disk image is "
                                "malformed"), line
@@ -270,7 +305,7 @@ def test_doctor_checks_the_whole_file(tmp_path: Path) -> None:
 def test_run_checks_the_whole_file_before_it_starts(tmp_path: Path) -> None:
     db = _stored_db(tmp_path)
     _damage(db, "idx_intervals_run_id")  # opening and listing runs never read this index
-    assert run_lab("runs", "--db", str(db)).returncode == 0
+    assert lab_in_process("runs", "--db", str(db)).returncode == 0
     exp, marker = _experiment_with_marker(tmp_path)
     res = run_lab("run", str(exp), "--db", str(db), "-q", cwd=tmp_path, timeout=60)
     line = one_line_error(res.returncode, res.stdout, res.stderr)
@@ -345,7 +380,9 @@ def test_a_spoiled_database_is_refused_before_the_lab_starts_and_nothing_is_left
         port = str(probe.getsockname()[1])
     args = {"tui": ("tui",), "web": ("web", "--port", port), "run": ("run", str(exp), "-q"),
             "runs": ("runs",)}[command]
-    res = run_lab(*args, "--db", str(db), cwd=tmp_path, timeout=30)
+    # The UIs as processes of their own (were one to start); the rest in this process.
+    lab = run_lab if command in ("tui", "web") else lab_in_process
+    res = lab(*args, "--db", str(db), cwd=tmp_path)
     line = one_line_error(res.returncode, res.stdout, res.stderr)
     assert line.startswith(f"{db}: cannot open the results database: "), line
     assert ("not a SQLite file" if how == "garbage" else f"lab doctor --db {db}") in line, line

@@ -12,7 +12,7 @@ import pytest
 from lab.plan import plan_runs
 from lab.spec import SpecError, load_experiment
 from lab.store import Store
-from tests.conftest import REPO, run_lab, write_experiment
+from tests.conftest import REPO, lab_in_process, run_lab, write_experiment
 from tests.unit.test_sweep import _exp, _lab
 
 
@@ -37,7 +37,7 @@ def test_sweep_spec_is_checked(tmp_path: Path, sweep: str, message: str | None) 
     with pytest.raises(SpecError) as err:
         load_experiment(path)
     assert message in str(err.value)
-    res = run_lab("run", str(path), "--db", str(tmp_path / "r.db"))
+    res = lab_in_process("run", str(path), "--db", str(tmp_path / "r.db"))
     assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
 
 
@@ -94,7 +94,7 @@ def test_usl_fit_of_a_real_sweep_follows_the_targets_knobs(tmp_path: Path) -> No
     # lab report of real runs (tests/test_html_report.py renders synthetic ones): run 7, the
     # first level of "high", brings its sweep along, with the fits and the time series.
     page = tmp_path / "report.html"
-    report = run_lab("report", "1", "7", "-o", str(page), "--db", str(db))
+    report = lab_in_process("report", "1", "7", "-o", str(page), "--db", str(db))
     assert report.returncode == 0 and report.stdout == "", report.stderr
     html = page.read_text(encoding="utf-8")
     assert "<h2>Sweeps</h2>" in html and "Throughput X(N) against vus" in html

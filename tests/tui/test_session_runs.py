@@ -8,6 +8,7 @@ import asyncio
 import json
 import sqlite3
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from lab.topology.services import find_components
 from lab.tui.app import LabApp
 from lab.tui.screens.experiments import ExperimentsScreen
 from lab.tui.screens.live import LiveScreen
-from tests.conftest import run_lab, write_experiment
+from tests.conftest import leaves_no_processes, run_lab, write_experiment
 from tests.synthetic import NEEDS_REDIS, USL_DEMO
 from tests.tui.conftest import FakeEngine
 from tests.tui.test_screens import _text, plain
@@ -89,30 +90,53 @@ def _tables(db: Path) -> dict[str, set[str]]:
     return out
 
 
-async def test_a_sweep_run_from_the_tui_stores_its_fits(tmp_path: Path) -> None:
-    folder = tmp_path / "experiments"
+@dataclass(frozen=True)
+class TuiSweep:
+    """The ``SWEEP`` experiment run from the TUI (every variant, "a") into ``db``, read-only
+    for the tests: how the Live screen ended and what it showed."""
+
+    path: Path
+    """The experiment file (``sweep.toml``), for a CLI run of the same experiment."""
+    db: Path
+    statuses: list[str]
+    """The status of each finished run, in order."""
+    sweeps: list[str]
+    """The variants of the sweeps in the Live screen's report."""
+    outcomes: str
+    """What the "Finished runs" panel showed."""
+
+
+@pytest.fixture(scope="module")
+def tui_sweep(tmp_path_factory: pytest.TempPathFactory) -> TuiSweep:
+    """One TUI run of the sweep for the module: both tests below read the same six levels."""
+    tmp = tmp_path_factory.mktemp("tui-sweep")
+    folder = tmp / "experiments"
     folder.mkdir()
-    write_experiment(folder, SWEEP, "sweep")
-    db = tmp_path / "results.db"
-    live, outcomes = await _run_all_from_the_tui(folder, db)
-    assert [outcome.status for _variant, outcome in live.outcomes] == ["completed"] * 6
-    with Store(db, readonly=True) as store:
+    path = write_experiment(folder, SWEEP, "sweep")
+    db = tmp / "tui.db"
+    with leaves_no_processes("the TUI's sweep"):
+        live, outcomes = asyncio.run(_run_all_from_the_tui(folder, db))
+    return TuiSweep(path, db, [outcome.status for _variant, outcome in live.outcomes],
+                    [variant for _id, variant, _a in live.report.sweeps] if live.report else [],
+                    outcomes)
+
+
+def test_a_sweep_run_from_the_tui_stores_its_fits(tui_sweep: TuiSweep) -> None:
+    assert tui_sweep.statuses == ["completed"] * 6
+    with Store(tui_sweep.db, readonly=True) as store:
         (sweep,) = store.list_sweeps()
         stored = store.get_sweep(sweep.id)
     assert [fit["model"] for fit in stored.fits] == ["usl", "amdahl"]
     assert stored.report, "the sweep's analysis is stored with its fits"
-    assert live.report is not None and [variant for _id, variant, _a in live.report.sweeps] == ["only"]
-    assert "sweep only: USL fit stored (σ " in outcomes
+    assert tui_sweep.sweeps == ["only"]
+    assert "sweep only: USL fit stored (σ " in tui_sweep.outcomes
 
 
-async def test_one_experiment_run_both_ways_stores_the_same_rows(tmp_path: Path) -> None:
-    folder = tmp_path / "experiments"
-    folder.mkdir()
-    path = write_experiment(folder, SWEEP, "sweep")
-    cli_db, tui_db = tmp_path / "cli.db", tmp_path / "tui.db"
-    res = run_lab("run", str(path), "--db", str(cli_db), "--format", "json", timeout=180)
+def test_one_experiment_run_both_ways_stores_the_same_rows(tmp_path: Path, tui_sweep: TuiSweep) -> None:
+    # The same file the TUI ran (its name is the experiment's), into another database.
+    cli_db, tui_db = tmp_path / "cli.db", tui_sweep.db
+    res = run_lab("run", str(tui_sweep.path), "--db", str(cli_db), "--format", "json", timeout=180)
     assert res.returncode == 0, res.stderr
-    await _run_all_from_the_tui(folder, tui_db)
 
     def stored(db: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], list[str]]:
         with Store(db, readonly=True) as store:

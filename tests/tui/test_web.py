@@ -28,7 +28,7 @@ import pytest
 
 from lab.store import Store
 from lab.tui.web import is_loopback, tui_command
-from tests.conftest import REPO, one_line_error, run_lab, still_running
+from tests.conftest import REPO, lab_in_process, one_line_error, run_lab, still_running
 from tests.synthetic import QUICK
 from tests.tui.web_shot import browser_page, chromium, screenshot, wait_for_port
 
@@ -124,19 +124,20 @@ async def test_without_the_token_nothing_is_served(start_web: Callable[..., WebS
             text = (await page.body_text()).strip()
             assert text.startswith("lab web: ") and "token" in text, text
             assert len(text.splitlines()) == 1, text
-            assert not await page.wait_drawn(2), f"{url}: the app was served"
-    # Nor does the websocket open a session without it (a script need not load the page).
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{server.base}/ws?width=80&height=24") as resp:
-            assert resp.status == 403
-            assert (await resp.text()).count("\n") == 1
-        async with http.get(f"{server.base}/?token=guessed", allow_redirects=False) as resp:
-            assert resp.status == 403
-    assert _sessions(server.proc) == []
-    # With the printed URL the page loads, and the token leaves the address bar.
-    async with browser_page() as page:
+            # The answer is that line alone: no script that could start the app later.
+            assert await page.evaluate("document.scripts.length") == 0, f"{url}: the app was served"
+        # Nor does the websocket open a session without it (a script need not load the page).
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{server.base}/ws?width=80&height=24") as resp:
+                assert resp.status == 403
+                assert (await resp.text()).count("\n") == 1
+            async with http.get(f"{server.base}/?token=guessed", allow_redirects=False) as resp:
+                assert resp.status == 403
+        assert _sessions(server.proc) == []
+        # With the printed URL the page loads, and the token leaves the address bar.
         await page.goto(server.url)
         assert await page.wait_drawn(40), "the app did not draw with the printed URL"
+        assert await page.evaluate("document.scripts.length") > 0  # what the refusals lacked
         location = await page.evaluate("window.location.href")
         assert "token" not in location and location.startswith(server.base)
 
@@ -189,7 +190,7 @@ def test_who_gets_the_controls(tmp_path: Path) -> None:
     assert tui_command(Path("results.db"), Path("experiments"), view_only=True).endswith(" --view-only")
     res = run_lab("web", "--view-only", "--control", "--db", str(tmp_path / "web.db"), timeout=30)
     assert "exclude each other" in one_line_error(res.returncode, res.stdout, res.stderr)
-    help_text = run_lab("web", "--help").stdout
+    help_text = lab_in_process("web", "--help").stdout
     assert "127.0.0.1" in help_text and "--view-only" in help_text and "--control" in help_text
 
 

@@ -15,7 +15,7 @@ import redis
 from lab.topology.targets import free_port
 from targets import catalog
 from tests.asgi import running
-from tests.conftest import run_lab
+from tests.conftest import lab_in_process, run_lab
 from tests.e2e.conftest import CachingRun
 
 HAVE_REDIS = shutil.which("redis-server") is not None
@@ -102,7 +102,7 @@ def test_redis_variant_beats_no_cache(caching_run: CachingRun) -> None:
     assert "skipping variant" not in res.stderr, res.stderr
     assert caching_run.variants == ("no-cache", "lru", "redis")
     ids = [str(i) for i in caching_run.run_ids]
-    doc = json.loads(run_lab("compare", *ids, "--db", str(caching_run.db), "--format", "json").stdout)
+    doc = json.loads(lab_in_process("compare", *ids, "--db", str(caching_run.db), "--format", "json").stdout)
     runs = {r["variant"]: r for r in doc["runs"]}
     assert [r["status"] for r in doc["runs"]] == ["completed"] * 3, res.stderr
     none, cached = runs["no-cache"]["summary"], runs["redis"]["summary"]

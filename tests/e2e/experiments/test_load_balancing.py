@@ -11,7 +11,7 @@ import pytest
 
 from lab.store import Store
 from lab.topology.services import find_components
-from tests.conftest import REPO, run_lab
+from tests.conftest import REPO, lab_in_process, run_lab
 
 HAVE_NGINX = find_components()["nginx"].usable
 
@@ -64,12 +64,12 @@ def test_least_conn_beats_round_robin_with_a_slow_replica(db_path: Path) -> None
             assert per_replica == {0, 1, 2}
     # lab compare of the stored runs carries the same per-replica figures as lab run did.
     ids = [str(rr["id"]), str(lc["id"])]
-    again = run_lab("compare", *ids, "--format", "json", "--db", str(db_path), cwd=REPO)
+    again = lab_in_process("compare", *ids, "--format", "json", "--db", str(db_path), cwd=REPO)
     assert again.returncode == 0, again.stderr
     for before_run, stored in zip(doc["runs"], json.loads(again.stdout)["runs"], strict=True):
         for key in ("replicas", "fleet", "autoscale_events"):
             assert stored.get(key) == before_run[key], (key, stored.get(key))
-    table = run_lab("compare", *ids, "--db", str(db_path), cwd=REPO)
+    table = lab_in_process("compare", *ids, "--db", str(db_path), cwd=REPO)
     assert table.returncode == 0, table.stderr
     assert f"run {lc['id']} (least_conn) by replica" in table.stdout, table.stdout
     # No nginx or replica outlives the run: tests/conftest.py fails any test whose lab

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import REPO, run_lab
+from tests.conftest import REPO, lab_in_process, run_lab
 from tests.figures import target_stat
 
 
@@ -33,7 +33,7 @@ def test_saturation_experiment_draws_a_hockey_stick(db_path: Path) -> None:
     summary = run["summary"]
     assert summary["error_rate"] == 0 and summary["dropped"] == 0
 
-    show = run_lab("show", str(run["id"]), "--db", str(db_path), "--format", "json")
+    show = lab_in_process("show", str(run["id"]), "--db", str(db_path), "--format", "json")
     assert show.returncode == 0, show.stderr
     p99 = stage_p99s(json.loads(show.stdout))
     first, last = p99[min(p99)], p99[max(p99)]
